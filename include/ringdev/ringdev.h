@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringdev.h - the public ABI of ringdev: ioctl numbers and structures shared
+ * by ringdevd, apps, the broker and the tools.
+ *
+ * Every structure has fixed-width fields only (no pointers, no size_t, no
+ * off_t), natural alignment and explicit reserved space, so its layout is the
+ * same for 32- and 64-bit callers; tests/unit/test_abi.c pins every size and
+ * offset.  All ioctls are "restricted" (the kernel copies _IOC_SIZE bytes in
+ * and out), which is what a FUSE file accepts and what CUSE needs to avoid a
+ * retry round trip.  Reserved fields must be zero on input and are zero on
+ * output.  Strings are NUL-terminated within their arrays.
+ *
+ * Numbers: magic RINGDEV_IOC_MAGIC, nr 0x00-0x7f belong to ringdev itself,
+ * nr 0x80-0xff are the device-specific range (relayed to the broker).
+ */
+#ifndef RINGDEV_RINGDEV_H
+#define RINGDEV_RINGDEV_H
+
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+#define RINGDEV_ABI_MAJOR 1
+#define RINGDEV_ABI_MINOR 0
+
+#define RINGDEV_NAME_MAX 63           /* bytes of a pipe name, without NUL */
+#define RINGDEV_NAME_SIZE 64          /* array size holding a name + NUL */
+#define RINGDEV_MESSAGE_MAX 65536u    /* largest message of a message pipe */
+#define RINGDEV_MESSAGE_HEADER 4u     /* ring bytes each message costs extra */
+#define RINGDEV_CAPACITY_MIN 64u      /* smallest pipe capacity */
+#define RINGDEV_CAPACITY_MAX (1ull << 30) /* largest pipe capacity (1 GiB) */
+
+enum ringdev_kind {
+	RINGDEV_KIND_DEFAULT = 0,     /* on input: keep / use the default */
+	RINGDEV_KIND_STREAM = 1,      /* bytes */
+	RINGDEV_KIND_MESSAGE = 2,     /* each write is one message */
+};
+
+enum ringdev_policy {
+	RINGDEV_POLICY_DEFAULT = 0,   /* on input: keep / use the default */
+	RINGDEV_POLICY_BLOCK = 1,     /* writers wait for room */
+	RINGDEV_POLICY_OVERWRITE = 2, /* oldest data is dropped and counted */
+	RINGDEV_POLICY_FAIL = 3,      /* a write that does not fit gets EAGAIN */
+};
+
+/* RINGDEV_IOC_VERSION: any ringdev fd (pipe, device node, mount root). */
+struct ringdev_version {
+	uint32_t abi_major;           /* RINGDEV_ABI_MAJOR of the daemon */
+	uint32_t abi_minor;
+	uint32_t frontend;            /* RINGDEV_FRONTEND_* */
+	uint32_t reserved0;
+	char daemon_version[32];      /* e.g. "0.1.0" */
+	uint64_t reserved[4];
+};
+
+enum ringdev_frontend {
+	RINGDEV_FRONTEND_FUSE = 1,
+	RINGDEV_FRONTEND_CUSE = 2,
+};
+
+/* RINGDEV_IOC_ATTACH: move this handle to pipe `name`. */
+struct ringdev_attach {
+	char name[RINGDEV_NAME_SIZE];
+	uint32_t flags;               /* RINGDEV_ATTACH_* */
+	uint32_t kind;                /* enum ringdev_kind, used when creating */
+	uint32_t policy;              /* enum ringdev_policy, used when creating */
+	uint32_t mode;                /* permission bits when creating; 0 = 0600 */
+	uint64_t capacity;            /* bytes when creating; 0 = daemon default */
+	uint64_t reserved[4];
+};
+
+#define RINGDEV_ATTACH_CREATE 0x1u    /* create the pipe if it does not exist */
+#define RINGDEV_ATTACH_EXCL 0x2u      /* with CREATE: fail with EEXIST if it exists */
+#define RINGDEV_ATTACH_FLAGS_ALL (RINGDEV_ATTACH_CREATE | RINGDEV_ATTACH_EXCL)
+
+/* Pipe state flags in ringdev_pipe_info.flags. */
+#define RINGDEV_PIPE_PERSISTENT 0x1u  /* kept when unused and empty */
+#define RINGDEV_PIPE_EOF 0x2u         /* empty and all its writers closed */
+#define RINGDEV_PIPE_UNLINKED 0x4u    /* removed from the name table */
+#define RINGDEV_PIPE_ALLOCATED 0x8u   /* ring memory is allocated */
+
+/* RINGDEV_IOC_PIPE_INFO: the pipe this handle is attached to. */
+struct ringdev_pipe_info {
+	char name[RINGDEV_NAME_SIZE];
+	uint32_t kind;
+	uint32_t policy;
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t flags;               /* RINGDEV_PIPE_* */
+	uint32_t readers;             /* handles open for reading */
+	uint32_t writers;             /* handles open for writing */
+	uint32_t handles;             /* all handles attached */
+	uint32_t parked_reads;
+	uint32_t parked_writes;
+	uint32_t reserved0;
+	uint64_t capacity;            /* ring bytes */
+	uint64_t queued_bytes;        /* payload bytes waiting to be read */
+	uint64_t queued_messages;     /* message pipes: messages waiting */
+	uint64_t allocated_bytes;     /* ring memory held (0 until first write) */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t writes;              /* write calls completed (messages in) */
+	uint64_t reads;               /* read calls completed (messages out) */
+	uint64_t dropped_bytes;       /* overwrite policy: payload bytes lost */
+	uint64_t dropped_messages;    /* overwrite policy: messages (or writes) lost */
+	uint64_t ino;                 /* the pipe's inode number on the FUSE mount */
+	uint64_t reserved[7];
+};
+
+/* RINGDEV_IOC_NREAD: what a read would get now (FIONREAD that works everywhere). */
+struct ringdev_nread {
+	uint64_t next;                /* stream: bytes queued; message: next message size */
+	uint64_t queued_bytes;
+	uint64_t queued_messages;
+	uint64_t reserved;
+};
+
+/* RINGDEV_IOC_SET_CONFIG: change the handle's pipe live (owner or root). */
+struct ringdev_pipe_config {
+	uint32_t set;                 /* RINGDEV_SET_* : which fields to apply */
+	uint32_t kind;                /* only while the pipe is empty (else EBUSY) */
+	uint32_t policy;
+	uint32_t mode;                /* permission bits, 0777 at most */
+	uint64_t capacity;            /* never below what is queued (else EBUSY) */
+	uint64_t reserved[4];
+};
+
+#define RINGDEV_SET_KIND 0x1u
+#define RINGDEV_SET_POLICY 0x2u
+#define RINGDEV_SET_CAPACITY 0x4u
+#define RINGDEV_SET_MODE 0x8u
+#define RINGDEV_SET_ALL (RINGDEV_SET_KIND | RINGDEV_SET_POLICY | RINGDEV_SET_CAPACITY | RINGDEV_SET_MODE)
+
+/* RINGDEV_IOC_STATS: device totals (device node or mount root, or any fd). */
+struct ringdev_stats {
+	uint64_t pipes;
+	uint64_t opens;
+	uint64_t parked_reads;
+	uint64_t parked_writes;
+	uint64_t parked_other;        /* ioctls and relayed requests */
+	uint64_t parked_total;        /* sum of the three above */
+	uint64_t pollers;             /* handles with a pending poll notification */
+	uint64_t memory_used;         /* ring bytes allocated */
+	uint64_t memory_limit;        /* --max-memory */
+	uint64_t pipes_limit;         /* --max-pipes */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t writes;
+	uint64_t reads;
+	uint64_t dropped_bytes;
+	uint64_t dropped_messages;
+	uint64_t interrupts;          /* parked requests ended by an interrupt */
+	uint64_t limit_pipes_hits;    /* creations refused by --max-pipes */
+	uint64_t limit_memory_hits;   /* allocations refused by --max-memory */
+	uint64_t pipes_created;
+	uint64_t pipes_removed;
+	uint64_t reserved[11];
+};
+
+#define RINGDEV_IOC_MAGIC 0xE5
+
+#define RINGDEV_IOC_VERSION _IOR(RINGDEV_IOC_MAGIC, 0x00, struct ringdev_version)
+#define RINGDEV_IOC_ATTACH _IOW(RINGDEV_IOC_MAGIC, 0x01, struct ringdev_attach)
+#define RINGDEV_IOC_DETACH _IO(RINGDEV_IOC_MAGIC, 0x02)
+#define RINGDEV_IOC_PIPE_INFO _IOR(RINGDEV_IOC_MAGIC, 0x03, struct ringdev_pipe_info)
+#define RINGDEV_IOC_NREAD _IOR(RINGDEV_IOC_MAGIC, 0x04, struct ringdev_nread)
+#define RINGDEV_IOC_SET_CONFIG _IOW(RINGDEV_IOC_MAGIC, 0x05, struct ringdev_pipe_config)
+#define RINGDEV_IOC_STATS _IOR(RINGDEV_IOC_MAGIC, 0x10, struct ringdev_stats)
+
+/* Device-specific range: relayed to the broker (see ringdev(4)). */
+#define RINGDEV_IOC_DEVICE_NR_FIRST 0x80
+#define RINGDEV_IOC_DEVICE_NR_LAST 0xff
+
+#endif /* RINGDEV_RINGDEV_H */
