@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device.h - the device core: what a frontend (FUSE mount, CUSE node) calls.
+ *
+ * The core owns all state (pipes, opens, parked requests, counters) behind
+ * one device lock, and knows nothing of libfuse: a request is an opaque
+ * `void *req` the core either answers at once or parks, answering it later
+ * through `struct device_ops` from whichever call makes it answerable.
+ * Every entry point here takes the lock itself; the ops are called with the
+ * lock held and must not call back into the device.
+ *
+ * Errors: 0 or a negative errno, passed up unchanged. Ops take positive errnos
+ * (that is what goes on the wire).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+struct device;
+struct open_ctx;
+
+/* How the core answers requests; provided by the frontend. */
+struct device_ops {
+	/* Answer a read with data (count 0 and no iov: 0 bytes, EOF). The
+	 * iovecs point into the ring and are valid only during the call. */
+	void (*reply_data)(void *req, const struct iovec *iov, int count);
+	/* Answer a write with the number of bytes taken. */
+	void (*reply_written)(void *req, size_t count);
+	/* Answer any request with an error (positive errno). */
+	void (*reply_error)(void *req, int err);
+	/* True if the caller of req was interrupted (checked before parking). */
+	bool (*req_interrupted)(void *req);
+	/* Wake the poller behind ph; the core forgets ph afterwards. */
+	void (*poll_notify)(void *ph);
+	/* Drop a poll handle without waking it. */
+	void (*poll_destroy)(void *ph);
+};
+
+struct device_config {
+	uint64_t ring_size;       /* default capacity of new pipes */
+	uint64_t max_pipes;
+	uint64_t max_memory;      /* bytes of ring storage in total */
+	bool case_sensitive;
+	uint32_t mode;            /* device permission bits (who may create pipes) */
+	uint32_t uid, gid;        /* device owner */
+	uint32_t frontend;        /* RINGDEV_FRONTEND_* reported by VERSION */
+};
+
+/* The caller's identity as the kernel reported it. The pid is informational. */
+struct cred {
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t pid;
+};
+
+/* What the FUSE mount shows of a pipe. */
+struct pipe_attr {
+	uint64_t ino;
+	uint32_t mode;            /* permission bits only */
+	uint32_t uid, gid;
+	uint64_t size;            /* payload bytes queued */
+	struct timespec atime, mtime, ctime;
+};
+
+/* Arguments of an attach (FUSE create/open by name, CUSE ATTACH ioctl). */
+struct attach_args {
+	const char *name;
+	size_t len;
+	uint32_t flags;           /* RINGDEV_ATTACH_* */
+	uint32_t kind;            /* used when creating; 0 = stream */
+	uint32_t policy;          /* used when creating; 0 = block */
+	uint32_t mode;            /* used when creating; permission bits */
+	uint64_t capacity;        /* used when creating; 0 = config default */
+};
+
+struct device *device_new(const struct device_config *cfg, const struct device_ops *ops);
+/* Frees everything; call after device_shutdown. Accepts NULL. */
+void device_free(struct device *dev);
+/* End every parked request (ESHUTDOWN) and drop poll handles; later
+ * requests are still served (the frontend stops taking them). */
+void device_shutdown(struct device *dev);
+
+/* A new handle, attached to no pipe yet. oflags: the open(2) flags. */
+int device_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out);
+/* Attach a handle to a pipe by name (moves it if attached elsewhere). */
+int device_attach(struct device *dev, struct open_ctx *ctx, const struct attach_args *args);
+/* Attach a handle to the pipe with this inode number (FUSE open). */
+int device_attach_ino(struct device *dev, struct open_ctx *ctx, uint64_t ino);
+/* Detach a handle from its pipe; its parked requests end with ENXIO. */
+int device_detach(struct device *dev, struct open_ctx *ctx);
+/* Last close of a handle: parked requests end with EBADF, ctx is freed. */
+void device_release(struct device *dev, struct open_ctx *ctx);
+/* The attributes of the handle's pipe (-ENXIO if detached). */
+int device_ctx_attr(struct device *dev, struct open_ctx *ctx, struct pipe_attr *out);
+
+/* I/O. The core answers req now or parks it; it always answers exactly once.
+ * `continuation` is true for the second and later chunks of one read system
+ * call that the kernel split: those never park (a pipe's read returns what
+ * is there). A split write needs no such flag: each chunk is a write. */
+void device_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags,
+		 bool continuation);
+void device_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size,
+		  int oflags);
+/* The caller of req was interrupted: if req is parked it ends with EINTR. */
+void device_interrupt(struct device *dev, void *req);
+/* Current POLL* mask of the handle; if ph is not NULL the core keeps it and
+ * calls poll_notify when the mask changes (replacing an earlier handle). */
+unsigned device_poll(struct device *dev, struct open_ctx *ctx, void *ph);
+
+/* ioctl: ctx is NULL for the device itself (FUSE mount root). `in`/`out`
+ * are the kernel-copied argument buffers. Returns 0 or -errno. */
+int device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, unsigned int cmd,
+		 const void *in, size_t in_size, void *out, size_t out_size);
+
+/* Namespace (FUSE mount). */
+int device_lookup(struct device *dev, const char *name, size_t len, struct pipe_attr *out);
+int device_getattr(struct device *dev, uint64_t ino, struct pipe_attr *out);
+/* chmod/chown through the mount: set_mode/set_uid/set_gid choose what changes. */
+int device_setattr(struct device *dev, const struct cred *cred, uint64_t ino, bool set_mode, uint32_t mode,
+		   bool set_uid, uint32_t uid, bool set_gid, uint32_t gid, struct pipe_attr *out);
+/* access(2): mask of R_OK/W_OK/X_OK. */
+int device_access(struct device *dev, const struct cred *cred, uint64_t ino, int mask);
+int device_unlink(struct device *dev, const struct cred *cred, const char *name, size_t len);
+/* Whether cred may create pipes (write permission on the device). */
+bool device_may_create(struct device *dev, const struct cred *cred);
+
+/* A snapshot of the pipe names for a directory listing. */
+struct name_list {
+	size_t count;
+	struct name_entry {
+		uint64_t ino;
+		char name[64];
+	} *entries;
+};
+int device_list(struct device *dev, struct name_list *out);
+void name_list_free(struct name_list *list);
+
+/* Counters for tests and admins. */
+struct ringdev_stats;
+void device_stats(struct device *dev, struct ringdev_stats *out);

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device_internal.h - the core's objects, shared by its modules only.
+ *
+ * Ownership: the device owns the pipe table, every open_ctx (dev->opens)
+ * and every parked request (dev->parked). A pipe lives while it has
+ * handles, unread data or is persistent. A parked request is on exactly
+ * one queue of its pipe, on its handle's list and in the device index by
+ * request pointer (so an interrupt finds it in O(1)).
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include <ringdev/ringdev.h>
+
+#include "device.h"
+#include "hashmap.h"
+#include "list.h"
+#include "ring.h"
+
+struct pipe {
+	struct hash_node name_node;   /* in table.by_name while linked */
+	struct hash_node ino_node;    /* in table.by_ino while alive */
+	struct list_node opens;       /* open_ctx.pipe_link */
+	struct list_node readq;       /* parked reads, FIFO */
+	struct list_node writeq;      /* parked writes, FIFO */
+	struct list_node pollers;     /* open_ctx.poll_link: handles holding a poll handle */
+	char name[RINGDEV_NAME_SIZE];
+	size_t name_len;
+	uint64_t ino;
+	uint32_t kind, policy, mode, uid, gid;
+	bool persistent;
+	bool linked;                  /* reachable by name */
+	bool had_writer;              /* for the EOF rule */
+	uint32_t readers, writers, handles;
+	struct ring ring;             /* ring.capacity is the pipe's capacity */
+	uint64_t allocated;           /* bytes counted against max_memory */
+	uint64_t queued_messages;
+	uint64_t bytes_in, bytes_out, writes, reads, dropped_bytes, dropped_messages;
+	struct timespec atime, mtime, ctime;
+};
+
+struct pipe_table {
+	struct hashmap by_name;
+	struct hashmap by_ino;
+	uint64_t next_ino;
+	bool case_sensitive;
+};
+
+struct open_ctx {
+	struct list_node dev_link;    /* dev->opens */
+	struct list_node pipe_link;   /* pipe->opens while attached */
+	struct list_node parked;      /* parked_req.ctx_link */
+	struct list_node poll_link;   /* pipe->pollers while ph != NULL */
+	struct pipe *pipe;            /* NULL when detached */
+	void *ph;                     /* pending poll handle */
+	unsigned poll_mask;           /* mask last reported to the poller */
+	uint64_t id;
+	int oflags;
+	bool reader, writer;
+	struct cred cred;
+	uint64_t bytes_in, bytes_out;
+};
+
+enum parked_kind { PARKED_READ, PARKED_WRITE };
+
+struct parked_req {
+	struct list_node queue_link;  /* pipe->readq or pipe->writeq */
+	struct list_node ctx_link;    /* ctx->parked */
+	struct hash_node index_node;  /* dev->parked by req pointer */
+	enum parked_kind kind;
+	void *req;
+	struct open_ctx *ctx;
+	size_t size;                  /* read: buffer size */
+	uint8_t *data;                /* write: copy of what is still to write */
+	size_t total, done;           /* write: bytes in all, bytes moved so far */
+	bool all_or_nothing;          /* write: may complete only whole */
+};
+
+struct device_counters {
+	uint64_t bytes_in, bytes_out, writes, reads, dropped_bytes, dropped_messages;
+	uint64_t interrupts, limit_pipes_hits, limit_memory_hits, pipes_created, pipes_removed;
+};
+
+struct device {
+	pthread_mutex_t lock;
+	struct device_config cfg;
+	const struct device_ops *ops;
+	struct pipe_table table;
+	struct hashmap parked;        /* parked_req.index_node */
+	uint64_t parked_reads, parked_writes;
+	struct list_node opens;
+	uint64_t nopens, npollers;
+	uint64_t next_open_id;
+	uint64_t memory_used;
+	struct device_counters count;
+};
+
+/* device.c: the same as the public calls, for callers holding the lock */
+int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct attach_args *args);
+int device_detach_locked(struct device *dev, struct open_ctx *ctx);
+bool device_may_create_locked(struct device *dev, const struct cred *cred);
+void device_stats_locked(struct device *dev, struct ringdev_stats *out);
+
+/* pipe_table.c */
+void pipe_table_init(struct pipe_table *t, bool case_sensitive);
+void pipe_table_destroy(struct pipe_table *t);
+struct pipe *pipe_table_find(struct pipe_table *t, const char *name, size_t len);
+struct pipe *pipe_table_find_ino(struct pipe_table *t, uint64_t ino);
+int pipe_table_add(struct pipe_table *t, struct pipe *p);
+void pipe_table_unlink(struct pipe_table *t, struct pipe *p);   /* name only */
+void pipe_table_remove(struct pipe_table *t, struct pipe *p);   /* name (if linked) and ino */
+size_t pipe_table_count(const struct pipe_table *t);
+
+/* request.c */
+struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx);
+struct parked_req *parked_find(struct device *dev, void *req);
+/* Unlink from every list and the index, free. Does not answer. */
+void parked_free(struct device *dev, struct parked_req *p);
+/* End a parked request early with err: a write that already moved bytes
+ * answers their count instead (as a pipe's interrupted write does). */
+void parked_end(struct device *dev, struct parked_req *p, int err);
+/* End every request parked by ctx. */
+void parked_end_ctx(struct device *dev, struct open_ctx *ctx, int err);
+
+/* pipe.c */
+struct pipe *pipe_new(struct device *dev, const char *name, size_t len, uint32_t kind, uint32_t policy,
+		      uint64_t capacity, uint32_t mode, uint32_t uid, uint32_t gid);
+void pipe_destroy(struct device *dev, struct pipe *p);
+/* Remove p if nothing keeps it any more; returns true if it was freed. */
+bool pipe_collect(struct device *dev, struct pipe *p);
+void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation);
+void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags);
+/* Serve parked requests and pollers after any change to p. */
+void pipe_settle(struct device *dev, struct pipe *p);
+unsigned pipe_poll_mask(const struct pipe *p, const struct open_ctx *ctx);
+uint64_t pipe_queued_payload(const struct pipe *p);
+uint64_t pipe_next_read_size(const struct pipe *p);
+bool pipe_eof(const struct pipe *p);
+int pipe_set_capacity(struct device *dev, struct pipe *p, uint64_t capacity);
+void pipe_attr(const struct pipe *p, struct pipe_attr *out);
+void pipe_info(const struct pipe *p, struct ringdev_pipe_info *out);
+/* Permission check: want is a mask of 4 (read), 2 (write), 1 (x). */
+bool pipe_permits(const struct pipe *p, const struct cred *cred, unsigned want);
+/* Drop a handle's poll handle (not woken). */
+void ctx_poll_drop(struct device *dev, struct open_ctx *ctx);
+
+static inline struct timespec now_realtime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts;
+}

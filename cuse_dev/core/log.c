@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.c - see log.h. A mutex serialises sink calls so lines from several
+ * threads never interleave.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum log_level log_level = LOG_LEVEL_INFO;
+static const char *log_ident = "ringdev";
+static log_sink_fn log_sink;
+static void *log_sink_data;
+static unsigned log_limit = 200;
+static time_t log_window;
+static unsigned log_in_window;
+static unsigned long log_suppressed;
+
+void log_set_level(enum log_level level) { log_level = level; }
+enum log_level log_get_level(void) { return log_level; }
+void log_set_ident(const char *ident) { log_ident = ident; }
+void log_set_rate_limit(unsigned per_second) { log_limit = per_second; }
+
+void log_set_sink(log_sink_fn fn, void *data)
+{
+	pthread_mutex_lock(&log_lock);
+	log_sink = fn;
+	log_sink_data = data;
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void log_emit(enum log_level level, const char *line)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	if (log_sink)
+		log_sink(level, line, log_sink_data);
+	else
+		fprintf(stderr, "%s: %s%s%s\n", log_ident, level <= LOG_LEVEL_WARN ? names[level] : "",
+			level <= LOG_LEVEL_WARN ? ": " : "", line);
+}
+
+void log_write(enum log_level level, const char *file, int line, const char *fmt, ...)
+{
+	if (level > log_level)
+		return;
+	int saved = errno;
+	char buf[1024];
+	int n = 0;
+	if (log_level >= LOG_LEVEL_DEBUG) {
+		const char *base = strrchr(file, '/');
+		n = snprintf(buf, sizeof(buf), "%s:%d: ", base ? base + 1 : file, line);
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	va_end(ap);
+
+	pthread_mutex_lock(&log_lock);
+	time_t now = time(NULL);
+	if (now != log_window) {
+		if (log_suppressed) {
+			char note[96];
+			snprintf(note, sizeof(note), "%lu log messages suppressed (rate limit)", log_suppressed);
+			log_emit(LOG_LEVEL_WARN, note);
+		}
+		log_window = now;
+		log_in_window = 0;
+		log_suppressed = 0;
+	}
+	if (log_limit && ++log_in_window > log_limit && level > LOG_LEVEL_ERROR)
+		log_suppressed++;
+	else
+		log_emit(level, buf);
+	pthread_mutex_unlock(&log_lock);
+	errno = saved;
+}

@@ -1,0 +1,576 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipe.c - one named pipe: its ring, its policies and its queues of parked
+ * readers and writers.
+ *
+ * Data path: a read that finds data is answered straight from the ring
+ * (zero-copy iovecs), a write that fits is copied in; anything else parks.
+ * After every change pipe_settle() serves parked writers and readers in
+ * FIFO order until neither can make progress, then tells pollers whose
+ * readiness changed. Parked writers own a copy of their data because only
+ * the request outlives the frontend's callback.
+ *
+ * Message pipes store each message as a 4-byte length (host order, private
+ * to this file) followed by its payload, in the same ring.
+ *
+ * Everything here runs under the device lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_internal.h"
+#include "log.h"
+
+struct pipe *pipe_new(struct device *dev, const char *name, size_t len, uint32_t kind, uint32_t policy,
+		      uint64_t capacity, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	struct pipe *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	list_init(&p->opens);
+	list_init(&p->readq);
+	list_init(&p->writeq);
+	list_init(&p->pollers);
+	memcpy(p->name, name, len);
+	p->name[len] = '\0';
+	p->name_len = len;
+	p->kind = kind;
+	p->policy = policy;
+	p->mode = mode;
+	p->uid = uid;
+	p->gid = gid;
+	p->ring.capacity = capacity;
+	p->atime = p->mtime = p->ctime = now_realtime();
+	if (pipe_table_add(&dev->table, p) < 0) {
+		free(p);
+		return NULL;
+	}
+	dev->count.pipes_created++;
+	log_debug("pipe %s created (ino %llu, %s, capacity %llu)", p->name, (unsigned long long)p->ino,
+		  kind == RINGDEV_KIND_MESSAGE ? "message" : "stream", (unsigned long long)capacity);
+	return p;
+}
+
+void pipe_destroy(struct device *dev, struct pipe *p)
+{
+	struct list_node *pos, *tmp;
+	list_for_each_safe(pos, tmp, &p->readq)
+		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
+	list_for_each_safe(pos, tmp, &p->writeq)
+		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
+	pipe_table_remove(&dev->table, p);
+	dev->memory_used -= p->allocated;
+	ring_free_storage(&p->ring);
+	dev->count.pipes_removed++;
+	log_debug("pipe %s removed", p->name);
+	free(p);
+}
+
+bool pipe_collect(struct device *dev, struct pipe *p)
+{
+	if (p->handles > 0)
+		return false;
+	if (p->linked && (p->persistent || p->ring.used > 0))
+		return false;
+	pipe_destroy(dev, p);
+	return true;
+}
+
+static bool is_message(const struct pipe *p)
+{
+	return p->kind == RINGDEV_KIND_MESSAGE;
+}
+
+uint64_t pipe_queued_payload(const struct pipe *p)
+{
+	return p->ring.used - (is_message(p) ? p->queued_messages * RINGDEV_MESSAGE_HEADER : 0);
+}
+
+static uint32_t message_peek_len(const struct pipe *p)
+{
+	uint32_t len;
+	ring_peek(&p->ring, 0, &len, sizeof(len));
+	return len;
+}
+
+uint64_t pipe_next_read_size(const struct pipe *p)
+{
+	if (!is_message(p))
+		return p->ring.used;
+	return p->queued_messages ? message_peek_len(p) : 0;
+}
+
+bool pipe_eof(const struct pipe *p)
+{
+	return p->ring.used == 0 && p->writers == 0 && p->had_writer;
+}
+
+/* Ring storage is allocated at the first write, against --max-memory. */
+static int pipe_ensure_ring(struct device *dev, struct pipe *p)
+{
+	if (p->ring.buf)
+		return 0;
+	size_t cap = p->ring.capacity;
+	if (dev->memory_used + cap > dev->cfg.max_memory) {
+		dev->count.limit_memory_hits++;
+		log_info("pipe %s: --max-memory reached (%llu of %llu bytes in use)", p->name,
+			 (unsigned long long)dev->memory_used, (unsigned long long)dev->cfg.max_memory);
+		return -ENOSPC;
+	}
+	int r = ring_alloc(&p->ring, cap);
+	if (r < 0)
+		return r;
+	p->allocated = cap;
+	dev->memory_used += cap;
+	return 0;
+}
+
+static void count_in(struct device *dev, struct pipe *p, struct open_ctx *ctx, size_t n)
+{
+	p->bytes_in += n;
+	dev->count.bytes_in += n;
+	if (ctx)
+		ctx->bytes_in += n;
+	p->mtime = now_realtime();
+}
+
+static void count_write_done(struct device *dev, struct pipe *p)
+{
+	p->writes++;
+	dev->count.writes++;
+}
+
+static void count_drop(struct device *dev, struct pipe *p, uint64_t bytes, uint64_t messages)
+{
+	p->dropped_bytes += bytes;
+	p->dropped_messages += messages;
+	dev->count.dropped_bytes += bytes;
+	dev->count.dropped_messages += messages;
+}
+
+static void put_message(struct pipe *p, const void *buf, size_t n)
+{
+	uint32_t len = (uint32_t)n;
+	ring_write(&p->ring, &len, sizeof(len));
+	ring_write(&p->ring, buf, n);
+	p->queued_messages++;
+}
+
+static void drop_oldest_message(struct device *dev, struct pipe *p)
+{
+	uint32_t len = message_peek_len(p);
+	ring_consume(&p->ring, RINGDEV_MESSAGE_HEADER + len);
+	p->queued_messages--;
+	count_drop(dev, p, len, 1);
+}
+
+/* Overwrite policy: make room by dropping the oldest data, then store. */
+static void write_overwrite(struct device *dev, struct pipe *p, struct open_ctx *ctx, const uint8_t *buf, size_t n)
+{
+	if (is_message(p)) {
+		while (ring_free(&p->ring) < n + RINGDEV_MESSAGE_HEADER)
+			drop_oldest_message(dev, p);
+		put_message(p, buf, n);
+	} else if (n >= p->ring.capacity) {
+		size_t keep = p->ring.capacity;
+		count_drop(dev, p, p->ring.used + (n - keep), 0);
+		ring_consume(&p->ring, p->ring.used);
+		ring_write(&p->ring, buf + (n - keep), keep);
+	} else {
+		size_t free_now = ring_free(&p->ring);
+		if (free_now < n) {
+			ring_consume(&p->ring, n - free_now);
+			count_drop(dev, p, n - free_now, 0);
+		}
+		ring_write(&p->ring, buf, n);
+	}
+	count_in(dev, p, ctx, n);
+}
+
+/* Answer a read from the ring. Returns -EMSGSIZE (nothing consumed) when a
+ * message does not fit the reader's buffer. */
+static int deliver(struct device *dev, struct pipe *p, struct open_ctx *ctx, void *req, size_t size)
+{
+	struct iovec iov[2];
+	size_t n, consumed;
+	int cnt;
+	if (is_message(p)) {
+		n = message_peek_len(p);
+		if (n > size)
+			return -EMSGSIZE;
+		cnt = ring_peek_iov(&p->ring, RINGDEV_MESSAGE_HEADER, n, iov);
+		consumed = n + RINGDEV_MESSAGE_HEADER;
+	} else {
+		n = size < p->ring.used ? size : p->ring.used;
+		cnt = ring_peek_iov(&p->ring, 0, n, iov);
+		consumed = n;
+	}
+	dev->ops->reply_data(req, iov, cnt);
+	ring_consume(&p->ring, consumed);
+	if (is_message(p))
+		p->queued_messages--;
+	p->bytes_out += n;
+	p->reads++;
+	dev->count.bytes_out += n;
+	dev->count.reads++;
+	ctx->bytes_out += n;
+	p->atime = now_realtime();
+	return 0;
+}
+
+void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation)
+{
+	struct pipe *p = ctx->pipe;
+	if (!ctx->reader) {
+		dev->ops->reply_error(req, EBADF);
+		return;
+	}
+	if (size == 0) {
+		dev->ops->reply_data(req, NULL, 0);
+		return;
+	}
+	/* A split read never joins two messages into one buffer. */
+	if (continuation && is_message(p)) {
+		dev->ops->reply_data(req, NULL, 0);
+		return;
+	}
+	if (p->ring.used > 0) {
+		if (deliver(dev, p, ctx, req, size) < 0)
+			dev->ops->reply_error(req, EMSGSIZE);
+		else
+			pipe_settle(dev, p);
+		return;
+	}
+	/* Empty. A continuation chunk returns what the first chunk got. */
+	if (continuation || pipe_eof(p)) {
+		dev->ops->reply_data(req, NULL, 0);
+		return;
+	}
+	if (oflags & O_NONBLOCK) {
+		dev->ops->reply_error(req, EAGAIN);
+		return;
+	}
+	if (dev->ops->req_interrupted(req)) {
+		dev->count.interrupts++;
+		dev->ops->reply_error(req, EINTR);
+		return;
+	}
+	struct parked_req *pk = parked_new(dev, PARKED_READ, req, ctx);
+	if (!pk) {
+		dev->ops->reply_error(req, ENOMEM);
+		return;
+	}
+	pk->size = size;
+	list_add_tail(&p->readq, &pk->queue_link);
+}
+
+static void write_complete(struct device *dev, struct pipe *p, void *req, size_t n)
+{
+	count_write_done(dev, p);
+	dev->ops->reply_written(req, n);
+}
+
+void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags)
+{
+	struct pipe *p = ctx->pipe;
+	bool message = is_message(p);
+	int r;
+	if (!ctx->writer) {
+		dev->ops->reply_error(req, EBADF);
+		return;
+	}
+	if (size == 0) {
+		dev->ops->reply_written(req, 0);
+		return;
+	}
+	if (message && (size > RINGDEV_MESSAGE_MAX || size + RINGDEV_MESSAGE_HEADER > p->ring.capacity)) {
+		dev->ops->reply_error(req, EMSGSIZE);
+		return;
+	}
+	r = pipe_ensure_ring(dev, p);
+	if (r < 0) {
+		dev->ops->reply_error(req, -r);
+		return;
+	}
+	size_t need = message ? size + RINGDEV_MESSAGE_HEADER : size;
+	size_t free_now = ring_free(&p->ring);
+
+	if (p->policy == RINGDEV_POLICY_OVERWRITE) {
+		write_overwrite(dev, p, ctx, buf, size);
+		write_complete(dev, p, req, size);
+		pipe_settle(dev, p);
+		return;
+	}
+	if (p->policy == RINGDEV_POLICY_FAIL) {
+		if (!message && size > p->ring.capacity) {
+			dev->ops->reply_error(req, EFBIG);
+		} else if (need > free_now) {
+			dev->ops->reply_error(req, EAGAIN);
+		} else {
+			if (message)
+				put_message(p, buf, size);
+			else
+				ring_write(&p->ring, buf, size);
+			count_in(dev, p, ctx, size);
+			write_complete(dev, p, req, size);
+			pipe_settle(dev, p);
+		}
+		return;
+	}
+
+	/* Block policy. Parked writers keep their order: nothing overtakes them. */
+	bool queue_empty = list_empty(&p->writeq);
+	if (queue_empty && need <= free_now) {
+		if (message)
+			put_message(p, buf, size);
+		else
+			ring_write(&p->ring, buf, size);
+		count_in(dev, p, ctx, size);
+		write_complete(dev, p, req, size);
+		pipe_settle(dev, p);
+		return;
+	}
+	bool all_or_nothing = message || size <= p->ring.capacity;
+	if (oflags & O_NONBLOCK) {
+		/* A larger-than-capacity stream write may be partial, as with pipes. */
+		if (!all_or_nothing && queue_empty && free_now > 0) {
+			ring_write(&p->ring, buf, free_now);
+			count_in(dev, p, ctx, free_now);
+			write_complete(dev, p, req, free_now);
+			pipe_settle(dev, p);
+		} else {
+			dev->ops->reply_error(req, EAGAIN);
+		}
+		return;
+	}
+	if (dev->ops->req_interrupted(req)) {
+		dev->count.interrupts++;
+		dev->ops->reply_error(req, EINTR);
+		return;
+	}
+	struct parked_req *pk = parked_new(dev, PARKED_WRITE, req, ctx);
+	if (!pk || !(pk->data = malloc(size))) {
+		if (pk)
+			parked_free(dev, pk);
+		dev->ops->reply_error(req, ENOMEM);
+		return;
+	}
+	memcpy(pk->data, buf, size);
+	pk->total = size;
+	pk->all_or_nothing = all_or_nothing;
+	list_add_tail(&p->writeq, &pk->queue_link);
+	pipe_settle(dev, p); /* a partial write moves what fits now */
+}
+
+static bool serve_writers(struct device *dev, struct pipe *p)
+{
+	bool progress = false;
+	struct list_node *first;
+	while ((first = list_first(&p->writeq))) {
+		struct parked_req *w = list_entry(first, struct parked_req, queue_link);
+		const uint8_t *data = w->data + w->done;
+		size_t remaining = w->total - w->done;
+		bool message = is_message(p);
+		if (p->policy == RINGDEV_POLICY_OVERWRITE) { /* policy changed while parked */
+			write_overwrite(dev, p, w->ctx, data, remaining);
+			write_complete(dev, p, w->req, w->total);
+			parked_free(dev, w);
+			progress = true;
+			continue;
+		}
+		if (p->policy == RINGDEV_POLICY_FAIL || (message && remaining + RINGDEV_MESSAGE_HEADER > p->ring.capacity)) {
+			parked_end(dev, w, p->policy == RINGDEV_POLICY_FAIL ? EAGAIN : EMSGSIZE);
+			progress = true;
+			continue;
+		}
+		size_t free_now = ring_free(&p->ring);
+		if (w->all_or_nothing && !message && remaining > p->ring.capacity)
+			w->all_or_nothing = false; /* shrunk below it: may go in parts now */
+		if (w->all_or_nothing) {
+			size_t need = message ? remaining + RINGDEV_MESSAGE_HEADER : remaining;
+			if (need > free_now)
+				break;
+			if (message)
+				put_message(p, data, remaining);
+			else
+				ring_write(&p->ring, data, remaining);
+			count_in(dev, p, w->ctx, remaining);
+			write_complete(dev, p, w->req, w->total);
+			parked_free(dev, w);
+			progress = true;
+			continue;
+		}
+		size_t n = remaining < free_now ? remaining : free_now;
+		if (n == 0)
+			break;
+		ring_write(&p->ring, data, n);
+		count_in(dev, p, w->ctx, n);
+		w->done += n;
+		progress = true;
+		if (w->done < w->total)
+			break;
+		write_complete(dev, p, w->req, w->total);
+		parked_free(dev, w);
+	}
+	return progress;
+}
+
+static bool serve_readers(struct device *dev, struct pipe *p)
+{
+	bool progress = false;
+	struct list_node *first;
+	while ((first = list_first(&p->readq))) {
+		struct parked_req *rd = list_entry(first, struct parked_req, queue_link);
+		if (p->ring.used > 0) {
+			if (deliver(dev, p, rd->ctx, rd->req, rd->size) < 0)
+				dev->ops->reply_error(rd->req, EMSGSIZE);
+		} else if (pipe_eof(p)) {
+			dev->ops->reply_data(rd->req, NULL, 0);
+		} else {
+			break;
+		}
+		parked_free(dev, rd);
+		progress = true;
+	}
+	return progress;
+}
+
+unsigned pipe_poll_mask(const struct pipe *p, const struct open_ctx *ctx)
+{
+	unsigned mask = 0;
+	if (ctx->reader) {
+		if (p->ring.used > 0)
+			mask |= POLLIN | POLLRDNORM;
+		else if (pipe_eof(p))
+			mask |= POLLHUP;
+	}
+	if (ctx->writer) {
+		size_t want = p->ring.capacity / 2 < 4096 ? p->ring.capacity / 2 : 4096;
+		if (is_message(p))
+			want += RINGDEV_MESSAGE_HEADER;
+		if (p->policy == RINGDEV_POLICY_OVERWRITE ||
+		    (list_empty(&p->writeq) && ring_free(&p->ring) >= want))
+			mask |= POLLOUT | POLLWRNORM;
+	}
+	return mask;
+}
+
+void ctx_poll_drop(struct device *dev, struct open_ctx *ctx)
+{
+	if (!ctx->ph)
+		return;
+	dev->ops->poll_destroy(ctx->ph);
+	ctx->ph = NULL;
+	list_unlink(&ctx->poll_link);
+	dev->npollers--;
+}
+
+static void notify_pollers(struct device *dev, struct pipe *p)
+{
+	struct list_node *pos, *tmp;
+	list_for_each_safe(pos, tmp, &p->pollers) {
+		struct open_ctx *ctx = list_entry(pos, struct open_ctx, poll_link);
+		unsigned mask = pipe_poll_mask(p, ctx);
+		if (mask == ctx->poll_mask)
+			continue;
+		/* One wake-up per poll: the kernel polls again with a new handle. */
+		dev->ops->poll_notify(ctx->ph);
+		ctx->ph = NULL;
+		list_unlink(&ctx->poll_link);
+		dev->npollers--;
+	}
+}
+
+void pipe_settle(struct device *dev, struct pipe *p)
+{
+	bool progress;
+	do {
+		progress = serve_writers(dev, p);
+		progress |= serve_readers(dev, p);
+	} while (progress);
+	notify_pollers(dev, p);
+}
+
+int pipe_set_capacity(struct device *dev, struct pipe *p, uint64_t capacity)
+{
+	if (capacity < p->ring.used)
+		return -EBUSY;
+	if (p->ring.buf) {
+		if (capacity > p->allocated && dev->memory_used + (capacity - p->allocated) > dev->cfg.max_memory) {
+			dev->count.limit_memory_hits++;
+			return -ENOSPC;
+		}
+		int r = ring_resize(&p->ring, capacity);
+		if (r < 0)
+			return r;
+		dev->memory_used = dev->memory_used - p->allocated + capacity;
+		p->allocated = capacity;
+	} else {
+		p->ring.capacity = capacity;
+	}
+	pipe_settle(dev, p);
+	return 0;
+}
+
+void pipe_attr(const struct pipe *p, struct pipe_attr *out)
+{
+	*out = (struct pipe_attr){
+		.ino = p->ino,
+		.mode = p->mode,
+		.uid = p->uid,
+		.gid = p->gid,
+		.size = pipe_queued_payload(p),
+		.atime = p->atime,
+		.mtime = p->mtime,
+		.ctime = p->ctime,
+	};
+}
+
+void pipe_info(const struct pipe *p, struct ringdev_pipe_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->name, p->name, p->name_len + 1);
+	out->kind = p->kind;
+	out->policy = p->policy;
+	out->mode = p->mode;
+	out->uid = p->uid;
+	out->gid = p->gid;
+	out->flags = (p->persistent ? RINGDEV_PIPE_PERSISTENT : 0) | (pipe_eof(p) ? RINGDEV_PIPE_EOF : 0) |
+		     (p->linked ? 0 : RINGDEV_PIPE_UNLINKED) | (p->ring.buf ? RINGDEV_PIPE_ALLOCATED : 0);
+	out->readers = p->readers;
+	out->writers = p->writers;
+	out->handles = p->handles;
+	struct list_node *pos;
+	list_for_each(pos, &p->readq)
+		out->parked_reads++;
+	list_for_each(pos, &p->writeq)
+		out->parked_writes++;
+	out->capacity = p->ring.capacity;
+	out->queued_bytes = pipe_queued_payload(p);
+	out->queued_messages = is_message(p) ? p->queued_messages : 0;
+	out->allocated_bytes = p->allocated;
+	out->bytes_in = p->bytes_in;
+	out->bytes_out = p->bytes_out;
+	out->writes = p->writes;
+	out->reads = p->reads;
+	out->dropped_bytes = p->dropped_bytes;
+	out->dropped_messages = p->dropped_messages;
+	out->ino = p->ino;
+}
+
+bool pipe_permits(const struct pipe *p, const struct cred *cred, unsigned want)
+{
+	if (cred->uid == 0)
+		return true;
+	unsigned bits;
+	if (cred->uid == p->uid)
+		bits = (p->mode >> 6) & 7;
+	else if (cred->gid == p->gid)
+		bits = (p->mode >> 3) & 7;
+	else
+		bits = p->mode & 7;
+	return (bits & want) == want;
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipe_table.c - the named pipes of a device: a hash by folded name (what
+ * attaches look up) and a hash by inode number (what the FUSE mount refers
+ * to). An unlinked pipe leaves the name hash but stays in the inode hash
+ * while its handles live. Inode numbers are never reused (64-bit counter).
+ */
+#include <assert.h>
+
+#include "device_internal.h"
+#include "name.h"
+
+void pipe_table_init(struct pipe_table *t, bool case_sensitive)
+{
+	*t = (struct pipe_table){ HASHMAP_INIT, HASHMAP_INIT, 2, case_sensitive };
+}
+
+void pipe_table_destroy(struct pipe_table *t)
+{
+	hashmap_destroy(&t->by_name);
+	hashmap_destroy(&t->by_ino);
+}
+
+struct pipe *pipe_table_find(struct pipe_table *t, const char *name, size_t len)
+{
+	uint64_t h = name_hash(name, len, t->case_sensitive);
+	for (struct hash_node *n = hashmap_bucket(&t->by_name, h); n; n = n->next) {
+		struct pipe *p = container_of(n, struct pipe, name_node);
+		if (n->hash == h && name_equal(p->name, p->name_len, name, len, t->case_sensitive))
+			return p;
+	}
+	return NULL;
+}
+
+struct pipe *pipe_table_find_ino(struct pipe_table *t, uint64_t ino)
+{
+	uint64_t h = hash_u64(ino);
+	for (struct hash_node *n = hashmap_bucket(&t->by_ino, h); n; n = n->next) {
+		struct pipe *p = container_of(n, struct pipe, ino_node);
+		if (p->ino == ino)
+			return p;
+	}
+	return NULL;
+}
+
+int pipe_table_add(struct pipe_table *t, struct pipe *p)
+{
+	p->ino = t->next_ino++;
+	int r = hashmap_insert(&t->by_name, &p->name_node, name_hash(p->name, p->name_len, t->case_sensitive));
+	if (r < 0)
+		return r;
+	r = hashmap_insert(&t->by_ino, &p->ino_node, hash_u64(p->ino));
+	if (r < 0) {
+		hashmap_remove(&t->by_name, &p->name_node);
+		return r;
+	}
+	p->linked = true;
+	return 0;
+}
+
+void pipe_table_unlink(struct pipe_table *t, struct pipe *p)
+{
+	if (!p->linked)
+		return;
+	hashmap_remove(&t->by_name, &p->name_node);
+	p->linked = false;
+}
+
+void pipe_table_remove(struct pipe_table *t, struct pipe *p)
+{
+	pipe_table_unlink(t, p);
+	hashmap_remove(&t->by_ino, &p->ino_node);
+}
+
+size_t pipe_table_count(const struct pipe_table *t)
+{
+	return t->by_ino.count;
+}

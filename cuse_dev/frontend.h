@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * frontend.h - what the FUSE-mount and CUSE frontends share: the daemon's
+ * settings, the device_ops that answer core requests with fuse_req_t, and
+ * the file handlers (read, write, ioctl, poll, release) that are the same
+ * for a pipe file on the mount and for /dev/NAME.
+ */
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "device.h"
+
+struct daemon_config {
+	const char *frontend;     /* "auto", "fuse" or "cuse" */
+	const char *name;         /* CUSE device name */
+	const char *mount;        /* FUSE mount directory */
+	const char *default_pipe; /* CUSE opens start here */
+	bool foreground;
+	bool verbose;
+	struct device_config dev; /* limits, modes, case rule */
+	bool group_set;           /* --group given */
+	bool mode_set;            /* --mode given */
+};
+
+/* The device_ops answering through libfuse. */
+extern const struct device_ops frontend_ops;
+
+/* The caller's credentials as the kernel gave them. */
+struct cred frontend_cred(fuse_req_t req);
+
+/* Handlers shared by both frontends; the session's userdata is the device. */
+void frontend_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void frontend_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void frontend_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
+void frontend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* ctx may be NULL (device-wide ioctl). */
+void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsigned flags, const void *in_buf,
+		    size_t in_bufsz, size_t out_bufsz);
+
+/* Answer an open with FOPEN_DIRECT_IO|FOPEN_STREAM so that every read system
+ * call starts at offset 0 (libfuse's fuse_file_info has no stream bit). If the
+ * answer cannot be delivered (the opener is gone) the handle is released. */
+void frontend_reply_open(fuse_req_t req, struct device *dev, struct open_ctx *ctx);
+
+/* Run the frontends until SIGTERM/SIGINT. Return the process exit code. */
+int fuse_frontend_run(struct daemon_config *cfg);

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * frontend_common.c - the glue between libfuse requests and the core.
+ *
+ * Interrupts: every handler that may park registers an interrupt callback
+ * *before* taking the device lock. libfuse calls it with the request's own
+ * lock held (possibly inline, from fuse_req_interrupt_func), and the callback
+ * takes the device lock, so the order is always request lock -> device lock;
+ * registering under the device lock would invert it. A request interrupted
+ * before it parks is caught by the core's req_interrupted check under the
+ * device lock, one interrupted after by the callback: no window is lost.
+ */
+#include <errno.h>
+#include <linux/fuse.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ringdev/ringdev.h>
+
+#include "frontend.h"
+#include "log.h"
+
+static void ops_reply_data(void *req, const struct iovec *iov, int count)
+{
+	if (count == 0)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_iov(req, iov, count);
+}
+
+static void ops_reply_written(void *req, size_t count)
+{
+	fuse_reply_write(req, count);
+}
+
+static void ops_reply_error(void *req, int err)
+{
+	fuse_reply_err(req, err);
+}
+
+static bool ops_req_interrupted(void *req)
+{
+	return fuse_req_interrupted(req);
+}
+
+static void ops_poll_notify(void *ph)
+{
+	fuse_lowlevel_notify_poll(ph);
+	fuse_pollhandle_destroy(ph);
+}
+
+static void ops_poll_destroy(void *ph)
+{
+	fuse_pollhandle_destroy(ph);
+}
+
+const struct device_ops frontend_ops = {
+	.reply_data = ops_reply_data,
+	.reply_written = ops_reply_written,
+	.reply_error = ops_reply_error,
+	.req_interrupted = ops_req_interrupted,
+	.poll_notify = ops_poll_notify,
+	.poll_destroy = ops_poll_destroy,
+};
+
+struct cred frontend_cred(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	return (struct cred){ .uid = c->uid, .gid = c->gid, .pid = (uint32_t)c->pid };
+}
+
+static struct open_ctx *ctx_of(struct fuse_file_info *fi)
+{
+	return (struct open_ctx *)(uintptr_t)fi->fh;
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	device_interrupt(data, req);
+}
+
+void frontend_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct device *dev = fuse_req_userdata(req);
+	fuse_req_interrupt_func(req, on_interrupt, dev);
+	/* Stream files start every read system call at offset 0; a later
+	 * offset is the kernel's next chunk of the same call. */
+	device_read(dev, ctx_of(fi), req, size, fi->flags, off > 0);
+}
+
+void frontend_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct device *dev = fuse_req_userdata(req);
+	fuse_req_interrupt_func(req, on_interrupt, dev);
+	device_write(dev, ctx_of(fi), req, buf, size, fi->flags);
+}
+
+void frontend_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
+{
+	struct device *dev = fuse_req_userdata(req);
+	unsigned mask = device_poll(dev, ctx_of(fi), ph);
+	fuse_reply_poll(req, mask);
+}
+
+void frontend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct device *dev = fuse_req_userdata(req);
+	device_release(dev, ctx_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsigned flags, const void *in_buf,
+		    size_t in_bufsz, size_t out_bufsz)
+{
+	struct device *dev = fuse_req_userdata(req);
+	struct cred cred = frontend_cred(req);
+	/* Restricted ioctls carry at most _IOC_SIZE bytes: 14 bits. */
+	uint8_t out[1u << 14];
+	if (out_bufsz > sizeof(out)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memset(out, 0, out_bufsz);
+	int r = device_ioctl(dev, ctx, &cred, cmd, in_buf, in_bufsz, out, out_bufsz);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_ioctl(req, 0, out_bufsz ? out : NULL, out_bufsz);
+}
+
+void frontend_reply_open(fuse_req_t req, struct device *dev, struct open_ctx *ctx)
+{
+	struct fuse_open_out arg;
+	memset(&arg, 0, sizeof(arg));
+	arg.fh = (uint64_t)(uintptr_t)ctx;
+	arg.open_flags = FOPEN_DIRECT_IO | FOPEN_STREAM | FOPEN_NONSEEKABLE;
+	if (fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) < 0)
+		device_release(dev, ctx); /* the opener went away: no release will come */
+}

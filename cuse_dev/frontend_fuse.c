@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * frontend_fuse.c - the FUSE-mount frontend: MOUNT/NAME is pipe NAME.
+ *
+ * The mount is one flat directory (inode 1) whose entries are the pipes,
+ * each a regular file whose size is the bytes queued. Nothing is cached by
+ * the kernel (entry and attribute timeouts are 0) because pipes come and go
+ * and their size changes with every write. Opens are answered as stream
+ * files with direct I/O (see frontend_reply_open), so reads and writes reach
+ * the core unchanged. The loop is libfuse's single-threaded one: no handler
+ * blocks, so one thread never waits for another (see facts.md for why that
+ * is also the faster loop here).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/fuse.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <ringdev/ringdev.h>
+
+#include "frontend.h"
+#include "log.h"
+
+static struct daemon_config *fuse_cfg;
+static struct timespec fuse_started; /* the mount root's times */
+
+static void attr_to_stat(const struct pipe_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = S_IFREG | a->mode;
+	st->st_nlink = 1;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 4096;
+	st->st_atim = a->atime;
+	st->st_mtim = a->mtime;
+	st->st_ctim = a->ctime;
+}
+
+static void root_stat(struct stat *st)
+{
+	uint32_t m = fuse_cfg->dev.mode & 0777;
+	/* Whoever may read the device may list it. */
+	m |= (m & 0444) >> 2;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = FUSE_ROOT_ID;
+	st->st_mode = S_IFDIR | m;
+	st->st_nlink = 2;
+	st->st_uid = fuse_cfg->dev.uid;
+	st->st_gid = fuse_cfg->dev.gid;
+	st->st_atim = st->st_mtim = st->st_ctim = fuse_started;
+}
+
+static void reply_entry(fuse_req_t req, const struct pipe_attr *a)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = a->ino;
+	attr_to_stat(a, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* O_TRUNC arrives with the open (and is ignored) instead of a setattr. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Chunks of one read must arrive in order, one at a time. */
+	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
+	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_READ;
+	log_debug("FUSE connection: proto %u.%u, max_write %u", conn->proto_major, conn->proto_minor,
+		  conn->max_write);
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct pipe_attr a;
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	int r = device_lookup(fuse_req_userdata(req), name, strlen(name), &a);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fuse_reply_none(req); /* pipes are found by number; nothing to drop */
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	if (ino == FUSE_ROOT_ID) {
+		root_stat(&st);
+	} else {
+		struct pipe_attr a;
+		int r = device_getattr(fuse_req_userdata(req), ino, &a);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		attr_to_stat(&a, &st);
+	}
+	fuse_reply_attr(req, &st, 0);
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	struct cred cred = frontend_cred(req);
+	struct pipe_attr a;
+	struct stat st;
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	/* Size (truncate) and times are accepted and ignored: queued data is
+	 * never discarded by a shell's O_TRUNC or a truncate(1). */
+	int r = device_setattr(fuse_req_userdata(req), &cred, ino, to_set & FUSE_SET_ATTR_MODE, attr->st_mode,
+			       to_set & FUSE_SET_ATTR_UID, attr->st_uid, to_set & FUSE_SET_ATTR_GID, attr->st_gid, &a);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	attr_to_stat(&a, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct cred cred = frontend_cred(req);
+	int r = 0;
+	if (ino == FUSE_ROOT_ID) {
+		if ((mask & W_OK) && !device_may_create(fuse_req_userdata(req), &cred))
+			r = -EACCES;
+	} else {
+		r = device_access(fuse_req_userdata(req), &cred, ino, mask);
+	}
+	fuse_reply_err(req, -r);
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct name_list *list = calloc(1, sizeof(*list));
+	if (!list) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* A snapshot: a listing is consistent even while pipes come and go. */
+	int r = device_list(fuse_req_userdata(req), list);
+	if (r < 0) {
+		free(list);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)list;
+	if (fuse_reply_open(req, fi) < 0) {
+		name_list_free(list);
+		free(list);
+	}
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct name_list *list = (struct name_list *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	for (size_t i = (size_t)off; i < list->count + 2; i++) {
+		const char *name;
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			st.st_ino = FUSE_ROOT_ID;
+			st.st_mode = S_IFDIR;
+		} else {
+			name = list->entries[i - 2].name;
+			st.st_ino = list->entries[i - 2].ino;
+			st.st_mode = S_IFREG;
+		}
+		size_t n = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct name_list *list = (struct name_list *)(uintptr_t)fi->fh;
+	name_list_free(list);
+	free(list);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct device *dev = fuse_req_userdata(req);
+	struct cred cred = frontend_cred(req);
+	struct open_ctx *ctx;
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	int r = device_open(dev, &cred, fi->flags, &ctx);
+	if (r == 0) {
+		r = device_attach_ino(dev, ctx, ino);
+		if (r < 0)
+			device_release(dev, ctx);
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		frontend_reply_open(req, dev, ctx);
+}
+
+/* The create answer is an entry plus an open; built by hand for the same
+ * reason as frontend_reply_open (FOPEN_STREAM). */
+static void reply_create(fuse_req_t req, struct device *dev, struct open_ctx *ctx, const struct pipe_attr *a)
+{
+	struct {
+		struct fuse_entry_out entry;
+		struct fuse_open_out open;
+	} out;
+	memset(&out, 0, sizeof(out));
+	out.entry.nodeid = a->ino;
+	out.entry.attr.ino = a->ino;
+	out.entry.attr.size = a->size;
+	out.entry.attr.atime = (uint64_t)a->atime.tv_sec;
+	out.entry.attr.mtime = (uint64_t)a->mtime.tv_sec;
+	out.entry.attr.ctime = (uint64_t)a->ctime.tv_sec;
+	out.entry.attr.atimensec = (uint32_t)a->atime.tv_nsec;
+	out.entry.attr.mtimensec = (uint32_t)a->mtime.tv_nsec;
+	out.entry.attr.ctimensec = (uint32_t)a->ctime.tv_nsec;
+	out.entry.attr.mode = S_IFREG | a->mode;
+	out.entry.attr.nlink = 1;
+	out.entry.attr.uid = a->uid;
+	out.entry.attr.gid = a->gid;
+	out.entry.attr.blksize = 4096;
+	out.open.fh = (uint64_t)(uintptr_t)ctx;
+	out.open.open_flags = FOPEN_DIRECT_IO | FOPEN_STREAM | FOPEN_NONSEEKABLE;
+	if (fuse_reply_buf(req, (const char *)&out, sizeof(out)) < 0)
+		device_release(dev, ctx);
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+	struct device *dev = fuse_req_userdata(req);
+	struct cred cred = frontend_cred(req);
+	struct open_ctx *ctx;
+	struct pipe_attr a;
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	struct attach_args args = {
+		.name = name,
+		.len = strlen(name),
+		.flags = RINGDEV_ATTACH_CREATE | ((fi->flags & O_EXCL) ? RINGDEV_ATTACH_EXCL : 0),
+		.mode = (mode & 0777) ? (mode & 0777) : 0600,
+	};
+	int r = device_open(dev, &cred, fi->flags, &ctx);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = device_attach(dev, ctx, &args);
+	if (r == 0)
+		r = device_ctx_attr(dev, ctx, &a);
+	if (r < 0) {
+		device_release(dev, ctx);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_create(req, dev, ctx, &a);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cred cred = frontend_cred(req);
+	int r = parent == FUSE_ROOT_ID ? device_unlink(fuse_req_userdata(req), &cred, name, strlen(name)) : -ENOTDIR;
+	fuse_reply_err(req, -r);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EPERM); /* pipes are made by opening with O_CREAT */
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	fuse_reply_err(req, EPERM); /* one flat directory */
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = RINGDEV_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+		     unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	/* On the root directory the fh is a listing, not a handle. */
+	struct open_ctx *ctx = ino == FUSE_ROOT_ID ? NULL : (struct open_ctx *)(uintptr_t)fi->fh;
+	frontend_ioctl(req, ctx, cmd, flags, in_buf, in_bufsz, out_bufsz);
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.access = fs_access,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.create = fs_create,
+	.open = fs_open,
+	.read = frontend_read,
+	.write = frontend_write,
+	.release = frontend_release,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
+	.statfs = fs_statfs,
+	.ioctl = fs_ioctl,
+	.poll = frontend_poll,
+};
+
+/* Unmount a mount left by a daemon that died (the directory answers ENOTCONN). */
+static int unmount_stale(const char *dir)
+{
+	if (geteuid() == 0)
+		return umount2(dir, MNT_DETACH) == 0 ? 0 : -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-z", "--", dir, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EBUSY;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Make DIR ready to mount on: clean a stale mount, create it, refuse a live one. */
+static int prepare_mountpoint(const char *dir)
+{
+	struct stat st, parent;
+	if (stat(dir, &st) < 0) {
+		if (errno == ENOTCONN || errno == ECONNABORTED) {
+			log_info("%s: removing the stale mount of a daemon that died", dir);
+			int r = unmount_stale(dir);
+			if (r < 0) {
+				fprintf(stderr, "ringdevd: %s: cannot remove stale mount: %s\n", dir, strerror(-r));
+				return r;
+			}
+		} else if (errno != ENOENT) {
+			fprintf(stderr, "ringdevd: %s: %s\n", dir, strerror(errno));
+			return -errno;
+		}
+		int r = mkdir_p(dir, 0755);
+		if (r < 0) {
+			fprintf(stderr, "ringdevd: %s: cannot create mount directory: %s\n", dir, strerror(-r));
+			return r;
+		}
+		if (stat(dir, &st) < 0) {
+			fprintf(stderr, "ringdevd: %s: %s\n", dir, strerror(errno));
+			return -errno;
+		}
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "ringdevd: %s: not a directory\n", dir);
+		return -ENOTDIR;
+	}
+	char up[PATH_MAX];
+	if (snprintf(up, sizeof(up), "%s/..", dir) < (int)sizeof(up) && stat(up, &parent) == 0 &&
+	    parent.st_dev != st.st_dev) {
+		fprintf(stderr, "ringdevd: %s: already a mount point (is another ringdevd serving it?)\n", dir);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static void syslog_sink(enum log_level level, const char *line, void *data)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	syslog(prio[level], "%s", line);
+}
+
+int fuse_frontend_run(struct daemon_config *cfg)
+{
+	fuse_cfg = cfg;
+	clock_gettime(CLOCK_REALTIME, &fuse_started);
+	char mount[PATH_MAX];
+	if (!realpath(cfg->mount, mount)) {
+		if (snprintf(mount, sizeof(mount), "%s", cfg->mount) >= (int)sizeof(mount)) {
+			fprintf(stderr, "ringdevd: %s: path too long\n", cfg->mount);
+			return 1;
+		}
+	}
+	if (prepare_mountpoint(mount) < 0)
+		return 1;
+	char resolved[PATH_MAX];
+	if (!realpath(mount, resolved)) {
+		fprintf(stderr, "ringdevd: %s: %s\n", cfg->mount, strerror(errno));
+		return 1;
+	}
+	memcpy(mount, resolved, sizeof(mount));
+
+	cfg->dev.frontend = RINGDEV_FRONTEND_FUSE;
+	struct device *dev = device_new(&cfg->dev, &frontend_ops);
+	if (!dev) {
+		fprintf(stderr, "ringdevd: out of memory\n");
+		return 1;
+	}
+	const char *opts = geteuid() == 0 ? "fsname=ringdev,subtype=ringdev,allow_other"
+					  : "fsname=ringdev,subtype=ringdev";
+	char *argv[] = { "ringdevd", "-o", (char *)opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	int code = 1;
+	struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), dev);
+	if (!se) {
+		fprintf(stderr, "ringdevd: %s: cannot create FUSE session\n", mount);
+		goto out_dev;
+	}
+	if (fuse_set_signal_handlers(se) < 0) {
+		fprintf(stderr, "ringdevd: cannot install signal handlers\n");
+		goto out_session;
+	}
+	if (fuse_session_mount(se, mount) < 0) {
+		fprintf(stderr, "ringdevd: %s: mount failed (is /dev/fuse there and usable?)\n", mount);
+		goto out_signals;
+	}
+	log_info("serving FUSE mount %s", mount);
+	if (!cfg->foreground) {
+		if (fuse_daemonize(0) < 0)
+			goto out_unmount;
+		log_set_sink(syslog_sink, NULL);
+	}
+	/* libfuse returns the signal number after SIGTERM/SIGINT/SIGHUP, 0 when
+	 * the mount was taken away, -errno on failure. */
+	int r = fuse_session_loop(se);
+	code = r >= 0 ? 0 : 1;
+	if (r > 0)
+		log_info("signal %d: shutting down", r);
+	else if (r < 0)
+		log_error("%s: session failed: %s", mount, strerror(-r));
+	device_shutdown(dev); /* parked requests: ESHUTDOWN, while the fd still works */
+out_unmount:
+	fuse_session_unmount(se);
+	log_info("unmounted %s", mount);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_dev:
+	device_free(dev);
+	fuse_opt_free_args(&args);
+	return code;
+}

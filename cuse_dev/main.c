@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - ringdevd: parse the command line, pick the frontend the kernel
+ * allows, run it. Exit codes: 0 clean shutdown, 1 failure, 2 usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ringdev/ringdev.h>
+
+#include "frontend.h"
+#include "log.h"
+#include "name.h"
+#include "parse.h"
+
+#ifndef RINGDEV_VERSION_STRING
+#define RINGDEV_VERSION_STRING "0.0.0"
+#endif
+
+static const char usage_text[] =
+	"Usage: ringdevd [OPTION]...\n"
+	"Serve named ring-buffer pipes as a device: a CUSE node /dev/NAME, or a FUSE\n"
+	"mount whose files are the pipes where the kernel has no CUSE.\n"
+	"\n"
+	"  --frontend=auto|fuse|cuse  auto: CUSE when /dev/cuse opens, else the FUSE mount\n"
+	"  --name NAME                CUSE device name (default ringdev)\n"
+	"  --mount DIR                FUSE mount directory (default /run/ringdev as root,\n"
+	"                             else $XDG_RUNTIME_DIR/ringdev)\n"
+	"  -f, --foreground           stay in the foreground, log to stderr\n"
+	"  --mode OCTAL               device permissions (default 0666)\n"
+	"  --group GROUP              device group (default: the daemon's group)\n"
+	"  --default-pipe NAME        pipe a CUSE open starts on (default default)\n"
+	"  --ring-size BYTES          default pipe capacity (default 64K)\n"
+	"  --max-pipes N              most pipes at once (default 1024)\n"
+	"  --max-memory BYTES         most ring memory in all (default 256M)\n"
+	"  --case-sensitive           HELLO and hello are different pipes\n"
+	"  -v, --verbose              log every decision (debug level)\n"
+	"  -h, --help                 show this help and exit\n"
+	"  -V, --version              show the version and exit\n"
+	"\n"
+	"BYTES take a K, M or G suffix (powers of 1024). Stop with SIGTERM or SIGINT.\n"
+	"See ringdevd(8) and ringdev(4).\n";
+
+enum {
+	OPT_FRONTEND = 256,
+	OPT_NAME,
+	OPT_MOUNT,
+	OPT_MODE,
+	OPT_GROUP,
+	OPT_DEFAULT_PIPE,
+	OPT_RING_SIZE,
+	OPT_MAX_PIPES,
+	OPT_MAX_MEMORY,
+	OPT_CASE_SENSITIVE,
+};
+
+static const struct option long_options[] = {
+	{ "frontend", required_argument, NULL, OPT_FRONTEND },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "mount", required_argument, NULL, OPT_MOUNT },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "default-pipe", required_argument, NULL, OPT_DEFAULT_PIPE },
+	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
+	{ "max-pipes", required_argument, NULL, OPT_MAX_PIPES },
+	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+	{ "case-sensitive", no_argument, NULL, OPT_CASE_SENSITIVE },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "ringdevd: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'ringdevd --help' for more information.\n");
+	return 2;
+}
+
+static int parse_group(const char *s, uint32_t *gid)
+{
+	uint64_t v;
+	if (parse_u64(s, 0, UINT32_MAX - 1, &v) == 0) {
+		*gid = (uint32_t)v;
+		return 0;
+	}
+	struct group *g = getgrnam(s);
+	if (!g)
+		return -ENOENT;
+	*gid = g->gr_gid;
+	return 0;
+}
+
+static char default_mount[PATH_MAX];
+
+static const char *pick_default_mount(void)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (geteuid() != 0 && xdg && xdg[0] == '/' &&
+	    snprintf(default_mount, sizeof(default_mount), "%s/ringdev", xdg) < (int)sizeof(default_mount))
+		return default_mount;
+	return "/run/ringdev";
+}
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, struct daemon_config *cfg)
+{
+	int c;
+	uint64_t v;
+	while ((c = getopt_long(argc, argv, "fvhV", long_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_FRONTEND:
+			if (strcmp(optarg, "auto") && strcmp(optarg, "fuse") && strcmp(optarg, "cuse"))
+				return usage_error("--frontend: '%s' is not auto, fuse or cuse", optarg);
+			cfg->frontend = optarg;
+			break;
+		case OPT_NAME:
+			if (name_check_str(optarg) < 0)
+				return usage_error("--name: '%s' is not a valid device name", optarg);
+			cfg->name = optarg;
+			break;
+		case OPT_MOUNT:
+			if (!optarg[0])
+				return usage_error("--mount: %s", "empty path");
+			cfg->mount = optarg;
+			break;
+		case 'f':
+			cfg->foreground = true;
+			break;
+		case OPT_MODE:
+			if (parse_mode(optarg, &cfg->dev.mode) < 0 || cfg->dev.mode > 0777)
+				return usage_error("--mode: '%s' is not an octal mode up to 0777", optarg);
+			cfg->mode_set = true;
+			break;
+		case OPT_GROUP:
+			if (parse_group(optarg, &cfg->dev.gid) < 0)
+				return usage_error("--group: no such group '%s'", optarg);
+			cfg->group_set = true;
+			break;
+		case OPT_DEFAULT_PIPE:
+			if (name_check_str(optarg) < 0)
+				return usage_error("--default-pipe: '%s' is not a valid pipe name", optarg);
+			cfg->default_pipe = optarg;
+			break;
+		case OPT_RING_SIZE:
+			if (parse_size(optarg, RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MAX, &v) < 0)
+				return usage_error("--ring-size: '%s' is not a size from 64 to 1G", optarg);
+			cfg->dev.ring_size = v;
+			break;
+		case OPT_MAX_PIPES:
+			if (parse_u64(optarg, 1, 1u << 24, &v) < 0)
+				return usage_error("--max-pipes: '%s' is not a number from 1 to 16777216", optarg);
+			cfg->dev.max_pipes = v;
+			break;
+		case OPT_MAX_MEMORY:
+			if (parse_size(optarg, 0, UINT64_MAX >> 1, &v) < 0)
+				return usage_error("--max-memory: '%s' is not a size", optarg);
+			cfg->dev.max_memory = v;
+			break;
+		case OPT_CASE_SENSITIVE:
+			cfg->dev.case_sensitive = true;
+			break;
+		case 'v':
+			cfg->verbose = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("ringdevd %s (ABI %d.%d)\n", RINGDEV_VERSION_STRING, RINGDEV_ABI_MAJOR, RINGDEV_ABI_MINOR);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'ringdevd --help' for more information.\n");
+			return 2;
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+static bool cuse_available(void)
+{
+	int fd = open("/dev/cuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon_config cfg = {
+		.frontend = "auto",
+		.name = "ringdev",
+		.default_pipe = "default",
+		.dev = {
+			.ring_size = 64 * 1024,
+			.max_pipes = 1024,
+			.max_memory = 256ull << 20,
+			.mode = 0666,
+			.uid = (uint32_t)geteuid(),
+			.gid = (uint32_t)getegid(),
+		},
+	};
+	log_set_ident("ringdevd");
+	int code = parse_args(argc, argv, &cfg);
+	if (code >= 0)
+		return code;
+	if (!cfg.mount)
+		cfg.mount = pick_default_mount();
+	if (cfg.verbose)
+		log_set_level(LOG_LEVEL_DEBUG);
+
+	bool cuse = strcmp(cfg.frontend, "cuse") == 0 || (strcmp(cfg.frontend, "auto") == 0 && cuse_available());
+	if (cuse) {
+		fprintf(stderr, "ringdevd: /dev/%s: the CUSE frontend is not in this build yet; use --frontend=fuse\n",
+			cfg.name);
+		return 1;
+	}
+	return fuse_frontend_run(&cfg);
+}
