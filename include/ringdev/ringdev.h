@@ -103,7 +103,7 @@ struct ringdev_pipe_info {
 	uint64_t writes;              /* write calls completed (messages in) */
 	uint64_t reads;               /* read calls completed (messages out) */
 	uint64_t dropped_bytes;       /* overwrite policy: payload bytes lost */
-	uint64_t dropped_messages;    /* overwrite policy: messages (or writes) lost */
+	uint64_t dropped_messages;    /* overwrite policy: whole messages lost (message pipes) */
 	uint64_t ino;                 /* the pipe's inode number on the FUSE mount */
 	uint64_t reserved[7];
 };

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/* fake_frontend.c - see fake_frontend.h. */
+#include "fake_frontend.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include <ringdev/ringdev.h>
+
+#include "log.h"
+
+struct fake_reply fake_replies[FAKE_MAX_REQ];
+bool fake_interrupted[FAKE_MAX_REQ];
+int fake_notifies, fake_destroys;
+
+static struct fake_reply *slot(void *req)
+{
+	uintptr_t n = (uintptr_t)req;
+	cr_assert(n < FAKE_MAX_REQ, "request %lu out of range", (unsigned long)n);
+	struct fake_reply *r = &fake_replies[n];
+	r->answers++;
+	cr_assert_eq(r->answers, 1, "request %lu answered twice", (unsigned long)n);
+	return r;
+}
+
+static void fk_data(void *req, const struct iovec *iov, int count)
+{
+	struct fake_reply *r = slot(req);
+	r->kind = FAKE_DATA;
+	r->count = 0;
+	for (int i = 0; i < count; i++) {
+		cr_assert(r->count + iov[i].iov_len <= sizeof(r->data));
+		memcpy(r->data + r->count, iov[i].iov_base, iov[i].iov_len);
+		r->count += iov[i].iov_len;
+	}
+}
+
+static void fk_written(void *req, size_t count)
+{
+	struct fake_reply *r = slot(req);
+	r->kind = FAKE_WRITTEN;
+	r->count = count;
+}
+
+static void fk_error(void *req, int err)
+{
+	struct fake_reply *r = slot(req);
+	r->kind = FAKE_ERROR;
+	r->err = err;
+}
+
+static bool fk_interrupted(void *req)
+{
+	return fake_interrupted[(uintptr_t)req];
+}
+
+static void fk_notify(void *ph)
+{
+	fake_notifies++;
+}
+
+static void fk_destroy(void *ph)
+{
+	fake_destroys++;
+}
+
+const struct device_ops fake_ops = {
+	.reply_data = fk_data,
+	.reply_written = fk_written,
+	.reply_error = fk_error,
+	.req_interrupted = fk_interrupted,
+	.poll_notify = fk_notify,
+	.poll_destroy = fk_destroy,
+};
+
+void fake_reset(void)
+{
+	memset(fake_replies, 0, sizeof(fake_replies));
+	memset(fake_interrupted, 0, sizeof(fake_interrupted));
+	fake_notifies = fake_destroys = 0;
+}
+
+struct device *fake_device(uint64_t ring_size, uint64_t max_pipes, uint64_t max_memory)
+{
+	fake_reset();
+	log_set_level(LOG_LEVEL_WARN); /* limit hits log at info: expected here */
+	struct device_config cfg = {
+		.ring_size = ring_size,
+		.max_pipes = max_pipes,
+		.max_memory = max_memory,
+		.mode = 0666,
+		.frontend = RINGDEV_FRONTEND_FUSE,
+	};
+	struct device *dev = device_new(&cfg, &fake_ops);
+	cr_assert_not_null(dev);
+	return dev;
+}
+
+struct cred fake_cred(uint32_t uid)
+{
+	return (struct cred){ .uid = uid, .gid = uid, .pid = 1 };
+}
+
+struct open_ctx *fake_open(struct device *dev, const char *name, int oflags, uint32_t kind, uint32_t policy,
+			   uint64_t capacity)
+{
+	struct cred c = fake_cred(0);
+	struct open_ctx *ctx;
+	cr_assert_eq(device_open(dev, &c, oflags, &ctx), 0);
+	struct attach_args a = {
+		.name = name,
+		.len = strlen(name),
+		.flags = RINGDEV_ATTACH_CREATE,
+		.kind = kind,
+		.policy = policy,
+		.capacity = capacity,
+	};
+	int r = device_attach(dev, ctx, &a);
+	cr_assert_eq(r, 0, "attach %s: %d", name, r);
+	return ctx;
+}
+
+uint64_t fake_parked(struct device *dev)
+{
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	return s.parked_total;
+}

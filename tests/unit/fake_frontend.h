@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fake_frontend.h - a device_ops that records every answer, so unit tests can
+ * drive the core without libfuse. Requests are small integers cast to
+ * pointers; each must be answered exactly once (checked).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device.h"
+
+#define FAKE_MAX_REQ 256
+
+enum fake_kind { FAKE_NONE, FAKE_DATA, FAKE_WRITTEN, FAKE_ERROR };
+
+struct fake_reply {
+	enum fake_kind kind;
+	int answers;            /* must end at 1 */
+	int err;
+	size_t count;           /* written count or data length */
+	uint8_t data[131072];   /* copy of the data answered */
+};
+
+extern struct fake_reply fake_replies[FAKE_MAX_REQ];
+extern bool fake_interrupted[FAKE_MAX_REQ];
+extern int fake_notifies, fake_destroys;
+extern const struct device_ops fake_ops;
+
+#define REQ(n) ((void *)(uintptr_t)(n))
+
+void fake_reset(void);
+struct device *fake_device(uint64_t ring_size, uint64_t max_pipes, uint64_t max_memory);
+struct cred fake_cred(uint32_t uid);
+/* Open a handle on `name`, creating it with the given kind/policy/capacity. */
+struct open_ctx *fake_open(struct device *dev, const char *name, int oflags, uint32_t kind, uint32_t policy,
+			   uint64_t capacity);
+/* Stats shortcut. */
+uint64_t fake_parked(struct device *dev);
