@@ -47,5 +47,11 @@ void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsi
  * answer cannot be delivered (the opener is gone) the handle is released. */
 void frontend_reply_open(fuse_req_t req, struct device *dev, struct open_ctx *ctx);
 
-/* Run the frontends until SIGTERM/SIGINT. Return the process exit code. */
+/* Serve a mounted session until SIGTERM/SIGINT (daemonizing first without
+ * -f), then end every parked request. Returns the process exit code; the
+ * caller unmounts and destroys the session. */
+int frontend_serve(struct fuse_session *se, struct device *dev, const struct daemon_config *cfg, const char *what);
+
+/* Run a frontend until SIGTERM/SIGINT. Return the process exit code. */
 int fuse_frontend_run(struct daemon_config *cfg);
+int cuse_frontend_run(struct daemon_config *cfg);

@@ -11,8 +11,10 @@
  * device lock, one interrupted after by the callback: no window is lost.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <linux/fuse.h>
 #include <stdlib.h>
+#include <syslog.h>
 #include <string.h>
 
 #include <ringdev/ringdev.h>
@@ -137,4 +139,35 @@ void frontend_reply_open(fuse_req_t req, struct device *dev, struct open_ctx *ct
 	arg.open_flags = FOPEN_DIRECT_IO | FOPEN_STREAM | FOPEN_NONSEEKABLE;
 	if (fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) < 0)
 		device_release(dev, ctx); /* the opener went away: no release will come */
+}
+
+static void syslog_sink(enum log_level level, const char *line, void *data)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	syslog(prio[level], "%s", line);
+}
+
+int frontend_serve(struct fuse_session *se, struct device *dev, const struct daemon_config *cfg, const char *what)
+{
+	if (fuse_set_signal_handlers(se) < 0) {
+		fprintf(stderr, "ringdevd: cannot install signal handlers\n");
+		return 1;
+	}
+	if (!cfg->foreground) {
+		if (fuse_daemonize(0) < 0) {
+			fuse_remove_signal_handlers(se);
+			return 1;
+		}
+		log_set_sink(syslog_sink, NULL);
+	}
+	/* libfuse returns the signal number after SIGTERM/SIGINT/SIGHUP, 0 when
+	 * the kernel side went away (unmounted), -errno on failure. */
+	int r = fuse_session_loop(se);
+	if (r > 0)
+		log_info("signal %d: shutting down", r);
+	else if (r < 0)
+		log_error("%s: session failed: %s", what, strerror(-r));
+	device_shutdown(dev); /* parked requests: ESHUTDOWN, while the fd still works */
+	fuse_remove_signal_handlers(se);
+	return r >= 0 ? 0 : 1;
 }

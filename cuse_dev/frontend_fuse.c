@@ -23,7 +23,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <ringdev/ringdev.h>
@@ -429,12 +428,6 @@ static int prepare_mountpoint(const char *dir)
 	return 0;
 }
 
-static void syslog_sink(enum log_level level, const char *line, void *data)
-{
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	syslog(prio[level], "%s", line);
-}
-
 int fuse_frontend_run(struct daemon_config *cfg)
 {
 	fuse_cfg = cfg;
@@ -471,34 +464,14 @@ int fuse_frontend_run(struct daemon_config *cfg)
 		fprintf(stderr, "ringdevd: %s: cannot create FUSE session\n", mount);
 		goto out_dev;
 	}
-	if (fuse_set_signal_handlers(se) < 0) {
-		fprintf(stderr, "ringdevd: cannot install signal handlers\n");
-		goto out_session;
-	}
 	if (fuse_session_mount(se, mount) < 0) {
 		fprintf(stderr, "ringdevd: %s: mount failed (is /dev/fuse there and usable?)\n", mount);
-		goto out_signals;
+		goto out_session;
 	}
 	log_info("serving FUSE mount %s", mount);
-	if (!cfg->foreground) {
-		if (fuse_daemonize(0) < 0)
-			goto out_unmount;
-		log_set_sink(syslog_sink, NULL);
-	}
-	/* libfuse returns the signal number after SIGTERM/SIGINT/SIGHUP, 0 when
-	 * the mount was taken away, -errno on failure. */
-	int r = fuse_session_loop(se);
-	code = r >= 0 ? 0 : 1;
-	if (r > 0)
-		log_info("signal %d: shutting down", r);
-	else if (r < 0)
-		log_error("%s: session failed: %s", mount, strerror(-r));
-	device_shutdown(dev); /* parked requests: ESHUTDOWN, while the fd still works */
-out_unmount:
+	code = frontend_serve(se, dev, cfg, mount);
 	fuse_session_unmount(se);
 	log_info("unmounted %s", mount);
-out_signals:
-	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
 out_dev:

@@ -227,10 +227,5 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LEVEL_DEBUG);
 
 	bool cuse = strcmp(cfg.frontend, "cuse") == 0 || (strcmp(cfg.frontend, "auto") == 0 && cuse_available());
-	if (cuse) {
-		fprintf(stderr, "ringdevd: /dev/%s: the CUSE frontend is not in this build yet; use --frontend=fuse\n",
-			cfg.name);
-		return 1;
-	}
-	return fuse_frontend_run(&cfg);
+	return cuse ? cuse_frontend_run(&cfg) : fuse_frontend_run(&cfg);
 }

@@ -158,7 +158,7 @@ static unsigned ctx_want(const struct open_ctx *ctx)
 	return (ctx->reader ? 4u : 0u) | (ctx->writer ? 2u : 0u);
 }
 
-int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct attach_args *a)
+static int attach_args_check(const struct attach_args *a)
 {
 	if (a->flags & ~RINGDEV_ATTACH_FLAGS_ALL)
 		return -EINVAL;
@@ -166,7 +166,48 @@ int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct 
 		return -EINVAL;
 	if (a->capacity && (a->capacity < RINGDEV_CAPACITY_MIN || a->capacity > RINGDEV_CAPACITY_MAX))
 		return -EINVAL;
-	int r = name_check(a->name, a->len);
+	return name_check(a->name, a->len);
+}
+
+/* Make a new pipe from attach arguments, within --max-pipes. */
+static int pipe_create(struct device *dev, const struct cred *cred, const struct attach_args *a, struct pipe **out)
+{
+	if (!device_may_create_locked(dev, cred))
+		return -EACCES;
+	if (pipe_table_count(&dev->table) >= dev->cfg.max_pipes) {
+		dev->count.limit_pipes_hits++;
+		log_info("pipe %.*s: --max-pipes (%llu) reached", (int)a->len, a->name,
+			 (unsigned long long)dev->cfg.max_pipes);
+		return -ENOSPC;
+	}
+	struct pipe *p = pipe_new(dev, a->name, a->len, a->kind ? a->kind : RINGDEV_KIND_STREAM,
+				  a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
+				  a->capacity ? a->capacity : dev->cfg.ring_size, a->mode ? a->mode : 0600, cred->uid,
+				  cred->gid);
+	if (!p)
+		return -ENOMEM;
+	*out = p;
+	return 0;
+}
+
+int device_create(struct device *dev, const struct cred *cred, const struct attach_args *a)
+{
+	int r = attach_args_check(a);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&dev->lock);
+	struct pipe *p;
+	if (pipe_table_find(&dev->table, a->name, a->len))
+		r = -EEXIST;
+	else if ((r = pipe_create(dev, cred, a, &p)) == 0)
+		p->persistent = true;
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct attach_args *a)
+{
+	int r = attach_args_check(a);
 	if (r < 0)
 		return r;
 	struct pipe *p = pipe_table_find(&dev->table, a->name, a->len);
@@ -178,20 +219,9 @@ int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct 
 	} else {
 		if (!(a->flags & RINGDEV_ATTACH_CREATE))
 			return -ENOENT;
-		if (!device_may_create_locked(dev, &ctx->cred))
-			return -EACCES;
-		if (pipe_table_count(&dev->table) >= dev->cfg.max_pipes) {
-			dev->count.limit_pipes_hits++;
-			log_info("pipe %.*s: --max-pipes (%llu) reached", (int)a->len, a->name,
-				 (unsigned long long)dev->cfg.max_pipes);
-			return -ENOSPC;
-		}
-		p = pipe_new(dev, a->name, a->len, a->kind ? a->kind : RINGDEV_KIND_STREAM,
-			     a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
-			     a->capacity ? a->capacity : dev->cfg.ring_size, a->mode ? a->mode : 0600,
-			     ctx->cred.uid, ctx->cred.gid);
-		if (!p)
-			return -ENOMEM;
+		r = pipe_create(dev, &ctx->cred, a, &p);
+		if (r < 0)
+			return r;
 	}
 	if (ctx->pipe == p)
 		return 0;

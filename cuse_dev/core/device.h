@@ -91,6 +91,9 @@ int device_open(struct device *dev, const struct cred *cred, int oflags, struct 
 int device_attach(struct device *dev, struct open_ctx *ctx, const struct attach_args *args);
 /* Attach a handle to the pipe with this inode number (FUSE open). */
 int device_attach_ino(struct device *dev, struct open_ctx *ctx, uint64_t ino);
+/* Create a persistent pipe (kept when unused and empty) owned by cred; -EEXIST
+ * if it exists. Used for the CUSE default pipe and by admins. */
+int device_create(struct device *dev, const struct cred *cred, const struct attach_args *args);
 /* Detach a handle from its pipe; its parked requests end with ENXIO. */
 int device_detach(struct device *dev, struct open_ctx *ctx);
 /* Last close of a handle: parked requests end with EBADF, ctx is freed. */
