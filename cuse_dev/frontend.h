@@ -9,6 +9,7 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,7 +43,13 @@ void frontend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsigned flags, const void *in_buf,
 		    size_t in_bufsz, size_t out_bufsz);
 
-/* Answer an open with FOPEN_DIRECT_IO|FOPEN_STREAM so that every read system
+/* How every pipe open is answered: reads and writes go straight to the core
+ * (direct I/O), every read system call starts at offset 0 (stream), and
+ * close() sends no FLUSH, which on the FUSE mount would wait for the inode
+ * lock a parked write holds (release is all the core needs). */
+#define RINGDEV_FOPEN_FLAGS (FOPEN_DIRECT_IO | FOPEN_STREAM | FOPEN_NONSEEKABLE | FOPEN_NOFLUSH)
+
+/* Answer an open with RINGDEV_FOPEN_FLAGS so that every read system
  * call starts at offset 0 (libfuse's fuse_file_info has no stream bit). If the
  * answer cannot be delivered (the opener is gone) the handle is released. */
 void frontend_reply_open(fuse_req_t req, struct device *dev, struct open_ctx *ctx);

@@ -136,7 +136,7 @@ void frontend_reply_open(fuse_req_t req, struct device *dev, struct open_ctx *ct
 	struct fuse_open_out arg;
 	memset(&arg, 0, sizeof(arg));
 	arg.fh = (uint64_t)(uintptr_t)ctx;
-	arg.open_flags = FOPEN_DIRECT_IO | FOPEN_STREAM | FOPEN_NONSEEKABLE;
+	arg.open_flags = RINGDEV_FOPEN_FLAGS;
 	if (fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) < 0)
 		device_release(dev, ctx); /* the opener went away: no release will come */
 }

@@ -258,7 +258,7 @@ static void reply_create(fuse_req_t req, struct device *dev, struct open_ctx *ct
 	out.entry.attr.gid = a->gid;
 	out.entry.attr.blksize = 4096;
 	out.open.fh = (uint64_t)(uintptr_t)ctx;
-	out.open.open_flags = FOPEN_DIRECT_IO | FOPEN_STREAM | FOPEN_NONSEEKABLE;
+	out.open.open_flags = RINGDEV_FOPEN_FLAGS;
 	if (fuse_reply_buf(req, (const char *)&out, sizeof(out)) < 0)
 		device_release(dev, ctx);
 }

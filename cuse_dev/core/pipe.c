@@ -572,5 +572,9 @@ bool pipe_permits(const struct pipe *p, const struct cred *cred, unsigned want)
 		bits = (p->mode >> 3) & 7;
 	else
 		bits = p->mode & 7;
-	return (bits & want) == want;
+	if ((bits & want) == want)
+		return true;
+	log_debug("pipe %s: uid %u gid %u wants %o, mode %03o owner %u:%u: denied", p->name, cred->uid, cred->gid,
+		  want, p->mode, p->uid, p->gid);
+	return false;
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# deps.sh - install what ringdev needs on Debian 12, as root.
+#   deps.sh build   the toolchain and libraries to build and run ringdevd
+#   deps.sh test    also what the tests need (Criterion, the CUSE test VM)
+# Installs only what is missing, so a prepared machine pays nothing.
+set -euo pipefail
+
+build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base)
+test_pkgs=(libcriterion-dev linux-image-amd64 qemu-system-x86 busybox-static kmod)
+
+case "${1:-build}" in
+build) pkgs=("${build_pkgs[@]}") ;;
+test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+*) echo "usage: deps.sh build|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "deps.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# FUSE mounts need /dev/fuse; containers sometimes lack the node.
+if [[ ! -e /dev/fuse ]]; then
+	modprobe fuse 2>/dev/null || true
+	[[ -e /dev/fuse ]] || mknod -m 0666 /dev/fuse c 10 229 2>/dev/null || true
+fi

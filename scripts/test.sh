@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test.sh - install what the tests need, build twice (warnings as errors;
+# then with AddressSanitizer and UBSan) and run every test: unit, the
+# integration suite on a real FUSE mount, the same suite against a real CUSE
+# node inside a VM, man pages. Ends with one "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+
+status=0
+passed=0
+failed=0
+
+# Count results of a meson test run from its JSON log.
+tally() {
+	local log=$1/meson-logs/testlog.json
+	[[ -f $log ]] || return 0
+	local p f
+	p=$(grep -c '"result": "OK"' "$log" || true)
+	f=$(grep -c '"result": "\(FAIL\|TIMEOUT\|ERROR\|UNEXPECTEDPASS\)"' "$log" || true)
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if grep -q '"result": "SKIP"' "$log"; then
+		echo "test.sh: tests were skipped in $1; nothing may skip here:" >&2
+		grep -o '"name": "[^"]*", [^}]*"result": "SKIP"' "$log" >&2 || true
+		failed=$((failed + 1))
+	fi
+}
+
+run_build() {
+	local dir=$1
+	shift
+	if [[ -d $dir ]]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir"
+}
+
+echo "== build: warnings are errors"
+run_build build-test --werror -Dman=enabled
+echo "== tests: unit, integration (FUSE mount), man, CUSE in a VM"
+meson test -C build-test --print-errorlogs --num-processes 2 || status=1
+tally build-test
+
+echo "== build: AddressSanitizer + UndefinedBehaviorSanitizer"
+run_build build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false -Dman=disabled
+echo "== tests under the sanitizers: unit, integration (FUSE mount)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite integration || status=1
+tally build-asan
+
+echo "test.sh: $passed passed, $failed failed"
+if ((failed)); then status=1; fi
+exit $status
