@@ -105,14 +105,15 @@ static void ctx_attach_pipe(struct device *dev, struct open_ctx *ctx, struct pip
 	p->handles++;
 	if (ctx->reader)
 		p->readers++;
-	if (ctx->writer) {
+	if (ctx->writer)
 		p->writers++;
-		p->had_writer = true;
-	}
 	pipe_settle(dev, p); /* a new writer ends the EOF state */
 }
 
-/* Take ctx off its pipe; its parked requests end with err. */
+/* Take ctx off its pipe; its parked requests end with err. A writer that
+ * closes counts for the EOF rule; one that only passes through (a CUSE open
+ * starts on the default pipe, then ATTACHes elsewhere) leaves no mark unless
+ * it wrote there (pipe_write sets the mark). */
 static void ctx_detach_pipe(struct device *dev, struct open_ctx *ctx, int err)
 {
 	struct pipe *p = ctx->pipe;
@@ -125,8 +126,11 @@ static void ctx_detach_pipe(struct device *dev, struct open_ctx *ctx, int err)
 	p->handles--;
 	if (ctx->reader)
 		p->readers--;
-	if (ctx->writer)
+	if (ctx->writer) {
 		p->writers--;
+		if (err == EBADF)
+			p->had_writer = true; /* closed */
+	}
 	pipe_settle(dev, p); /* the last writer leaving is EOF for parked readers */
 	pipe_collect(dev, p);
 }

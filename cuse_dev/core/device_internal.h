@@ -32,7 +32,7 @@ struct pipe {
 	uint32_t kind, policy, mode, uid, gid;
 	bool persistent;
 	bool linked;                  /* reachable by name */
-	bool had_writer;              /* for the EOF rule */
+	bool had_writer;              /* a writer wrote or closed here: the EOF rule */
 	uint32_t readers, writers, handles;
 	struct ring ring;             /* ring.capacity is the pipe's capacity */
 	uint64_t allocated;           /* bytes counted against max_memory */

@@ -282,6 +282,7 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 		dev->ops->reply_error(req, EBADF);
 		return;
 	}
+	p->had_writer = true; /* for the EOF rule, see ctx_detach_pipe */
 	if (size == 0) {
 		dev->ops->reply_written(req, 0);
 		return;

@@ -290,6 +290,26 @@ Test(pipe, eof_only_after_writers_had_attached_and_left)
 	device_release(dev, r);
 }
 
+Test(pipe, a_writer_passing_through_does_not_end_readers)
+{
+	/* A CUSE open for writing starts on the default pipe and ATTACHes
+	 * elsewhere: the readers waiting on the default pipe must keep waiting. */
+	struct open_ctx *r = fake_open(dev, "default", O_RDONLY, 0, 0, 0);
+	device_read(dev, r, REQ(1), 10, 0, false);
+	struct open_ctx *w = fake_open(dev, "default", O_WRONLY, 0, 0, 0);
+	struct attach_args a = { .name = "other", .len = 5, .flags = RINGDEV_ATTACH_CREATE };
+	cr_assert_eq(device_attach(dev, w, &a), 0);
+	expect_pending(1);
+	cr_assert_eq(device_detach(dev, w), 0);
+	expect_pending(1);
+	/* A writer that closes does end it, written or not (as with FIFOs). */
+	struct open_ctx *w2 = fake_open(dev, "default", O_WRONLY, 0, 0, 0);
+	device_release(dev, w2);
+	expect_data(1, NULL, 0);
+	device_release(dev, w);
+	device_release(dev, r);
+}
+
 Test(pipe, resize_with_data_queued_loses_nothing)
 {
 	struct open_ctx *c = fake_open(dev, "r", O_RDWR, 0, 0, 200);
