@@ -5,11 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
-meson setup build -Dtests=false >/dev/null 2>&1 || meson setup --reconfigure build -Dtests=false >/dev/null
-ninja -C build >/dev/null
+if [[ -d build-demo ]]; then
+	meson setup --reconfigure build-demo -Dtests=false >/dev/null
+else
+	meson setup build-demo -Dtests=false >/dev/null
+fi
+ninja -C build-demo >/dev/null
 
-ringdevd=build/cuse_dev/ringdevd
-ringcat=build/tools/ringcat
+ringdevd=build-demo/cuse_dev/ringdevd
+ringcat=build-demo/tools/ringcat
 if [[ -e /dev/cuse ]] && ! [[ -e /dev/ringdev ]]; then
 	device=/dev/ringdev
 	"$ringdevd" --frontend=cuse --name ringdev -f &
@@ -18,7 +22,12 @@ else
 	"$ringdevd" --frontend=fuse --mount "$device" -f &
 fi
 daemon=$!
-trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
+cleanup() {
+	kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+	[[ -d $device ]] && rmdir "$device" "$(dirname "$device")" 2>/dev/null
+	true
+}
+trap cleanup EXIT
 for _ in $(seq 50); do
 	{ [[ -c $device ]] || mountpoint -q "$device" 2>/dev/null; } && break
 	sleep 0.1
@@ -40,6 +49,5 @@ echo "== a message pipe keeps each write whole"
 "$ringcat" -d "$device" -w --create --kind message events <<< $'started\nstopped'
 "$ringcat" -d "$device" -r events | sed 's/^/   /'
 
-kill -TERM $daemon
-wait $daemon && echo "== ringdevd stopped cleanly (exit 0)"
-trap - EXIT
+kill -TERM "$daemon"
+wait "$daemon" && echo "== ringdevd stopped cleanly (exit 0)"
