@@ -60,27 +60,15 @@ static void cuse_open(fuse_req_t req, struct fuse_file_info *fi)
 	frontend_reply_open(req, dev, ctx);
 }
 
-/* Bytes the kernel must copy in and out for one of our commands. */
+/* Bytes the kernel must copy in and out for a command we answer. */
 static bool known_command(unsigned int cmd, size_t *in, size_t *out)
 {
-	switch (cmd) {
-	case RINGDEV_IOC_VERSION:
-	case RINGDEV_IOC_ATTACH:
-	case RINGDEV_IOC_DETACH:
-	case RINGDEV_IOC_PIPE_INFO:
-	case RINGDEV_IOC_NREAD:
-	case RINGDEV_IOC_SET_CONFIG:
-	case RINGDEV_IOC_STATS:
-		*in = (_IOC_DIR(cmd) & _IOC_WRITE) ? _IOC_SIZE(cmd) : 0;
-		*out = (_IOC_DIR(cmd) & _IOC_READ) ? _IOC_SIZE(cmd) : 0;
-		return true;
-	case FIONREAD:
+	if (cmd == FIONREAD) {
 		*in = 0;
 		*out = sizeof(int);
 		return true;
-	default:
-		return false;
 	}
+	return device_ioctl_sizes(cmd, in, out);
 }
 
 static void cuse_ioctl(fuse_req_t req, int cmd_signed, void *arg, struct fuse_file_info *fi, unsigned flags,

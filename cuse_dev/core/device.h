@@ -115,6 +115,10 @@ void device_interrupt(struct device *dev, void *req);
  * calls poll_notify when the mask changes (replacing an earlier handle). */
 unsigned device_poll(struct device *dev, struct open_ctx *ctx, void *ph);
 
+/* The argument bytes the kernel must copy in and out for a ringdev command;
+ * false if cmd is not one. */
+bool device_ioctl_sizes(unsigned int cmd, size_t *in, size_t *out);
+
 /* ioctl: ctx is NULL for the device itself (FUSE mount root). `in`/`out`
  * are the kernel-copied argument buffers. Returns 0 or -errno. */
 int device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, unsigned int cmd,

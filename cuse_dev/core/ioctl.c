@@ -132,16 +132,7 @@ static int ioctl_locked(struct device *dev, struct open_ctx *ctx, const struct c
 	}
 }
 
-/* Bytes the kernel copies in and out for cmd. */
-static void ioctl_sizes(unsigned int cmd, size_t *in, size_t *out)
-{
-	size_t size = _IOC_SIZE(cmd);
-	*in = (_IOC_DIR(cmd) & _IOC_WRITE) ? size : 0;
-	*out = (_IOC_DIR(cmd) & _IOC_READ) ? size : 0;
-}
-
-int device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, unsigned int cmd,
-		 const void *in, size_t in_size, void *out, size_t out_size)
+bool device_ioctl_sizes(unsigned int cmd, size_t *in, size_t *out)
 {
 	switch (cmd) {
 	case RINGDEV_IOC_VERSION:
@@ -151,13 +142,20 @@ int device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cr
 	case RINGDEV_IOC_NREAD:
 	case RINGDEV_IOC_SET_CONFIG:
 	case RINGDEV_IOC_STATS:
-		break;
+		*in = (_IOC_DIR(cmd) & _IOC_WRITE) ? _IOC_SIZE(cmd) : 0;
+		*out = (_IOC_DIR(cmd) & _IOC_READ) ? _IOC_SIZE(cmd) : 0;
+		return true;
 	default:
-		/* Device-specific commands go to the broker; none is connected. */
-		return -ENOTTY;
+		return false;
 	}
+}
+
+int device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, unsigned int cmd,
+		 const void *in, size_t in_size, void *out, size_t out_size)
+{
 	size_t need_in, need_out;
-	ioctl_sizes(cmd, &need_in, &need_out);
+	if (!device_ioctl_sizes(cmd, &need_in, &need_out))
+		return -ENOTTY; /* device-specific commands go to a broker; none is connected */
 	if (in_size < need_in || out_size < need_out || (need_in && !in) || (need_out && !out)) {
 		log_debug("ioctl 0x%x: argument of %zu/%zu bytes, need %zu/%zu", cmd, in_size, out_size, need_in,
 			  need_out);

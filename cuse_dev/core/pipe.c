@@ -221,6 +221,17 @@ static int deliver(struct device *dev, struct pipe *p, struct open_ctx *ctx, voi
 	return 0;
 }
 
+/* A request whose caller was interrupted before it could park ends here
+ * (after parking, device_interrupt ends it). */
+static bool ended_by_interrupt(struct device *dev, void *req)
+{
+	if (!dev->ops->req_interrupted(req))
+		return false;
+	dev->count.interrupts++;
+	dev->ops->reply_error(req, EINTR);
+	return true;
+}
+
 void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation)
 {
 	struct pipe *p = ctx->pipe;
@@ -253,11 +264,8 @@ void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size,
 		dev->ops->reply_error(req, EAGAIN);
 		return;
 	}
-	if (dev->ops->req_interrupted(req)) {
-		dev->count.interrupts++;
-		dev->ops->reply_error(req, EINTR);
+	if (ended_by_interrupt(dev, req))
 		return;
-	}
 	struct parked_req *pk = parked_new(dev, PARKED_READ, req, ctx);
 	if (!pk) {
 		dev->ops->reply_error(req, ENOMEM);
@@ -347,11 +355,8 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 		}
 		return;
 	}
-	if (dev->ops->req_interrupted(req)) {
-		dev->count.interrupts++;
-		dev->ops->reply_error(req, EINTR);
+	if (ended_by_interrupt(dev, req))
 		return;
-	}
 	struct parked_req *pk = parked_new(dev, PARKED_WRITE, req, ctx);
 	if (!pk || !(pk->data = malloc(size))) {
 		if (pk)
