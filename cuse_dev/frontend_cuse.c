@@ -107,26 +107,43 @@ static void cuse_ioctl(fuse_req_t req, int cmd_signed, void *arg, struct fuse_fi
 	frontend_ioctl(req, ctx, cmd, flags, in_buf, need_in, need_out);
 }
 
-/* CUSE nodes appear 0600 root:root; a udev rule may set that again after
- * we change it, so the mode and group are reapplied for a short while. */
+/* Give the node --mode and --group. Returns true if it had them already. */
+static bool node_permissions(const struct daemon_config *cfg)
+{
+	struct stat st;
+	if (stat(cuse_node, &st) < 0)
+		return false;
+	bool ok = true;
+	if ((st.st_mode & 07777) != cfg->dev.mode) {
+		ok = false;
+		if (chmod(cuse_node, cfg->dev.mode) < 0)
+			log_warn("%s: chmod: %s", cuse_node, strerror(errno));
+	}
+	if (cfg->group_set && st.st_gid != cfg->dev.gid) {
+		ok = false;
+		if (chown(cuse_node, (uid_t)-1, cfg->dev.gid) < 0)
+			log_warn("%s: chown: %s", cuse_node, strerror(errno));
+	}
+	return ok;
+}
+
+/* CUSE nodes appear 0600 root:root, and a udev rule may set that again after
+ * we change it, so the mode and group are reapplied for a few seconds. */
 static void *permission_keeper(void *arg)
 {
-	const struct daemon_config *cfg = arg;
 	for (int i = 0; i < 30; i++) {
-		struct stat st;
-		if (stat(cuse_node, &st) == 0) {
-			if ((st.st_mode & 07777) != cfg->dev.mode && chmod(cuse_node, cfg->dev.mode) < 0)
-				log_warn("%s: chmod: %s", cuse_node, strerror(errno));
-			if (cfg->group_set && st.st_gid != cfg->dev.gid && chown(cuse_node, (uid_t)-1, cfg->dev.gid) < 0)
-				log_warn("%s: chown: %s", cuse_node, strerror(errno));
-		}
 		usleep(100 * 1000);
+		if (!node_permissions(arg))
+			log_debug("%s: permissions reapplied", cuse_node);
 	}
 	return NULL;
 }
 
 static void cuse_init_done(void *userdata)
 {
+	/* The kernel created the node while taking our INIT answer: set its
+	 * permissions before any other request is served. */
+	node_permissions(cuse_cfg);
 	log_info("serving CUSE device %s", cuse_node);
 	pthread_t t;
 	pthread_attr_t attr;

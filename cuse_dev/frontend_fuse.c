@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/fuse.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +29,28 @@
 #include <ringdev/ringdev.h>
 
 #include "frontend.h"
+#include "list.h"
 #include "log.h"
 
 static struct daemon_config *fuse_cfg;
+
+/* Open directory listings. A RELEASEDIR still queued when the daemon stops
+ * never arrives, so the listings are tracked here and freed at exit. */
+struct dir_snapshot {
+	struct list_node link;
+	struct name_list names;
+};
+static struct list_node fuse_snapshots = LIST_INIT(fuse_snapshots);
+static pthread_mutex_t fuse_snapshots_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void snapshot_free(struct dir_snapshot *snap)
+{
+	pthread_mutex_lock(&fuse_snapshots_lock);
+	list_unlink(&snap->link);
+	pthread_mutex_unlock(&fuse_snapshots_lock);
+	name_list_free(&snap->names);
+	free(snap);
+}
 static struct timespec fuse_started; /* the mount root's times */
 
 static void attr_to_stat(const struct pipe_attr *a, struct stat *st)
@@ -155,28 +175,29 @@ static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct name_list *list = calloc(1, sizeof(*list));
-	if (!list) {
+	struct dir_snapshot *snap = calloc(1, sizeof(*snap));
+	if (!snap) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	/* A snapshot: a listing is consistent even while pipes come and go. */
-	int r = device_list(fuse_req_userdata(req), list);
+	int r = device_list(fuse_req_userdata(req), &snap->names);
 	if (r < 0) {
-		free(list);
+		free(snap);
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)list;
-	if (fuse_reply_open(req, fi) < 0) {
-		name_list_free(list);
-		free(list);
-	}
+	pthread_mutex_lock(&fuse_snapshots_lock);
+	list_add_tail(&fuse_snapshots, &snap->link);
+	pthread_mutex_unlock(&fuse_snapshots_lock);
+	fi->fh = (uint64_t)(uintptr_t)snap;
+	if (fuse_reply_open(req, fi) < 0)
+		snapshot_free(snap);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct name_list *list = (struct name_list *)(uintptr_t)fi->fh;
+	struct name_list *list = &((struct dir_snapshot *)(uintptr_t)fi->fh)->names;
 	char *buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -207,9 +228,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct name_list *list = (struct name_list *)(uintptr_t)fi->fh;
-	name_list_free(list);
-	free(list);
+	snapshot_free((struct dir_snapshot *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -474,6 +493,8 @@ int fuse_frontend_run(struct daemon_config *cfg)
 	log_info("unmounted %s", mount);
 out_session:
 	fuse_session_destroy(se);
+	while (!list_empty(&fuse_snapshots))
+		snapshot_free(list_entry(list_first(&fuse_snapshots), struct dir_snapshot, link));
 out_dev:
 	device_free(dev);
 	fuse_opt_free_args(&args);

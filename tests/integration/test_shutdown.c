@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_shutdown.c - the daemon's end and restart: SIGTERM/SIGINT with parked
+ * readers and writers answers them (ESHUTDOWN on the FUSE mount), nothing
+ * hangs, the daemon exits 0 and the mount is gone; a daemon killed with
+ * SIGKILL leaves a stale mount that the next start cleans up; a second
+ * daemon on a live mount and bad command lines are refused with exit codes
+ * 1 and 2.
+ *
+ * These tests end the daemon themselves, so they cannot finish with
+ * rd_assert_idle on it; they check instead that every parked caller got its
+ * answer.
+ */
+#include "harness.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+RD_SUITE(shutdown, 60);
+
+#define CAP 4096u
+
+/* ESHUTDOWN is the daemon's answer.  On a CUSE node the kernel may answer a
+ * request itself once the device is gone (facts.md: ENODEV, ENOTCONN,
+ * ECONNABORTED); the FUSE mount must give ESHUTDOWN. */
+static void assert_shutdown_error(const struct rd_daemon *d, const struct rd_io *io, const char *what)
+{
+	cr_assert_eq(io->ret, -1, "%s at shutdown: expected -1, got %zd", what, io->ret);
+	if (d->cuse)
+		cr_assert(io->err == ESHUTDOWN || io->err == ENODEV || io->err == ENOTCONN ||
+				  io->err == ECONNABORTED,
+			  "%s at shutdown: expected ESHUTDOWN (or ENODEV/ENOTCONN/ECONNABORTED on CUSE), got %s",
+			  what, rd_errname(io->err));
+	else
+		cr_assert_eq(io->err, ESHUTDOWN, "%s at shutdown: expected ESHUTDOWN, got %s", what,
+			     rd_errname(io->err));
+}
+
+static void *poll_main(void *arg)
+{
+	struct pollfd *p = arg;
+
+	p->revents = 0;
+	if (poll(p, 1, 10000) <= 0)
+		p->events = -1; /* timed out or failed: marks "not woken" */
+	return NULL;
+}
+
+static void shutdown_with_parked_requests(int sig)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int r = rd_create(d, "R", O_RDONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+	int r2 = rd_open_ok(d, "R", O_RDONLY);
+	int w = rd_create(d, "W", O_WRONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, CAP);
+	int pr = rd_create(d, "P", O_RDONLY | O_NONBLOCK, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+	static unsigned char fill[CAP];
+	struct rd_io *reader = rd_io_new(r, RD_IO_READ, 100);
+	struct rd_io *reader2 = rd_io_new(r2, RD_IO_READ, 100);
+	struct rd_io *writer = rd_io_new(w, RD_IO_WRITE, 100);
+	struct pollfd pfd = { .fd = pr, .events = POLLIN };
+	struct timespec limit;
+	pthread_t poller;
+	uint64_t pollers = rd_stats(d).pollers;
+	int status;
+
+	rd_write_ok(w, fill, CAP);
+	rd_io_start(reader);
+	rd_io_start(reader2);
+	rd_io_start(writer);
+	rd_wait_parked(d, 2, 1);
+	cr_assert_eq(pthread_create(&poller, NULL, poll_main, &pfd), 0, "pthread_create");
+	rd_wait_pollers(d, pollers + 1);
+
+	status = rd_kill(d, sig);
+	cr_assert_eq(status, 0, "ringdevd exit code after signal %d: expected 0, got %d", sig, status);
+	if (d->cuse)
+		cr_assert_neq(access(d->device, F_OK), 0, "%s removed", d->device);
+	else
+		cr_assert(!rd_is_mounted(d->mount), "the mount %s is removed at shutdown", d->mount);
+
+	rd_io_join(reader);
+	rd_io_join(reader2);
+	rd_io_join(writer);
+	assert_shutdown_error(d, reader, "parked read");
+	assert_shutdown_error(d, reader2, "second parked read");
+	assert_shutdown_error(d, writer, "parked write");
+	clock_gettime(CLOCK_REALTIME, &limit);
+	limit.tv_sec += 20;
+	cr_assert_eq(pthread_timedjoin_np(poller, NULL, &limit), 0, "the poller returned");
+	cr_assert_neq(pfd.events, -1, "a pending poll wakes up at shutdown");
+
+	close(pr);
+	close(w);
+	close(r2);
+	close(r);
+	rd_stop(d);
+}
+
+Test(shutdown, sigterm_answers_parked_requests_and_unmounts)
+{
+	shutdown_with_parked_requests(SIGTERM);
+}
+
+Test(shutdown, sigint_too)
+{
+	shutdown_with_parked_requests(SIGINT);
+}
+
+Test(shutdown, idle_daemon_exits_0)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int fd = rd_create(d, "Left", O_WRONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+
+	/* A pipe with unread data and a closed handle at exit: no matter. */
+	rd_write_ok(fd, "unread", 6);
+	rd_close(d, fd);
+	rd_end(d);
+}
+
+Test(shutdown, restart_after_sigkill_cleans_a_stale_mount)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int fd = rd_create(d, "Before", O_RDWR, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+	struct stat sb;
+	char buf[8];
+
+	rd_kill(d, SIGKILL);
+	close(fd);
+	if (!d->cuse) {
+		cr_assert(rd_is_mounted(d->mount), "a killed daemon leaves its mount behind");
+		errno = 0;
+		cr_assert(stat(d->mount, &sb) != 0 && errno == ENOTCONN,
+			  "the stale mount answers ENOTCONN (got %s)", rd_errname(errno));
+	}
+	rd_restart(d);
+	rd_assert_errno(rd_open(d, "Before", O_RDONLY, 0), ENOENT, "a new daemon starts empty");
+	fd = rd_create(d, "After", O_RDWR | O_NONBLOCK, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+	rd_write_ok(fd, "works", 5);
+	rd_read_ok(fd, buf, sizeof(buf), 5);
+	close(fd);
+	rd_end(d);
+}
+
+Test(shutdown, refuses_a_live_mount_and_bad_command_lines)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	const char *const bad_frontend[] = { "--frontend=bogus", NULL };
+	const char *const bad_size[] = { "--ring-size", "12Q", NULL };
+	const char *const bad_option[] = { "--no-such-option", NULL };
+	int code;
+
+	code = rd_start_expect_exit(d, NULL);
+	cr_assert_eq(code, 1, "a second daemon at the same %s: expected exit 1, got %d",
+		     d->cuse ? "name" : "mount", code);
+	code = rd_start_expect_exit(d, bad_frontend);
+	cr_assert_eq(code, 2, "--frontend=bogus: expected exit 2 (usage), got %d", code);
+	code = rd_start_expect_exit(d, bad_size);
+	cr_assert_eq(code, 2, "--ring-size 12Q: expected exit 2 (usage), got %d", code);
+	code = rd_start_expect_exit(d, bad_option);
+	cr_assert_eq(code, 2, "an unknown option: expected exit 2 (usage), got %d", code);
+
+	/* The first daemon is unharmed. */
+	{
+		int fd = rd_create(d, "Still", O_RDWR | O_NONBLOCK, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+		char buf[8];
+
+		rd_write_ok(fd, "ok", 2);
+		rd_read_ok(fd, buf, sizeof(buf), 2);
+		close(fd);
+	}
+	rd_end(d);
+}
