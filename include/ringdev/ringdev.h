@@ -18,7 +18,7 @@
 #define RINGDEV_RINGDEV_H
 
 #include <stdint.h>
-#include <sys/ioctl.h>
+#include <linux/ioctl.h> /* _IOR and friends; callers include <sys/ioctl.h> for ioctl() */
 
 #define RINGDEV_ABI_MAJOR 1
 #define RINGDEV_ABI_MINOR 0

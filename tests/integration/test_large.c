@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_large.c - the device node itself, and transfers larger than one
+ * kernel request. CUSE carries at most 128 KiB per request (the FUSE mount
+ * 1 MiB), so a large read or write reaches the daemon as several chunks:
+ * a read returns what is there without waiting for later chunks, and a
+ * write moves everything. On the CUSE node also: FIONREAD, and --mode and
+ * --group applied to /dev/NAME (the FUSE mount has no node; those checks log
+ * a note there, as FIONREAD on a FUSE regular file is answered by the VFS).
+ */
+#include "harness.h"
+
+#include <limits.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+RD_SUITE(large, 120);
+
+#define BIG (3u << 20) /* several requests on either frontend */
+
+static bool cuse_only(const char *what)
+{
+	if (rd_frontend_is_cuse())
+		return false;
+	cr_log_info("%s: the CUSE node only; nothing to check on the FUSE mount", what);
+	return true;
+}
+
+Test(large, one_write_of_many_requests_is_read_back_whole)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int w = rd_create(d, "Big", O_WRONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 4u << 20);
+	int r = rd_open_ok(d, "Big", O_RDONLY);
+	static unsigned char src[BIG], dst[BIG + 4096];
+
+	rd_pattern(src, BIG, 11, 0);
+	cr_assert_eq(write(w, src, BIG), (ssize_t)BIG, "one write of 3 MiB: %s", strerror(errno));
+	/* One read with a larger buffer gets everything queued, and returns
+	 * at once: the later chunks of a split read never wait. */
+	rd_read_ok(r, dst, sizeof(dst), BIG);
+	cr_assert_arr_eq(dst, src, BIG, "3 MiB came back intact");
+	cr_assert_eq(rd_nread(r).queued_bytes, 0);
+	close(r);
+	close(w);
+	rd_end(d);
+}
+
+Test(large, a_parked_large_read_returns_what_arrived)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int w = rd_create(d, "Trickle", O_WRONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 1u << 20);
+	int r = rd_open_ok(d, "Trickle", O_RDONLY);
+	struct rd_io *io = rd_io_new(r, RD_IO_READ, BIG);
+	static unsigned char src[300 * 1024], got[300 * 1024];
+
+	rd_io_start(io);
+	rd_wait_parked(d, 1, 0);
+	rd_pattern(src, sizeof(src), 12, 0);
+	rd_write_ok(w, src, sizeof(src));
+	rd_io_join(io);
+	cr_assert_gt(io->ret, 0, "the parked read returned %zd (%s)", io->ret, rd_errname(io->err));
+	cr_assert_leq((size_t)io->ret, sizeof(src));
+	memcpy(got, io->buf, (size_t)io->ret);
+	/* Whatever it did not get is still queued, in order. */
+	size_t rest = sizeof(src) - (size_t)io->ret;
+	if (rest)
+		rd_read_ok(r, got + io->ret, rest, rest);
+	cr_assert_arr_eq(got, src, sizeof(src));
+	close(r);
+	close(w);
+	rd_end(d);
+}
+
+Test(large, a_write_larger_than_capacity_moves_in_parts)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int w = rd_create(d, "Narrow", O_WRONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 64 * 1024);
+	int r = rd_open_ok(d, "Narrow", O_RDONLY);
+	struct rd_io *io = rd_io_new(w, RD_IO_WRITE, BIG);
+	static unsigned char dst[BIG];
+	size_t got = 0;
+
+	rd_pattern(io->buf, BIG, 13, 0);
+	rd_io_start(io);
+	while (got < BIG) {
+		ssize_t n = read(r, dst + got, 100000);
+		cr_assert_gt(n, 0, "read after %zu bytes: %zd (%s)", got, n, strerror(errno));
+		got += (size_t)n;
+	}
+	rd_io_join(io);
+	cr_assert_eq(io->ret, (ssize_t)BIG, "the blocking write returned %zd (%s)", io->ret, rd_errname(io->err));
+	cr_assert_arr_eq(dst, io->buf, BIG);
+	close(r);
+	close(w);
+	rd_end(d);
+}
+
+Test(large, message_up_to_the_limit_in_one_request)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int w = rd_create(d, "Msg", O_WRONLY | O_NONBLOCK, RINGDEV_KIND_MESSAGE, RINGDEV_POLICY_BLOCK, 1u << 20);
+	int r = rd_open_ok(d, "Msg", O_RDONLY | O_NONBLOCK);
+	static unsigned char msg[RINGDEV_MESSAGE_MAX + 1], dst[2 * RINGDEV_MESSAGE_MAX];
+
+	rd_pattern(msg, sizeof(msg), 14, 0);
+	rd_write_ok(w, msg, RINGDEV_MESSAGE_MAX);
+	rd_assert_errno(write(w, msg, RINGDEV_MESSAGE_MAX + 1), EMSGSIZE, "a message over 64 KiB");
+	rd_read_ok(r, dst, sizeof(dst), RINGDEV_MESSAGE_MAX);
+	cr_assert_arr_eq(dst, msg, RINGDEV_MESSAGE_MAX);
+	cr_assert_eq(rd_pipe_info(r).queued_messages, 0, "nothing torn off and left behind");
+	close(r);
+	close(w);
+	rd_end(d);
+}
+
+Test(large, fionread_on_the_node)
+{
+	if (cuse_only("FIONREAD"))
+		return;
+	struct rd_daemon *d = rd_start(NULL);
+	int s = rd_create(d, "Stream", O_RDWR | O_NONBLOCK, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+	int m = rd_create(d, "Msgs", O_RDWR | O_NONBLOCK, RINGDEV_KIND_MESSAGE, RINGDEV_POLICY_BLOCK, 0);
+	int n = -1;
+
+	cr_assert_eq(ioctl(s, FIONREAD, &n), 0, "FIONREAD: %s", strerror(errno));
+	cr_assert_eq(n, 0);
+	rd_write_ok(s, "hello", 5);
+	cr_assert_eq(ioctl(s, FIONREAD, &n), 0);
+	cr_assert_eq(n, 5, "stream: bytes queued, got %d", n);
+	rd_write_ok(m, "abc", 3);
+	rd_write_ok(m, "defghij", 7);
+	cr_assert_eq(ioctl(m, FIONREAD, &n), 0);
+	cr_assert_eq(n, 3, "message: the next message's size, got %d", n);
+	close(s);
+	close(m);
+	rd_end(d);
+}
+
+Test(large, node_mode_and_group)
+{
+	if (cuse_only("--mode and --group on /dev/NAME"))
+		return;
+	const char *const args[] = { "--mode", "0620", "--group", "4321", NULL };
+	struct rd_daemon *d = rd_start(args);
+	struct stat st;
+	char node[sizeof(d->device)];
+
+	snprintf(node, sizeof(node), "%s", d->device);
+	cr_assert_eq(stat(node, &st), 0, "%s: %s", node, strerror(errno));
+	cr_assert(S_ISCHR(st.st_mode));
+	cr_assert_eq(st.st_mode & 07777, 0620, "node mode %o", st.st_mode & 07777);
+	cr_assert_eq(st.st_gid, 4321, "node group %u", (unsigned)st.st_gid);
+	rd_end(d);
+	cr_assert_neq(stat(node, &st), 0, "the node is gone after SIGTERM");
+}
+
+Test(large, a_32bit_caller_gets_correct_answers)
+{
+	/* compat32 is built beside this binary (x86_64 hosts). */
+	char self[PATH_MAX], cmd[3 * PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	cr_assert_gt(n, 0);
+	self[n] = '\0';
+	*strrchr(self, '/') = '\0';
+	struct rd_daemon *d = rd_start(NULL);
+	char target[PATH_MAX];
+	int keep = -1; /* on the FUSE mount, a pipe to open (kept while in use) */
+	if (d->cuse) {
+		snprintf(target, sizeof(target), "%s", d->device);
+	} else {
+		keep = rd_open(d, "Compat", O_RDWR | O_CREAT, 0600);
+		cr_assert_geq(keep, 0, "create: %s", strerror(errno));
+		rd_shell_path(d, "Compat", target, sizeof(target));
+	}
+	snprintf(cmd, sizeof(cmd), "%s/compat32 %s", self, target);
+	int code = rd_sh(cmd);
+	cr_assert_eq(code, 0, "the 32-bit caller failed at step %d (see its line above)", code);
+	if (keep >= 0)
+		close(keep);
+	rd_end(d);
+}
