@@ -48,6 +48,7 @@ echo "== build: AddressSanitizer + UndefinedBehaviorSanitizer"
 run_build build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false -Dman=disabled
 echo "== tests under the sanitizers: unit, integration (FUSE mount)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 \
 	meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite integration || status=1
 tally build-asan
 
