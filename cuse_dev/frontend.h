@@ -17,6 +17,7 @@
 
 struct daemon_config {
 	const char *frontend;     /* "auto", "fuse" or "cuse" */
+	bool ctl_group_set;       /* --ctl-group given */
 	const char *name;         /* CUSE device name */
 	const char *mount;        /* FUSE mount directory */
 	const char *default_pipe; /* CUSE opens start here */
@@ -49,15 +50,18 @@ void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsi
  * lock a parked write holds (release is all the core needs). */
 #define RINGDEV_FOPEN_FLAGS (FOPEN_DIRECT_IO | FOPEN_STREAM | FOPEN_NONSEEKABLE | FOPEN_NOFLUSH)
 
-/* Answer an open with RINGDEV_FOPEN_FLAGS so that every read system
- * call starts at offset 0 (libfuse's fuse_file_info has no stream bit). If the
- * answer cannot be delivered (the opener is gone) the handle is released. */
-void frontend_reply_open(fuse_req_t req, struct device *dev, struct open_ctx *ctx);
+/* Answer an open with RINGDEV_FOPEN_FLAGS so that every read system call
+ * starts at offset 0 (libfuse's fuse_file_info has no stream bit); a create
+ * also carries the entry. False if the answer could not be delivered (the
+ * opener is gone). */
+bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx);
+bool frontend_reply_create(fuse_req_t req, struct open_ctx *ctx, const struct pipe_attr *attr);
 
-/* Serve a mounted session until SIGTERM/SIGINT (daemonizing first without
+/* Serve mounted sessions until SIGTERM/SIGINT (daemonizing first without
  * -f), then end every parked request. Returns the process exit code; the
  * caller unmounts and destroys the session. */
-int frontend_serve(struct fuse_session *se, struct device *dev, const struct daemon_config *cfg, const char *what);
+int frontend_serve(struct fuse_session **se, int n, struct device *dev, const struct daemon_config *cfg,
+		   const char *what);
 
 /* Run a frontend until SIGTERM/SIGINT. Return the process exit code. */
 int fuse_frontend_run(struct daemon_config *cfg);

@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <linux/fuse.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <string.h>
 
@@ -56,6 +58,16 @@ static void ops_poll_destroy(void *ph)
 	fuse_pollhandle_destroy(ph);
 }
 
+static bool ops_reply_open(void *req, struct open_ctx *ctx, const struct pipe_attr *attr, bool create)
+{
+	return create ? frontend_reply_create(req, ctx, attr) : frontend_reply_open(req, ctx);
+}
+
+static void ops_reply_ioctl(void *req, int result, const void *out, size_t size)
+{
+	fuse_reply_ioctl(req, result, size ? out : NULL, size);
+}
+
 const struct device_ops frontend_ops = {
 	.reply_data = ops_reply_data,
 	.reply_written = ops_reply_written,
@@ -63,6 +75,8 @@ const struct device_ops frontend_ops = {
 	.req_interrupted = ops_req_interrupted,
 	.poll_notify = ops_poll_notify,
 	.poll_destroy = ops_poll_destroy,
+	.reply_open = ops_reply_open,
+	.reply_ioctl = ops_reply_ioctl,
 };
 
 struct cred frontend_cred(fuse_req_t req)
@@ -117,6 +131,10 @@ void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsi
 {
 	struct device *dev = fuse_req_userdata(req);
 	struct cred cred = frontend_cred(req);
+	/* Broker TRANSACTs and relayed commands may park: interruptible. */
+	fuse_req_interrupt_func(req, on_interrupt, dev);
+	if (device_ioctl_async(dev, ctx, &cred, req, cmd, in_buf, in_bufsz, out_bufsz))
+		return;
 	/* Restricted ioctls carry at most _IOC_SIZE bytes: 14 bits. */
 	uint8_t out[1u << 14];
 	if (out_bufsz > sizeof(out)) {
@@ -131,14 +149,39 @@ void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsi
 		fuse_reply_ioctl(req, 0, out_bufsz ? out : NULL, out_bufsz);
 }
 
-void frontend_reply_open(fuse_req_t req, struct device *dev, struct open_ctx *ctx)
+bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 {
 	struct fuse_open_out arg;
 	memset(&arg, 0, sizeof(arg));
 	arg.fh = (uint64_t)(uintptr_t)ctx;
 	arg.open_flags = RINGDEV_FOPEN_FLAGS;
-	if (fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) < 0)
-		device_release(dev, ctx); /* the opener went away: no release will come */
+	return fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) == 0;
+}
+
+bool frontend_reply_create(fuse_req_t req, struct open_ctx *ctx, const struct pipe_attr *a)
+{
+	struct {
+		struct fuse_entry_out entry;
+		struct fuse_open_out open;
+	} out;
+	memset(&out, 0, sizeof(out));
+	out.entry.nodeid = a->ino;
+	out.entry.attr.ino = a->ino;
+	out.entry.attr.size = a->size;
+	out.entry.attr.atime = (uint64_t)a->atime.tv_sec;
+	out.entry.attr.mtime = (uint64_t)a->mtime.tv_sec;
+	out.entry.attr.ctime = (uint64_t)a->ctime.tv_sec;
+	out.entry.attr.atimensec = (uint32_t)a->atime.tv_nsec;
+	out.entry.attr.mtimensec = (uint32_t)a->mtime.tv_nsec;
+	out.entry.attr.ctimensec = (uint32_t)a->ctime.tv_nsec;
+	out.entry.attr.mode = S_IFREG | a->mode;
+	out.entry.attr.nlink = 1;
+	out.entry.attr.uid = a->uid;
+	out.entry.attr.gid = a->gid;
+	out.entry.attr.blksize = 4096;
+	out.open.fh = (uint64_t)(uintptr_t)ctx;
+	out.open.open_flags = RINGDEV_FOPEN_FLAGS;
+	return fuse_reply_buf(req, (const char *)&out, sizeof(out)) == 0;
 }
 
 static void syslog_sink(enum log_level level, const char *line, void *data)
@@ -147,27 +190,67 @@ static void syslog_sink(enum log_level level, const char *line, void *data)
 	syslog(prio[level], "%s", line);
 }
 
-int frontend_serve(struct fuse_session *se, struct device *dev, const struct daemon_config *cfg, const char *what)
+/* Serve several sessions (the CUSE data and control nodes) from one thread:
+ * no handler blocks, so one thread never waits for another. Returns 0 when
+ * the sessions ended normally (signal, or the kernel side went away), or
+ * -errno. */
+static int serve_loop(struct fuse_session **se, int n)
 {
-	if (fuse_set_signal_handlers(se) < 0) {
+	if (n == 1) {
+		/* libfuse returns the signal number after SIGTERM/SIGINT/SIGHUP. */
+		int r = fuse_session_loop(se[0]);
+		return r > 0 ? 0 : r;
+	}
+	struct fuse_buf bufs[2];
+	struct pollfd pfd[2];
+	memset(bufs, 0, sizeof(bufs));
+	for (int i = 0; i < n; i++)
+		pfd[i] = (struct pollfd){ .fd = fuse_session_fd(se[i]), .events = POLLIN };
+	int result = 0;
+	while (!fuse_session_exited(se[0]) && result == 0) {
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno != EINTR)
+				result = -errno;
+			continue;
+		}
+		for (int i = 0; i < n && result == 0; i++) {
+			if (!pfd[i].revents)
+				continue;
+			int r = fuse_session_receive_buf(se[i], &bufs[i]);
+			if (r == -EINTR || r == -EAGAIN)
+				continue;
+			if (r <= 0) {
+				result = r == 0 || r == -ENODEV ? 1 : r; /* 1: the kernel side is gone */
+				break;
+			}
+			fuse_session_process_buf(se[i], &bufs[i]);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		free(bufs[i].mem);
+	return result > 0 ? 0 : result;
+}
+
+int frontend_serve(struct fuse_session **se, int n, struct device *dev, const struct daemon_config *cfg,
+		   const char *what)
+{
+	if (fuse_set_signal_handlers(se[0]) < 0) {
 		fprintf(stderr, "ringdevd: cannot install signal handlers\n");
 		return 1;
 	}
 	if (!cfg->foreground) {
 		if (fuse_daemonize(0) < 0) {
-			fuse_remove_signal_handlers(se);
+			fuse_remove_signal_handlers(se[0]);
 			return 1;
 		}
 		log_set_sink(syslog_sink, NULL);
 	}
-	/* libfuse returns the signal number after SIGTERM/SIGINT/SIGHUP, 0 when
-	 * the kernel side went away (unmounted), -errno on failure. */
-	int r = fuse_session_loop(se);
-	if (r > 0)
-		log_info("signal %d: shutting down", r);
-	else if (r < 0)
+	int r = serve_loop(se, n);
+	if (r < 0)
 		log_error("%s: session failed: %s", what, strerror(-r));
-	device_shutdown(dev); /* parked requests: ESHUTDOWN, while the fd still works */
-	fuse_remove_signal_handlers(se);
-	return r >= 0 ? 0 : 1;
+	else
+		log_info("%s: shutting down", what);
+	device_shutdown(dev); /* parked requests: ESHUTDOWN, while the fds still work */
+	fuse_remove_signal_handlers(se[0]);
+	return r < 0 ? 1 : 0;
 }

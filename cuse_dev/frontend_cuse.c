@@ -32,35 +32,40 @@
 static struct daemon_config *cuse_cfg;
 static char cuse_node[PATH_MAX];
 
+static void on_open_interrupt(fuse_req_t req, void *data)
+{
+	device_interrupt(data, req);
+}
+
 static void cuse_open(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct device *dev = fuse_req_userdata(req);
 	struct cred cred = frontend_cred(req);
-	struct open_ctx *ctx;
-	struct attach_args args = {
-		.name = cuse_cfg->default_pipe,
-		.len = strlen(cuse_cfg->default_pipe),
-	};
-	int r = device_open(dev, &cred, fi->flags, &ctx);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	r = device_attach(dev, ctx, &args);
-	if (r == -EACCES) {
-		/* The default pipe refuses this caller: the handle starts detached,
-		 * and ATTACH names the pipe it may use. */
-		r = 0;
-	}
-	if (r < 0) {
-		device_release(dev, ctx);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	frontend_reply_open(req, dev, ctx);
+	struct open_args args = { .default_pipe = true };
+	fuse_req_interrupt_func(req, on_open_interrupt, dev);
+	device_open_request(dev, &cred, fi->flags, &args, req);
 }
 
-/* Bytes the kernel must copy in and out for a command we answer. */
+static void ctl_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct device *dev = fuse_req_userdata(req);
+	struct cred cred = frontend_cred(req);
+	struct open_ctx *ctx;
+	int r = device_ctl_open(dev, &cred, fi->flags, &ctx);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)ctx;
+	fi->direct_io = 1;
+	fi->nonseekable = 1;
+	if (fuse_reply_open(req, fi) < 0)
+		device_release(dev, ctx);
+}
+
+/* Bytes the kernel must copy in and out for a command we answer: ours
+ * (including the device-specific range and the control commands) encode
+ * their size; FIONREAD is an int. */
 static bool known_command(unsigned int cmd, size_t *in, size_t *out)
 {
 	if (cmd == FIONREAD) {
@@ -68,7 +73,11 @@ static bool known_command(unsigned int cmd, size_t *in, size_t *out)
 		*out = sizeof(int);
 		return true;
 	}
-	return device_ioctl_sizes(cmd, in, out);
+	if (_IOC_TYPE(cmd) != RINGDEV_IOC_MAGIC)
+		return false;
+	*in = (_IOC_DIR(cmd) & _IOC_WRITE) ? _IOC_SIZE(cmd) : 0;
+	*out = (_IOC_DIR(cmd) & _IOC_READ) ? _IOC_SIZE(cmd) : 0;
+	return true;
 }
 
 static void cuse_ioctl(fuse_req_t req, int cmd_signed, void *arg, struct fuse_file_info *fi, unsigned flags,
@@ -78,7 +87,7 @@ static void cuse_ioctl(fuse_req_t req, int cmd_signed, void *arg, struct fuse_fi
 	struct open_ctx *ctx = (struct open_ctx *)(uintptr_t)fi->fh;
 	size_t need_in, need_out;
 	if (!known_command(cmd, &need_in, &need_out)) {
-		fuse_reply_err(req, ENOTTY); /* device-specific commands need a broker */
+		fuse_reply_err(req, ENOTTY);
 		return;
 	}
 	if (in_bufsz < need_in || out_bufsz < need_out) {
@@ -107,28 +116,37 @@ static void cuse_ioctl(fuse_req_t req, int cmd_signed, void *arg, struct fuse_fi
 	frontend_ioctl(req, ctx, cmd, flags, in_buf, need_in, need_out);
 }
 
-/* Give the node --mode and --group. Returns true if it had them already. */
-static bool node_permissions(const struct daemon_config *cfg)
+static char ctl_node[PATH_MAX + 8];
+
+/* Give a node its mode and group. Returns true if it had them already. */
+static bool node_apply(const char *node, uint32_t mode, bool set_group, uint32_t gid)
 {
 	struct stat st;
-	if (stat(cuse_node, &st) < 0)
+	if (stat(node, &st) < 0)
 		return false;
 	bool ok = true;
-	if ((st.st_mode & 07777) != cfg->dev.mode) {
+	if ((st.st_mode & 07777) != mode) {
 		ok = false;
-		if (chmod(cuse_node, cfg->dev.mode) < 0)
-			log_warn("%s: chmod: %s", cuse_node, strerror(errno));
+		if (chmod(node, mode) < 0)
+			log_warn("%s: chmod: %s", node, strerror(errno));
 	}
-	if (cfg->group_set && st.st_gid != cfg->dev.gid) {
+	if (set_group && st.st_gid != gid) {
 		ok = false;
-		if (chown(cuse_node, (uid_t)-1, cfg->dev.gid) < 0)
-			log_warn("%s: chown: %s", cuse_node, strerror(errno));
+		if (chown(node, (uid_t)-1, gid) < 0)
+			log_warn("%s: chown: %s", node, strerror(errno));
 	}
 	return ok;
 }
 
+static bool node_permissions(const struct daemon_config *cfg)
+{
+	bool data = node_apply(cuse_node, cfg->dev.mode, cfg->group_set, cfg->dev.gid);
+	bool ctl = node_apply(ctl_node, cfg->dev.ctl_mode, cfg->ctl_group_set, cfg->dev.ctl_gid);
+	return data && ctl;
+}
+
 /* CUSE nodes appear 0600 root:root, and a udev rule may set that again after
- * we change it, so the mode and group are reapplied for a few seconds. */
+ * we change it, so the modes and groups are reapplied for a few seconds. */
 static void *permission_keeper(void *arg)
 {
 	for (int i = 0; i < 30; i++) {
@@ -145,6 +163,12 @@ static void cuse_init_done(void *userdata)
 	 * permissions before any other request is served. */
 	node_permissions(cuse_cfg);
 	log_info("serving CUSE device %s", cuse_node);
+}
+
+static void ctl_init_done(void *userdata)
+{
+	node_permissions(cuse_cfg);
+	log_info("serving CUSE control node %s", ctl_node);
 	pthread_t t;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
@@ -174,6 +198,16 @@ static void cuse_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pol
 	frontend_poll(req, 0, fi, ph);
 }
 
+static const struct cuse_lowlevel_ops ctl_ops = {
+	.init_done = ctl_init_done,
+	.open = ctl_open,
+	.read = cuse_read,
+	.write = cuse_write,
+	.release = cuse_release,
+	.ioctl = cuse_ioctl,
+	.poll = cuse_poll,
+};
+
 static const struct cuse_lowlevel_ops cuse_ops = {
 	.init_done = cuse_init_done,
 	.open = cuse_open,
@@ -184,26 +218,61 @@ static const struct cuse_lowlevel_ops cuse_ops = {
 	.poll = cuse_poll,
 };
 
-int cuse_frontend_run(struct daemon_config *cfg)
+/* A CUSE session for /dev/<name> on a fresh /dev/cuse fd, or NULL. */
+static struct fuse_session *cuse_session(const char *name, const struct cuse_lowlevel_ops *ops, struct device *dev)
 {
-	cuse_cfg = cfg;
-	snprintf(cuse_node, sizeof(cuse_node), "/dev/%s", cfg->name);
-	struct stat st;
-	if (stat(cuse_node, &st) == 0) {
-		fprintf(stderr, "ringdevd: %s: already exists (is another ringdevd serving it?)\n", cuse_node);
-		return 1;
-	}
+	char devname[PATH_MAX + 8];
+	snprintf(devname, sizeof(devname), "DEVNAME=%s", name);
+	const char *dev_info[] = { devname };
+	struct cuse_info ci = {
+		.dev_info_argc = 1,
+		.dev_info_argv = dev_info,
+		.flags = CUSE_UNRESTRICTED_IOCTL,
+	};
+	char *argv[] = { "ringdevd", NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
 	int fd = open("/dev/cuse", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "ringdevd: /dev/cuse: %s (load it with 'modprobe cuse', or use --frontend=fuse)\n",
 			strerror(errno));
-		return 1;
+		return NULL;
+	}
+	struct fuse_session *se = cuse_lowlevel_new(&args, &ci, ops, dev);
+	fuse_opt_free_args(&args);
+	if (!se) {
+		fprintf(stderr, "ringdevd: /dev/%s: cannot create CUSE session\n", name);
+		close(fd);
+		return NULL;
+	}
+	/* libfuse takes an already-open device fd as "/dev/fd/N". */
+	char fdpath[32];
+	snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", fd);
+	if (fuse_session_mount(se, fdpath) < 0) {
+		fprintf(stderr, "ringdevd: /dev/%s: cannot attach to /dev/cuse\n", name);
+		close(fd);
+		fuse_session_destroy(se);
+		return NULL;
+	}
+	return se;
+}
+
+int cuse_frontend_run(struct daemon_config *cfg)
+{
+	cuse_cfg = cfg;
+	snprintf(cuse_node, sizeof(cuse_node), "/dev/%s", cfg->name);
+	snprintf(ctl_node, sizeof(ctl_node), "/dev/%s-ctl", cfg->name);
+	struct stat st;
+	const char *nodes[] = { cuse_node, ctl_node };
+	for (int i = 0; i < 2; i++) {
+		if (stat(nodes[i], &st) == 0) {
+			fprintf(stderr, "ringdevd: %s: already exists (is another ringdevd serving it?)\n", nodes[i]);
+			return 1;
+		}
 	}
 
 	cfg->dev.frontend = RINGDEV_FRONTEND_CUSE;
 	struct device *dev = device_new(&cfg->dev, &frontend_ops);
 	if (!dev) {
-		close(fd);
 		fprintf(stderr, "ringdevd: out of memory\n");
 		return 1;
 	}
@@ -214,45 +283,26 @@ int cuse_frontend_run(struct daemon_config *cfg)
 		.len = strlen(cfg->default_pipe),
 		.mode = cfg->dev.mode & 0666,
 	};
+	int code = 1;
 	int r = device_create(dev, &daemon, &def);
 	if (r < 0) {
 		fprintf(stderr, "ringdevd: pipe %s: %s\n", cfg->default_pipe, strerror(-r));
-		close(fd);
-		device_free(dev);
-		return 1;
-	}
-
-	char devname[PATH_MAX + 8];
-	snprintf(devname, sizeof(devname), "DEVNAME=%s", cfg->name);
-	const char *dev_info[] = { devname };
-	struct cuse_info ci = {
-		.dev_info_argc = 1,
-		.dev_info_argv = dev_info,
-		.flags = CUSE_UNRESTRICTED_IOCTL,
-	};
-	char *argv[] = { "ringdevd", NULL };
-	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
-	int code = 1;
-	struct fuse_session *se = cuse_lowlevel_new(&args, &ci, &cuse_ops, dev);
-	if (!se) {
-		fprintf(stderr, "ringdevd: %s: cannot create CUSE session\n", cuse_node);
-		close(fd);
 		goto out_dev;
 	}
-	/* libfuse takes an already-open device fd as "/dev/fd/N". */
-	char fdpath[32];
-	snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", fd);
-	if (fuse_session_mount(se, fdpath) < 0) {
-		fprintf(stderr, "ringdevd: %s: cannot attach to /dev/cuse\n", cuse_node);
-		close(fd);
+	char ctl_name[RINGDEV_NAME_SIZE + 8];
+	snprintf(ctl_name, sizeof(ctl_name), "%s-ctl", cfg->name);
+	struct fuse_session *se = cuse_session(cfg->name, &cuse_ops, dev);
+	if (!se)
+		goto out_dev;
+	struct fuse_session *ctl = cuse_session(ctl_name, &ctl_ops, dev);
+	if (!ctl)
 		goto out_session;
-	}
-	code = frontend_serve(se, dev, cfg, cuse_node);
-	fuse_session_unmount(se);
+	struct fuse_session *sessions[] = { se, ctl };
+	code = frontend_serve(sessions, 2, dev, cfg, cuse_node);
+	fuse_session_destroy(ctl); /* closes its /dev/cuse fd: the kernel removes the node */
 out_session:
-	fuse_session_destroy(se); /* closes /dev/cuse: the kernel removes the node */
+	fuse_session_destroy(se);
 out_dev:
 	device_free(dev);
-	fuse_opt_free_args(&args);
 	return code;
 }

@@ -32,6 +32,10 @@
 #include "list.h"
 #include "log.h"
 
+/* The control node, MOUNT/.ctl: a fixed inode below the pipes' (>= 16). */
+#define CTL_INO 2
+#define CTL_NAME ".ctl"
+
 static struct daemon_config *fuse_cfg;
 
 /* Open directory listings. A RELEASEDIR still queued when the daemon stops
@@ -82,6 +86,22 @@ static void root_stat(struct stat *st)
 	st->st_atim = st->st_mtim = st->st_ctim = fuse_started;
 }
 
+static void ctl_stat(struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = CTL_INO;
+	st->st_mode = S_IFREG | fuse_cfg->dev.ctl_mode;
+	st->st_nlink = 1;
+	st->st_uid = fuse_cfg->dev.uid;
+	st->st_gid = fuse_cfg->dev.ctl_gid;
+	st->st_atim = st->st_mtim = st->st_ctim = fuse_started;
+}
+
+static void on_open_interrupt(fuse_req_t req, void *data)
+{
+	device_interrupt(data, req);
+}
+
 static void reply_entry(fuse_req_t req, const struct pipe_attr *a)
 {
 	struct fuse_entry_param e;
@@ -110,6 +130,14 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
+	if (strcmp(name, CTL_NAME) == 0) {
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		e.ino = CTL_INO;
+		ctl_stat(&e.attr);
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	int r = device_lookup(fuse_req_userdata(req), name, strlen(name), &a);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -127,6 +155,8 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	if (ino == FUSE_ROOT_ID) {
 		root_stat(&st);
+	} else if (ino == CTL_INO) {
+		ctl_stat(&st);
 	} else {
 		struct pipe_attr a;
 		int r = device_getattr(fuse_req_userdata(req), ino, &a);
@@ -144,7 +174,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct cred cred = frontend_cred(req);
 	struct pipe_attr a;
 	struct stat st;
-	if (ino == FUSE_ROOT_ID) {
+	if (ino == FUSE_ROOT_ID || ino == CTL_INO) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -167,6 +197,8 @@ static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	if (ino == FUSE_ROOT_ID) {
 		if ((mask & W_OK) && !device_may_create(fuse_req_userdata(req), &cred))
 			r = -EACCES;
+	} else if (ino == CTL_INO) {
+		r = 0; /* decided at open */
 	} else {
 		r = device_access(fuse_req_userdata(req), &cred, ino, mask);
 	}
@@ -232,86 +264,57 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void ctl_open(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct device *dev = fuse_req_userdata(req);
 	struct cred cred = frontend_cred(req);
 	struct open_ctx *ctx;
+	int r = device_ctl_open(dev, &cred, fi->flags, &ctx);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)ctx;
+	fi->direct_io = 1;
+	fi->nonseekable = 1;
+	if (fuse_reply_open(req, fi) < 0)
+		device_release(dev, ctx);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
 	if (ino == FUSE_ROOT_ID) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	int r = device_open(dev, &cred, fi->flags, &ctx);
-	if (r == 0) {
-		r = device_attach_ino(dev, ctx, ino);
-		if (r < 0)
-			device_release(dev, ctx);
+	if (ino == CTL_INO) {
+		ctl_open(req, fi);
+		return;
 	}
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		frontend_reply_open(req, dev, ctx);
-}
-
-/* The create answer is an entry plus an open; built by hand for the same
- * reason as frontend_reply_open (FOPEN_STREAM). */
-static void reply_create(fuse_req_t req, struct device *dev, struct open_ctx *ctx, const struct pipe_attr *a)
-{
-	struct {
-		struct fuse_entry_out entry;
-		struct fuse_open_out open;
-	} out;
-	memset(&out, 0, sizeof(out));
-	out.entry.nodeid = a->ino;
-	out.entry.attr.ino = a->ino;
-	out.entry.attr.size = a->size;
-	out.entry.attr.atime = (uint64_t)a->atime.tv_sec;
-	out.entry.attr.mtime = (uint64_t)a->mtime.tv_sec;
-	out.entry.attr.ctime = (uint64_t)a->ctime.tv_sec;
-	out.entry.attr.atimensec = (uint32_t)a->atime.tv_nsec;
-	out.entry.attr.mtimensec = (uint32_t)a->mtime.tv_nsec;
-	out.entry.attr.ctimensec = (uint32_t)a->ctime.tv_nsec;
-	out.entry.attr.mode = S_IFREG | a->mode;
-	out.entry.attr.nlink = 1;
-	out.entry.attr.uid = a->uid;
-	out.entry.attr.gid = a->gid;
-	out.entry.attr.blksize = 4096;
-	out.open.fh = (uint64_t)(uintptr_t)ctx;
-	out.open.open_flags = RINGDEV_FOPEN_FLAGS;
-	if (fuse_reply_buf(req, (const char *)&out, sizeof(out)) < 0)
-		device_release(dev, ctx);
+	struct device *dev = fuse_req_userdata(req);
+	struct cred cred = frontend_cred(req);
+	struct open_args args = { .ino = ino };
+	fuse_req_interrupt_func(req, on_open_interrupt, dev);
+	device_open_request(dev, &cred, fi->flags, &args, req);
 }
 
 static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	struct device *dev = fuse_req_userdata(req);
 	struct cred cred = frontend_cred(req);
-	struct open_ctx *ctx;
-	struct pipe_attr a;
 	if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	struct attach_args args = {
+	struct open_args args = {
 		.name = name,
 		.len = strlen(name),
-		.flags = RINGDEV_ATTACH_CREATE | ((fi->flags & O_EXCL) ? RINGDEV_ATTACH_EXCL : 0),
+		.attach_flags = RINGDEV_ATTACH_CREATE | ((fi->flags & O_EXCL) ? RINGDEV_ATTACH_EXCL : 0),
 		.mode = (mode & 0777) ? (mode & 0777) : 0600,
+		.create = true,
 	};
-	int r = device_open(dev, &cred, fi->flags, &ctx);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	r = device_attach(dev, ctx, &args);
-	if (r == 0)
-		r = device_ctx_attr(dev, ctx, &a);
-	if (r < 0) {
-		device_release(dev, ctx);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	reply_create(req, dev, ctx, &a);
+	fuse_req_interrupt_func(req, on_open_interrupt, dev);
+	device_open_request(dev, &cred, fi->flags, &args, req);
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -488,7 +491,7 @@ int fuse_frontend_run(struct daemon_config *cfg)
 		goto out_session;
 	}
 	log_info("serving FUSE mount %s", mount);
-	code = frontend_serve(se, dev, cfg, mount);
+	code = frontend_serve(&se, 1, dev, cfg, mount);
 	fuse_session_unmount(se);
 	log_info("unmounted %s", mount);
 out_session:

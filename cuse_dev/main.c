@@ -37,6 +37,9 @@ static const char usage_text[] =
 	"  -f, --foreground           stay in the foreground, log to stderr\n"
 	"  --mode OCTAL               device permissions (default 0666)\n"
 	"  --group GROUP              device group (default: the daemon's group)\n"
+	"  --ctl-group GROUP          control node group, mode 0660 (default: 0600, daemon only)\n"
+	"  --require-broker           relayed requests wait for a broker, never the built-in policy\n"
+	"  --broker-timeout MS        how long a relayed request waits to be taken (default 5000)\n"
 	"  --default-pipe NAME        pipe a CUSE open starts on (default default)\n"
 	"  --ring-size BYTES          default pipe capacity (default 64K)\n"
 	"  --max-pipes N              most pipes at once (default 1024)\n"
@@ -55,6 +58,9 @@ enum {
 	OPT_MOUNT,
 	OPT_MODE,
 	OPT_GROUP,
+	OPT_CTL_GROUP,
+	OPT_REQUIRE_BROKER,
+	OPT_BROKER_TIMEOUT,
 	OPT_DEFAULT_PIPE,
 	OPT_RING_SIZE,
 	OPT_MAX_PIPES,
@@ -69,6 +75,9 @@ static const struct option long_options[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "ctl-group", required_argument, NULL, OPT_CTL_GROUP },
+	{ "require-broker", no_argument, NULL, OPT_REQUIRE_BROKER },
+	{ "broker-timeout", required_argument, NULL, OPT_BROKER_TIMEOUT },
 	{ "default-pipe", required_argument, NULL, OPT_DEFAULT_PIPE },
 	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 	{ "max-pipes", required_argument, NULL, OPT_MAX_PIPES },
@@ -151,6 +160,21 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 				return usage_error("--group: no such group '%s'", optarg);
 			cfg->group_set = true;
 			break;
+		case OPT_CTL_GROUP:
+			if (parse_group(optarg, &cfg->dev.ctl_gid) < 0)
+				return usage_error("--ctl-group: no such group '%s'", optarg);
+			cfg->ctl_group_set = true;
+			cfg->dev.ctl_mode = 0660;
+			break;
+		case OPT_REQUIRE_BROKER:
+			cfg->dev.require_broker = true;
+			break;
+		case OPT_BROKER_TIMEOUT:
+			if (parse_u64(optarg, 1, 24u * 3600 * 1000, &v) < 0)
+				return usage_error("--broker-timeout: '%s' is not a number of milliseconds from 1 to 86400000",
+						   optarg);
+			cfg->dev.broker_timeout_ms = (uint32_t)v;
+			break;
 		case OPT_DEFAULT_PIPE:
 			if (name_check_str(optarg) < 0)
 				return usage_error("--default-pipe: '%s' is not a valid pipe name", optarg);
@@ -215,6 +239,9 @@ int main(int argc, char **argv)
 			.mode = 0666,
 			.uid = (uint32_t)geteuid(),
 			.gid = (uint32_t)getegid(),
+			.ctl_mode = 0600,
+			.ctl_gid = (uint32_t)getegid(),
+			.broker_timeout_ms = 5000,
 		},
 	};
 	log_set_ident("ringdevd");
@@ -223,6 +250,7 @@ int main(int argc, char **argv)
 		return code;
 	if (!cfg.mount)
 		cfg.mount = pick_default_mount();
+	snprintf(cfg.dev.default_pipe, sizeof(cfg.dev.default_pipe), "%s", cfg.default_pipe);
 	if (cfg.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);
 

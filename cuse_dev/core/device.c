@@ -26,8 +26,17 @@ struct device *device_new(const struct device_config *cfg, const struct device_o
 	dev->ops = ops;
 	pipe_table_init(&dev->table, cfg->case_sensitive);
 	dev->parked = (struct hashmap)HASHMAP_INIT;
+	dev->relay_ids = (struct hashmap)HASHMAP_INIT;
 	list_init(&dev->opens);
+	list_init(&dev->relay_pending);
+	list_init(&dev->transacts);
 	dev->next_open_id = 1;
+	dev->next_relay_id = 1;
+	if (timer_start(dev) < 0) {
+		pthread_mutex_destroy(&dev->lock);
+		free(dev);
+		return NULL;
+	}
 	return dev;
 }
 
@@ -42,6 +51,10 @@ void device_free(struct device *dev)
 {
 	if (!dev)
 		return;
+	timer_stop(dev);
+	pthread_mutex_lock(&dev->lock);
+	relay_destroy(dev);
+	pthread_mutex_unlock(&dev->lock);
 	struct list_node *pos, *tmp;
 	list_for_each_safe(pos, tmp, &dev->opens) {
 		struct open_ctx *ctx = list_entry(pos, struct open_ctx, dev_link);
@@ -67,8 +80,9 @@ void device_free(struct device *dev)
 void device_shutdown(struct device *dev)
 {
 	pthread_mutex_lock(&dev->lock);
-	struct list_node *pos;
-	list_for_each(pos, &dev->opens) {
+	relay_shutdown(dev); /* first: it may drop handles whose open never completed */
+	struct list_node *pos, *tmp;
+	list_for_each_safe(pos, tmp, &dev->opens) {
 		struct open_ctx *ctx = list_entry(pos, struct open_ctx, dev_link);
 		parked_end_ctx(dev, ctx, ESHUTDOWN);
 		ctx_poll_drop(dev, ctx);
@@ -76,11 +90,11 @@ void device_shutdown(struct device *dev)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-int device_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out)
+static struct open_ctx *ctx_new_locked(struct device *dev, const struct cred *cred, int oflags)
 {
 	struct open_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
-		return -ENOMEM;
+		return NULL;
 	list_init(&ctx->pipe_link);
 	list_init(&ctx->parked);
 	list_init(&ctx->poll_link);
@@ -89,13 +103,43 @@ int device_open(struct device *dev, const struct cred *cred, int oflags, struct 
 	int acc = oflags & O_ACCMODE;
 	ctx->reader = acc == O_RDONLY || acc == O_RDWR;
 	ctx->writer = acc == O_WRONLY || acc == O_RDWR;
-	pthread_mutex_lock(&dev->lock);
 	ctx->id = dev->next_open_id++;
 	list_add_tail(&dev->opens, &ctx->dev_link);
 	dev->nopens++;
+	return ctx;
+}
+
+int device_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out)
+{
+	pthread_mutex_lock(&dev->lock);
+	struct open_ctx *ctx = ctx_new_locked(dev, cred, oflags);
 	pthread_mutex_unlock(&dev->lock);
+	if (!ctx)
+		return -ENOMEM;
 	*out = ctx;
 	return 0;
+}
+
+int device_ctl_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out)
+{
+	int r = 0;
+	pthread_mutex_lock(&dev->lock);
+	bool member = (dev->cfg.ctl_mode & 0060) && cred->gid == dev->cfg.ctl_gid;
+	if ((oflags & O_ACCMODE) != O_RDWR)
+		r = -EINVAL;
+	else if (cred->uid != 0 && cred->uid != dev->cfg.uid && !member)
+		r = -EACCES;
+	else if (dev->broker)
+		r = -EBUSY;
+	else if (!(*out = ctx_new_locked(dev, cred, oflags)))
+		r = -ENOMEM;
+	else {
+		(*out)->ctl = true;
+		dev->broker = *out;
+		log_info("broker connected (uid %u, pid %u)", cred->uid, cred->pid);
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return r;
 }
 
 static void ctx_attach_pipe(struct device *dev, struct open_ctx *ctx, struct pipe *p)
@@ -234,6 +278,117 @@ int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct 
 	return 0;
 }
 
+int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const char *name, size_t len, bool create,
+			    bool excl, const struct ringdev_ctl_answer *settings, bool brokered)
+{
+	int r = name_check(name, len);
+	if (r < 0)
+		return r;
+	struct pipe *p = pipe_table_find(&dev->table, name, len);
+	if (p && excl)
+		return -EEXIST;
+	if (!p) {
+		if (!create)
+			return -ENOENT;
+		if (pipe_table_count(&dev->table) >= dev->cfg.max_pipes) {
+			dev->count.limit_pipes_hits++;
+			return -ENOSPC;
+		}
+		p = settings ? pipe_new(dev, name, len, settings->kind, settings->policy,
+					settings->capacity ? settings->capacity : dev->cfg.ring_size,
+					settings->mode ? settings->mode : 0600, settings->uid, settings->gid)
+			     : pipe_new(dev, name, len, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, dev->cfg.ring_size, 0600,
+					ctx->cred.uid, ctx->cred.gid);
+		if (!p)
+			return -ENOMEM;
+	}
+	if (brokered)
+		p->brokered = true;
+	if (ctx->pipe != p) {
+		ctx_detach_pipe(dev, ctx, ENXIO);
+		ctx_attach_pipe(dev, ctx, p);
+	}
+	return 0;
+}
+
+void device_open_finish(struct device *dev, struct open_ctx *ctx, void *req, bool create)
+{
+	struct pipe_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	if (ctx->pipe)
+		pipe_attr(ctx->pipe, &attr);
+	if (!dev->ops->reply_open(req, ctx, ctx->pipe ? &attr : NULL, create))
+		ctx_free_locked(dev, ctx); /* the opener is gone: no release will come */
+}
+
+void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, const struct open_args *args)
+{
+	int r;
+	if (args->default_pipe) {
+		struct attach_args a = { .name = dev->cfg.default_pipe, .len = strlen(dev->cfg.default_pipe) };
+		r = device_attach_locked(dev, ctx, &a);
+		if (r == -EACCES || r == -ENOENT)
+			r = 0; /* the default pipe refuses this caller: start detached, ATTACH decides */
+	} else if (args->ino) {
+		struct pipe *p = pipe_table_find_ino(&dev->table, args->ino);
+		r = !p ? -ENOENT : !pipe_permits(p, &ctx->cred, ctx_want(ctx)) ? -EACCES : 0;
+		if (r == 0 && ctx->pipe != p)
+			ctx_attach_pipe(dev, ctx, p);
+	} else {
+		struct attach_args a = {
+			.name = args->name,
+			.len = args->len,
+			.flags = args->attach_flags,
+			.mode = args->mode,
+		};
+		r = device_attach_locked(dev, ctx, &a);
+	}
+	if (r < 0) {
+		dev->ops->reply_error(req, -r);
+		ctx_free_locked(dev, ctx);
+		return;
+	}
+	device_open_finish(dev, ctx, req, args->create);
+}
+
+void device_open_request(struct device *dev, const struct cred *cred, int oflags, const struct open_args *args,
+			 void *req)
+{
+	pthread_mutex_lock(&dev->lock);
+	struct open_ctx *ctx = ctx_new_locked(dev, cred, oflags);
+	if (!ctx) {
+		dev->ops->reply_error(req, ENOMEM);
+	} else if (!relay_active(dev)) {
+		device_open_builtin(dev, ctx, req, args);
+	} else if (dev->ops->req_interrupted(req)) {
+		dev->ops->reply_error(req, EINTR);
+		ctx_free_locked(dev, ctx);
+	} else {
+		struct relay_req *r = relay_new(dev, RINGDEV_CTL_OPEN, ctx, req);
+		if (!r) {
+			dev->ops->reply_error(req, ENOMEM);
+			ctx_free_locked(dev, ctx);
+		} else {
+			const char *name = args->name;
+			size_t len = args->len;
+			if (args->ino) {
+				struct pipe *p = pipe_table_find_ino(&dev->table, args->ino);
+				name = p ? p->name : "";
+				len = p ? p->name_len : 0;
+			}
+			if (name && len < sizeof(r->msg.name))
+				memcpy(r->msg.name, name, len);
+			r->msg.attach_flags = args->attach_flags;
+			r->msg.mode = args->mode;
+			r->create = args->create;
+			r->default_pipe = args->default_pipe;
+			ctx->broker_knows = true;
+			relay_submit(dev, r);
+		}
+	}
+	pthread_mutex_unlock(&dev->lock);
+}
+
 int device_attach(struct device *dev, struct open_ctx *ctx, const struct attach_args *args)
 {
 	pthread_mutex_lock(&dev->lock);
@@ -273,16 +428,24 @@ int device_detach(struct device *dev, struct open_ctx *ctx)
 	return r;
 }
 
-void device_release(struct device *dev, struct open_ctx *ctx)
+void ctx_free_locked(struct device *dev, struct open_ctx *ctx)
 {
-	pthread_mutex_lock(&dev->lock);
+	if (ctx->ctl)
+		relay_ctl_release(dev, ctx);
 	ctx_detach_pipe(dev, ctx, EBADF);
 	parked_end_ctx(dev, ctx, EBADF);
 	ctx_poll_drop(dev, ctx);
 	list_unlink(&ctx->dev_link);
 	dev->nopens--;
-	pthread_mutex_unlock(&dev->lock);
 	free(ctx);
+}
+
+void device_release(struct device *dev, struct open_ctx *ctx)
+{
+	pthread_mutex_lock(&dev->lock);
+	relay_notice_release(dev, ctx);
+	ctx_free_locked(dev, ctx);
+	pthread_mutex_unlock(&dev->lock);
 }
 
 int device_ctx_attr(struct device *dev, struct open_ctx *ctx, struct pipe_attr *out)
@@ -300,20 +463,30 @@ int device_ctx_attr(struct device *dev, struct open_ctx *ctx, struct pipe_attr *
 void device_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation)
 {
 	pthread_mutex_lock(&dev->lock);
-	if (ctx->pipe)
-		pipe_read(dev, ctx, req, size, oflags, continuation);
-	else
+	if (ctx->ctl)
+		dev->ops->reply_error(req, EINVAL);
+	else if (!ctx->pipe)
 		dev->ops->reply_error(req, ENXIO);
+	else if (ctx->pipe->brokered && !continuation)
+		relay_io(dev, ctx, req, RINGDEV_CTL_READ, NULL, size);
+	else if (ctx->pipe->brokered)
+		dev->ops->reply_data(req, NULL, 0); /* one relayed read per system call */
+	else
+		pipe_read(dev, ctx, req, size, oflags, continuation);
 	pthread_mutex_unlock(&dev->lock);
 }
 
 void device_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags)
 {
 	pthread_mutex_lock(&dev->lock);
-	if (ctx->pipe)
-		pipe_write(dev, ctx, req, buf, size, oflags);
-	else
+	if (ctx->ctl)
+		dev->ops->reply_error(req, EINVAL);
+	else if (!ctx->pipe)
 		dev->ops->reply_error(req, ENXIO);
+	else if (ctx->pipe->brokered)
+		relay_io(dev, ctx, req, RINGDEV_CTL_WRITE, buf, size);
+	else
+		pipe_write(dev, ctx, req, buf, size, oflags);
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -335,7 +508,11 @@ unsigned device_poll(struct device *dev, struct open_ctx *ctx, void *ph)
 {
 	unsigned mask;
 	pthread_mutex_lock(&dev->lock);
-	if (!ctx->pipe) {
+	if (ctx->ctl) {
+		mask = list_empty(&dev->relay_pending) ? 0 : POLLIN | POLLRDNORM;
+		if (ph)
+			dev->ops->poll_destroy(ph);
+	} else if (!ctx->pipe) {
 		mask = POLLERR;
 		if (ph)
 			dev->ops->poll_destroy(ph);
@@ -478,7 +655,7 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->opens = dev->nopens;
 	s->parked_reads = dev->parked_reads;
 	s->parked_writes = dev->parked_writes;
-	s->parked_other = 0;
+	s->parked_other = dev->parked_other;
 	s->parked_total = s->parked_reads + s->parked_writes + s->parked_other;
 	s->pollers = dev->npollers;
 	s->memory_used = dev->memory_used;
@@ -495,6 +672,22 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->limit_memory_hits = dev->count.limit_memory_hits;
 	s->pipes_created = dev->count.pipes_created;
 	s->pipes_removed = dev->count.pipes_removed;
+	s->broker_connected = dev->broker != NULL;
+	s->relayed = dev->count.relayed;
+	s->relay_rejected = dev->count.relay_rejected;
+	s->relay_failed = dev->count.relay_failed;
+	s->relay_timeouts = dev->count.relay_timeouts;
+	s->relay_cancels = dev->count.relay_cancels;
+	s->relay_broker_gone = dev->count.relay_broker_gone;
+}
+
+bool device_ioctl_async(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
+			unsigned int cmd, const void *in, size_t in_size, size_t out_size)
+{
+	pthread_mutex_lock(&dev->lock);
+	bool taken = relay_ioctl(dev, ctx, cred, req, cmd, in, in_size, out_size);
+	pthread_mutex_unlock(&dev->lock);
+	return taken;
 }
 
 void device_stats(struct device *dev, struct ringdev_stats *out)

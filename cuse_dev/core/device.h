@@ -23,6 +23,7 @@
 
 struct device;
 struct open_ctx;
+struct pipe_attr;
 
 /* How the core answers requests; provided by the frontend. */
 struct device_ops {
@@ -39,6 +40,11 @@ struct device_ops {
 	void (*poll_notify)(void *ph);
 	/* Drop a poll handle without waking it. */
 	void (*poll_destroy)(void *ph);
+	/* Answer an open (a FUSE create also gets the pipe's attributes in
+	 * attr). False if the opener is gone: the core then drops ctx. */
+	bool (*reply_open)(void *req, struct open_ctx *ctx, const struct pipe_attr *attr, bool create);
+	/* Answer an ioctl with its return value and out bytes. */
+	void (*reply_ioctl)(void *req, int result, const void *out, size_t size);
 };
 
 struct device_config {
@@ -49,6 +55,11 @@ struct device_config {
 	uint32_t mode;            /* device permission bits (who may create pipes) */
 	uint32_t uid, gid;        /* device owner */
 	uint32_t frontend;        /* RINGDEV_FRONTEND_* reported by VERSION */
+	char default_pipe[64];    /* where a CUSE open starts */
+	uint32_t ctl_mode;        /* control node permission bits (0600 or 0660) */
+	uint32_t ctl_gid;         /* control node group (with ctl_mode 0660) */
+	bool require_broker;      /* relayed requests wait for a broker */
+	uint32_t broker_timeout_ms; /* how long they may wait to be taken */
 };
 
 /* The caller's identity as the kernel reported it. The pid is informational. */
@@ -78,12 +89,33 @@ struct attach_args {
 	uint64_t capacity;        /* used when creating; 0 = config default */
 };
 
+/* Starts the device's timer thread; NULL on failure. */
 struct device *device_new(const struct device_config *cfg, const struct device_ops *ops);
 /* Frees everything; call after device_shutdown. Accepts NULL. */
 void device_free(struct device *dev);
 /* End every parked request (ESHUTDOWN) and drop poll handles; later
  * requests are still served (the frontend stops taking them). */
 void device_shutdown(struct device *dev);
+
+/* An app opens the device. CUSE: default_pipe set (the open starts on the
+ * default pipe). FUSE mount: ino of an existing pipe, or create with a name
+ * (attach_flags CREATE, maybe EXCL, and mode). With a broker the open is
+ * relayed and answered later. The core answers req with reply_open or
+ * reply_error, exactly once. */
+struct open_args {
+	bool default_pipe;
+	uint64_t ino;
+	const char *name;
+	size_t len;
+	uint32_t attach_flags;
+	uint32_t mode;
+	bool create;
+};
+void device_open_request(struct device *dev, const struct cred *cred, int oflags, const struct open_args *args,
+			 void *req);
+
+/* Open the control node (EBUSY if open, EACCES, EINVAL unless O_RDWR). */
+int device_ctl_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out);
 
 /* A new handle, attached to no pipe yet. oflags: the open(2) flags. */
 int device_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out);
@@ -118,6 +150,13 @@ unsigned device_poll(struct device *dev, struct open_ctx *ctx, void *ph);
 /* The argument bytes the kernel must copy in and out for a ringdev command;
  * false if cmd is not one. */
 bool device_ioctl_sizes(unsigned int cmd, size_t *in, size_t *out);
+
+/* An ioctl that may have to wait (control node commands, ATTACH and the
+ * device-specific range while a broker is there): returns true if the core
+ * took req (and answers it with reply_ioctl/reply_error), false if the
+ * caller should use device_ioctl. */
+bool device_ioctl_async(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
+			unsigned int cmd, const void *in, size_t in_size, size_t out_size);
 
 /* ioctl: ctx is NULL for the device itself (FUSE mount root). `in`/`out`
  * are the kernel-copied argument buffers. Returns 0 or -errno. */

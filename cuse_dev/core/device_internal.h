@@ -31,6 +31,7 @@ struct pipe {
 	uint64_t ino;
 	uint32_t kind, policy, mode, uid, gid;
 	bool persistent;
+	bool brokered;                /* reads and writes go to the broker */
 	bool linked;                  /* reachable by name */
 	bool had_writer;              /* a writer wrote or closed here: the EOF rule */
 	uint32_t readers, writers, handles;
@@ -59,11 +60,15 @@ struct open_ctx {
 	uint64_t id;
 	int oflags;
 	bool reader, writer;
+	bool ctl;                     /* the control node's handle (the broker) */
+	bool broker_knows;            /* a broker saw this handle: RELEASE notice */
 	struct cred cred;
 	uint64_t bytes_in, bytes_out;
 };
 
-enum parked_kind { PARKED_READ, PARKED_WRITE };
+enum parked_kind { PARKED_READ, PARKED_WRITE, PARKED_RELAY, PARKED_TRANSACT };
+
+struct relay_req;
 
 struct parked_req {
 	struct list_node queue_link;  /* pipe->readq or pipe->writeq */
@@ -76,20 +81,51 @@ struct parked_req {
 	uint8_t *data;                /* write: copy of what is still to write */
 	size_t total, done;           /* write: bytes in all, bytes moved so far */
 	bool all_or_nothing;          /* write: may complete only whole */
+	struct relay_req *relay;      /* RELAY: what waits for the broker */
+	uint64_t deadline_ns;         /* TRANSACT: CLOCK_MONOTONIC end of its wait, 0 none */
+};
+
+enum relay_state { RELAY_PENDING, RELAY_TAKEN };
+
+/* A request for the broker. Owned by the device: on dev->relay_pending
+ * until a TRANSACT takes it, then indexed by id until answered. The app's
+ * waiting operation is `parked` (NULL for notices); the open an OPEN
+ * request decides is parked->ctx. */
+struct relay_req {
+	struct list_node queue_link;  /* dev->relay_pending while pending */
+	struct hash_node id_node;     /* dev->relay_ids while it exists (not notices) */
+	struct parked_req *parked;
+	enum relay_state state;
+	struct ringdev_ctl_request msg; /* what the broker gets (data[] filled when taken) */
+	uint8_t *payload;             /* the full in-payload (WRITE, IOCTL) */
+	uint8_t *staged;              /* STAGEd out-payload */
+	size_t staged_limit, staged_len;
+	uint64_t deadline_ns;         /* waiting to be taken ends here (0: none) */
+	bool create;                  /* OPEN from a FUSE create */
+	bool default_pipe;            /* OPEN of the CUSE node */
 };
 
 struct device_counters {
 	uint64_t bytes_in, bytes_out, writes, reads, dropped_bytes, dropped_messages;
 	uint64_t interrupts, limit_pipes_hits, limit_memory_hits, pipes_created, pipes_removed;
+	uint64_t relayed, relay_rejected, relay_failed, relay_timeouts, relay_cancels, relay_broker_gone;
 };
 
 struct device {
 	pthread_mutex_t lock;
+	pthread_cond_t timer_cond;    /* wakes the timer thread: a new deadline, or stop */
+	pthread_t timer_thread;
+	bool timer_running, timer_stop;
 	struct device_config cfg;
 	const struct device_ops *ops;
 	struct pipe_table table;
 	struct hashmap parked;        /* parked_req.index_node */
-	uint64_t parked_reads, parked_writes;
+	uint64_t parked_reads, parked_writes, parked_other;
+	struct open_ctx *broker;      /* the control node's handle while open */
+	struct list_node relay_pending; /* relay_req.queue_link, FIFO */
+	struct hashmap relay_ids;     /* relay_req.id_node */
+	struct list_node transacts;   /* parked TRANSACTs (parked_req.queue_link) */
+	uint64_t next_relay_id;
 	struct list_node opens;
 	uint64_t nopens, npollers;
 	uint64_t next_open_id;
@@ -123,6 +159,40 @@ void parked_free(struct device *dev, struct parked_req *p);
 void parked_end(struct device *dev, struct parked_req *p, int err);
 /* End every request parked by ctx. */
 void parked_end_ctx(struct device *dev, struct open_ctx *ctx, int err);
+
+/* device.c */
+/* Attach with the broker's authority (no mode check); creates a missing
+ * pipe when `create`, with settings from the answer when given. */
+int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const char *name, size_t len, bool create,
+			    bool excl, const struct ringdev_ctl_answer *settings, bool brokered);
+/* Finish an app's open: answer it, or drop ctx if the opener is gone. */
+void device_open_finish(struct device *dev, struct open_ctx *ctx, void *req, bool create);
+/* The built-in decision for an open (no broker). */
+void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, const struct open_args *args);
+void ctx_free_locked(struct device *dev, struct open_ctx *ctx);
+
+/* relay.c */
+/* Is a broker in charge (connected, or required)? */
+bool relay_active(const struct device *dev);
+/* Relay an app's operation: parks req on ctx as the request's waiter. */
+struct relay_req *relay_new(struct device *dev, uint32_t type, struct open_ctx *ctx, void *req);
+void relay_submit(struct device *dev, struct relay_req *r);
+/* The app's side ended (interrupt, release...): tell the broker if it took it. */
+void relay_abandon(struct device *dev, struct relay_req *r);
+/* A handle the broker knew was closed. */
+void relay_notice_release(struct device *dev, struct open_ctx *ctx);
+void relay_ctl_release(struct device *dev, struct open_ctx *ctl);
+bool relay_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req, unsigned int cmd,
+		 const void *in, size_t in_size, size_t out_size);
+void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type, const void *buf, size_t size);
+void relay_shutdown(struct device *dev);
+/* End what waited too long (timer thread); returns the next deadline or UINT64_MAX. */
+uint64_t relay_expire(struct device *dev, uint64_t now);
+void relay_destroy(struct device *dev);
+int timer_start(struct device *dev);
+void timer_stop(struct device *dev);
+void timer_kick(struct device *dev);
+uint64_t now_ns(void);
 
 /* pipe.c */
 struct pipe *pipe_new(struct device *dev, const char *name, size_t len, uint32_t kind, uint32_t policy,

@@ -12,7 +12,8 @@
 
 void pipe_table_init(struct pipe_table *t, bool case_sensitive)
 {
-	*t = (struct pipe_table){ HASHMAP_INIT, HASHMAP_INIT, 2, case_sensitive };
+	/* Inodes below 16 are the FUSE mount's own (root 1, control node 2). */
+	*t = (struct pipe_table){ HASHMAP_INIT, HASHMAP_INIT, 16, case_sensitive };
 }
 
 void pipe_table_destroy(struct pipe_table *t)

@@ -36,8 +36,10 @@ struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *r
 	list_add_tail(&ctx->parked, &p->ctx_link);
 	if (kind == PARKED_READ)
 		dev->parked_reads++;
-	else
+	else if (kind == PARKED_WRITE)
 		dev->parked_writes++;
+	else
+		dev->parked_other++;
 	return p;
 }
 
@@ -59,8 +61,17 @@ void parked_free(struct device *dev, struct parked_req *p)
 	hashmap_remove(&dev->parked, &p->index_node);
 	if (p->kind == PARKED_READ)
 		dev->parked_reads--;
-	else
+	else if (p->kind == PARKED_WRITE)
 		dev->parked_writes--;
+	else
+		dev->parked_other--;
+	if (p->relay) {
+		/* Ended before the broker answered: the broker may need to know. */
+		struct relay_req *r = p->relay;
+		p->relay = NULL;
+		r->parked = NULL;
+		relay_abandon(dev, r);
+	}
 	free(p->data);
 	free(p);
 }
@@ -71,7 +82,13 @@ void parked_end(struct device *dev, struct parked_req *p, int err)
 		dev->ops->reply_written(p->req, p->done);
 	else
 		dev->ops->reply_error(p->req, err);
+	/* An open that never completed leaves a handle nobody will release. */
+	struct open_ctx *orphan = NULL;
+	if (p->relay && p->relay->msg.type == RINGDEV_CTL_OPEN)
+		orphan = p->ctx;
 	parked_free(dev, p);
+	if (orphan)
+		ctx_free_locked(dev, orphan);
 }
 
 void parked_end_ctx(struct device *dev, struct open_ctx *ctx, int err)

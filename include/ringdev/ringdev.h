@@ -138,7 +138,7 @@ struct ringdev_stats {
 	uint64_t opens;
 	uint64_t parked_reads;
 	uint64_t parked_writes;
-	uint64_t parked_other;        /* ioctls and relayed requests */
+	uint64_t parked_other;        /* relayed requests and broker TRANSACTs */
 	uint64_t parked_total;        /* sum of the three above */
 	uint64_t pollers;             /* handles with a pending poll notification */
 	uint64_t memory_used;         /* ring bytes allocated */
@@ -155,7 +155,14 @@ struct ringdev_stats {
 	uint64_t limit_memory_hits;   /* allocations refused by --max-memory */
 	uint64_t pipes_created;
 	uint64_t pipes_removed;
-	uint64_t reserved[11];
+	uint64_t broker_connected;    /* 1 while the control node is open */
+	uint64_t relayed;             /* requests handed to a broker */
+	uint64_t relay_rejected;      /* answers ignored: unknown, late or duplicate id */
+	uint64_t relay_failed;        /* malformed answers (the app got EIO) */
+	uint64_t relay_timeouts;      /* relayed requests that waited past --broker-timeout */
+	uint64_t relay_cancels;       /* relayed requests the app interrupted */
+	uint64_t relay_broker_gone;   /* requests ended because the broker went away */
+	uint64_t reserved[4];
 };
 
 #define RINGDEV_IOC_MAGIC 0xE5
@@ -171,5 +178,101 @@ struct ringdev_stats {
 /* Device-specific range: relayed to the broker (see ringdev(4)). */
 #define RINGDEV_IOC_DEVICE_NR_FIRST 0x80
 #define RINGDEV_IOC_DEVICE_NR_LAST 0xff
+
+/*
+ * The control channel (inverted call). The broker opens the control node
+ * (CUSE: /dev/NAME-ctl; FUSE mount: MOUNT/.ctl; one open at a time, EBUSY
+ * for a second) and calls RINGDEV_IOC_CTL_TRANSACT from one or more threads:
+ * each call carries answers to requests taken earlier and returns the next
+ * batch of requests, parking until at least one exists or timeout_ms ends.
+ * Payloads beyond the inline space move with RINGDEV_IOC_CTL_FETCH (the
+ * request's in-payload) and RINGDEV_IOC_CTL_STAGE (the answer's out-payload),
+ * addressed by request id. Only fixed-size ioctls: both frontends carry the
+ * same protocol.
+ */
+enum ringdev_ctl_type {
+	RINGDEV_CTL_OPEN = 1,     /* an app opened the data node (FUSE: a pipe file) */
+	RINGDEV_CTL_ATTACH = 2,   /* an app asked to attach to pipe `name` */
+	RINGDEV_CTL_IOCTL = 3,    /* a device-specific ioctl (cmd) */
+	RINGDEV_CTL_READ = 4,     /* a read on a brokered pipe: `size` bytes wanted */
+	RINGDEV_CTL_WRITE = 5,    /* a write on a brokered pipe: `size` bytes offered */
+	RINGDEV_CTL_CANCEL = 6,   /* notice: the app interrupted request `ref`; no answer */
+	RINGDEV_CTL_RELEASE = 7,  /* notice: handle `handle` was closed; no answer */
+};
+
+#define RINGDEV_CTL_INLINE 1024u  /* payload bytes carried inside a request or answer */
+#define RINGDEV_CTL_BATCH 4u      /* requests (and answers) per TRANSACT at most */
+#define RINGDEV_CTL_BULK 16256u   /* payload bytes per FETCH or STAGE call */
+
+struct ringdev_ctl_request {
+	uint64_t id;                  /* answer with this id; unique for the daemon's life */
+	uint32_t type;                /* enum ringdev_ctl_type */
+	uint32_t oflags;              /* the handle's open(2) flags */
+	uint64_t handle;              /* the app's handle, the same in all its requests */
+	uint64_t ref;                 /* CANCEL: the id of the cancelled request */
+	uint32_t uid;                 /* the caller, as the kernel reported it */
+	uint32_t gid;
+	uint32_t pid;                 /* informational only: never authorize by it */
+	uint32_t cmd;                 /* IOCTL: the command */
+	uint32_t size;                /* IOCTL, WRITE: in-payload bytes; READ: bytes wanted */
+	uint32_t out_size;            /* IOCTL: bytes the command copies back to the app */
+	uint32_t inline_size;         /* payload bytes in data[] (the rest: FETCH) */
+	uint32_t attach_flags;        /* ATTACH: RINGDEV_ATTACH_* the app gave */
+	char name[RINGDEV_NAME_SIZE]; /* OPEN (FUSE mount), ATTACH, READ, WRITE, IOCTL: the pipe */
+	uint32_t kind;                /* ATTACH: what the app asked for when creating */
+	uint32_t policy;
+	uint32_t mode;
+	uint32_t reserved0;
+	uint64_t capacity;
+	uint64_t reserved[4];
+	uint8_t data[RINGDEV_CTL_INLINE];
+};
+
+/* Answer flags. */
+#define RINGDEV_ANSWER_BROKERED 0x1u   /* OPEN/ATTACH: reads and writes of this pipe go to the broker */
+#define RINGDEV_ANSWER_SETTINGS 0x2u   /* OPEN/ATTACH: create the pipe with kind..gid below */
+#define RINGDEV_ANSWER_STAGED 0x4u     /* READ/IOCTL: the out-payload was STAGEd (size bytes) */
+#define RINGDEV_ANSWER_FLAGS_ALL 0x7u
+
+struct ringdev_ctl_answer {
+	uint64_t id;                  /* the request answered */
+	int32_t result;               /* 0 or a count (READ/WRITE/IOCTL), or -errno (1..4095) */
+	uint32_t flags;               /* RINGDEV_ANSWER_* */
+	char name[RINGDEV_NAME_SIZE]; /* OPEN: the pipe this open maps to ("" = as asked) */
+	uint32_t kind;                /* with SETTINGS: for a pipe the answer creates */
+	uint32_t policy;
+	uint32_t mode;
+	uint32_t uid;                 /* owner of a created pipe */
+	uint32_t gid;
+	uint32_t size;                /* READ/IOCTL: out-payload bytes (inline or staged) */
+	uint64_t capacity;
+	uint64_t reserved[4];
+	uint8_t data[RINGDEV_CTL_INLINE]; /* inline out-payload when size <= RINGDEV_CTL_INLINE */
+};
+
+struct ringdev_ctl_transact {
+	uint32_t nanswers;            /* in: answers[] used (0..RINGDEV_CTL_BATCH) */
+	uint32_t max_requests;        /* in: requests to take at most (0..RINGDEV_CTL_BATCH) */
+	uint32_t timeout_ms;          /* in: park this long at most for a request; 0: never park */
+	uint32_t nrequests;           /* out: requests[] filled */
+	uint32_t rejected;            /* out: answers of this call ignored (unknown, late, duplicate id) */
+	uint32_t failed;              /* out: answers of this call that were malformed (the app got EIO) */
+	uint64_t reserved[3];
+	struct ringdev_ctl_answer answers[RINGDEV_CTL_BATCH];
+	struct ringdev_ctl_request requests[RINGDEV_CTL_BATCH];
+};
+
+struct ringdev_ctl_bulk {
+	uint64_t id;                  /* the request */
+	uint64_t offset;              /* byte offset in the payload */
+	uint32_t size;                /* STAGE: bytes in data; FETCH: in: bytes wanted, out: bytes given */
+	uint32_t reserved0;
+	uint64_t reserved[1];
+	uint8_t data[RINGDEV_CTL_BULK];
+};
+
+#define RINGDEV_IOC_CTL_TRANSACT _IOWR(RINGDEV_IOC_MAGIC, 0x20, struct ringdev_ctl_transact)
+#define RINGDEV_IOC_CTL_FETCH _IOWR(RINGDEV_IOC_MAGIC, 0x21, struct ringdev_ctl_bulk)
+#define RINGDEV_IOC_CTL_STAGE _IOW(RINGDEV_IOC_MAGIC, 0x22, struct ringdev_ctl_bulk)
 
 #endif /* RINGDEV_RINGDEV_H */

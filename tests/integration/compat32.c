@@ -28,6 +28,12 @@ _Static_assert(sizeof(struct ringdev_nread) == 32, "nread");
 _Static_assert(sizeof(struct ringdev_pipe_config) == 56, "pipe_config");
 _Static_assert(offsetof(struct ringdev_pipe_config, capacity) == 16, "pipe_config.capacity");
 _Static_assert(sizeof(struct ringdev_stats) == 256, "stats");
+_Static_assert(sizeof(struct ringdev_ctl_request) == 1208, "ctl_request");
+_Static_assert(offsetof(struct ringdev_ctl_request, data) == 184, "ctl_request.data");
+_Static_assert(sizeof(struct ringdev_ctl_answer) == 1168, "ctl_answer");
+_Static_assert(offsetof(struct ringdev_ctl_answer, capacity) == 104, "ctl_answer.capacity");
+_Static_assert(sizeof(struct ringdev_ctl_transact) == 9552, "ctl_transact");
+_Static_assert(sizeof(struct ringdev_ctl_bulk) == 16288, "ctl_bulk");
 
 #define SYS_exit 1
 #define SYS_write 4

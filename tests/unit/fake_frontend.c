@@ -64,6 +64,25 @@ static void fk_destroy(void *ph)
 	fake_destroys++;
 }
 
+static bool fk_open(void *req, struct open_ctx *ctx, const struct pipe_attr *attr, bool create)
+{
+	struct fake_reply *r = slot(req);
+	r->kind = FAKE_OPENED;
+	r->ctx = ctx;
+	return true;
+}
+
+static void fk_ioctl(void *req, int result, const void *out, size_t size)
+{
+	struct fake_reply *r = slot(req);
+	r->kind = FAKE_IOCTL;
+	r->err = result;
+	r->count = size;
+	cr_assert(size <= sizeof(r->data));
+	if (size)
+		memcpy(r->data, out, size);
+}
+
 const struct device_ops fake_ops = {
 	.reply_data = fk_data,
 	.reply_written = fk_written,
@@ -71,6 +90,8 @@ const struct device_ops fake_ops = {
 	.req_interrupted = fk_interrupted,
 	.poll_notify = fk_notify,
 	.poll_destroy = fk_destroy,
+	.reply_open = fk_open,
+	.reply_ioctl = fk_ioctl,
 };
 
 void fake_reset(void)

@@ -14,13 +14,14 @@
 
 #define FAKE_MAX_REQ 256
 
-enum fake_kind { FAKE_NONE, FAKE_DATA, FAKE_WRITTEN, FAKE_ERROR };
+enum fake_kind { FAKE_NONE, FAKE_DATA, FAKE_WRITTEN, FAKE_ERROR, FAKE_OPENED, FAKE_IOCTL };
 
 struct fake_reply {
 	enum fake_kind kind;
 	int answers;            /* must end at 1 */
-	int err;
+	int err;                /* error, or an ioctl's result */
 	size_t count;           /* written count or data length */
+	struct open_ctx *ctx;   /* an open's handle */
 	uint8_t data[131072];   /* copy of the data answered */
 };
 

@@ -80,7 +80,45 @@ Test(abi, nread_config_stats)
 	OFF(ringdev_stats, memory_used, 56);
 	OFF(ringdev_stats, interrupts, 128);
 	OFF(ringdev_stats, pipes_removed, 160);
-	OFF(ringdev_stats, reserved, 168);
+	OFF(ringdev_stats, broker_connected, 168);
+	OFF(ringdev_stats, relay_broker_gone, 216);
+	OFF(ringdev_stats, reserved, 224);
+}
+
+Test(abi, control_channel)
+{
+	cr_assert_eq(sizeof(struct ringdev_ctl_request), 1208);
+	OFF(ringdev_ctl_request, id, 0);
+	OFF(ringdev_ctl_request, type, 8);
+	OFF(ringdev_ctl_request, handle, 16);
+	OFF(ringdev_ctl_request, ref, 24);
+	OFF(ringdev_ctl_request, uid, 32);
+	OFF(ringdev_ctl_request, cmd, 44);
+	OFF(ringdev_ctl_request, size, 48);
+	OFF(ringdev_ctl_request, inline_size, 56);
+	OFF(ringdev_ctl_request, name, 64);
+	OFF(ringdev_ctl_request, kind, 128);
+	OFF(ringdev_ctl_request, capacity, 144);
+	OFF(ringdev_ctl_request, data, 184);
+	cr_assert_eq(sizeof(struct ringdev_ctl_answer), 1168);
+	OFF(ringdev_ctl_answer, id, 0);
+	OFF(ringdev_ctl_answer, result, 8);
+	OFF(ringdev_ctl_answer, flags, 12);
+	OFF(ringdev_ctl_answer, name, 16);
+	OFF(ringdev_ctl_answer, kind, 80);
+	OFF(ringdev_ctl_answer, size, 100);
+	OFF(ringdev_ctl_answer, capacity, 104);
+	OFF(ringdev_ctl_answer, data, 144);
+	cr_assert_eq(sizeof(struct ringdev_ctl_transact), 9552);
+	OFF(ringdev_ctl_transact, nrequests, 12);
+	OFF(ringdev_ctl_transact, rejected, 16);
+	OFF(ringdev_ctl_transact, failed, 20);
+	OFF(ringdev_ctl_transact, answers, 48);
+	OFF(ringdev_ctl_transact, requests, 48 + 4 * 1168);
+	cr_assert_eq(sizeof(struct ringdev_ctl_bulk), 16288);
+	OFF(ringdev_ctl_bulk, data, 32);
+	cr_assert_lt(_IOC_SIZE(RINGDEV_IOC_CTL_TRANSACT), 1u << 14, "fits a restricted ioctl");
+	cr_assert_lt(_IOC_SIZE(RINGDEV_IOC_CTL_FETCH), 1u << 14);
 }
 
 Test(abi, ioctl_numbers_are_stable)

@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * relay.c - the inverted call: operations the device cannot decide alone
+ * wait for a broker, which takes them with TRANSACT and answers by id.
+ *
+ * A relayed operation is two objects: the app's waiting request (a
+ * parked_req of kind RELAY, on the app's handle, found by interrupts like any
+ * other) and the relay_req the broker sees (pending in FIFO order until a
+ * TRANSACT takes it, then indexed by id until answered). Either side can end
+ * first: the app (interrupt: the broker gets a CANCEL notice), the broker
+ * (answer, or going away: the app gets ECONNRESET), or time (--broker-timeout
+ * while nobody took it: ETIMEDOUT). Broker TRANSACTs that find nothing park
+ * too (kind TRANSACT) and are woken by the next request.
+ *
+ * Answers are checked before anything is done with them: an unknown, late or
+ * duplicate id is counted and ignored; a malformed answer fails only its own
+ * request, with EIO for the app. Everything runs under the device lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_internal.h"
+#include "log.h"
+#include "name.h"
+
+static const char *const type_names[] = { "?", "OPEN", "ATTACH", "IOCTL", "READ", "WRITE", "CANCEL", "RELEASE" };
+
+static const char *type_name(uint32_t type)
+{
+	return type < sizeof(type_names) / sizeof(type_names[0]) ? type_names[type] : "?";
+}
+
+bool relay_active(const struct device *dev)
+{
+	return dev->broker || dev->cfg.require_broker;
+}
+
+static bool is_notice(const struct relay_req *r)
+{
+	return r->msg.type == RINGDEV_CTL_CANCEL || r->msg.type == RINGDEV_CTL_RELEASE;
+}
+
+static struct relay_req *relay_find(struct device *dev, uint64_t id)
+{
+	uint64_t h = hash_u64(id);
+	for (struct hash_node *n = hashmap_bucket(&dev->relay_ids, h); n; n = n->next) {
+		struct relay_req *r = container_of(n, struct relay_req, id_node);
+		if (r->msg.id == id)
+			return r;
+	}
+	return NULL;
+}
+
+static struct relay_req *relay_alloc(struct device *dev, uint32_t type)
+{
+	struct relay_req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	list_init(&r->queue_link);
+	r->msg.id = dev->next_relay_id++;
+	r->msg.type = type;
+	return r;
+}
+
+/* Forget r: off the queue and the index, memory freed. */
+static void relay_free(struct device *dev, struct relay_req *r)
+{
+	list_unlink(&r->queue_link);
+	if (!is_notice(r))
+		hashmap_remove(&dev->relay_ids, &r->id_node);
+	free(r->payload);
+	free(r->staged);
+	free(r);
+}
+
+struct relay_req *relay_new(struct device *dev, uint32_t type, struct open_ctx *ctx, void *req)
+{
+	struct relay_req *r = relay_alloc(dev, type);
+	if (!r)
+		return NULL;
+	if (hashmap_insert(&dev->relay_ids, &r->id_node, hash_u64(r->msg.id)) < 0) {
+		free(r);
+		return NULL;
+	}
+	struct parked_req *p = parked_new(dev, PARKED_RELAY, req, ctx);
+	if (!p) {
+		hashmap_remove(&dev->relay_ids, &r->id_node);
+		free(r);
+		return NULL;
+	}
+	p->relay = r;
+	r->parked = p;
+	r->msg.handle = ctx->id;
+	r->msg.uid = ctx->cred.uid;
+	r->msg.gid = ctx->cred.gid;
+	r->msg.pid = ctx->cred.pid;
+	r->msg.oflags = (uint32_t)ctx->oflags;
+	if (ctx->pipe)
+		memcpy(r->msg.name, ctx->pipe->name, ctx->pipe->name_len + 1);
+	return r;
+}
+
+/* Hand pending requests to parked TRANSACTs, as many as they take. */
+static void relay_wake(struct device *dev);
+
+void relay_submit(struct device *dev, struct relay_req *r)
+{
+	if (r->parked && dev->cfg.broker_timeout_ms) {
+		r->deadline_ns = now_ns() + (uint64_t)dev->cfg.broker_timeout_ms * 1000000u;
+		timer_kick(dev);
+	}
+	list_add_tail(&dev->relay_pending, &r->queue_link);
+	log_debug("relay %llu: %s queued (handle %llu, uid %u)", (unsigned long long)r->msg.id, type_name(r->msg.type),
+		  (unsigned long long)r->msg.handle, r->msg.uid);
+	relay_wake(dev);
+}
+
+static void relay_notice(struct device *dev, uint32_t type, uint64_t handle, uint64_t ref)
+{
+	if (!dev->broker)
+		return; /* notices are for the broker that saw the request */
+	struct relay_req *r = relay_alloc(dev, type);
+	if (!r) {
+		log_warn("relay: out of memory: %s notice for handle %llu lost", type_name(type),
+			 (unsigned long long)handle);
+		return;
+	}
+	r->msg.handle = handle;
+	r->msg.ref = ref;
+	relay_submit(dev, r);
+}
+
+void relay_notice_release(struct device *dev, struct open_ctx *ctx)
+{
+	if (ctx->broker_knows)
+		relay_notice(dev, RINGDEV_CTL_RELEASE, ctx->id, 0);
+}
+
+void relay_abandon(struct device *dev, struct relay_req *r)
+{
+	dev->count.relay_cancels++;
+	if (r->state == RELAY_TAKEN)
+		relay_notice(dev, RINGDEV_CTL_CANCEL, r->msg.handle, r->msg.id);
+	log_debug("relay %llu: %s cancelled by the app", (unsigned long long)r->msg.id, type_name(r->msg.type));
+	relay_free(dev, r);
+}
+
+/* Unhook the app's waiting request from r, so ending it does not abandon r. */
+static struct parked_req *relay_unhook(struct relay_req *r)
+{
+	struct parked_req *p = r->parked;
+	if (p) {
+		p->relay = NULL;
+		r->parked = NULL;
+	}
+	return p;
+}
+
+/* End the app's side with err and forget r (no notice to the broker). */
+static void relay_end(struct device *dev, struct relay_req *r, int err)
+{
+	struct parked_req *p = relay_unhook(r);
+	if (p) {
+		struct open_ctx *ctx = p->ctx;
+		parked_end(dev, p, err);
+		if (r->msg.type == RINGDEV_CTL_OPEN)
+			ctx_free_locked(dev, ctx); /* the open never completed */
+	}
+	relay_free(dev, r);
+}
+
+/* Copy r into the broker's request slot and mark it taken. */
+static void relay_take(struct device *dev, struct relay_req *r, struct ringdev_ctl_request *out)
+{
+	list_unlink(&r->queue_link);
+	*out = r->msg;
+	if (r->payload) {
+		size_t n = r->msg.size < RINGDEV_CTL_INLINE ? r->msg.size : RINGDEV_CTL_INLINE;
+		memcpy(out->data, r->payload, n);
+		out->inline_size = (uint32_t)n;
+	}
+	if (is_notice(r)) {
+		relay_free(dev, r);
+		return;
+	}
+	r->state = RELAY_TAKEN;
+	r->deadline_ns = 0;
+	dev->count.relayed++;
+}
+
+static void transact_fill(struct device *dev, struct ringdev_ctl_transact *t)
+{
+	struct list_node *first;
+	t->nrequests = 0;
+	while (t->nrequests < t->max_requests && (first = list_first(&dev->relay_pending)))
+		relay_take(dev, list_entry(first, struct relay_req, queue_link), &t->requests[t->nrequests++]);
+}
+
+static void relay_wake(struct device *dev)
+{
+	struct list_node *first;
+	while (!list_empty(&dev->relay_pending) && (first = list_first(&dev->transacts))) {
+		struct parked_req *p = list_entry(first, struct parked_req, queue_link);
+		struct ringdev_ctl_transact *t = (struct ringdev_ctl_transact *)p->data;
+		transact_fill(dev, t);
+		dev->ops->reply_ioctl(p->req, 0, t, sizeof(*t));
+		parked_free(dev, p);
+	}
+}
+
+/* ---- answers ---- */
+
+static bool all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* The out-payload of an answer (READ, IOCTL): staged or inline, NULL if short. */
+static const uint8_t *answer_payload(const struct relay_req *r, const struct ringdev_ctl_answer *a)
+{
+	if (a->flags & RINGDEV_ANSWER_STAGED)
+		return r->staged_len >= a->size ? r->staged : NULL;
+	return a->size <= RINGDEV_CTL_INLINE ? a->data : NULL;
+}
+
+static bool settings_ok(const struct ringdev_ctl_answer *a)
+{
+	if (!(a->flags & RINGDEV_ANSWER_SETTINGS))
+		return true;
+	return a->kind >= RINGDEV_KIND_STREAM && a->kind <= RINGDEV_KIND_MESSAGE && a->policy >= RINGDEV_POLICY_BLOCK &&
+	       a->policy <= RINGDEV_POLICY_FAIL && a->mode <= 0777 &&
+	       (a->capacity == 0 || (a->capacity >= RINGDEV_CAPACITY_MIN && a->capacity <= RINGDEV_CAPACITY_MAX));
+}
+
+/* Why an answer cannot be used, or NULL. */
+static const char *answer_problem(const struct relay_req *r, const struct ringdev_ctl_answer *a)
+{
+	uint32_t type = r->msg.type;
+	if (a->flags & ~RINGDEV_ANSWER_FLAGS_ALL)
+		return "unknown flags";
+	if (!all_zero(a->reserved, sizeof(a->reserved)))
+		return "reserved fields set";
+	if (a->result < -4095)
+		return "errno out of range";
+	if (a->result < 0)
+		return NULL; /* an error answer needs nothing else */
+	switch (type) {
+	case RINGDEV_CTL_OPEN:
+	case RINGDEV_CTL_ATTACH: {
+		if (a->result != 0)
+			return "OPEN/ATTACH result must be 0 or -errno";
+		if (!settings_ok(a))
+			return "bad settings";
+		const char *nul = memchr(a->name, '\0', sizeof(a->name));
+		if (!nul)
+			return "name not terminated";
+		if (type == RINGDEV_CTL_OPEN && nul != a->name && name_check(a->name, (size_t)(nul - a->name)) < 0)
+			return "invalid pipe name";
+		return NULL;
+	}
+	case RINGDEV_CTL_READ:
+		if ((uint32_t)a->result > r->msg.size)
+			return "READ result larger than wanted";
+		if (a->size != (uint32_t)a->result)
+			return "READ size differs from result";
+		return answer_payload(r, a) ? NULL : "READ payload missing (not inline, not staged)";
+	case RINGDEV_CTL_WRITE:
+		return (uint32_t)a->result > r->msg.size ? "WRITE result larger than offered" : NULL;
+	case RINGDEV_CTL_IOCTL:
+		if (a->size > r->msg.out_size)
+			return "IOCTL out-payload larger than the command's";
+		return answer_payload(r, a) ? NULL : "IOCTL payload missing (not inline, not staged)";
+	default:
+		return "not answerable";
+	}
+}
+
+static void apply_open(struct device *dev, struct relay_req *r, const struct ringdev_ctl_answer *a)
+{
+	struct parked_req *p = relay_unhook(r);
+	struct open_ctx *ctx = p->ctx;
+	void *req = p->req;
+	parked_free(dev, p);
+	if (a->result < 0) {
+		log_info("broker denied open of handle %llu (uid %u): %s", (unsigned long long)r->msg.handle, r->msg.uid,
+			 strerror(-a->result));
+		dev->ops->reply_error(req, -a->result);
+		ctx_free_locked(dev, ctx);
+		return;
+	}
+	const char *name = a->name[0] ? a->name : r->default_pipe ? dev->cfg.default_pipe : r->msg.name;
+	/* A name the broker chose is created if missing; the app's own name
+	 * only if it asked (O_CREAT) or the broker gave settings. */
+	bool create = a->name[0] || (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || r->default_pipe ||
+		      (a->flags & RINGDEV_ANSWER_SETTINGS);
+	bool excl = !a->name[0] && (r->msg.attach_flags & RINGDEV_ATTACH_EXCL);
+	int rc = device_attach_as_broker(dev, ctx, name, strlen(name), create, excl,
+					 (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL, a->flags & RINGDEV_ANSWER_BROKERED);
+	if (rc < 0) {
+		dev->ops->reply_error(req, -rc);
+		ctx_free_locked(dev, ctx);
+		return;
+	}
+	device_open_finish(dev, ctx, req, r->create);
+}
+
+static void apply_answer(struct device *dev, struct relay_req *r, const struct ringdev_ctl_answer *a)
+{
+	uint32_t type = r->msg.type;
+	if (type == RINGDEV_CTL_OPEN) {
+		apply_open(dev, r, a);
+		relay_free(dev, r);
+		return;
+	}
+	struct parked_req *p = relay_unhook(r);
+	struct open_ctx *ctx = p->ctx;
+	void *req = p->req;
+	parked_free(dev, p);
+	if (a->result < 0) {
+		dev->ops->reply_error(req, -a->result);
+	} else if (type == RINGDEV_CTL_ATTACH) {
+		bool create = (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || (a->flags & RINGDEV_ANSWER_SETTINGS);
+		int rc = device_attach_as_broker(dev, ctx, r->msg.name, strlen(r->msg.name), create,
+						 r->msg.attach_flags & RINGDEV_ATTACH_EXCL,
+						 (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL,
+						 a->flags & RINGDEV_ANSWER_BROKERED);
+		if (rc < 0)
+			dev->ops->reply_error(req, -rc);
+		else
+			dev->ops->reply_ioctl(req, 0, NULL, 0);
+	} else if (type == RINGDEV_CTL_IOCTL) {
+		uint8_t *out = calloc(1, r->msg.out_size ? r->msg.out_size : 1);
+		if (!out) {
+			dev->ops->reply_error(req, ENOMEM);
+		} else {
+			memcpy(out, answer_payload(r, a), a->size);
+			dev->ops->reply_ioctl(req, a->result, out, r->msg.out_size);
+			free(out);
+		}
+	} else if (type == RINGDEV_CTL_READ) {
+		struct iovec iov = { (void *)answer_payload(r, a), a->size };
+		dev->ops->reply_data(req, &iov, a->size ? 1 : 0);
+	} else {
+		dev->ops->reply_written(req, (size_t)a->result);
+	}
+	relay_free(dev, r);
+}
+
+static void relay_apply(struct device *dev, const struct ringdev_ctl_answer *a, uint32_t *rejected, uint32_t *failed)
+{
+	struct relay_req *r = relay_find(dev, a->id);
+	if (!r || r->state != RELAY_TAKEN) {
+		(*rejected)++;
+		dev->count.relay_rejected++;
+		log_debug("relay: answer to unknown, late or duplicate id %llu ignored", (unsigned long long)a->id);
+		return;
+	}
+	const char *problem = answer_problem(r, a);
+	if (problem) {
+		(*failed)++;
+		dev->count.relay_failed++;
+		log_info("relay %llu: malformed %s answer (%s): the app gets EIO", (unsigned long long)a->id,
+			 type_name(r->msg.type), problem);
+		relay_end(dev, r, EIO);
+		return;
+	}
+	log_debug("relay %llu: %s answered: %d", (unsigned long long)a->id, type_name(r->msg.type), a->result);
+	apply_answer(dev, r, a);
+}
+
+/* ---- the control node's commands ---- */
+
+static void ctl_transact(struct device *dev, struct open_ctx *ctl, void *req, const void *in)
+{
+	struct ringdev_ctl_transact *t = malloc(sizeof(*t));
+	if (!t) {
+		dev->ops->reply_error(req, ENOMEM);
+		return;
+	}
+	memcpy(t, in, sizeof(*t));
+	if (t->nanswers > RINGDEV_CTL_BATCH || t->max_requests > RINGDEV_CTL_BATCH ||
+	    !all_zero(t->reserved, sizeof(t->reserved))) {
+		free(t);
+		dev->ops->reply_error(req, EINVAL);
+		return;
+	}
+	t->rejected = t->failed = 0;
+	for (uint32_t i = 0; i < t->nanswers; i++)
+		relay_apply(dev, &t->answers[i], &t->rejected, &t->failed);
+	transact_fill(dev, t);
+	if (t->nrequests > 0 || t->timeout_ms == 0 || t->max_requests == 0) {
+		dev->ops->reply_ioctl(req, 0, t, sizeof(*t));
+		free(t);
+		return;
+	}
+	if (dev->ops->req_interrupted(req)) {
+		free(t);
+		dev->ops->reply_error(req, EINTR);
+		return;
+	}
+	struct parked_req *p = parked_new(dev, PARKED_TRANSACT, req, ctl);
+	if (!p) {
+		free(t);
+		dev->ops->reply_error(req, ENOMEM);
+		return;
+	}
+	p->data = (uint8_t *)t;
+	p->deadline_ns = now_ns() + (uint64_t)t->timeout_ms * 1000000u;
+	list_add_tail(&dev->transacts, &p->queue_link);
+	timer_kick(dev);
+}
+
+/* A request this broker took and has not answered. */
+static struct relay_req *taken(struct device *dev, uint64_t id)
+{
+	struct relay_req *r = relay_find(dev, id);
+	return r && r->state == RELAY_TAKEN ? r : NULL;
+}
+
+static int ctl_fetch(struct device *dev, const void *in, struct ringdev_ctl_bulk *out)
+{
+	memcpy(out, in, sizeof(*out));
+	struct relay_req *r = taken(dev, out->id);
+	if (!r || !r->payload)
+		return -ENOENT;
+	if (out->offset > r->msg.size || out->reserved0 || out->reserved[0])
+		return -EINVAL;
+	size_t n = r->msg.size - out->offset;
+	if (n > out->size)
+		n = out->size;
+	if (n > RINGDEV_CTL_BULK)
+		n = RINGDEV_CTL_BULK;
+	memcpy(out->data, r->payload + out->offset, n);
+	out->size = (uint32_t)n;
+	return 0;
+}
+
+static int ctl_stage(struct device *dev, const void *in)
+{
+	const struct ringdev_ctl_bulk *b = in;
+	struct relay_req *r = taken(dev, b->id);
+	if (!r || !r->staged_limit)
+		return -ENOENT;
+	if (b->size > RINGDEV_CTL_BULK || b->offset > r->staged_limit || b->size > r->staged_limit - b->offset ||
+	    b->reserved0 || b->reserved[0])
+		return -EINVAL;
+	if (!r->staged && !(r->staged = calloc(1, r->staged_limit)))
+		return -ENOMEM;
+	memcpy(r->staged + b->offset, b->data, b->size);
+	/* What counts is the contiguous extent from 0. */
+	if (b->offset <= r->staged_len && b->offset + b->size > r->staged_len)
+		r->staged_len = b->offset + b->size;
+	return 0;
+}
+
+/* ---- app operations that go to the broker ---- */
+
+static bool device_specific(unsigned int cmd)
+{
+	return _IOC_TYPE(cmd) == RINGDEV_IOC_MAGIC && _IOC_NR(cmd) >= RINGDEV_IOC_DEVICE_NR_FIRST;
+}
+
+static void relay_attach(struct device *dev, struct open_ctx *ctx, void *req, const void *in)
+{
+	struct ringdev_attach a;
+	memcpy(&a, in, sizeof(a));
+	const char *nul = memchr(a.name, '\0', sizeof(a.name));
+	int err = 0;
+	if (!nul)
+		err = ENAMETOOLONG;
+	else if (!all_zero(a.reserved, sizeof(a.reserved)) || (a.flags & ~RINGDEV_ATTACH_FLAGS_ALL) ||
+		 a.kind > RINGDEV_KIND_MESSAGE || a.policy > RINGDEV_POLICY_FAIL || a.mode > 0777 ||
+		 (a.capacity && (a.capacity < RINGDEV_CAPACITY_MIN || a.capacity > RINGDEV_CAPACITY_MAX)))
+		err = EINVAL;
+	else
+		err = -name_check(a.name, (size_t)(nul - a.name));
+	if (err) {
+		dev->ops->reply_error(req, err);
+		return;
+	}
+	struct relay_req *r = relay_new(dev, RINGDEV_CTL_ATTACH, ctx, req);
+	if (!r) {
+		dev->ops->reply_error(req, ENOMEM);
+		return;
+	}
+	memcpy(r->msg.name, a.name, sizeof(a.name));
+	r->msg.attach_flags = a.flags;
+	r->msg.kind = a.kind;
+	r->msg.policy = a.policy;
+	r->msg.mode = a.mode;
+	r->msg.capacity = a.capacity;
+	ctx->broker_knows = true;
+	relay_submit(dev, r);
+}
+
+static void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, void *req, unsigned int cmd, const void *in,
+			       size_t in_size, size_t out_size)
+{
+	struct relay_req *r = relay_new(dev, RINGDEV_CTL_IOCTL, ctx, req);
+	if (!r) {
+		dev->ops->reply_error(req, ENOMEM);
+		return;
+	}
+	r->msg.cmd = cmd;
+	r->msg.out_size = (uint32_t)out_size;
+	r->staged_limit = out_size;
+	if (in_size) {
+		r->payload = malloc(in_size);
+		if (!r->payload) {
+			relay_end(dev, r, ENOMEM);
+			return;
+		}
+		memcpy(r->payload, in, in_size);
+		r->msg.size = (uint32_t)in_size;
+	}
+	relay_submit(dev, r);
+}
+
+bool relay_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req, unsigned int cmd,
+		 const void *in, size_t in_size, size_t out_size)
+{
+	if (ctx && ctx->ctl) {
+		size_t need = _IOC_SIZE(cmd);
+		int r;
+		switch (cmd) {
+		case RINGDEV_IOC_CTL_TRANSACT:
+			if (in_size < need || out_size < need)
+				break;
+			ctl_transact(dev, ctx, req, in);
+			return true;
+		case RINGDEV_IOC_CTL_FETCH: {
+			if (in_size < need || out_size < need)
+				break;
+			struct ringdev_ctl_bulk *out = malloc(sizeof(*out));
+			if (!out) {
+				dev->ops->reply_error(req, ENOMEM);
+				return true;
+			}
+			r = ctl_fetch(dev, in, out);
+			if (r < 0)
+				dev->ops->reply_error(req, -r);
+			else
+				dev->ops->reply_ioctl(req, 0, out, sizeof(*out));
+			free(out);
+			return true;
+		}
+		case RINGDEV_IOC_CTL_STAGE:
+			if (in_size < need)
+				break;
+			r = ctl_stage(dev, in);
+			if (r < 0)
+				dev->ops->reply_error(req, -r);
+			else
+				dev->ops->reply_ioctl(req, 0, NULL, 0);
+			return true;
+		case RINGDEV_IOC_VERSION:
+		case RINGDEV_IOC_STATS:
+			return false;
+		default:
+			dev->ops->reply_error(req, ENOTTY);
+			return true;
+		}
+		dev->ops->reply_error(req, EINVAL);
+		return true;
+	}
+	if (!ctx || !relay_active(dev))
+		return false;
+	if (cmd == RINGDEV_IOC_ATTACH && in_size >= sizeof(struct ringdev_attach)) {
+		relay_attach(dev, ctx, req, in);
+		return true;
+	}
+	if (device_specific(cmd)) {
+		relay_device_ioctl(dev, ctx, req, cmd, in, in_size, out_size);
+		return true;
+	}
+	return false;
+}
+
+void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type, const void *buf, size_t size)
+{
+	if (!relay_active(dev)) {
+		dev->ops->reply_error(req, ENOTCONN);
+		return;
+	}
+	if (size > UINT32_MAX)
+		size = UINT32_MAX;
+	struct relay_req *r = relay_new(dev, type, ctx, req);
+	if (!r) {
+		dev->ops->reply_error(req, ENOMEM);
+		return;
+	}
+	r->msg.size = (uint32_t)size;
+	if (type == RINGDEV_CTL_READ) {
+		r->staged_limit = size;
+	} else {
+		r->payload = malloc(size ? size : 1);
+		if (!r->payload) {
+			relay_end(dev, r, ENOMEM);
+			return;
+		}
+		memcpy(r->payload, buf, size);
+	}
+	relay_submit(dev, r);
+}
+
+/* ---- ends ---- */
+
+/* With no broker in charge any more, decide r as if there never was one. */
+static void relay_builtin(struct device *dev, struct relay_req *r)
+{
+	struct parked_req *p = relay_unhook(r);
+	struct open_ctx *ctx = p->ctx;
+	void *req = p->req;
+	parked_free(dev, p);
+	switch (r->msg.type) {
+	case RINGDEV_CTL_OPEN: {
+		struct open_args args = {
+			.default_pipe = r->default_pipe,
+			.name = r->msg.name,
+			.len = strlen(r->msg.name),
+			.attach_flags = r->msg.attach_flags,
+			.mode = r->msg.mode,
+			.create = r->create,
+		};
+		device_open_builtin(dev, ctx, req, &args);
+		break;
+	}
+	case RINGDEV_CTL_ATTACH: {
+		struct attach_args args = {
+			.name = r->msg.name,
+			.len = strlen(r->msg.name),
+			.flags = r->msg.attach_flags,
+			.kind = r->msg.kind,
+			.policy = r->msg.policy,
+			.mode = r->msg.mode,
+			.capacity = r->msg.capacity,
+		};
+		int rc = device_attach_locked(dev, ctx, &args);
+		if (rc < 0)
+			dev->ops->reply_error(req, -rc);
+		else
+			dev->ops->reply_ioctl(req, 0, NULL, 0);
+		break;
+	}
+	case RINGDEV_CTL_IOCTL:
+		dev->ops->reply_error(req, ENOTTY);
+		break;
+	default:
+		dev->ops->reply_error(req, ENOTCONN);
+		break;
+	}
+	relay_free(dev, r);
+}
+
+struct collect {
+	struct relay_req **all;
+	size_t n;
+};
+
+static void collect_one(struct hash_node *n, void *data)
+{
+	struct collect *c = data;
+	c->all[c->n++] = container_of(n, struct relay_req, id_node);
+}
+
+/* Every answerable request, so the caller may end them while walking. */
+static struct collect collect_all(struct device *dev)
+{
+	struct collect c = { calloc(dev->relay_ids.count + 1, sizeof(struct relay_req *)), 0 };
+	if (c.all)
+		hashmap_for_each(&dev->relay_ids, collect_one, &c);
+	return c;
+}
+
+static void drop_pending_notices(struct device *dev)
+{
+	struct list_node *pos, *tmp;
+	list_for_each_safe(pos, tmp, &dev->relay_pending) {
+		struct relay_req *r = list_entry(pos, struct relay_req, queue_link);
+		if (is_notice(r))
+			relay_free(dev, r);
+	}
+}
+
+void relay_ctl_release(struct device *dev, struct open_ctx *ctl)
+{
+	parked_end_ctx(dev, ctl, EBADF); /* its own TRANSACTs, if any */
+	dev->broker = NULL;
+	drop_pending_notices(dev);
+	struct collect c = collect_all(dev);
+	size_t gone = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		struct relay_req *r = c.all[i];
+		if (r->state == RELAY_TAKEN) {
+			relay_end(dev, r, ECONNRESET);
+			gone++;
+		} else if (!dev->cfg.require_broker) {
+			relay_builtin(dev, r);
+		}
+	}
+	free(c.all);
+	dev->count.relay_broker_gone += gone;
+	log_info("broker gone: %zu request(s) it held ended with ECONNRESET", gone);
+}
+
+void relay_shutdown(struct device *dev)
+{
+	struct list_node *first;
+	while ((first = list_first(&dev->transacts)))
+		parked_end(dev, list_entry(first, struct parked_req, queue_link), ESHUTDOWN);
+	drop_pending_notices(dev);
+	struct collect c = collect_all(dev);
+	for (size_t i = 0; i < c.n; i++)
+		relay_end(dev, c.all[i], ESHUTDOWN);
+	free(c.all);
+}
+
+void relay_destroy(struct device *dev)
+{
+	relay_shutdown(dev);
+	hashmap_destroy(&dev->relay_ids);
+}
+
+uint64_t relay_expire(struct device *dev, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	struct list_node *pos, *tmp;
+	list_for_each_safe(pos, tmp, &dev->relay_pending) {
+		struct relay_req *r = list_entry(pos, struct relay_req, queue_link);
+		if (!r->deadline_ns)
+			continue;
+		if (r->deadline_ns <= now) {
+			dev->count.relay_timeouts++;
+			log_info("relay %llu: %s not taken by a broker within %u ms", (unsigned long long)r->msg.id,
+				 type_name(r->msg.type), dev->cfg.broker_timeout_ms);
+			relay_end(dev, r, ETIMEDOUT);
+		} else if (r->deadline_ns < next) {
+			next = r->deadline_ns;
+		}
+	}
+	list_for_each_safe(pos, tmp, &dev->transacts) {
+		struct parked_req *p = list_entry(pos, struct parked_req, queue_link);
+		if (p->deadline_ns <= now) {
+			struct ringdev_ctl_transact *t = (struct ringdev_ctl_transact *)p->data;
+			t->nrequests = 0;
+			dev->ops->reply_ioctl(p->req, 0, t, sizeof(*t));
+			parked_free(dev, p);
+		} else if (p->deadline_ns < next) {
+			next = p->deadline_ns;
+		}
+	}
+	return next;
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * timer.c - the one thread the core owns: it ends waits that have a
+ * deadline (relayed requests nobody took within --broker-timeout, broker
+ * TRANSACTs with a timeout). It sleeps on a condition variable tied to the
+ * device lock until the earliest deadline, and anything that adds a deadline
+ * wakes it (timer_kick), so no request waits on a polling interval.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "device_internal.h"
+#include "log.h"
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *timer_main(void *arg)
+{
+	struct device *dev = arg;
+	pthread_mutex_lock(&dev->lock);
+	while (!dev->timer_stop) {
+		uint64_t next = relay_expire(dev, now_ns());
+		if (next == UINT64_MAX) {
+			pthread_cond_wait(&dev->timer_cond, &dev->lock);
+		} else {
+			struct timespec ts = { (time_t)(next / 1000000000u), (long)(next % 1000000000u) };
+			pthread_cond_timedwait(&dev->timer_cond, &dev->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return NULL;
+}
+
+int timer_start(struct device *dev)
+{
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	int r = pthread_cond_init(&dev->timer_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (r != 0)
+		return -r;
+	r = pthread_create(&dev->timer_thread, NULL, timer_main, dev);
+	if (r != 0) {
+		pthread_cond_destroy(&dev->timer_cond);
+		return -r;
+	}
+	dev->timer_running = true;
+	return 0;
+}
+
+void timer_kick(struct device *dev)
+{
+	if (dev->timer_running)
+		pthread_cond_signal(&dev->timer_cond);
+}
+
+void timer_stop(struct device *dev)
+{
+	if (!dev->timer_running)
+		return;
+	pthread_mutex_lock(&dev->lock);
+	dev->timer_stop = true;
+	pthread_cond_signal(&dev->timer_cond);
+	pthread_mutex_unlock(&dev->lock);
+	pthread_join(dev->timer_thread, NULL);
+	pthread_cond_destroy(&dev->timer_cond);
+	dev->timer_running = false;
+}
