@@ -117,6 +117,26 @@ struct device *fake_device(uint64_t ring_size, uint64_t max_pipes, uint64_t max_
 	return dev;
 }
 
+struct device *fake_device_broker(bool require_broker, uint32_t broker_timeout_ms)
+{
+	fake_reset();
+	log_set_level(LOG_LEVEL_WARN);
+	struct device_config cfg = {
+		.ring_size = 65536,
+		.max_pipes = 64,
+		.max_memory = 1 << 20,
+		.mode = 0666,
+		.frontend = RINGDEV_FRONTEND_FUSE,
+		.default_pipe = "default",
+		.ctl_mode = 0600,
+		.require_broker = require_broker,
+		.broker_timeout_ms = broker_timeout_ms,
+	};
+	struct device *dev = device_new(&cfg, &fake_ops);
+	cr_assert_not_null(dev);
+	return dev;
+}
+
 struct cred fake_cred(uint32_t uid)
 {
 	return (struct cred){ .uid = uid, .gid = uid, .pid = 1 };

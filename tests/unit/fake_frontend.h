@@ -34,6 +34,8 @@ extern const struct device_ops fake_ops;
 
 void fake_reset(void);
 struct device *fake_device(uint64_t ring_size, uint64_t max_pipes, uint64_t max_memory);
+/* The same with a broker configuration (require_broker, broker_timeout_ms). */
+struct device *fake_device_broker(bool require_broker, uint32_t broker_timeout_ms);
 struct cred fake_cred(uint32_t uid);
 /* Open a handle on `name`, creating it with the given kind/policy/capacity. */
 struct open_ctx *fake_open(struct device *dev, const char *name, int oflags, uint32_t kind, uint32_t policy,

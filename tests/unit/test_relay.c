@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_relay.c - the inverted call in the core, with a fake frontend:
+ * control node rules, TRANSACT parking and batching, each request type,
+ * answer checks (rejected and malformed), cancel, the broker going away,
+ * --broker-timeout, FETCH and STAGE. Parked counts end at zero every time.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ringdev/ringdev.h>
+
+#include "device.h"
+#include "fake_frontend.h"
+
+static struct device *dev;
+static struct open_ctx *ctl;
+static struct cred root;
+
+static void setup(void)
+{
+	dev = fake_device_broker(false, 5000);
+	root = fake_cred(0);
+	cr_assert_eq(device_ctl_open(dev, &root, O_RDWR, &ctl), 0);
+}
+
+static void teardown(void)
+{
+	device_shutdown(dev);
+	device_free(dev);
+}
+
+TestSuite(relay, .init = setup, .fini = teardown, .timeout = 20);
+
+static struct ringdev_ctl_transact *tr_new(uint32_t max, uint32_t timeout_ms)
+{
+	struct ringdev_ctl_transact *t = calloc(1, sizeof(*t));
+	t->max_requests = max;
+	t->timeout_ms = timeout_ms;
+	return t;
+}
+
+/* Issue TRANSACT as request `req`; true if it was answered at once. */
+static bool transact(struct ringdev_ctl_transact *t, int req)
+{
+	cr_assert(device_ioctl_async(dev, ctl, &root, REQ(req), RINGDEV_IOC_CTL_TRANSACT, t, sizeof(*t), sizeof(*t)));
+	return fake_replies[req].answers == 1;
+}
+
+/* The transact struct a TRANSACT request was answered with. */
+static const struct ringdev_ctl_transact *result(int req)
+{
+	cr_assert_eq(fake_replies[req].kind, FAKE_IOCTL, "TRANSACT %d: kind %d err %d", req, fake_replies[req].kind,
+		     fake_replies[req].err);
+	return (const struct ringdev_ctl_transact *)fake_replies[req].data;
+}
+
+static void answer(struct ringdev_ctl_transact *t, uint64_t id, int32_t res)
+{
+	struct ringdev_ctl_answer *a = &t->answers[t->nanswers++];
+	memset(a, 0, sizeof(*a));
+	a->id = id;
+	a->result = res;
+}
+
+static uint64_t parked(void)
+{
+	return fake_parked(dev);
+}
+
+static struct open_ctx *app_on(const char *pipe)
+{
+	struct open_ctx *c = fake_open(dev, pipe, O_RDWR, 0, 0, 0);
+	return c;
+}
+
+Test(relay, control_node_is_exclusive_and_checked)
+{
+	struct open_ctx *x;
+	cr_assert_eq(device_ctl_open(dev, &root, O_RDWR, &x), -EBUSY);
+	device_release(dev, ctl);
+	struct cred user = fake_cred(1000);
+	cr_assert_eq(device_ctl_open(dev, &user, O_RDWR, &x), -EACCES);
+	cr_assert_eq(device_ctl_open(dev, &root, O_RDONLY, &x), -EINVAL);
+	cr_assert_eq(device_ctl_open(dev, &root, O_RDWR, &ctl), 0, "a new broker can connect");
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.broker_connected, 1);
+}
+
+Test(relay, open_is_relayed_and_mapped)
+{
+	struct open_args args = { .default_pipe = true };
+	device_open_request(dev, &root, O_RDWR, &args, REQ(1));
+	cr_assert_eq(fake_replies[1].answers, 0, "the open waits for the broker");
+	cr_assert_eq(parked(), 1);
+	struct ringdev_ctl_transact *t = tr_new(RINGDEV_CTL_BATCH, 0);
+	cr_assert(transact(t, 2));
+	const struct ringdev_ctl_transact *got = result(2);
+	cr_assert_eq(got->nrequests, 1);
+	cr_assert_eq(got->requests[0].type, RINGDEV_CTL_OPEN);
+	cr_assert_str_eq(got->requests[0].name, "", "a CUSE open carries no name");
+	uint64_t id = got->requests[0].id;
+	memset(t, 0, sizeof(*t));
+	answer(t, id, 0);
+	strcpy(t->answers[0].name, "user.1000");
+	t->answers[0].flags = RINGDEV_ANSWER_SETTINGS;
+	t->answers[0].kind = RINGDEV_KIND_MESSAGE;
+	t->answers[0].policy = RINGDEV_POLICY_BLOCK;
+	t->answers[0].capacity = 4096;
+	t->answers[0].mode = 0600;
+	t->answers[0].uid = 1000;
+	cr_assert(transact(t, 3));
+	cr_assert_eq(fake_replies[1].kind, FAKE_OPENED);
+	struct open_ctx *app = fake_replies[1].ctx;
+	struct ringdev_pipe_info pi;
+	cr_assert_eq(device_ioctl(dev, app, &root, RINGDEV_IOC_PIPE_INFO, NULL, 0, &pi, sizeof(pi)), 0);
+	cr_assert_str_eq(pi.name, "user.1000");
+	cr_assert_eq(pi.kind, RINGDEV_KIND_MESSAGE);
+	cr_assert_eq(pi.capacity, 4096);
+	cr_assert_eq(pi.uid, 1000);
+	cr_assert_eq(parked(), 0);
+	device_release(dev, app);
+	free(t);
+}
+
+Test(relay, denied_open_fails_with_the_brokers_errno)
+{
+	struct open_args args = { .name = "x", .len = 1, .attach_flags = RINGDEV_ATTACH_CREATE, .create = true };
+	device_open_request(dev, &root, O_RDWR, &args, REQ(1));
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, 2);
+	cr_assert_str_eq(result(2)->requests[0].name, "x");
+	uint64_t id = result(2)->requests[0].id;
+	memset(t, 0, sizeof(*t));
+	answer(t, id, -EPERM);
+	transact(t, 3);
+	cr_assert_eq(fake_replies[1].kind, FAKE_ERROR);
+	cr_assert_eq(fake_replies[1].err, EPERM);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.opens, 1, "only the broker's handle is left");
+	cr_assert_eq(s.pipes, 0);
+	free(t);
+}
+
+Test(relay, transact_parks_and_batches)
+{
+	struct ringdev_ctl_transact *t = tr_new(RINGDEV_CTL_BATCH, 10000);
+	cr_assert_not(transact(t, 1), "nothing pending: the TRANSACT parks");
+	cr_assert_eq(parked(), 1);
+	struct open_ctx *app = app_on("p");
+	uint8_t in[8] = "payload";
+	unsigned int cmd = _IOWR(RINGDEV_IOC_MAGIC, 0x90, uint64_t);
+	for (int i = 0; i < 6; i++)
+		cr_assert(device_ioctl_async(dev, app, &root, REQ(10 + i), cmd, in, sizeof(in), sizeof(in)));
+	/* The first request woke the parked TRANSACT; five wait for the next. */
+	cr_assert_eq(result(1)->nrequests, 1);
+	struct ringdev_ctl_transact *t2 = tr_new(RINGDEV_CTL_BATCH, 0);
+	answer(t2, result(1)->requests[0].id, 7);
+	t2->answers[0].size = 8;
+	memcpy(t2->answers[0].data, "answered", 8);
+	transact(t2, 2);
+	const struct ringdev_ctl_transact *b = result(2);
+	cr_assert_eq(b->nrequests, RINGDEV_CTL_BATCH, "a whole batch in one call");
+	cr_assert_eq(fake_replies[10].kind, FAKE_IOCTL);
+	cr_assert_eq(fake_replies[10].err, 7, "the broker's result is the ioctl's value");
+	cr_assert_arr_eq(fake_replies[10].data, "answered", 8);
+	struct ringdev_ctl_transact *t3 = tr_new(RINGDEV_CTL_BATCH, 0);
+	for (uint32_t i = 0; i < b->nrequests; i++) {
+		cr_assert_eq(b->requests[i].cmd, cmd);
+		cr_assert_arr_eq(b->requests[i].data, in, sizeof(in));
+		answer(t3, b->requests[i].id, 0);
+	}
+	transact(t3, 3);
+	cr_assert_eq(result(3)->nrequests, 1, "the sixth");
+	for (int i = 11; i < 15; i++)
+		cr_assert_eq(fake_replies[i].kind, FAKE_IOCTL, "app %d answered", i);
+	memset(t3, 0, sizeof(*t3));
+	answer(t3, result(3)->requests[0].id, -ENOTTY);
+	transact(t3, 4);
+	cr_assert_eq(fake_replies[15].err, ENOTTY);
+	cr_assert_eq(parked(), 0);
+	device_release(dev, app);
+	free(t);
+	free(t2);
+	free(t3);
+}
+
+Test(relay, unknown_duplicate_and_malformed_answers)
+{
+	struct open_ctx *app = app_on("p");
+	unsigned int cmd = _IOR(RINGDEV_IOC_MAGIC, 0x91, uint32_t);
+	device_ioctl_async(dev, app, &root, REQ(10), cmd, NULL, 0, 4);
+	device_ioctl_async(dev, app, &root, REQ(11), cmd, NULL, 0, 4);
+	device_ioctl_async(dev, app, &root, REQ(12), cmd, NULL, 0, 4);
+	struct ringdev_ctl_transact *t = tr_new(RINGDEV_CTL_BATCH, 0);
+	transact(t, 1);
+	const struct ringdev_ctl_transact *got = result(1);
+	cr_assert_eq(got->nrequests, 3);
+	uint64_t a = got->requests[0].id, b = got->requests[1].id, c = got->requests[2].id;
+	memset(t, 0, sizeof(*t));
+	answer(t, 424242, 0);       /* unknown */
+	answer(t, a, 0);            /* good */
+	answer(t, a, 0);            /* duplicate */
+	answer(t, b, -5000);        /* errno out of range */
+	transact(t, 2);
+	cr_assert_eq(result(2)->rejected, 2);
+	cr_assert_eq(result(2)->failed, 1);
+	cr_assert_eq(fake_replies[10].kind, FAKE_IOCTL);
+	cr_assert_eq(fake_replies[11].err, EIO, "a malformed answer fails its request with EIO");
+	memset(t, 0, sizeof(*t));
+	answer(t, c, 0);
+	t->answers[0].size = 8; /* more than the command's 4 out bytes */
+	transact(t, 3);
+	cr_assert_eq(result(3)->failed, 1);
+	cr_assert_eq(fake_replies[12].err, EIO);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.relay_rejected, 2);
+	cr_assert_eq(s.relay_failed, 2);
+	cr_assert_eq(s.parked_total, 0);
+	/* The whole call is refused when it is out of bounds. */
+	memset(t, 0, sizeof(*t));
+	t->nanswers = RINGDEV_CTL_BATCH + 1;
+	transact(t, 4);
+	cr_assert_eq(fake_replies[4].kind, FAKE_ERROR);
+	cr_assert_eq(fake_replies[4].err, EINVAL);
+	device_release(dev, app);
+	free(t);
+}
+
+Test(relay, interrupt_cancels_and_late_answer_is_rejected)
+{
+	struct open_ctx *app = app_on("p");
+	device_ioctl_async(dev, app, &root, REQ(10), _IO(RINGDEV_IOC_MAGIC, 0x92), NULL, 0, 0);
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, 1);
+	uint64_t id = result(1)->requests[0].id;
+	device_interrupt(dev, REQ(10));
+	cr_assert_eq(fake_replies[10].err, EINTR, "the app gets EINTR at once");
+	memset(t, 0, sizeof(*t));
+	t->max_requests = 1;
+	answer(t, id, 0);
+	transact(t, 2);
+	cr_assert_eq(result(2)->rejected, 1, "the late answer is ignored");
+	cr_assert_eq(result(2)->nrequests, 1);
+	cr_assert_eq(result(2)->requests[0].type, RINGDEV_CTL_CANCEL);
+	cr_assert_eq(result(2)->requests[0].ref, id);
+	cr_assert_eq(parked(), 0);
+	device_release(dev, app);
+	free(t);
+}
+
+Test(relay, broker_gone_ends_what_it_held)
+{
+	struct open_ctx *app = app_on("p");
+	device_ioctl_async(dev, app, &root, REQ(10), _IO(RINGDEV_IOC_MAGIC, 0x93), NULL, 0, 0);
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, 1); /* taken */
+	struct open_args args = { .default_pipe = true };
+	device_open_request(dev, &root, O_RDWR, &args, REQ(11)); /* pending */
+	struct ringdev_ctl_transact *w = tr_new(1, 10000);
+	device_release(dev, ctl);
+	cr_assert_eq(fake_replies[10].err, ECONNRESET, "taken: ends with ECONNRESET");
+	cr_assert_eq(fake_replies[11].kind, FAKE_OPENED, "not taken: decided by the built-in policy");
+	cr_assert_eq(parked(), 0);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.relay_broker_gone, 1);
+	cr_assert_eq(s.broker_connected, 0);
+	/* Without a broker the built-in policy answers at once. */
+	cr_assert_not(device_ioctl_async(dev, app, &root, REQ(12), _IO(RINGDEV_IOC_MAGIC, 0x93), NULL, 0, 0),
+		      "device-specific ioctls go to the synchronous path (ENOTTY)");
+	cr_assert_eq(device_ctl_open(dev, &root, O_RDWR, &ctl), 0);
+	device_release(dev, fake_replies[11].ctx);
+	device_release(dev, app);
+	free(t);
+	free(w);
+}
+
+Test(relay, brokered_pipe_read_and_write)
+{
+	struct open_args args = { .default_pipe = true };
+	device_open_request(dev, &root, O_RDWR, &args, REQ(1));
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, 2);
+	uint64_t id = result(2)->requests[0].id;
+	memset(t, 0, sizeof(*t));
+	answer(t, id, 0);
+	strcpy(t->answers[0].name, "sink");
+	t->answers[0].flags = RINGDEV_ANSWER_BROKERED;
+	t->max_requests = 1;
+	transact(t, 3);
+	struct open_ctx *app = fake_replies[1].ctx;
+	static uint8_t big[3000];
+	memset(big, 'w', sizeof(big));
+	device_write(dev, app, REQ(10), big, sizeof(big), 0);
+	device_read(dev, app, REQ(11), 5000, 0, false);
+	memset(t, 0, sizeof(*t));
+	t->max_requests = 2;
+	transact(t, 4);
+	const struct ringdev_ctl_transact *got = result(4);
+	cr_assert_eq(got->nrequests, 2);
+	cr_assert_eq(got->requests[0].type, RINGDEV_CTL_WRITE);
+	cr_assert_eq(got->requests[0].size, 3000);
+	cr_assert_eq(got->requests[0].inline_size, RINGDEV_CTL_INLINE);
+	cr_assert_eq(got->requests[1].type, RINGDEV_CTL_READ);
+	uint64_t wid = got->requests[0].id, rid = got->requests[1].id;
+	/* FETCH the rest of the write's payload. */
+	struct ringdev_ctl_bulk *b = calloc(1, sizeof(*b));
+	b->id = wid;
+	b->offset = RINGDEV_CTL_INLINE;
+	b->size = RINGDEV_CTL_BULK;
+	cr_assert(device_ioctl_async(dev, ctl, &root, REQ(20), RINGDEV_IOC_CTL_FETCH, b, sizeof(*b), sizeof(*b)));
+	cr_assert_eq(fake_replies[20].kind, FAKE_IOCTL);
+	const struct ringdev_ctl_bulk *fb = (const struct ringdev_ctl_bulk *)fake_replies[20].data;
+	cr_assert_eq(fb->size, 3000 - RINGDEV_CTL_INLINE);
+	/* STAGE 2000 bytes for the read, then answer both. */
+	memset(b, 0, sizeof(*b));
+	b->id = rid;
+	b->size = 2000;
+	memset(b->data, 'r', 2000);
+	cr_assert(device_ioctl_async(dev, ctl, &root, REQ(21), RINGDEV_IOC_CTL_STAGE, b, sizeof(*b), 0));
+	cr_assert_eq(fake_replies[21].kind, FAKE_IOCTL);
+	b->offset = 4000; /* past the 5000 wanted with its size */
+	cr_assert(device_ioctl_async(dev, ctl, &root, REQ(22), RINGDEV_IOC_CTL_STAGE, b, sizeof(*b), 0));
+	cr_assert_eq(fake_replies[22].err, EINVAL);
+	memset(t, 0, sizeof(*t));
+	answer(t, wid, 3000);
+	answer(t, rid, 2000);
+	t->answers[1].size = 2000;
+	t->answers[1].flags = RINGDEV_ANSWER_STAGED;
+	transact(t, 5);
+	cr_assert_eq(fake_replies[10].kind, FAKE_WRITTEN);
+	cr_assert_eq(fake_replies[10].count, 3000);
+	cr_assert_eq(fake_replies[11].kind, FAKE_DATA);
+	cr_assert_eq(fake_replies[11].count, 2000);
+	cr_assert_eq(fake_replies[11].data[1999], 'r');
+	struct ringdev_pipe_info pi;
+	cr_assert_eq(device_ioctl(dev, app, &root, RINGDEV_IOC_PIPE_INFO, NULL, 0, &pi, sizeof(pi)), 0);
+	cr_assert_eq(pi.queued_bytes, 0, "a brokered pipe's ring is not used");
+	device_release(dev, ctl);
+	device_read(dev, app, REQ(12), 10, 0, false);
+	cr_assert_eq(fake_replies[12].err, ENOTCONN, "no broker: brokered I/O fails");
+	cr_assert_eq(device_ctl_open(dev, &root, O_RDWR, &ctl), 0);
+	device_release(dev, app);
+	free(t);
+	free(b);
+}
+
+TestSuite(relay_timeout, .timeout = 20);
+
+Test(relay_timeout, required_broker_times_out)
+{
+	dev = fake_device_broker(true, 50);
+	struct open_args args = { .default_pipe = true };
+	device_open_request(dev, &root, O_RDWR, &args, REQ(1));
+	cr_assert_eq(fake_parked(dev), 1, "no broker, but one is required: the open waits");
+	for (int i = 0; i < 400 && !fake_replies[1].answers; i++)
+		usleep(10000);
+	cr_assert_eq(fake_replies[1].kind, FAKE_ERROR);
+	cr_assert_eq(fake_replies[1].err, ETIMEDOUT);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.relay_timeouts, 1);
+	cr_assert_eq(s.parked_total, 0);
+	cr_assert_eq(s.opens, 0);
+	device_shutdown(dev);
+	device_free(dev);
+}
