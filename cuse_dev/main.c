@@ -38,12 +38,16 @@ static const char usage_text[] =
 	"  --mode OCTAL               device permissions (default 0666)\n"
 	"  --group GROUP              device group (default: the daemon's group)\n"
 	"  --ctl-group GROUP          control node group, mode 0660 (default: 0600, daemon only)\n"
+	"  --admin-group GROUP        members see every pipe and open and manage every pipe\n"
 	"  --require-broker           relayed requests wait for a broker, never the built-in policy\n"
 	"  --broker-timeout MS        how long a relayed request waits to be taken (default 5000)\n"
 	"  --default-pipe NAME        pipe a CUSE open starts on (default default)\n"
 	"  --ring-size BYTES          default pipe capacity (default 64K)\n"
 	"  --max-pipes N              most pipes at once (default 1024)\n"
 	"  --max-memory BYTES         most ring memory in all (default 256M)\n"
+	"  --max-pipes-per-uid N      most pipes one user may own (default 0: no limit)\n"
+	"  --max-opens-per-uid N      most handles one user may hold (default 0: no limit)\n"
+	"  --max-parked N             most requests waiting at once (default 65536)\n"
 	"  --case-sensitive           HELLO and hello are different pipes\n"
 	"  -v, --verbose              log every decision (debug level)\n"
 	"  -h, --help                 show this help and exit\n"
@@ -59,6 +63,10 @@ enum {
 	OPT_MODE,
 	OPT_GROUP,
 	OPT_CTL_GROUP,
+	OPT_ADMIN_GROUP,
+	OPT_MAX_PIPES_PER_UID,
+	OPT_MAX_OPENS_PER_UID,
+	OPT_MAX_PARKED,
 	OPT_REQUIRE_BROKER,
 	OPT_BROKER_TIMEOUT,
 	OPT_DEFAULT_PIPE,
@@ -76,6 +84,10 @@ static const struct option long_options[] = {
 	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "group", required_argument, NULL, OPT_GROUP },
 	{ "ctl-group", required_argument, NULL, OPT_CTL_GROUP },
+	{ "admin-group", required_argument, NULL, OPT_ADMIN_GROUP },
+	{ "max-pipes-per-uid", required_argument, NULL, OPT_MAX_PIPES_PER_UID },
+	{ "max-opens-per-uid", required_argument, NULL, OPT_MAX_OPENS_PER_UID },
+	{ "max-parked", required_argument, NULL, OPT_MAX_PARKED },
 	{ "require-broker", no_argument, NULL, OPT_REQUIRE_BROKER },
 	{ "broker-timeout", required_argument, NULL, OPT_BROKER_TIMEOUT },
 	{ "default-pipe", required_argument, NULL, OPT_DEFAULT_PIPE },
@@ -166,6 +178,26 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 			cfg->ctl_group_set = true;
 			cfg->dev.ctl_mode = 0660;
 			break;
+		case OPT_ADMIN_GROUP:
+			if (parse_group(optarg, &cfg->dev.admin_gid) < 0)
+				return usage_error("--admin-group: no such group '%s'", optarg);
+			cfg->dev.admin_set = true;
+			break;
+		case OPT_MAX_PIPES_PER_UID:
+			if (parse_u64(optarg, 0, 1u << 24, &v) < 0)
+				return usage_error("--max-pipes-per-uid: '%s' is not a number from 0 to 16777216", optarg);
+			cfg->dev.max_pipes_per_uid = v;
+			break;
+		case OPT_MAX_OPENS_PER_UID:
+			if (parse_u64(optarg, 0, 1u << 24, &v) < 0)
+				return usage_error("--max-opens-per-uid: '%s' is not a number from 0 to 16777216", optarg);
+			cfg->dev.max_opens_per_uid = v;
+			break;
+		case OPT_MAX_PARKED:
+			if (parse_u64(optarg, 1, 1u << 24, &v) < 0)
+				return usage_error("--max-parked: '%s' is not a number from 1 to 16777216", optarg);
+			cfg->dev.max_parked = v;
+			break;
 		case OPT_REQUIRE_BROKER:
 			cfg->dev.require_broker = true;
 			break;
@@ -242,6 +274,7 @@ int main(int argc, char **argv)
 			.ctl_mode = 0600,
 			.ctl_gid = (uint32_t)getegid(),
 			.broker_timeout_ms = 5000,
+			.max_parked = 65536,
 		},
 	};
 	log_set_ident("ringdevd");

@@ -217,40 +217,100 @@ static int attach_args_check(const struct attach_args *a)
 	return name_check(a->name, a->len);
 }
 
-/* Make a new pipe from attach arguments, within --max-pipes. */
-static int pipe_create(struct device *dev, const struct cred *cred, const struct attach_args *a, struct pipe **out)
+bool device_is_admin(const struct device *dev, const struct cred *cred)
 {
-	if (!device_may_create_locked(dev, cred))
-		return -EACCES;
+	return cred->uid == 0 || (dev->cfg.admin_set && cred->gid == dev->cfg.admin_gid);
+}
+
+struct uid_count {
+	uint32_t uid;
+	uint64_t n;
+};
+
+static void count_owned(struct hash_node *node, void *data)
+{
+	struct uid_count *c = data;
+	if (container_of(node, struct pipe, ino_node)->uid == c->uid)
+		c->n++;
+}
+
+/* Within --max-pipes and --max-pipes-per-uid for one more pipe of uid? */
+static int pipe_limits(struct device *dev, uint32_t uid, const char *name, size_t len)
+{
 	if (pipe_table_count(&dev->table) >= dev->cfg.max_pipes) {
 		dev->count.limit_pipes_hits++;
-		log_info("pipe %.*s: --max-pipes (%llu) reached", (int)a->len, a->name,
-			 (unsigned long long)dev->cfg.max_pipes);
+		log_info("pipe %.*s: --max-pipes (%llu) reached", (int)len, name, (unsigned long long)dev->cfg.max_pipes);
 		return -ENOSPC;
 	}
+	if (dev->cfg.max_pipes_per_uid) {
+		struct uid_count c = { uid, 0 };
+		hashmap_for_each(&dev->table.by_ino, count_owned, &c);
+		if (c.n >= dev->cfg.max_pipes_per_uid) {
+			dev->count.limit_uid_pipes_hits++;
+			log_info("pipe %.*s: uid %u owns --max-pipes-per-uid (%llu) pipes", (int)len, name, uid,
+				 (unsigned long long)dev->cfg.max_pipes_per_uid);
+			return -ENOSPC;
+		}
+	}
+	return 0;
+}
+
+/* Make a new pipe from attach arguments, owned by uid:gid, within the limits. */
+static int pipe_create(struct device *dev, const struct attach_args *a, uint32_t uid, uint32_t gid, struct pipe **out)
+{
+	int r = pipe_limits(dev, uid, a->name, a->len);
+	if (r < 0)
+		return r;
 	struct pipe *p = pipe_new(dev, a->name, a->len, a->kind ? a->kind : RINGDEV_KIND_STREAM,
 				  a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
-				  a->capacity ? a->capacity : dev->cfg.ring_size, a->mode ? a->mode : 0600, cred->uid,
-				  cred->gid);
+				  a->capacity ? a->capacity : dev->cfg.ring_size, a->mode ? a->mode : 0600, uid, gid);
 	if (!p)
 		return -ENOMEM;
 	*out = p;
 	return 0;
 }
 
-int device_create(struct device *dev, const struct cred *cred, const struct attach_args *a)
+int device_create_locked(struct device *dev, const struct cred *cred, const struct attach_args *a, uint32_t uid,
+			 uint32_t gid)
 {
 	int r = attach_args_check(a);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&dev->lock);
-	struct pipe *p;
+	if (!device_may_create_locked(dev, cred))
+		return -EACCES;
 	if (pipe_table_find(&dev->table, a->name, a->len))
-		r = -EEXIST;
-	else if ((r = pipe_create(dev, cred, a, &p)) == 0)
+		return -EEXIST;
+	struct pipe *p;
+	r = pipe_create(dev, a, uid, gid, &p);
+	if (r == 0)
 		p->persistent = true;
+	return r;
+}
+
+int device_create(struct device *dev, const struct cred *cred, const struct attach_args *a)
+{
+	pthread_mutex_lock(&dev->lock);
+	int r = device_create_locked(dev, cred, a, cred->uid, cred->gid);
 	pthread_mutex_unlock(&dev->lock);
 	return r;
+}
+
+void device_remove_locked(struct device *dev, struct pipe *p)
+{
+	struct list_node *pos, *tmp;
+	list_for_each_safe(pos, tmp, &p->readq)
+		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
+	list_for_each_safe(pos, tmp, &p->writeq)
+		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
+	/* Handles stay open, attached to nothing: ENXIO from now on. */
+	list_for_each_safe(pos, tmp, &p->opens)
+		ctx_detach_pipe(dev, list_entry(pos, struct open_ctx, pipe_link), EIDRM);
+	/* The last detach may have collected it already (empty, unused). */
+	if (pipe_table_find_ino(&dev->table, p->ino)) {
+		p->persistent = false;
+		pipe_table_unlink(&dev->table, p);
+		pipe_collect(dev, p);
+	}
 }
 
 int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct attach_args *a)
@@ -267,7 +327,9 @@ int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct 
 	} else {
 		if (!(a->flags & RINGDEV_ATTACH_CREATE))
 			return -ENOENT;
-		r = pipe_create(dev, &ctx->cred, a, &p);
+		if (!device_may_create_locked(dev, &ctx->cred))
+			return -EACCES;
+		r = pipe_create(dev, a, ctx->cred.uid, ctx->cred.gid, &p);
 		if (r < 0)
 			return r;
 	}
@@ -351,13 +413,36 @@ void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, co
 	device_open_finish(dev, ctx, req, args->create);
 }
 
+/* Does uid hold --max-opens-per-uid handles already? (Counted.) */
+static bool opens_limited(struct device *dev, uint32_t uid)
+{
+	if (!dev->cfg.max_opens_per_uid)
+		return false;
+	uint64_t n = 0;
+	struct list_node *pos;
+	list_for_each(pos, &dev->opens) {
+		struct open_ctx *c = list_entry(pos, struct open_ctx, dev_link);
+		n += !c->ctl && c->cred.uid == uid;
+	}
+	if (n < dev->cfg.max_opens_per_uid)
+		return false;
+	dev->count.limit_uid_opens_hits++;
+	log_info("uid %u holds --max-opens-per-uid (%llu) handles: open refused", uid,
+		 (unsigned long long)dev->cfg.max_opens_per_uid);
+	return true;
+}
+
 void device_open_request(struct device *dev, const struct cred *cred, int oflags, const struct open_args *args,
 			 void *req)
 {
 	pthread_mutex_lock(&dev->lock);
-	struct open_ctx *ctx = ctx_new_locked(dev, cred, oflags);
-	if (!ctx) {
+	struct open_ctx *ctx = NULL;
+	if (opens_limited(dev, cred->uid))
+		dev->ops->reply_error(req, EMFILE);
+	else if (!(ctx = ctx_new_locked(dev, cred, oflags)))
 		dev->ops->reply_error(req, ENOMEM);
+	if (!ctx) {
+		/* answered */
 	} else if (!relay_active(dev)) {
 		device_open_builtin(dev, ctx, req, args);
 	} else if (dev->ops->req_interrupted(req)) {
@@ -366,7 +451,7 @@ void device_open_request(struct device *dev, const struct cred *cred, int oflags
 	} else {
 		struct relay_req *r = relay_new(dev, RINGDEV_CTL_OPEN, ctx, req);
 		if (!r) {
-			dev->ops->reply_error(req, ENOMEM);
+			dev->ops->reply_error(req, errno);
 			ctx_free_locked(dev, ctx);
 		} else {
 			const char *name = args->name;
@@ -679,6 +764,10 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->relay_timeouts = dev->count.relay_timeouts;
 	s->relay_cancels = dev->count.relay_cancels;
 	s->relay_broker_gone = dev->count.relay_broker_gone;
+	s->limit_uid_pipes_hits = dev->count.limit_uid_pipes_hits;
+	s->limit_uid_opens_hits = dev->count.limit_uid_opens_hits;
+	s->limit_parked_hits = dev->count.limit_parked_hits;
+	s->flushed_bytes = dev->count.flushed_bytes;
 }
 
 bool device_ioctl_async(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,

@@ -58,6 +58,11 @@ struct device_config {
 	char default_pipe[64];    /* where a CUSE open starts */
 	uint32_t ctl_mode;        /* control node permission bits (0600 or 0660) */
 	uint32_t ctl_gid;         /* control node group (with ctl_mode 0660) */
+	bool admin_set;           /* --admin-group given */
+	uint32_t admin_gid;       /* its members see and manage everything */
+	uint64_t max_pipes_per_uid; /* 0: no limit */
+	uint64_t max_opens_per_uid; /* 0: no limit */
+	uint64_t max_parked;      /* requests waiting at once, in all */
 	bool require_broker;      /* relayed requests wait for a broker */
 	uint32_t broker_timeout_ms; /* how long they may wait to be taken */
 };

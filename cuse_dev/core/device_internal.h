@@ -109,6 +109,7 @@ struct device_counters {
 	uint64_t bytes_in, bytes_out, writes, reads, dropped_bytes, dropped_messages;
 	uint64_t interrupts, limit_pipes_hits, limit_memory_hits, pipes_created, pipes_removed;
 	uint64_t relayed, relay_rejected, relay_failed, relay_timeouts, relay_cancels, relay_broker_gone;
+	uint64_t limit_uid_pipes_hits, limit_uid_opens_hits, limit_parked_hits, flushed_bytes;
 };
 
 struct device {
@@ -137,6 +138,13 @@ struct device {
 int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct attach_args *args);
 int device_detach_locked(struct device *dev, struct open_ctx *ctx);
 bool device_may_create_locked(struct device *dev, const struct cred *cred);
+/* Root or a member of --admin-group: sees and manages everything. */
+bool device_is_admin(const struct device *dev, const struct cred *cred);
+/* A persistent pipe made by an admin command (owner uid/gid). */
+int device_create_locked(struct device *dev, const struct cred *cred, const struct attach_args *args, uint32_t uid,
+			 uint32_t gid);
+/* Destroy a pipe now: parked requests end with EIDRM, handles are detached. */
+void device_remove_locked(struct device *dev, struct pipe *p);
 void device_stats_locked(struct device *dev, struct ringdev_stats *out);
 
 /* pipe_table.c */
@@ -150,7 +158,9 @@ void pipe_table_remove(struct pipe_table *t, struct pipe *p);   /* name (if link
 size_t pipe_table_count(const struct pipe_table *t);
 
 /* request.c */
-struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx);
+/* A new waiting request; NULL with *err EAGAIN (--max-parked, counted) or
+ * ENOMEM. A broker's TRANSACT is never refused. */
+struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx, int *err);
 struct parked_req *parked_find(struct device *dev, void *req);
 /* Unlink from every list and the index, free. Does not answer. */
 void parked_free(struct device *dev, struct parked_req *p);
@@ -211,6 +221,8 @@ bool pipe_eof(const struct pipe *p);
 int pipe_set_capacity(struct device *dev, struct pipe *p, uint64_t capacity);
 void pipe_attr(const struct pipe *p, struct pipe_attr *out);
 void pipe_info(const struct pipe *p, struct ringdev_pipe_info *out);
+/* The rwx bits (4, 2, 1) cred has on p; root has all. */
+unsigned pipe_access_bits(const struct pipe *p, const struct cred *cred);
 /* Permission check: want is a mask of 4 (read), 2 (write), 1 (x). */
 bool pipe_permits(const struct pipe *p, const struct cred *cred, unsigned want);
 /* Drop a handle's poll handle (not woken). */

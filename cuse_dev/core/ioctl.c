@@ -7,10 +7,12 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "device_internal.h"
 #include "log.h"
+#include "name.h"
 
 #ifndef RINGDEV_VERSION_STRING
 #define RINGDEV_VERSION_STRING "0.0.0"
@@ -46,38 +48,256 @@ static int ioctl_attach(struct device *dev, struct open_ctx *ctx, const void *in
 	return device_attach_locked(dev, ctx, &args);
 }
 
+/* A name argument: NUL-terminated inside its array, and valid. */
+static int name_arg(const char name[RINGDEV_NAME_SIZE], size_t *len)
+{
+	const char *nul = memchr(name, '\0', RINGDEV_NAME_SIZE);
+	if (!nul)
+		return -ENAMETOOLONG;
+	*len = (size_t)(nul - name);
+	return name_check(name, *len);
+}
+
+/* May cred see p in listings and by name? */
+static bool may_see(const struct device *dev, const struct cred *cred, const struct pipe *p)
+{
+	return device_is_admin(dev, cred) || (pipe_access_bits(p, cred) & 6);
+}
+
+/* May cred change or remove p? */
+static bool may_manage(const struct device *dev, const struct cred *cred, const struct pipe *p)
+{
+	return device_is_admin(dev, cred) || cred->uid == p->uid;
+}
+
+/* Change a pipe's settings (SET_CONFIG, CONFIGURE): all checked before any applies. */
+static int configure(struct device *dev, struct pipe *p, const struct cred *cred, uint32_t set, uint32_t kind,
+		     uint32_t policy, uint32_t mode, uint64_t capacity, uint32_t uid, uint32_t gid)
+{
+	if (set & ~(RINGDEV_SET_ALL | RINGDEV_SET_OWNER))
+		return -EINVAL;
+	if ((set & RINGDEV_SET_KIND) && (kind < RINGDEV_KIND_STREAM || kind > RINGDEV_KIND_MESSAGE))
+		return -EINVAL;
+	if ((set & RINGDEV_SET_POLICY) && (policy < RINGDEV_POLICY_BLOCK || policy > RINGDEV_POLICY_FAIL))
+		return -EINVAL;
+	if ((set & RINGDEV_SET_MODE) && mode > 0777)
+		return -EINVAL;
+	if ((set & RINGDEV_SET_CAPACITY) && (capacity < RINGDEV_CAPACITY_MIN || capacity > RINGDEV_CAPACITY_MAX))
+		return -EINVAL;
+	if (!may_manage(dev, cred, p) || ((set & RINGDEV_SET_OWNER) && !device_is_admin(dev, cred)))
+		return -EPERM;
+	if ((set & RINGDEV_SET_KIND) && kind != p->kind && p->ring.used > 0)
+		return -EBUSY;
+	if (set & RINGDEV_SET_CAPACITY) {
+		int r = pipe_set_capacity(dev, p, capacity);
+		if (r < 0)
+			return r;
+	}
+	if (set & RINGDEV_SET_KIND)
+		p->kind = kind;
+	if (set & RINGDEV_SET_POLICY)
+		p->policy = policy;
+	if (set & RINGDEV_SET_MODE)
+		p->mode = mode;
+	if (set & RINGDEV_SET_OWNER) {
+		p->uid = uid;
+		p->gid = gid;
+	}
+	p->ctime = now_realtime();
+	pipe_settle(dev, p); /* a policy change may release parked writers */
+	return 0;
+}
+
 static int ioctl_set_config(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const void *in)
 {
 	struct ringdev_pipe_config c;
 	memcpy(&c, in, sizeof(c));
-	struct pipe *p = ctx->pipe;
 	if ((c.set & ~RINGDEV_SET_ALL) || !all_zero(c.reserved, sizeof(c.reserved)))
 		return -EINVAL;
-	if ((c.set & RINGDEV_SET_KIND) && (c.kind < RINGDEV_KIND_STREAM || c.kind > RINGDEV_KIND_MESSAGE))
-		return -EINVAL;
-	if ((c.set & RINGDEV_SET_POLICY) && (c.policy < RINGDEV_POLICY_BLOCK || c.policy > RINGDEV_POLICY_FAIL))
-		return -EINVAL;
-	if ((c.set & RINGDEV_SET_MODE) && c.mode > 0777)
-		return -EINVAL;
-	if ((c.set & RINGDEV_SET_CAPACITY) &&
-	    (c.capacity < RINGDEV_CAPACITY_MIN || c.capacity > RINGDEV_CAPACITY_MAX))
-		return -EINVAL;
-	if (cred->uid != 0 && cred->uid != p->uid)
-		return -EPERM;
-	if ((c.set & RINGDEV_SET_KIND) && c.kind != p->kind && p->ring.used > 0)
-		return -EBUSY;
-	if (c.set & RINGDEV_SET_CAPACITY) {
-		int r = pipe_set_capacity(dev, p, c.capacity);
-		if (r < 0)
-			return r;
+	return configure(dev, ctx->pipe, cred, c.set, c.kind, c.policy, c.mode, c.capacity, 0, 0);
+}
+
+static int by_ino(const void *a, const void *b)
+{
+	uint64_t x = (*(struct pipe *const *)a)->ino, y = (*(struct pipe *const *)b)->ino;
+	return x < y ? -1 : x > y;
+}
+
+struct pipe_walk {
+	struct pipe **all;
+	size_t n;
+};
+
+static void walk_one(struct hash_node *node, void *data)
+{
+	struct pipe_walk *w = data;
+	w->all[w->n++] = container_of(node, struct pipe, ino_node);
+}
+
+/* Pipes in creation order, so that pages follow each other. */
+static int ioctl_list_pipes(struct device *dev, const struct cred *cred, const void *in, void *out)
+{
+	struct ringdev_list_pipes *l = out;
+	uint32_t start;
+	memcpy(&start, in, sizeof(start));
+	memset(l, 0, sizeof(*l));
+	struct pipe_walk w = { calloc(pipe_table_count(&dev->table) + 1, sizeof(struct pipe *)), 0 };
+	if (!w.all)
+		return -ENOMEM;
+	hashmap_for_each(&dev->table.by_ino, walk_one, &w);
+	qsort(w.all, w.n, sizeof(*w.all), by_ino);
+	for (size_t i = 0; i < w.n; i++) {
+		if (!may_see(dev, cred, w.all[i]))
+			continue;
+		if (l->total >= start && l->count < RINGDEV_LIST_PIPES_MAX)
+			pipe_info(w.all[i], &l->pipes[l->count++]);
+		l->total++;
 	}
-	if (c.set & RINGDEV_SET_KIND)
-		p->kind = c.kind;
-	if (c.set & RINGDEV_SET_POLICY)
-		p->policy = c.policy;
-	if (c.set & RINGDEV_SET_MODE)
-		p->mode = c.mode;
-	pipe_settle(dev, p); /* a policy change may release parked writers */
+	free(w.all);
+	l->start = start;
+	return 0;
+}
+
+static void open_info(const struct open_ctx *c, struct ringdev_open_info *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->handle = c->id;
+	if (c->pipe)
+		memcpy(o->pipe, c->pipe->name, c->pipe->name_len + 1);
+	o->uid = c->cred.uid;
+	o->gid = c->cred.gid;
+	o->pid = c->cred.pid;
+	o->oflags = (uint32_t)c->oflags;
+	o->flags = (c->ctl ? RINGDEV_OPEN_CONTROL : 0) | (c->pipe ? 0 : RINGDEV_OPEN_DETACHED) |
+		   (c->reader ? RINGDEV_OPEN_READER : 0) | (c->writer ? RINGDEV_OPEN_WRITER : 0);
+	const struct list_node *pos;
+	list_for_each(pos, &c->parked) {
+		const struct parked_req *p = list_entry(pos, struct parked_req, ctx_link);
+		if (p->kind == PARKED_READ)
+			o->parked_reads++;
+		else if (p->kind == PARKED_WRITE)
+			o->parked_writes++;
+		else
+			o->parked_other++;
+	}
+	o->bytes_in = c->bytes_in;
+	o->bytes_out = c->bytes_out;
+}
+
+/* Every handle for admins; an ordinary user sees its own. */
+static int ioctl_list_opens(struct device *dev, const struct cred *cred, const void *in, void *out)
+{
+	struct ringdev_list_opens *l = out;
+	uint32_t start;
+	memcpy(&start, in, sizeof(start));
+	memset(l, 0, sizeof(*l));
+	bool admin = device_is_admin(dev, cred);
+	struct list_node *pos;
+	list_for_each(pos, &dev->opens) {
+		struct open_ctx *c = list_entry(pos, struct open_ctx, dev_link);
+		if (!admin && c->cred.uid != cred->uid)
+			continue;
+		if (l->total >= start && l->count < RINGDEV_LIST_OPENS_MAX)
+			open_info(c, &l->opens[l->count++]);
+		l->total++;
+	}
+	l->start = start;
+	return 0;
+}
+
+/* The linked pipe a name argument names; ENOENT, or its name error. */
+static int find_named(struct device *dev, const char name[RINGDEV_NAME_SIZE], struct pipe **out)
+{
+	size_t len;
+	int r = name_arg(name, &len);
+	if (r < 0)
+		return r;
+	*out = pipe_table_find(&dev->table, name, len);
+	return *out ? 0 : -ENOENT;
+}
+
+static int ioctl_pipe_by_name(struct device *dev, const struct cred *cred, const void *in, void *out)
+{
+	struct pipe *p;
+	int r = find_named(dev, in, &p);
+	if (r < 0)
+		return r;
+	if (!may_see(dev, cred, p))
+		return -EACCES;
+	pipe_info(p, out);
+	return 0;
+}
+
+static int ioctl_create(struct device *dev, const struct cred *cred, const void *in)
+{
+	struct ringdev_create c;
+	memcpy(&c, in, sizeof(c));
+	size_t len;
+	if ((c.flags & ~RINGDEV_CREATE_FLAGS_ALL) || !all_zero(c.reserved, sizeof(c.reserved)))
+		return -EINVAL;
+	int r = name_arg(c.name, &len);
+	if (r < 0)
+		return r;
+	if ((c.flags & RINGDEV_CREATE_OWNER) && !device_is_admin(dev, cred))
+		return -EPERM;
+	struct attach_args a = {
+		.name = c.name,
+		.len = len,
+		.kind = c.kind,
+		.policy = c.policy,
+		.mode = c.mode,
+		.capacity = c.capacity,
+	};
+	bool owner = c.flags & RINGDEV_CREATE_OWNER;
+	return device_create_locked(dev, cred, &a, owner ? c.uid : cred->uid, owner ? c.gid : cred->gid);
+}
+
+static int ioctl_remove(struct device *dev, const struct cred *cred, const void *in)
+{
+	struct pipe *p;
+	int r = find_named(dev, in, &p);
+	if (r < 0)
+		return r;
+	if (!may_manage(dev, cred, p))
+		return -EPERM;
+	log_info("pipe %s removed by uid %u", p->name, cred->uid);
+	device_remove_locked(dev, p);
+	return 0;
+}
+
+static int ioctl_configure(struct device *dev, const struct cred *cred, const void *in)
+{
+	struct ringdev_configure c;
+	memcpy(&c, in, sizeof(c));
+	if (!all_zero(c.reserved, sizeof(c.reserved)))
+		return -EINVAL;
+	struct pipe *p;
+	int r = find_named(dev, c.name, &p);
+	if (r < 0)
+		return r;
+	return configure(dev, p, cred, c.set, c.kind, c.policy, c.mode, c.capacity, c.uid, c.gid);
+}
+
+static int ioctl_flush(struct device *dev, const struct cred *cred, const void *in, void *out)
+{
+	struct ringdev_flush f;
+	memcpy(&f, in, sizeof(f));
+	if (!all_zero(f.reserved, sizeof(f.reserved)))
+		return -EINVAL;
+	struct pipe *p;
+	int r = find_named(dev, f.name, &p);
+	if (r < 0)
+		return r;
+	if (!may_manage(dev, cred, p))
+		return -EPERM;
+	f.bytes = pipe_queued_payload(p);
+	f.messages = p->kind == RINGDEV_KIND_MESSAGE ? p->queued_messages : 0;
+	ring_consume(&p->ring, p->ring.used);
+	p->queued_messages = 0;
+	dev->count.flushed_bytes += f.bytes;
+	log_info("pipe %s flushed by uid %u: %llu bytes discarded", p->name, cred->uid, (unsigned long long)f.bytes);
+	pipe_settle(dev, p); /* room for parked writers */
+	memcpy(out, &f, sizeof(f));
 	return 0;
 }
 
@@ -97,6 +317,20 @@ static int ioctl_locked(struct device *dev, struct open_ctx *ctx, const struct c
 	case RINGDEV_IOC_STATS:
 		device_stats_locked(dev, out);
 		return 0;
+	case RINGDEV_IOC_LIST_PIPES:
+		return ioctl_list_pipes(dev, cred, in, out);
+	case RINGDEV_IOC_LIST_OPENS:
+		return ioctl_list_opens(dev, cred, in, out);
+	case RINGDEV_IOC_PIPE_BY_NAME:
+		return ioctl_pipe_by_name(dev, cred, in, out);
+	case RINGDEV_IOC_CREATE:
+		return ioctl_create(dev, cred, in);
+	case RINGDEV_IOC_REMOVE:
+		return ioctl_remove(dev, cred, in);
+	case RINGDEV_IOC_CONFIGURE:
+		return ioctl_configure(dev, cred, in);
+	case RINGDEV_IOC_FLUSH:
+		return ioctl_flush(dev, cred, in, out);
 	default:
 		break;
 	}
@@ -142,6 +376,13 @@ bool device_ioctl_sizes(unsigned int cmd, size_t *in, size_t *out)
 	case RINGDEV_IOC_NREAD:
 	case RINGDEV_IOC_SET_CONFIG:
 	case RINGDEV_IOC_STATS:
+	case RINGDEV_IOC_LIST_PIPES:
+	case RINGDEV_IOC_LIST_OPENS:
+	case RINGDEV_IOC_PIPE_BY_NAME:
+	case RINGDEV_IOC_CREATE:
+	case RINGDEV_IOC_REMOVE:
+	case RINGDEV_IOC_CONFIGURE:
+	case RINGDEV_IOC_FLUSH:
 		*in = (_IOC_DIR(cmd) & _IOC_WRITE) ? _IOC_SIZE(cmd) : 0;
 		*out = (_IOC_DIR(cmd) & _IOC_READ) ? _IOC_SIZE(cmd) : 0;
 		return true;

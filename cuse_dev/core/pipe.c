@@ -266,9 +266,10 @@ void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size,
 	}
 	if (ended_by_interrupt(dev, req))
 		return;
-	struct parked_req *pk = parked_new(dev, PARKED_READ, req, ctx);
+	int err;
+	struct parked_req *pk = parked_new(dev, PARKED_READ, req, ctx, &err);
 	if (!pk) {
-		dev->ops->reply_error(req, ENOMEM);
+		dev->ops->reply_error(req, err);
 		return;
 	}
 	pk->size = size;
@@ -357,11 +358,15 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 	}
 	if (ended_by_interrupt(dev, req))
 		return;
-	struct parked_req *pk = parked_new(dev, PARKED_WRITE, req, ctx);
-	if (!pk || !(pk->data = malloc(size))) {
-		if (pk)
-			parked_free(dev, pk);
-		dev->ops->reply_error(req, ENOMEM);
+	int err;
+	struct parked_req *pk = parked_new(dev, PARKED_WRITE, req, ctx, &err);
+	if (pk && !(pk->data = malloc(size))) {
+		parked_free(dev, pk);
+		pk = NULL;
+		err = ENOMEM;
+	}
+	if (!pk) {
+		dev->ops->reply_error(req, err);
 		return;
 	}
 	memcpy(pk->data, buf, size);
@@ -567,17 +572,20 @@ void pipe_info(const struct pipe *p, struct ringdev_pipe_info *out)
 	out->ino = p->ino;
 }
 
-bool pipe_permits(const struct pipe *p, const struct cred *cred, unsigned want)
+unsigned pipe_access_bits(const struct pipe *p, const struct cred *cred)
 {
 	if (cred->uid == 0)
-		return true;
-	unsigned bits;
+		return 7;
 	if (cred->uid == p->uid)
-		bits = (p->mode >> 6) & 7;
-	else if (cred->gid == p->gid)
-		bits = (p->mode >> 3) & 7;
-	else
-		bits = p->mode & 7;
+		return (p->mode >> 6) & 7;
+	if (cred->gid == p->gid)
+		return (p->mode >> 3) & 7;
+	return p->mode & 7;
+}
+
+bool pipe_permits(const struct pipe *p, const struct cred *cred, unsigned want)
+{
+	unsigned bits = pipe_access_bits(p, cred);
 	if ((bits & want) == want)
 		return true;
 	log_debug("pipe %s: uid %u gid %u wants %o, mode %03o owner %u:%u: denied", p->name, cred->uid, cred->gid,

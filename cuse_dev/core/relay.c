@@ -79,16 +79,20 @@ static void relay_free(struct device *dev, struct relay_req *r)
 struct relay_req *relay_new(struct device *dev, uint32_t type, struct open_ctx *ctx, void *req)
 {
 	struct relay_req *r = relay_alloc(dev, type);
-	if (!r)
+	if (!r) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	if (hashmap_insert(&dev->relay_ids, &r->id_node, hash_u64(r->msg.id)) < 0) {
 		free(r);
 		return NULL;
 	}
-	struct parked_req *p = parked_new(dev, PARKED_RELAY, req, ctx);
+	int err;
+	struct parked_req *p = parked_new(dev, PARKED_RELAY, req, ctx, &err);
 	if (!p) {
 		hashmap_remove(&dev->relay_ids, &r->id_node);
 		free(r);
+		errno = err;
 		return NULL;
 	}
 	p->relay = r;
@@ -405,7 +409,8 @@ static void ctl_transact(struct device *dev, struct open_ctx *ctl, void *req, co
 		dev->ops->reply_error(req, EINTR);
 		return;
 	}
-	struct parked_req *p = parked_new(dev, PARKED_TRANSACT, req, ctl);
+	int err;
+	struct parked_req *p = parked_new(dev, PARKED_TRANSACT, req, ctl, &err);
 	if (!p) {
 		free(t);
 		dev->ops->reply_error(req, ENOMEM);
@@ -487,7 +492,7 @@ static void relay_attach(struct device *dev, struct open_ctx *ctx, void *req, co
 	}
 	struct relay_req *r = relay_new(dev, RINGDEV_CTL_ATTACH, ctx, req);
 	if (!r) {
-		dev->ops->reply_error(req, ENOMEM);
+		dev->ops->reply_error(req, errno);
 		return;
 	}
 	memcpy(r->msg.name, a.name, sizeof(a.name));
@@ -505,7 +510,7 @@ static void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, void *r
 {
 	struct relay_req *r = relay_new(dev, RINGDEV_CTL_IOCTL, ctx, req);
 	if (!r) {
-		dev->ops->reply_error(req, ENOMEM);
+		dev->ops->reply_error(req, errno);
 		return;
 	}
 	r->msg.cmd = cmd;
@@ -593,7 +598,7 @@ void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type
 		size = UINT32_MAX;
 	struct relay_req *r = relay_new(dev, type, ctx, req);
 	if (!r) {
-		dev->ops->reply_error(req, ENOMEM);
+		dev->ops->reply_error(req, errno);
 		return;
 	}
 	r->msg.size = (uint32_t)size;

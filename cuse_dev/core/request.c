@@ -13,14 +13,23 @@
 #include <stdlib.h>
 
 #include "device_internal.h"
+#include "log.h"
 
 static uint64_t req_hash(void *req)
 {
 	return hash_u64((uint64_t)(uintptr_t)req);
 }
 
-struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx)
+struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx, int *err)
 {
+	*err = ENOMEM;
+	if (kind != PARKED_TRANSACT && dev->parked.count >= dev->cfg.max_parked) {
+		dev->count.limit_parked_hits++;
+		*err = EAGAIN;
+		log_info("--max-parked (%llu) reached: a request that would wait is refused",
+			 (unsigned long long)dev->cfg.max_parked);
+		return NULL;
+	}
 	struct parked_req *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;

@@ -162,7 +162,10 @@ struct ringdev_stats {
 	uint64_t relay_timeouts;      /* relayed requests that waited past --broker-timeout */
 	uint64_t relay_cancels;       /* relayed requests the app interrupted */
 	uint64_t relay_broker_gone;   /* requests ended because the broker went away */
-	uint64_t reserved[4];
+	uint64_t limit_uid_pipes_hits; /* creations refused by --max-pipes-per-uid */
+	uint64_t limit_uid_opens_hits; /* opens refused by --max-opens-per-uid */
+	uint64_t limit_parked_hits;   /* requests refused by --max-parked (EAGAIN) */
+	uint64_t flushed_bytes;       /* bytes discarded by RINGDEV_IOC_FLUSH */
 };
 
 #define RINGDEV_IOC_MAGIC 0xE5
@@ -174,6 +177,108 @@ struct ringdev_stats {
 #define RINGDEV_IOC_NREAD _IOR(RINGDEV_IOC_MAGIC, 0x04, struct ringdev_nread)
 #define RINGDEV_IOC_SET_CONFIG _IOW(RINGDEV_IOC_MAGIC, 0x05, struct ringdev_pipe_config)
 #define RINGDEV_IOC_STATS _IOR(RINGDEV_IOC_MAGIC, 0x10, struct ringdev_stats)
+
+/*
+ * Admin view (any ringdev fd: the CUSE node, the FUSE mount root, a pipe).
+ * Lists are paged: `start` is the index of the first entry wanted; `total`
+ * the entries there are now; call again with start += count until
+ * start >= total. Names in lists are only those the caller may see: pipes it
+ * could open for reading or writing (all, for root or --admin-group); opens
+ * of other users need root or --admin-group.
+ */
+#define RINGDEV_LIST_PIPES_MAX 60u
+#define RINGDEV_LIST_OPENS_MAX 120u
+
+struct ringdev_list_pipes {
+	uint32_t start;               /* in */
+	uint32_t count;               /* out: entries filled */
+	uint32_t total;               /* out: entries visible in all */
+	uint32_t reserved0;
+	uint64_t reserved[2];
+	struct ringdev_pipe_info pipes[RINGDEV_LIST_PIPES_MAX];
+};
+
+/* Flags in ringdev_open_info.flags. */
+#define RINGDEV_OPEN_CONTROL 0x1u     /* the broker's control-node handle */
+#define RINGDEV_OPEN_DETACHED 0x2u    /* attached to no pipe */
+#define RINGDEV_OPEN_READER 0x4u
+#define RINGDEV_OPEN_WRITER 0x8u
+
+struct ringdev_open_info {
+	uint64_t handle;              /* the handle's id (as in control requests) */
+	char pipe[RINGDEV_NAME_SIZE]; /* its pipe ("" when detached) */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t pid;                 /* at open: informational */
+	uint32_t oflags;              /* open(2) flags */
+	uint32_t flags;               /* RINGDEV_OPEN_* */
+	uint32_t parked_reads;
+	uint32_t parked_writes;
+	uint32_t parked_other;        /* relayed requests, TRANSACTs */
+	uint64_t bytes_in;            /* written through this handle */
+	uint64_t bytes_out;           /* read through this handle */
+	uint64_t reserved[2];
+};
+
+struct ringdev_list_opens {
+	uint32_t start;               /* in */
+	uint32_t count;               /* out */
+	uint32_t total;               /* out */
+	uint32_t reserved0;
+	uint64_t reserved[2];
+	struct ringdev_open_info opens[RINGDEV_LIST_OPENS_MAX];
+};
+
+/* RINGDEV_IOC_CREATE: a persistent pipe (kept when unused and empty). */
+struct ringdev_create {
+	char name[RINGDEV_NAME_SIZE];
+	uint32_t kind;                /* 0 = stream */
+	uint32_t policy;              /* 0 = block */
+	uint32_t mode;                /* 0 = 0600 */
+	uint32_t flags;               /* RINGDEV_CREATE_* */
+	uint32_t uid;                 /* owner, with RINGDEV_CREATE_OWNER (root only) */
+	uint32_t gid;
+	uint64_t capacity;            /* 0 = --ring-size */
+	uint64_t reserved[4];
+};
+#define RINGDEV_CREATE_OWNER 0x1u     /* use uid/gid (root only); else the caller's */
+#define RINGDEV_CREATE_FLAGS_ALL 0x1u
+
+/* RINGDEV_IOC_REMOVE, RINGDEV_IOC_PIPE_BY_NAME use a name. */
+struct ringdev_name {
+	char name[RINGDEV_NAME_SIZE];
+	uint64_t reserved[2];
+};
+
+/* RINGDEV_IOC_CONFIGURE: SET_CONFIG on a pipe by name; also owner (root). */
+struct ringdev_configure {
+	char name[RINGDEV_NAME_SIZE];
+	uint32_t set;                 /* RINGDEV_SET_* and RINGDEV_SET_OWNER */
+	uint32_t kind;
+	uint32_t policy;
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t capacity;
+	uint64_t reserved[4];
+};
+#define RINGDEV_SET_OWNER 0x10u       /* uid and gid (root only) */
+
+/* RINGDEV_IOC_FLUSH: discard what a pipe holds (counted). */
+struct ringdev_flush {
+	char name[RINGDEV_NAME_SIZE];
+	uint64_t bytes;               /* out: payload bytes discarded */
+	uint64_t messages;            /* out: messages discarded */
+	uint64_t reserved[2];
+};
+
+#define RINGDEV_IOC_LIST_PIPES _IOWR(RINGDEV_IOC_MAGIC, 0x11, struct ringdev_list_pipes)
+#define RINGDEV_IOC_LIST_OPENS _IOWR(RINGDEV_IOC_MAGIC, 0x12, struct ringdev_list_opens)
+#define RINGDEV_IOC_PIPE_BY_NAME _IOWR(RINGDEV_IOC_MAGIC, 0x13, struct ringdev_pipe_info) /* name in */
+#define RINGDEV_IOC_CREATE _IOW(RINGDEV_IOC_MAGIC, 0x14, struct ringdev_create)
+#define RINGDEV_IOC_REMOVE _IOW(RINGDEV_IOC_MAGIC, 0x15, struct ringdev_name)
+#define RINGDEV_IOC_CONFIGURE _IOW(RINGDEV_IOC_MAGIC, 0x16, struct ringdev_configure)
+#define RINGDEV_IOC_FLUSH _IOWR(RINGDEV_IOC_MAGIC, 0x17, struct ringdev_flush)
 
 /* Device-specific range: relayed to the broker (see ringdev(4)). */
 #define RINGDEV_IOC_DEVICE_NR_FIRST 0x80

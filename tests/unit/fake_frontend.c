@@ -111,6 +111,30 @@ struct device *fake_device(uint64_t ring_size, uint64_t max_pipes, uint64_t max_
 		.max_memory = max_memory,
 		.mode = 0666,
 		.frontend = RINGDEV_FRONTEND_FUSE,
+		.max_parked = 1 << 20,
+	};
+	struct device *dev = device_new(&cfg, &fake_ops);
+	cr_assert_not_null(dev);
+	return dev;
+}
+
+struct device *fake_device_limits(uint64_t pipes_per_uid, uint64_t opens_per_uid, uint64_t max_parked,
+				  uint32_t admin_gid)
+{
+	fake_reset();
+	log_set_level(LOG_LEVEL_WARN);
+	struct device_config cfg = {
+		.ring_size = 65536,
+		.max_pipes = 64,
+		.max_memory = 1 << 20,
+		.mode = 0666,
+		.frontend = RINGDEV_FRONTEND_FUSE,
+		.default_pipe = "default",
+		.max_pipes_per_uid = pipes_per_uid,
+		.max_opens_per_uid = opens_per_uid,
+		.max_parked = max_parked,
+		.admin_set = admin_gid != 0,
+		.admin_gid = admin_gid,
 	};
 	struct device *dev = device_new(&cfg, &fake_ops);
 	cr_assert_not_null(dev);
@@ -129,6 +153,7 @@ struct device *fake_device_broker(bool require_broker, uint32_t broker_timeout_m
 		.frontend = RINGDEV_FRONTEND_FUSE,
 		.default_pipe = "default",
 		.ctl_mode = 0600,
+		.max_parked = 1 << 20,
 		.require_broker = require_broker,
 		.broker_timeout_ms = broker_timeout_ms,
 	};

@@ -34,6 +34,9 @@ extern const struct device_ops fake_ops;
 
 void fake_reset(void);
 struct device *fake_device(uint64_t ring_size, uint64_t max_pipes, uint64_t max_memory);
+/* The same with the admin limits (0: none) and an --admin-group gid. */
+struct device *fake_device_limits(uint64_t pipes_per_uid, uint64_t opens_per_uid, uint64_t max_parked,
+				  uint32_t admin_gid);
 /* The same with a broker configuration (require_broker, broker_timeout_ms). */
 struct device *fake_device_broker(bool require_broker, uint32_t broker_timeout_ms);
 struct cred fake_cred(uint32_t uid);

@@ -82,7 +82,31 @@ Test(abi, nread_config_stats)
 	OFF(ringdev_stats, pipes_removed, 160);
 	OFF(ringdev_stats, broker_connected, 168);
 	OFF(ringdev_stats, relay_broker_gone, 216);
-	OFF(ringdev_stats, reserved, 224);
+	OFF(ringdev_stats, limit_uid_pipes_hits, 224);
+	OFF(ringdev_stats, flushed_bytes, 248);
+}
+
+Test(abi, admin)
+{
+	cr_assert_eq(sizeof(struct ringdev_list_pipes), 15392);
+	OFF(ringdev_list_pipes, total, 8);
+	OFF(ringdev_list_pipes, pipes, 32);
+	cr_assert_eq(sizeof(struct ringdev_open_info), 136);
+	OFF(ringdev_open_info, pipe, 8);
+	OFF(ringdev_open_info, uid, 72);
+	OFF(ringdev_open_info, flags, 88);
+	OFF(ringdev_open_info, bytes_in, 104);
+	cr_assert_eq(sizeof(struct ringdev_list_opens), 16352);
+	OFF(ringdev_list_opens, opens, 32);
+	cr_assert_eq(sizeof(struct ringdev_create), 128);
+	OFF(ringdev_create, flags, 76);
+	OFF(ringdev_create, capacity, 88);
+	cr_assert_eq(sizeof(struct ringdev_name), 80);
+	cr_assert_eq(sizeof(struct ringdev_configure), 128);
+	OFF(ringdev_configure, capacity, 88);
+	cr_assert_eq(sizeof(struct ringdev_flush), 96);
+	OFF(ringdev_flush, bytes, 64);
+	cr_assert_lt(_IOC_SIZE(RINGDEV_IOC_LIST_OPENS), 1u << 14, "fits a restricted ioctl");
 }
 
 Test(abi, control_channel)
