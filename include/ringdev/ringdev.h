@@ -315,8 +315,8 @@ struct ringdev_ctl_request {
 	uint32_t oflags;              /* the handle's open(2) flags */
 	uint64_t handle;              /* the app's handle, the same in all its requests */
 	uint64_t ref;                 /* CANCEL: the id of the cancelled request */
-	uint32_t uid;                 /* the caller, as the kernel reported it */
-	uint32_t gid;
+	uint32_t uid;                 /* who opened the handle, as the kernel reported it: */
+	uint32_t gid;                 /* decisions are bound to the handle at open */
 	uint32_t pid;                 /* informational only: never authorize by it */
 	uint32_t cmd;                 /* IOCTL: the command */
 	uint32_t size;                /* IOCTL, WRITE: in-payload bytes; READ: bytes wanted */

@@ -182,13 +182,24 @@ bool rd_wait_child(pid_t pid, int timeout_ms, int *status)
 	}
 }
 
+static bool daemon_has_arg(const struct rd_daemon *d, const char *arg)
+{
+	for (int i = 0; i < d->nargs; i++)
+		if (strcmp(d->args[i], arg) == 0)
+			return true;
+	return false;
+}
+
 /* Ready when the mount root (FUSE) or the node (CUSE) answers VERSION from
  * the expected frontend.  Before the mount exists, DIR/mnt is missing or a
- * plain directory whose file system answers ENOTTY. */
+ * plain directory whose file system answers ENOTTY.  With --require-broker
+ * every open of a CUSE node waits for a broker, so the probe asks the
+ * control node there (free during start-up). */
 static int daemon_probe(const struct rd_daemon *d, struct ringdev_version *v)
 {
-	int fd = d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-			 : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = d->cuse && daemon_has_arg(d, "--require-broker") ? rd_ctl_open(d)
+		 : d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+			   : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r;
 
 	if (fd < 0)
@@ -349,6 +360,7 @@ struct rd_daemon *rd_start(const char *const *extra_args)
 	d->in_use = true;
 	d->cuse = cuse;
 	d->status = -1;
+	d->stats_fd = -1;
 
 	snprintf(tmpl, sizeof(tmpl), "%s/ringdev-it.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	cr_assert_not_null(mkdtemp(tmpl), "mkdtemp %s: %s", tmpl, strerror(errno));
@@ -377,6 +389,7 @@ void rd_restart(struct rd_daemon *d)
 {
 	cr_assert(!d->running, "rd_restart: the previous daemon still runs");
 	cr_assert(d->dir[0], "rd_restart: the daemon's dir is gone");
+	d->stats_fd = -1;
 	daemon_launch(d);
 }
 
@@ -586,10 +599,14 @@ void rd_shell_path(const struct rd_daemon *d, const char *pipe, char *out, size_
 
 int rd_stats_try(const struct rd_daemon *d, struct ringdev_stats *out)
 {
-	int fd = d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-			 : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
+	int fd, r;
 
+	if (d->stats_fd >= 0) {
+		memset(out, 0, sizeof(*out));
+		return ioctl(d->stats_fd, RINGDEV_IOC_STATS, out) < 0 ? -errno : 0;
+	}
+	fd = d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+		     : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	memset(out, 0, sizeof(*out));
@@ -656,6 +673,56 @@ void rd_wait_parked(const struct rd_daemon *d, uint64_t reads, uint64_t writes)
 		  "expected %llu parked reads and %llu parked writes, daemon has %llu and %llu",
 		  (unsigned long long)reads, (unsigned long long)writes,
 		  (unsigned long long)s.parked_reads, (unsigned long long)s.parked_writes);
+}
+
+void rd_stats_through(struct rd_daemon *d, int fd)
+{
+	d->stats_fd = fd;
+}
+
+void rd_wait_other(const struct rd_daemon *d, uint64_t n)
+{
+	uint64_t deadline = now_ms() + RD_PARK_TIMEOUT_MS;
+	struct ringdev_stats s = rd_stats(d);
+
+	while (s.parked_other != n && now_ms() < deadline) {
+		poll_pause();
+		s = rd_stats(d);
+	}
+	cr_assert_eq(s.parked_other, n, "expected %llu parked relayed requests/TRANSACTs, daemon has %llu",
+		     (unsigned long long)n, (unsigned long long)s.parked_other);
+}
+
+void rd_ctl_path(const struct rd_daemon *d, char *out, size_t size)
+{
+	if (d->cuse)
+		snprintf(out, size, "%s-ctl", d->device);
+	else
+		snprintf(out, size, "%s/.ctl", d->mount);
+}
+
+int rd_ctl_open(const struct rd_daemon *d)
+{
+	char path[RD_PATH_SIZE + 16];
+
+	rd_ctl_path(d, path, sizeof(path));
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+int rd_transact(int fd, const struct ringdev_ctl_answer *answers, uint32_t n, uint32_t max,
+		uint32_t timeout_ms, struct ringdev_ctl_transact *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (n > RINGDEV_CTL_BATCH) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (n)
+		memcpy(out->answers, answers, n * sizeof(*answers));
+	out->nanswers = n;
+	out->max_requests = max;
+	out->timeout_ms = timeout_ms;
+	return ioctl(fd, RINGDEV_IOC_CTL_TRANSACT, out) < 0 ? -1 : 0;
 }
 
 void rd_wait_opens(const struct rd_daemon *d, uint64_t n)

@@ -60,6 +60,7 @@ struct rd_daemon {
 	char log[RD_PATH_SIZE];     /* DIR/daemon.log: the daemon's stdout+stderr */
 	char args[16][128];         /* extra arguments, kept for rd_restart */
 	int nargs;
+	int stats_fd;               /* rd_stats_through: counters read through it; -1: a new handle each time */
 };
 
 /* TestSuite hooks: use RD_SUITE(name, timeout) in every test file. */
@@ -146,6 +147,28 @@ void rd_wait_pollers(const struct rd_daemon *d, uint64_t n);
 /* Pipe info / NREAD of the pipe behind fd (assert success). */
 struct ringdev_pipe_info rd_pipe_info(int fd);
 struct ringdev_nread rd_nread(int fd);
+
+/* The control channel (test_control.c).  The control node: CUSE
+ * /dev/NAME-ctl, FUSE MOUNT/.ctl. */
+void rd_ctl_path(const struct rd_daemon *d, char *out, size_t size);
+/* open(2) it O_RDWR | O_CLOEXEC: the fd, or -1 with errno.  Never asserts. */
+int rd_ctl_open(const struct rd_daemon *d);
+/* One RINGDEV_IOC_CTL_TRANSACT on the control fd: the n answers (copied in;
+ * NULL when n is 0), up to max requests, parking up to timeout_ms.  *out is
+ * the whole structure as the daemon returned it.  0, or -1 with errno.
+ * Never asserts. */
+int rd_transact(int fd, const struct ringdev_ctl_answer *answers, uint32_t n, uint32_t max,
+		uint32_t timeout_ms, struct ringdev_ctl_transact *out);
+/* While a broker holds the control node every open of a CUSE node is
+ * relayed to it (and with --require-broker it waits for one), so a test that
+ * is its own broker cannot let rd_stats open a handle each time: from now on
+ * rd_stats (and every wait built on it) reads through fd, any fd that answers
+ * RINGDEV_IOC_STATS (a handle kept from before, or the control fd); `opens`
+ * is then the daemon's figure as it is.  -1: back to a new handle each time.
+ * The harness never closes fd. */
+void rd_stats_through(struct rd_daemon *d, int fd);
+/* Wait until stats.parked_other == n (relayed requests and parked TRANSACTs). */
+void rd_wait_other(const struct rd_daemon *d, uint64_t n);
 
 /* Helper processes.  fn runs in a child whose exit code is fn's result; the
  * child closes every fd >= 3 except keep_fd (-1: keep none), so it holds no
