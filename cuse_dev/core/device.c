@@ -302,15 +302,15 @@ void device_remove_locked(struct device *dev, struct pipe *p)
 		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
 	list_for_each_safe(pos, tmp, &p->writeq)
 		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
-	/* Handles stay open, attached to nothing: ENXIO from now on. */
+	/* Handles stay open, attached to nothing: ENXIO from now on. The pipe
+	 * is held (persistent) meanwhile, or the last detach would free it
+	 * under this loop. */
+	p->persistent = true;
 	list_for_each_safe(pos, tmp, &p->opens)
 		ctx_detach_pipe(dev, list_entry(pos, struct open_ctx, pipe_link), EIDRM);
-	/* The last detach may have collected it already (empty, unused). */
-	if (pipe_table_find_ino(&dev->table, p->ino)) {
-		p->persistent = false;
-		pipe_table_unlink(&dev->table, p);
-		pipe_collect(dev, p);
-	}
+	p->persistent = false;
+	pipe_table_unlink(&dev->table, p);
+	pipe_collect(dev, p);
 }
 
 int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct attach_args *a)
