@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringdev-broker.h - libringdev-broker: the library for writing a ringdev
+ * broker, the process ringdevd relays what it cannot decide alone to (opens,
+ * attaches, device-specific ioctls, reads and writes of brokered pipes).
+ * ringdev-broker(3) documents it with a complete example.
+ *
+ * The design choice: the library owns the control channel (the TRANSACT
+ * loop, batching, bulk payloads, cancel bookkeeping) and the broker owns
+ * decisions. Each request is handed to one callback with its whole payload;
+ * the callback answers it at once or keeps it and answers later from any
+ * thread (a deferred answer, e.g. a write held until a reader comes). Every
+ * answer function consumes its request, whatever it returns, so a request is
+ * answered exactly once and never leaks.
+ *
+ * Errors: 0 on success, a negative errno on failure, as everywhere in ringdev.
+ * Thread safety: every function may be called from any thread, except that
+ * rdb_close() must come after rdb_run() returned; rdb_stop() is also safe in
+ * a signal handler.
+ */
+#ifndef RINGDEV_RINGDEV_BROKER_H
+#define RINGDEV_RINGDEV_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ringdev/ringdev.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How long one TRANSACT parks when nothing comes, unless rdb_set_timeout()
+ * says otherwise: rdb_stop() is noticed within this time. */
+#define RDB_TIMEOUT_MS_DEFAULT 250u
+
+/* Largest in-payload the library fetches for a request (a WRITE on a
+ * brokered pipe or an ioctl); a larger request is answered with EIO. */
+#define RDB_PAYLOAD_MAX (16u << 20)
+
+/* One open control channel. */
+struct rdb_broker;
+
+/* One request the daemon relayed, from rdb_run() to its answer. */
+struct rdb_request;
+
+/* Called for every request, from the thread of rdb_run() that took it (with
+ * several threads, concurrently). An answerable request (OPEN, ATTACH, IOCTL,
+ * READ, WRITE) belongs to the callback: answer it now or keep it and answer
+ * it later. A notice (CANCEL, RELEASE) is only valid during the call and
+ * takes no answer. A CANCEL for a request comes only after the callback for
+ * that request returned. The callback must not block: while it runs, its
+ * thread takes no requests. */
+typedef void rdb_handler_fn(struct rdb_request *request, void *data);
+
+/*
+ * The control node that belongs to `device`, written to `path`:
+ * - NULL or "": the default device: $RINGDEV_DEVICE, /dev/ringdev if it
+ *   exists, else /run/ringdev (root) or $XDG_RUNTIME_DIR/ringdev;
+ * - a FUSE mount directory DIR: DIR/.ctl;
+ * - a CUSE data node /dev/NAME: /dev/NAME-ctl;
+ * - a control node (a character device whose name ends in "-ctl", or a file
+ *   named ".ctl"): itself.
+ * On failure `path` holds the device that was looked at, so the caller can
+ * name it. -ENOENT etc. from stat(2), -ENOTTY when it is none of the above,
+ * -ENAMETOOLONG when the result does not fit.
+ */
+int rdb_ctl_path(const char *device, char *path, size_t size);
+
+/*
+ * Open the control channel: `ctl` as for rdb_ctl_path() (a control node, a
+ * data device or mount, or NULL). Checks the daemon's ABI: -EPROTO when its
+ * abi_major differs from RINGDEV_ABI_MAJOR, -ENOTTY when it is no ringdev.
+ * Other errors are open(2)'s: -EBUSY (another broker holds the control node),
+ * -EACCES (not root, not the daemon's user, not in --ctl-group).
+ * `handler` gets every request with `data`.
+ */
+int rdb_open(const char *ctl, rdb_handler_fn *handler, void *data, struct rdb_broker **out);
+
+/* Close the channel and free everything; requests still held are ended by
+ * the daemon (their apps get ECONNRESET). Accepts NULL; returns NULL. Call
+ * it only after rdb_run() returned. */
+struct rdb_broker *rdb_close(struct rdb_broker *broker);
+
+/* The daemon's RINGDEV_IOC_VERSION answer, read by rdb_open(). */
+void rdb_version(const struct rdb_broker *broker, struct ringdev_version *out);
+
+/* How long each TRANSACT parks waiting for a request (1 to 60000 ms;
+ * default RDB_TIMEOUT_MS_DEFAULT). Set it before rdb_run(). */
+int rdb_set_timeout(struct rdb_broker *broker, unsigned timeout_ms);
+
+/*
+ * Serve: `threads` loops (1 to 64; the calling thread is one of them) take
+ * requests with TRANSACT, hand them to the handler, and carry the answers
+ * given meanwhile on their next TRANSACT, up to RINGDEV_CTL_BATCH at a time.
+ * Returns 0 after rdb_stop(), or the -errno that broke the channel (the
+ * daemon went away). -EBUSY if it already runs, -EINVAL for a bad count.
+ */
+int rdb_run(struct rdb_broker *broker, unsigned threads);
+
+/* Make rdb_run() return: its loops notice within the TRANSACT timeout,
+ * send the answers still queued and end. A stop that comes before rdb_run()
+ * makes it return at once. Async-signal-safe; NULL is ignored. */
+void rdb_stop(struct rdb_broker *broker);
+
+/* ---- the request ---- */
+
+/* The request as the daemon sent it: id, type (enum ringdev_ctl_type),
+ * caller uid/gid/pid, handle, name, cmd, size, and so on (see ringdev.h).
+ * Valid until the request is answered or, for a notice, the callback ends. */
+const struct ringdev_ctl_request *rdb_request_info(const struct rdb_request *request);
+
+/* The whole in-payload (IOCTL with _IOC_WRITE, WRITE): `*size` bytes, the
+ * part beyond the inline space already fetched. NULL with *size 0 if none. */
+const void *rdb_request_payload(const struct rdb_request *request, size_t *size);
+
+/* True once the daemon said the app interrupted this request (a CANCEL
+ * came): its answer would be ignored; end it with rdb_drop(). */
+bool rdb_request_cancelled(const struct rdb_request *request);
+
+/* The channel the request came from. */
+struct rdb_broker *rdb_request_broker(const struct rdb_request *request);
+
+/* ---- answers ----
+ * Each consumes the request (it is freed; do not touch it again), whatever it
+ * returns. Misuse (an answer of the wrong type, a value out of range, a
+ * notice) returns -EINVAL and, for an answerable request, answers it with
+ * EIO instead, as the daemon would for a malformed answer. An answer to a
+ * cancelled request is not sent and returns 0. Answers given from a thread of
+ * rdb_run() ride on its next TRANSACT; from any other thread they are sent at
+ * once. */
+
+/* What a pipe the answer creates gets (RINGDEV_ANSWER_SETTINGS). Zero means
+ * the default: kind stream, policy block, mode 0600, capacity the daemon's
+ * --ring-size. uid and gid are the owner, as given. */
+struct rdb_pipe_settings {
+	uint32_t kind;                /* enum ringdev_kind */
+	uint32_t policy;              /* enum ringdev_policy */
+	uint32_t mode;                /* permission bits, 0777 at most */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t reserved0;
+	uint64_t capacity;            /* bytes, or 0 */
+};
+
+/* OPEN, ATTACH: let it happen as the app asked. */
+int rdb_allow(struct rdb_request *request);
+
+/* Any answerable request: fail the app's call with errno `err` (1 to 4095). */
+int rdb_deny(struct rdb_request *request, int err);
+
+/* OPEN, ATTACH: allow, with
+ * - `pipe` (OPEN only): the pipe this open maps to, created if missing;
+ *   NULL or "" for the pipe the app asked for;
+ * - `settings`: what the pipe gets if this answer creates it (NULL: the
+ *   app's or the daemon's defaults);
+ * - `brokered`: reads and writes of the pipe come to the broker. */
+int rdb_allow_pipe(struct rdb_request *request, const char *pipe,
+		   const struct rdb_pipe_settings *settings, bool brokered);
+
+/* IOCTL: the ioctl returns `result` (>= 0; or -errno to fail it) and the app
+ * gets `size` bytes of `out` (at most the command's out_size; the rest of
+ * its buffer is zeroed). Large payloads are staged before the answer. */
+int rdb_reply_ioctl(struct rdb_request *request, int result, const void *out, size_t size);
+
+/* READ on a brokered pipe: the read returns these `size` bytes (at most the
+ * size wanted); 0 bytes is end-of-file for the app. */
+int rdb_reply_read(struct rdb_request *request, const void *data, size_t size);
+
+/* WRITE on a brokered pipe: the write returns `taken` (at most its size). */
+int rdb_reply_write(struct rdb_request *request, size_t taken);
+
+/* End a request without an answer: a cancelled one is just forgotten; any
+ * other is denied with ECANCELED. */
+int rdb_drop(struct rdb_request *request);
+
+/* ---- counters ---- */
+
+struct rdb_stats {
+	uint64_t transacts;           /* TRANSACT calls */
+	uint64_t requests;            /* answerable requests received */
+	uint64_t notices;             /* CANCEL and RELEASE received */
+	uint64_t answers;             /* answers sent */
+	uint64_t rejected;            /* answers the daemon ignored (late, cancelled) */
+	uint64_t failed;              /* answers the daemon found malformed */
+	uint64_t dropped;             /* requests ended without an answer (cancelled) */
+	uint64_t malformed;           /* requests from the daemon that made no sense (answered EIO) */
+	uint64_t fetched_bytes;       /* in-payload bytes fetched with FETCH */
+	uint64_t staged_bytes;        /* out-payload bytes sent with STAGE */
+	uint64_t held;                /* requests handed out and not answered yet (now) */
+	uint64_t reserved[5];
+};
+
+void rdb_get_stats(struct rdb_broker *broker, struct rdb_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGDEV_RINGDEV_BROKER_H */

@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - ringdev-broker(8), the reference broker: decides opens and
+ * attaches by a policy file, links the readers and writers of brokered pipes
+ * (rendezvous.c) and serves two example ioctls (ringdev-broker-ioctl.h), all
+ * on libringdev-broker.
+ *
+ * Threads: the loops of rdb_run() call the handler, which does everything
+ * under one mutex (the policy pointer and the rendezvous state) and never
+ * blocks; a signal thread takes SIGHUP (reload: a new policy is parsed aside
+ * and swapped in only when valid), SIGTERM and SIGINT (rdb_stop), with the
+ * signals blocked everywhere else so no handler runs in a loop. Every
+ * decision is logged on one line. Exit codes: 0 stopped by a signal, 1 failed
+ * (policy, control node, the daemon went away), 2 usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <ringdev/ringdev-broker.h>
+#include <ringdev/ringdev-broker-ioctl.h>
+
+#include "log.h"
+#include "parse.h"
+#include "policy.h"
+#include "rendezvous.h"
+
+#ifndef RINGDEV_VERSION
+#define RINGDEV_VERSION "unknown"
+#endif
+#ifndef RINGDEV_BROKER_POLICY
+#define RINGDEV_BROKER_POLICY "/etc/ringdev/broker.policy"
+#endif
+
+enum { EXIT_USAGE = 2 };
+
+#define THREADS_MAX 64
+
+struct options {
+	const char *device;             /* -d, or NULL for the default */
+	const char *policy;             /* --policy */
+	unsigned threads;
+	bool foreground;
+	bool verbose;
+	bool check;                     /* --check: parse the policy and exit */
+};
+
+/* What the handler shares between loop threads; all under `lock`. */
+struct broker {
+	pthread_mutex_t lock;
+	struct policy *policy;
+	struct rendezvous *rendezvous;
+	char policy_path[PATH_MAX];
+	struct rdb_broker *channel;
+	atomic_bool quit;               /* the signal thread may end */
+};
+
+/* ---- command line ---- */
+
+enum {
+	OPTION_CHECK = 0x100,
+};
+
+static const struct option long_options[] = {
+	{ "device", required_argument, NULL, 'd' },
+	{ "policy", required_argument, NULL, 'p' },
+	{ "threads", required_argument, NULL, 't' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "check", no_argument, NULL, OPTION_CHECK },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage_print(FILE *out)
+{
+	fprintf(out,
+		"Usage: ringdev-broker [-d CTL] [--policy FILE] [--threads N] [-f] [-v]\n"
+		"       ringdev-broker --check [--policy FILE]\n"
+		"Decide what ringdevd relays (opens, attaches, device-specific ioctls, reads\n"
+		"and writes of brokered pipes) by a policy file.\n"
+		"\n"
+		"  -d, --device CTL     the control node (/dev/NAME-ctl, MOUNT/.ctl), or a data\n"
+		"                       node or mount to find it from (default: $RINGDEV_DEVICE,\n"
+		"                       /dev/ringdev, /run/ringdev)\n"
+		"  -p, --policy FILE    the policy (default %s)\n"
+		"  -t, --threads N      TRANSACT threads, 1 to %d (default 1)\n"
+		"  -f, --foreground     stay in the foreground, log to stderr\n"
+		"  -v, --verbose        log at debug level too (every read and write)\n"
+		"  --check              check the policy file and exit\n"
+		"  -h, --help           show this help and exit\n"
+		"  -V, --version        show the version and exit\n"
+		"\n"
+		"SIGHUP reloads the policy; SIGTERM or SIGINT stop. See ringdev-broker(8).\n"
+		"Exit status: 0 stopped, 1 failed, 2 usage error.\n",
+		RINGDEV_BROKER_POLICY, THREADS_MAX);
+}
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ringdev-broker: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see ringdev-broker --help)\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int options_unknown(char **argv, int c)
+{
+	if (c == ':')
+		return usage_error("option '%s' needs an argument", argv[optind - 1]);
+	if (optopt)
+		return usage_error("unknown option '-%c'", optopt);
+	return usage_error("unknown option '%s'", argv[optind - 1]);
+}
+
+/* One option: 0, EXIT_USAGE after reporting, or -1 for "exit 0 now". */
+static int option_apply(struct options *o, int c, char **argv)
+{
+	uint64_t n;
+
+	switch (c) {
+	case 'd':
+		o->device = optarg;
+		return 0;
+	case 'p':
+		o->policy = optarg;
+		return 0;
+	case 't':
+		if (parse_u64(optarg, 1, THREADS_MAX, &n) < 0)
+			return usage_error("--threads: '%s' is not a number from 1 to %d", optarg, THREADS_MAX);
+		o->threads = (unsigned)n;
+		return 0;
+	case 'f':
+		o->foreground = true;
+		return 0;
+	case 'v':
+		o->verbose = true;
+		return 0;
+	case OPTION_CHECK:
+		o->check = true;
+		return 0;
+	case 'h':
+		usage_print(stdout);
+		return -1;
+	case 'V':
+		printf("ringdev-broker %s (ringdev ABI %d.%d)\n", RINGDEV_VERSION, RINGDEV_ABI_MAJOR,
+		       RINGDEV_ABI_MINOR);
+		return -1;
+	default:
+		return options_unknown(argv, c);
+	}
+}
+
+/* 0 to go on, else the exit code (0 after --help/--version). */
+static int options_parse(int argc, char **argv, struct options *o)
+{
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":d:p:t:fvhV", long_options, NULL)) != -1) {
+		int r = option_apply(o, c, argv);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			return r;
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* ---- logging helpers ---- */
+
+static const char *const type_names[] = { "?", "open", "attach", "ioctl", "read", "write", "cancel", "release" };
+
+static const char *type_name(uint32_t type)
+{
+	return type < sizeof(type_names) / sizeof(type_names[0]) ? type_names[type] : "?";
+}
+
+static void errno_format(int err, char *buf, size_t size)
+{
+	const char *name = policy_errno_name(err);
+
+	if (name)
+		snprintf(buf, size, "%s", name);
+	else
+		snprintf(buf, size, "errno %d", err);
+}
+
+/* Text from an app, fit for one log line: printable ASCII, the rest \xNN. */
+static void text_sanitize(const char *in, size_t in_size, char *out, size_t out_size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < in_size && in[i] && n + 5 < out_size; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			out[n++] = (char)c;
+		else
+			n += (size_t)snprintf(out + n, out_size - n, "\\x%02x", c);
+	}
+	out[n] = '\0';
+}
+
+/* ---- opens and attaches ---- */
+
+static bool opened_for_writing(uint32_t oflags)
+{
+	return (oflags & O_ACCMODE) == O_WRONLY || (oflags & O_ACCMODE) == O_RDWR;
+}
+
+/* "open pipe 'x' by uid 1000 gid 1000 pid 42 (handle 7): allow, mapped to
+ * user.1000 (line 3); pipe line 9: brokered, settings" */
+static void decision_log(const struct ringdev_ctl_request *q, const struct policy_decision *d)
+{
+	char what[96], where[32], pipe_line[64] = "";
+
+	if (!d->allow) {
+		char err[32];
+		errno_format(d->err, err, sizeof(err));
+		snprintf(what, sizeof(what), "deny %s", err);
+	} else if (d->pipe[0]) {
+		snprintf(what, sizeof(what), "allow, mapped to %s", d->pipe);
+	} else {
+		snprintf(what, sizeof(what), "allow");
+	}
+	if (d->line)
+		snprintf(where, sizeof(where), "line %u", d->line);
+	else
+		snprintf(where, sizeof(where), "default");
+	if (d->pipe_line)
+		snprintf(pipe_line, sizeof(pipe_line), "; pipe line %u:%s%s", d->pipe_line,
+			 d->brokered ? " brokered" : "", d->has_settings ? (d->brokered ? ", settings" : " settings") : "");
+	log_info("%s pipe '%s' by uid %u gid %u pid %u (handle %llu): %s (%s)%s", type_name(q->type), q->name,
+		 q->uid, q->gid, q->pid, (unsigned long long)q->handle, what, where, pipe_line);
+}
+
+static void on_access(struct broker *b, struct rdb_request *request, const struct ringdev_ctl_request *q)
+{
+	struct policy_query query = {
+		.op = q->type == RINGDEV_CTL_OPEN ? POLICY_OP_OPEN : POLICY_OP_ATTACH,
+		.name = q->name,
+		.uid = q->uid,
+		.gid = q->gid,
+		.kind = q->kind,
+		.policy = q->policy,
+		.mode = q->mode,
+		.capacity = q->capacity,
+	};
+	struct policy_decision d;
+	int r = 0;
+
+	pthread_mutex_lock(&b->lock);
+	policy_decide(b->policy, &query, &d);
+	const char *pipe = d.pipe[0] ? d.pipe : q->name;
+	if (d.allow && d.brokered)
+		r = rv_attach(b->rendezvous, q->handle, pipe, opened_for_writing(q->oflags));
+	else if (d.allow)
+		rv_detach(b->rendezvous, q->handle); /* moved off a brokered pipe, if it was on one */
+	pthread_mutex_unlock(&b->lock);
+
+	if (r < 0) {
+		log_error("%s pipe '%s': %s", type_name(q->type), pipe, strerror(-r));
+		rdb_deny(request, -r);
+		return;
+	}
+	decision_log(q, &d);
+	if (!d.allow)
+		r = rdb_deny(request, d.err);
+	else
+		r = rdb_allow_pipe(request, d.pipe, d.has_settings ? &d.settings : NULL, d.brokered);
+	if (r < 0)
+		log_error("%s pipe '%s': answer: %s", type_name(q->type), pipe, strerror(-r));
+}
+
+/* ---- the example ioctls ---- */
+
+static void ioctl_log(struct rdb_request *request, const struct ringdev_ctl_request *q, const void *in,
+		      size_t size)
+{
+	const struct ringdev_broker_log *msg = in;
+	char text[4 * RINGDEV_BROKER_TEXT_SIZE + 1];
+
+	if (size != sizeof(*msg) || !memchr(msg->text, '\0', sizeof(msg->text))) {
+		log_info("ioctl LOG on pipe '%s' by uid %u pid %u: text not terminated: EINVAL", q->name, q->uid,
+			 q->pid);
+		rdb_deny(request, EINVAL);
+		return;
+	}
+	text_sanitize(msg->text, sizeof(msg->text), text, sizeof(text));
+	log_info("ioctl LOG on pipe '%s' by uid %u pid %u: \"%s\"", q->name, q->uid, q->pid, text);
+	rdb_reply_ioctl(request, 0, NULL, 0);
+}
+
+static void ioctl_echo(struct rdb_request *request, const struct ringdev_ctl_request *q, const void *in,
+		       size_t size)
+{
+	struct ringdev_broker_echo *out;
+
+	if (size != sizeof(*out) || q->out_size != sizeof(*out)) {
+		rdb_deny(request, EINVAL);
+		return;
+	}
+	out = calloc(1, sizeof(*out));
+	if (!out) {
+		rdb_deny(request, ENOMEM);
+		return;
+	}
+	memcpy(&out->len, in, sizeof(out->len));
+	if (out->len > RINGDEV_BROKER_ECHO_MAX) {
+		log_info("ioctl ECHO on pipe '%s' by uid %u pid %u: len %u: EINVAL", q->name, q->uid, q->pid,
+			 out->len);
+		free(out);
+		rdb_deny(request, EINVAL);
+		return;
+	}
+	memcpy(out->data, (const uint8_t *)in + offsetof(struct ringdev_broker_echo, data), out->len);
+	for (uint32_t i = 0; i < out->len; i++)
+		if (out->data[i] >= 'a' && out->data[i] <= 'z')
+			out->data[i] = (uint8_t)(out->data[i] - 'a' + 'A');
+	log_info("ioctl ECHO on pipe '%s' by uid %u pid %u: %u bytes", q->name, q->uid, q->pid, out->len);
+	int r = rdb_reply_ioctl(request, (int)out->len, out, sizeof(*out));
+	if (r < 0)
+		log_error("ioctl ECHO: answer: %s", strerror(-r));
+	free(out);
+}
+
+static void on_ioctl(struct rdb_request *request, const struct ringdev_ctl_request *q)
+{
+	size_t size;
+	const void *in = rdb_request_payload(request, &size);
+
+	if (q->cmd == RINGDEV_BROKER_IOC_LOG) {
+		ioctl_log(request, q, in, size);
+	} else if (q->cmd == RINGDEV_BROKER_IOC_ECHO) {
+		ioctl_echo(request, q, in, size);
+	} else {
+		log_info("ioctl 0x%08x on pipe '%s' by uid %u pid %u: unknown: ENOTTY", q->cmd, q->name, q->uid,
+			 q->pid);
+		rdb_deny(request, ENOTTY);
+	}
+}
+
+/* ---- brokered pipes ---- */
+
+static void read_done(void *ctx, void *request, const void *data, size_t size)
+{
+	const struct ringdev_ctl_request *q = rdb_request_info(request);
+
+	log_debug("read %llu on pipe '%s' (handle %llu): %zu of %u bytes%s", (unsigned long long)q->id, q->name,
+		  (unsigned long long)q->handle, size, q->size, size ? "" : " (end-of-file)");
+	int r = rdb_reply_read(request, data, size);
+	if (r < 0)
+		log_error("read on pipe: answer: %s", strerror(-r));
+}
+
+static void write_done(void *ctx, void *request, size_t taken)
+{
+	const struct ringdev_ctl_request *q = rdb_request_info(request);
+
+	log_debug("write %llu on pipe '%s' (handle %llu): %zu bytes taken", (unsigned long long)q->id, q->name,
+		  (unsigned long long)q->handle, taken);
+	int r = rdb_reply_write(request, taken);
+	if (r < 0)
+		log_error("write on pipe: answer: %s", strerror(-r));
+}
+
+static void drop(void *ctx, void *request)
+{
+	rdb_drop(request);
+}
+
+static const struct rv_ops rendezvous_ops = {
+	.read_done = read_done,
+	.write_done = write_done,
+	.drop = drop,
+};
+
+static void on_data(struct broker *b, struct rdb_request *request, const struct ringdev_ctl_request *q)
+{
+	size_t size;
+	const void *data = rdb_request_payload(request, &size);
+	int r;
+
+	bool nonblock = q->oflags & O_NONBLOCK;
+
+	pthread_mutex_lock(&b->lock);
+	if (q->type == RINGDEV_CTL_READ)
+		r = rv_read(b->rendezvous, q->handle, q->id, q->name, q->size, nonblock, request);
+	else
+		r = rv_write(b->rendezvous, q->handle, q->id, q->name, data, size, nonblock, request);
+	pthread_mutex_unlock(&b->lock);
+	if (r == -EAGAIN) {
+		log_debug("%s %llu on pipe '%s' (handle %llu): EAGAIN (O_NONBLOCK)", type_name(q->type),
+			  (unsigned long long)q->id, q->name, (unsigned long long)q->handle);
+		rdb_deny(request, EAGAIN);
+	} else if (r < 0) {
+		log_error("%s on pipe '%s': %s", type_name(q->type), q->name, strerror(-r));
+		rdb_deny(request, -r);
+	}
+}
+
+static void on_notice(struct broker *b, const struct ringdev_ctl_request *q)
+{
+	if (q->type == RINGDEV_CTL_CANCEL) {
+		pthread_mutex_lock(&b->lock);
+		bool held = rv_cancel(b->rendezvous, q->ref);
+		pthread_mutex_unlock(&b->lock);
+		log_info("cancel of request %llu (handle %llu): %s", (unsigned long long)q->ref,
+			 (unsigned long long)q->handle, held ? "dropped" : "not held");
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	rv_detach(b->rendezvous, q->handle);
+	pthread_mutex_unlock(&b->lock);
+	log_debug("release of handle %llu", (unsigned long long)q->handle);
+}
+
+static void on_request(struct rdb_request *request, void *data)
+{
+	struct broker *b = data;
+	const struct ringdev_ctl_request *q = rdb_request_info(request);
+
+	switch (q->type) {
+	case RINGDEV_CTL_OPEN:
+	case RINGDEV_CTL_ATTACH:
+		on_access(b, request, q);
+		break;
+	case RINGDEV_CTL_IOCTL:
+		on_ioctl(request, q);
+		break;
+	case RINGDEV_CTL_READ:
+	case RINGDEV_CTL_WRITE:
+		on_data(b, request, q);
+		break;
+	default:
+		on_notice(b, q);
+		break;
+	}
+}
+
+/* ---- signals, reload ---- */
+
+static void policy_reload(struct broker *b)
+{
+	struct policy *fresh = NULL;
+	char error[512];
+
+	if (policy_load(b->policy_path, &fresh, error, sizeof(error)) < 0) {
+		log_error("policy reload failed, keeping the old policy: %s", error);
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	struct policy *old = b->policy;
+	bool case_changed = old->case_sensitive != fresh->case_sensitive;
+	b->policy = fresh;
+	pthread_mutex_unlock(&b->lock);
+	if (case_changed)
+		log_warn("policy reload: case-sensitive changes take effect only at restart");
+	log_info("policy reloaded from %s: %zu rules, %zu pipe lines", b->policy_path, fresh->nrules,
+		 fresh->npipes);
+	policy_free(old);
+}
+
+/* SIGUSR1 with `quit` set ends the signal thread (main sends it); from
+ * anyone else it is ignored. Not pthread_cancel: a thread cancelled inside
+ * sigwait leaves its stack frame to the unwinder, which sanitizers dislike. */
+static void signals_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGUSR1);
+}
+
+static void *signal_thread(void *arg)
+{
+	struct broker *b = arg;
+	sigset_t set;
+	int sig;
+
+	signals_set(&set);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1 && atomic_load(&b->quit))
+			return NULL;
+		if (sig == SIGUSR1)
+			log_debug("SIGUSR1 ignored");
+		else if (sig == SIGHUP)
+			policy_reload(b);
+		else {
+			log_info("signal %d: stopping", sig);
+			rdb_stop(b->channel);
+		}
+	}
+}
+
+/* ---- start-up ---- */
+
+static void syslog_sink(enum log_level level, const char *line, void *data)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	syslog(prio[level], "%s", line);
+}
+
+static const char *open_hint(int err)
+{
+	switch (err) {
+	case ENOENT:
+		return "is ringdevd running?";
+	case EBUSY:
+		return "another broker holds the control node";
+	case EACCES:
+		return "only root, ringdevd's user or its --ctl-group may open the control node";
+	case ENOTTY:
+		return "not a ringdev control node";
+	case EPROTO:
+		return "ringdevd speaks another ABI version";
+	case ENOTCONN:
+	case ECONNABORTED:
+	case ENODEV:
+		return "ringdevd is gone";
+	case ESHUTDOWN:
+		return "ringdevd is shutting down";
+	default:
+		return NULL;
+	}
+}
+
+static int policy_start(struct broker *b, const struct options *o)
+{
+	char error[512];
+
+	if (!realpath(o->policy, b->policy_path)) {
+		fprintf(stderr, "ringdev-broker: %s: %s\n", o->policy, strerror(errno));
+		return EXIT_FAILURE;
+	}
+	if (policy_load(b->policy_path, &b->policy, error, sizeof(error)) < 0) {
+		/* Name the file as the user gave it. */
+		const char *rest = strncmp(error, b->policy_path, strlen(b->policy_path)) == 0
+					   ? error + strlen(b->policy_path) : NULL;
+		if (rest)
+			fprintf(stderr, "ringdev-broker: %s%s\n", o->policy, rest);
+		else
+			fprintf(stderr, "ringdev-broker: %s\n", error);
+		return EXIT_FAILURE;
+	}
+	return 0;
+}
+
+static int channel_open(struct broker *b, const struct options *o)
+{
+	char path[PATH_MAX];
+	int r = rdb_ctl_path(o->device, path, sizeof(path));
+
+	if (r == 0)
+		r = rdb_open(path, on_request, b, &b->channel);
+	if (r < 0) {
+		const char *hint = open_hint(-r);
+		fprintf(stderr, "ringdev-broker: %s: %s%s%s\n", path[0] ? path : o->device, strerror(-r),
+			hint ? "; " : "", hint ? hint : "");
+		return EXIT_FAILURE;
+	}
+	log_info("control node %s, policy %s (%zu rules, %zu pipe lines), %u thread%s", path, b->policy_path,
+		 b->policy->nrules, b->policy->npipes, o->threads, o->threads == 1 ? "" : "s");
+	return 0;
+}
+
+/* Serve until a signal or the daemon ends it; the exit code. */
+static int serve(struct broker *b, const struct options *o)
+{
+	pthread_t signals;
+	sigset_t set;
+
+	signals_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (!o->foreground) {
+		if (daemon(0, 0) < 0) {
+			fprintf(stderr, "ringdev-broker: daemon: %s\n", strerror(errno));
+			return EXIT_FAILURE;
+		}
+		openlog("ringdev-broker", LOG_PID, LOG_DAEMON);
+		log_set_sink(syslog_sink, NULL);
+	}
+	int r = pthread_create(&signals, NULL, signal_thread, b);
+	if (r) {
+		log_error("signal thread: %s", strerror(r));
+		return EXIT_FAILURE;
+	}
+	r = rdb_run(b->channel, o->threads);
+	atomic_store(&b->quit, true);
+	pthread_kill(signals, SIGUSR1);
+	pthread_join(signals, NULL);
+	if (r < 0) {
+		const char *hint = open_hint(-r);
+		log_error("control node: %s%s%s", strerror(-r), hint ? "; " : "", hint ? hint : "");
+		return EXIT_FAILURE;
+	}
+	log_info("stopped");
+	return EXIT_SUCCESS;
+}
+
+static int broker_run(const struct options *o)
+{
+	struct broker b = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	int code = policy_start(&b, o);
+
+	if (code == 0 && o->check) {
+		printf("%s: ok (%zu rules, %zu pipe lines)\n", o->policy, b.policy->nrules, b.policy->npipes);
+		policy_free(b.policy);
+		return EXIT_SUCCESS;
+	}
+	if (code == 0) {
+		b.rendezvous = rv_new(&rendezvous_ops, &b, b.policy->case_sensitive);
+		if (!b.rendezvous) {
+			fprintf(stderr, "ringdev-broker: %s\n", strerror(ENOMEM));
+			code = EXIT_FAILURE;
+		}
+	}
+	if (code == 0)
+		code = channel_open(&b, o);
+	if (code == 0)
+		code = serve(&b, o);
+	b.channel = rdb_close(b.channel);
+	b.rendezvous = rv_free(b.rendezvous);
+	b.policy = policy_free(b.policy);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .policy = RINGDEV_BROKER_POLICY, .threads = 1 };
+
+	log_set_ident("ringdev-broker");
+	int r = options_parse(argc, argv, &o);
+	if (r != 0)
+		return r < 0 ? EXIT_SUCCESS : r;
+	if (o.verbose)
+		log_set_level(LOG_LEVEL_DEBUG);
+	/* Replies to apps never raise SIGPIPE; neither does anything else here. */
+	signal(SIGPIPE, SIG_IGN);
+	return broker_run(&o);
+}

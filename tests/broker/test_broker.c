@@ -1,0 +1,918 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_broker.c - ringdev-broker(8) and the example of ringdev-broker(3)
+ * against the real ringdevd, through real opens, reads, writes and ioctls:
+ * opens mapped per policy (the FUSE path MOUNT/inbox, the CUSE node), denials
+ * with the policy's errno, rendezvous through a brokered pipe (the writer
+ * waits until a reader took its bytes), the two example ioctls round trip
+ * (and a timing of a brokered ioctl next to a direct one), SIGHUP reloads
+ * (a bad file keeps the old policy), policy errors with their line, usage
+ * errors, a second broker refused, --threads 4 under load, a clean stop.
+ *
+ * Daemons come from the integration harness ($RINGDEVD); the broker binaries
+ * from $RINGDEV_BROKER and $RINGDEV_ECHO_BROKER. A broker is a child of the
+ * test process that dies with it (PR_SET_PDEATHSIG); every test stops its
+ * broker by pid and ends with rd_end (nothing parked, daemon exits 0).
+ */
+#include "harness.h"
+
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <ringdev/ringdev-broker-ioctl.h>
+
+/* Brokers a failed test left running are killed before the harness stops
+ * the daemons (they would also die with the test process). */
+#define MAX_BROKERS 8
+static pid_t brokers[MAX_BROKERS];
+
+static void broker_remember(pid_t pid)
+{
+	for (int i = 0; i < MAX_BROKERS; i++) {
+		if (brokers[i] == 0) {
+			brokers[i] = pid;
+			return;
+		}
+	}
+}
+
+static void broker_forget(pid_t pid)
+{
+	for (int i = 0; i < MAX_BROKERS; i++)
+		if (brokers[i] == pid)
+			brokers[i] = 0;
+}
+
+static void suite_fini(void)
+{
+	for (int i = 0; i < MAX_BROKERS; i++) {
+		int status;
+		if (brokers[i] > 0) {
+			kill(brokers[i], SIGKILL);
+			waitpid(brokers[i], &status, 0);
+			brokers[i] = 0;
+		}
+	}
+	rd_suite_fini();
+}
+
+TestSuite(broker, .init = rd_suite_init, .fini = suite_fini, .timeout = 120);
+
+#define NOBODY 65534
+#define BROKER_READY_MS 10000
+
+struct broker {
+	pid_t pid;
+	char log[RD_PATH_SIZE + 32];
+	char policy[RD_PATH_SIZE + 32];
+	char ctl[RD_PATH_SIZE + 32];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static const char *binary(const char *env)
+{
+	const char *bin = getenv(env);
+
+	if (!bin || !*bin)
+		cr_assert_fail("%s is not set (meson passes it)", env);
+	return bin;
+}
+
+static void file_write(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* The whole file as a string (static buffer; "" if missing). */
+static const char *file_text(const char *path)
+{
+	static char buf[1 << 16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+static void log_dump(const struct broker *b)
+{
+	fprintf(stderr, "---- %s ----\n%s---- end ----\n", b->log, file_text(b->log));
+}
+
+static bool log_has(const struct broker *b, const char *needle)
+{
+	return strstr(file_text(b->log), needle) != NULL;
+}
+
+static void log_wait(const struct broker *b, const char *needle)
+{
+	uint64_t deadline = now_ms() + BROKER_READY_MS;
+
+	while (!log_has(b, needle)) {
+		if (now_ms() > deadline) {
+			log_dump(b);
+			cr_assert_fail("the broker never logged \"%s\"", needle);
+		}
+		pause_ms(5);
+	}
+}
+
+static void ctl_path(const struct rd_daemon *d, char *out, size_t size)
+{
+	if (d->cuse)
+		snprintf(out, size, "%s-ctl", d->device);
+	else
+		snprintf(out, size, "%s/.ctl", d->mount);
+}
+
+/* exec argv with stdout and stderr to `log`; dies with the test process. */
+static pid_t spawn(const char *const *argv, const char *log)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			dup2(fd, STDIN_FILENO);
+		close_range(3, ~0u, 0);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+static bool broker_connected(const struct rd_daemon *d)
+{
+	struct ringdev_stats s;
+
+	return rd_stats_try(d, &s) == 0 && s.broker_connected == 1;
+}
+
+/* Start ringdev-broker -f on d with this policy text and extra arguments;
+ * returns once the daemon reports it connected. */
+static void broker_start(const struct rd_daemon *d, struct broker *b, const char *policy,
+			 const char *const *extra)
+{
+	const char *argv[24];
+	int argc = 0, status;
+
+	memset(b, 0, sizeof(*b));
+	snprintf(b->log, sizeof(b->log), "%s/broker.log", d->dir);
+	snprintf(b->policy, sizeof(b->policy), "%s/broker.policy", d->dir);
+	ctl_path(d, b->ctl, sizeof(b->ctl));
+	file_write(b->policy, policy);
+	argv[argc++] = binary("RINGDEV_BROKER");
+	argv[argc++] = "-f";
+	argv[argc++] = "-d";
+	argv[argc++] = b->ctl;
+	argv[argc++] = "--policy";
+	argv[argc++] = b->policy;
+	for (int i = 0; extra && extra[i]; i++)
+		argv[argc++] = extra[i];
+	argv[argc] = NULL;
+	b->pid = spawn(argv, b->log);
+	broker_remember(b->pid);
+
+	uint64_t deadline = now_ms() + BROKER_READY_MS;
+	while (!broker_connected(d)) {
+		if (rd_wait_child(b->pid, 0, &status)) {
+			log_dump(b);
+			cr_assert_fail("ringdev-broker exited during start-up (status 0x%x)", status);
+		}
+		if (now_ms() > deadline) {
+			kill(b->pid, SIGKILL);
+			log_dump(b);
+			cr_assert_fail("ringdev-broker not connected after %d ms", BROKER_READY_MS);
+		}
+		pause_ms(2);
+	}
+}
+
+/* SIGTERM, wait (SIGKILL after 10 s); the exit code, 128+signal if killed. */
+static int broker_stop(struct broker *b)
+{
+	int status = 0;
+
+	if (b->pid <= 0)
+		return -1;
+	kill(b->pid, SIGTERM);
+	if (!rd_wait_child(b->pid, 10000, &status)) {
+		kill(b->pid, SIGKILL);
+		waitpid(b->pid, &status, 0);
+		broker_forget(b->pid);
+		log_dump(b);
+		cr_assert_fail("ringdev-broker ignored SIGTERM for 10 s");
+	}
+	broker_forget(b->pid);
+	b->pid = 0;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+/* The end of every test with a broker: it stops with 0, the daemon is idle. */
+static void broker_end(struct rd_daemon *d, struct broker *b)
+{
+	int code = broker_stop(b);
+
+	if (code != 0)
+		log_dump(b);
+	cr_assert_eq(code, 0, "ringdev-broker exited with %d on SIGTERM", code);
+	uint64_t deadline = now_ms() + 2000;
+	while (broker_connected(d) && now_ms() < deadline)
+		pause_ms(2);
+	cr_assert_not(broker_connected(d), "the daemon still counts a broker");
+	rd_end(d);
+}
+
+/* Run a program to its end: exit code; its output (stdout+stderr) in `out`. */
+static int run(const char *const *argv, const char *dir, char *out, size_t size)
+{
+	char log[RD_PATH_SIZE + 32];
+	int status;
+
+	snprintf(log, sizeof(log), "%s/run.out", dir);
+	unlink(log);
+	pid_t pid = spawn(argv, log);
+	if (!rd_wait_child(pid, 10000, &status)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cr_assert_fail("%s did not finish in 10 s", argv[0]);
+	}
+	const char *text = file_text(log);
+	size_t n = strnlen(text, size - 1);
+	memcpy(out, text, n);
+	out[n] = '\0';
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static struct ringdev_pipe_info info_of(int fd)
+{
+	return rd_pipe_info(fd);
+}
+
+/* ---- opens mapped by the policy ---- */
+
+static const char map_policy[] =
+	"map inbox user.%u   # FUSE: MOUNT/inbox\n"
+	"map \"\" user.%u      # CUSE: an open of the node\n"
+	"allow all *\n";
+
+/* Open "inbox" as the mapping test does on either frontend. */
+static int open_inbox(const struct rd_daemon *d, int flags)
+{
+	char path[RD_PATH_SIZE + 16];
+
+	if (d->cuse)
+		return open(d->device, flags);
+	snprintf(path, sizeof(path), "%s/inbox", d->mount);
+	return open(path, flags);
+}
+
+struct map_shared {
+	struct rd_daemon daemon;
+	char name[RINGDEV_NAME_SIZE];
+	uint32_t uid;
+	int err;
+};
+
+static int nobody_open_inbox(void *arg)
+{
+	struct map_shared *s = arg;
+
+	if (setgid(NOBODY) < 0 || setuid(NOBODY) < 0) {
+		s->err = errno;
+		return 1;
+	}
+	int fd = open_inbox(&s->daemon, O_WRONLY);
+	if (fd < 0) {
+		s->err = errno;
+		return 2;
+	}
+	struct ringdev_pipe_info info;
+	if (ioctl(fd, RINGDEV_IOC_PIPE_INFO, &info) < 0) {
+		s->err = errno;
+		close(fd);
+		return 3;
+	}
+	memcpy(s->name, info.name, sizeof(s->name));
+	s->uid = info.uid;
+	if (write(fd, "mine\n", 5) != 5)
+		s->err = errno;
+	close(fd);
+	return 0;
+}
+
+Test(broker, opens_are_mapped_per_uid)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct map_shared *s = rd_shared(sizeof(*s));
+	struct broker b;
+	char buf[16];
+
+	/* The path must exist for the kernel to send the open at all; a pipe
+	 * lives while a handle is open on it. */
+	int inbox = d->cuse ? -1 : rd_create(d, "inbox", O_RDONLY, 0, 0, 0);
+	broker_start(d, &b, map_policy, NULL);
+
+	int fd = open_inbox(d, O_WRONLY);
+	cr_assert_geq(fd, 0, "open inbox: %s", strerror(errno));
+	struct ringdev_pipe_info info = info_of(fd);
+	cr_assert_str_eq(info.name, "user.0", "root's open went to %s", info.name);
+	rd_write_ok(fd, "hello\n", 6);
+	rd_close(d, fd);
+
+	s->daemon = *d;
+	cr_assert_eq(rd_join(rd_spawn(nobody_open_inbox, s, -1)), 0, "nobody's open: %s", strerror(s->err));
+	cr_assert_eq(s->err, 0, "nobody's write: %s", strerror(s->err));
+	cr_assert_str_eq(s->name, "user.65534");
+	cr_assert_eq(s->uid, NOBODY, "the mapped pipe belongs to its user");
+
+	fd = rd_open_ok(d, "user.0", O_RDONLY | O_NONBLOCK);
+	rd_read_ok(fd, buf, sizeof(buf), 6);
+	cr_assert_eq(memcmp(buf, "hello\n", 6), 0);
+	rd_close(d, fd);
+	fd = rd_open_ok(d, "user.65534", O_RDONLY | O_NONBLOCK);
+	rd_read_ok(fd, buf, sizeof(buf), 5);
+	rd_close(d, fd);
+
+	cr_assert(log_has(&b, "allow, mapped to user.0 (line "), "the decision is logged");
+	if (inbox >= 0)
+		rd_close(d, inbox);
+	broker_end(d, &b);
+}
+
+/* ---- denials ---- */
+
+static const char deny_policy[] =
+	"deny all secret* errno=EPERM\n"
+	"deny open ro.* errno=EROFS\n"
+	"allow all * uid=0\n"
+	"# everyone else: the default, EACCES\n";
+
+static int nobody_open_pub(void *arg)
+{
+	struct map_shared *s = arg;
+
+	if (setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		return 1;
+	int fd = rd_open(&s->daemon, "pub", O_RDONLY | O_NONBLOCK, 0);
+	s->err = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+Test(broker, denials_carry_the_policys_errno)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct map_shared *s = rd_shared(sizeof(*s));
+	struct broker b;
+	int fd;
+
+	/* Made before the broker (and kept by a handle each): ro.x, and pub,
+	 * which is open to everyone. */
+	int ro = rd_create(d, "ro.x", O_RDONLY, 0, 0, 0);
+	int pub = rd_create(d, "pub", O_RDONLY, 0, 0, 0);
+	cr_assert_eq(rd_set_config(pub, RINGDEV_SET_MODE, 0, 0, 0666, 0), 0);
+	broker_start(d, &b, deny_policy, NULL);
+
+	cr_assert_eq(rd_open(d, "secret1", O_WRONLY | O_CREAT, 0600), -1);
+	cr_assert_eq(errno, EPERM, "open secret1: %s", strerror(errno));
+	if (!d->cuse) {
+		cr_assert_eq(rd_open(d, "ro.x", O_RDONLY, 0), -1);
+		cr_assert_eq(errno, EROFS, "open ro.x: %s", strerror(errno));
+	} else {
+		/* A CUSE open carries no name: ro.x arrives as an ATTACH, which
+		 * this policy allows (its "deny open ro.*" is for opens). */
+		fd = rd_open(d, "ro.x", O_RDONLY, 0);
+		cr_assert_geq(fd, 0, "open+attach ro.x on CUSE: %s", strerror(errno));
+		rd_close(d, fd);
+	}
+
+	/* ATTACH is asked too: an allowed handle may not move to a secret. */
+	fd = rd_open_ok(d, "pub", O_RDONLY | O_NONBLOCK);
+	cr_assert_eq(rd_attach(fd, "secret2", RINGDEV_ATTACH_CREATE, 0, 0, 0600, 0), -1);
+	cr_assert_eq(errno, EPERM, "attach secret2: %s", strerror(errno));
+	cr_assert_eq(rd_attach(fd, "ro.x", 0, 0, 0, 0, 0), 0, "deny open ro.* is for opens only");
+	rd_close(d, fd);
+
+	/* The mode bits would let nobody in; the broker's default does not. */
+	s->daemon = *d;
+	cr_assert_eq(rd_join(rd_spawn(nobody_open_pub, s, -1)), 0);
+	cr_assert_eq(s->err, EACCES, "nobody's open of pub: %s", strerror(s->err));
+
+	cr_assert(log_has(&b, "deny EPERM (line 1)"));
+	if (!d->cuse)
+		cr_assert(log_has(&b, "deny EROFS (line 2)"));
+	cr_assert(log_has(&b, "deny EACCES (default)"));
+	rd_close(d, ro);
+	rd_close(d, pub);
+	broker_end(d, &b);
+}
+
+/* ---- rendezvous ---- */
+
+static const char rendezvous_policy[] =
+	"allow all *\n"
+	"pipe rv.* brokered\n";
+
+static int writer_main(void *arg)
+{
+	const struct rd_daemon *d = arg;
+	int fd = rd_open(d, "rv.1", O_WRONLY | O_CREAT, 0666);
+
+	if (fd < 0)
+		return 10;
+	ssize_t n = write(fd, "0123456789", 10);
+	close(fd);
+	return n == 10 ? 0 : 11;
+}
+
+static bool child_running(pid_t pid, unsigned ms)
+{
+	int status;
+
+	if (rd_wait_child(pid, (int)ms, &status)) {
+		cr_log_error("child %d ended with status 0x%x", (int)pid, status);
+		return false;
+	}
+	return true;
+}
+
+Test(broker, a_brokered_write_completes_when_a_reader_takes_it)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct rd_daemon *shared = rd_shared(sizeof(*shared));
+	struct broker b;
+	char buf[64];
+
+	broker_start(d, &b, rendezvous_policy, NULL);
+	*shared = *d;
+	pid_t writer = rd_spawn(writer_main, shared, -1);
+	cr_assert(child_running(writer, 300), "the write finished with no reader");
+
+	int fd = rd_open(d, "rv.1", O_RDONLY, 0);
+	cr_assert_geq(fd, 0, "open rv.1: %s", strerror(errno));
+	struct ringdev_pipe_info info = info_of(fd);
+	cr_assert_eq(info.queued_bytes, 0, "a brokered pipe keeps nothing in its ring");
+
+	rd_read_ok(fd, buf, 4, 4);
+	cr_assert_eq(memcmp(buf, "0123", 4), 0);
+	cr_assert(child_running(writer, 200), "the write finished with 6 bytes not taken");
+	rd_read_ok(fd, buf, sizeof(buf), 6);
+	cr_assert_eq(memcmp(buf, "456789", 6), 0);
+	cr_assert_eq(rd_join(writer), 0, "the writer's write did not return 10");
+
+	/* The writer closed: the next read is end-of-file. */
+	ssize_t n = read(fd, buf, sizeof(buf));
+	cr_assert_eq(n, 0, "read after the writer closed: %zd (%s)", n, n < 0 ? strerror(errno) : "");
+	rd_close(d, fd);
+
+	/* O_NONBLOCK: nothing waits. */
+	fd = rd_open(d, "rv.nb", O_RDWR | O_CREAT | O_NONBLOCK, 0666);
+	cr_assert_geq(fd, 0, "open rv.nb: %s", strerror(errno));
+	cr_assert_eq(read(fd, buf, sizeof(buf)), -1);
+	cr_assert_eq(errno, EAGAIN, "non-blocking read: %s", strerror(errno));
+	cr_assert_eq(write(fd, "x", 1), -1);
+	cr_assert_eq(errno, EAGAIN, "non-blocking write: %s", strerror(errno));
+	rd_close(d, fd);
+	broker_end(d, &b);
+}
+
+static int reader_main(void *arg)
+{
+	const struct rd_daemon *d = arg;
+	char buf[32];
+	int fd = rd_open(d, "rv.2", O_RDONLY | O_CREAT, 0666);
+
+	if (fd < 0)
+		return 10;
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n == 5 && memcmp(buf, "early", 5) == 0 ? 0 : 11;
+}
+
+Test(broker, a_brokered_read_waits_for_a_writer)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct rd_daemon *shared = rd_shared(sizeof(*shared));
+	struct broker b;
+
+	broker_start(d, &b, rendezvous_policy, NULL);
+	*shared = *d;
+	pid_t reader = rd_spawn(reader_main, shared, -1);
+	cr_assert(child_running(reader, 300), "the read finished with no writer");
+	int fd = rd_open(d, "rv.2", O_WRONLY, 0);
+	cr_assert_geq(fd, 0, "open rv.2: %s", strerror(errno));
+	rd_write_ok(fd, "early", 5);
+	cr_assert_eq(rd_join(reader), 0, "the reader did not get the 5 bytes");
+	rd_close(d, fd);
+	broker_end(d, &b);
+}
+
+#define BIG_SIZE (1u << 20)
+#define BIG_SEED 77
+
+static int big_writer(void *arg)
+{
+	const struct rd_daemon *d = arg;
+	static uint8_t buf[100000];
+	int fd = rd_open(d, "rv.big", O_WRONLY | O_CREAT, 0666);
+
+	if (fd < 0)
+		return 10;
+	for (size_t done = 0; done < BIG_SIZE;) {
+		size_t n = BIG_SIZE - done < sizeof(buf) ? BIG_SIZE - done : sizeof(buf);
+		rd_pattern(buf, n, BIG_SEED, done);
+		if (rd_write_all(fd, buf, n) != (ssize_t)n)
+			return 11;
+		done += n;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Writes beyond the inline space come by FETCH, reads by STAGE: a megabyte
+ * in 100000-byte writes arrives whole and in order, then end-of-file. */
+Test(broker, a_megabyte_through_a_brokered_pipe)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct rd_daemon *shared = rd_shared(sizeof(*shared));
+	const char *const extra[] = { "--threads", "2", NULL };
+	static uint8_t got[256 * 1024], want[256 * 1024];
+	struct broker b;
+	size_t total = 0;
+
+	broker_start(d, &b, rendezvous_policy, extra);
+	*shared = *d;
+	pid_t writer = rd_spawn(big_writer, shared, -1);
+	int fd = rd_open(d, "rv.big", O_RDONLY | O_CREAT, 0666);
+	cr_assert_geq(fd, 0, "open rv.big: %s", strerror(errno));
+	for (;;) {
+		ssize_t n = read(fd, got, sizeof(got));
+		cr_assert_geq(n, 0, "read at %zu: %s", total, strerror(errno));
+		if (n == 0)
+			break;
+		cr_assert_leq(total + (size_t)n, BIG_SIZE);
+		rd_pattern(want, (size_t)n, BIG_SEED, total);
+		cr_assert_eq(memcmp(got, want, (size_t)n), 0, "bytes %zu..%zu differ", total, total + (size_t)n);
+		total += (size_t)n;
+	}
+	cr_assert_eq(total, BIG_SIZE);
+	cr_assert_eq(rd_join(writer), 0, "the writer failed");
+	rd_close(d, fd);
+	broker_end(d, &b);
+}
+
+static uint64_t relayed(const struct rd_daemon *d)
+{
+	return rd_stats(d).relayed;
+}
+
+Test(broker, an_interrupted_brokered_read_is_cancelled)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct broker b;
+
+	broker_start(d, &b, rendezvous_policy, NULL);
+	int fd = rd_open(d, "rv.c", O_RDWR | O_CREAT, 0666);
+	cr_assert_geq(fd, 0, "open rv.c: %s", strerror(errno));
+	uint64_t before = relayed(d);
+	struct rd_io *io = rd_io_new(fd, RD_IO_READ, 16);
+	io->catch_sigusr1 = true;
+	rd_io_start(io);
+	uint64_t deadline = now_ms() + RD_PARK_TIMEOUT_MS;
+	while (relayed(d) == before) {
+		cr_assert_lt(now_ms(), deadline, "the read never reached the broker");
+		pause_ms(2);
+	}
+	pause_ms(50); /* let the handler store it (an earlier cancel is dropped unseen) */
+	kill(io->pid, SIGUSR1);
+	rd_io_join(io);
+	cr_assert_eq(io->ret, -1);
+	cr_assert_eq(io->err, EINTR, "the interrupted read: %s", strerror(io->err));
+	log_wait(&b, "): dropped");
+
+	/* The cancelled read takes nothing: a non-blocking write finds no reader. */
+	int w = rd_open(d, "rv.c", O_WRONLY | O_NONBLOCK, 0);
+	cr_assert_geq(w, 0);
+	cr_assert_eq(write(w, "abc", 3), -1);
+	cr_assert_eq(errno, EAGAIN, "write after the cancel: %s", strerror(errno));
+	rd_close(d, w);
+	rd_close(d, fd);
+	broker_end(d, &b);
+}
+
+/* ---- ioctls ---- */
+
+/* Mean microseconds per call of `count` ioctls. */
+static double ioctl_us(int fd, unsigned long cmd, void *arg, unsigned count)
+{
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned i = 0; i < count; i++)
+		cr_assert_geq(ioctl(fd, cmd, arg), 0, "ioctl: %s", strerror(errno));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / count;
+}
+
+Test(broker, the_example_ioctls_round_trip)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct ringdev_broker_echo *echo = calloc(1, sizeof(*echo));
+	struct ringdev_broker_log msg;
+	struct broker b;
+
+	int fd = rd_open(d, "x", O_RDWR | O_CREAT, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_ECHO, echo), -1);
+	cr_assert_eq(errno, ENOTTY, "without a broker: %s", strerror(errno));
+	broker_start(d, &b, "allow all *\n", NULL);
+
+	memset(&msg, 0, sizeof(msg));
+	snprintf(msg.text, sizeof(msg.text), "hello from the test\n");
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_LOG, &msg), 0, "LOG: %s", strerror(errno));
+	log_wait(&b, "\"hello from the test\\x0a\"");
+	memset(msg.text, 'a', sizeof(msg.text));
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_LOG, &msg), -1);
+	cr_assert_eq(errno, EINVAL, "LOG without a NUL: %s", strerror(errno));
+
+	echo->len = 5;
+	memcpy(echo->data, "hello", 5);
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_ECHO, echo), 5, "ECHO: %s", strerror(errno));
+	cr_assert_eq(echo->len, 5);
+	cr_assert_eq(memcmp(echo->data, "HELLO", 5), 0);
+
+	/* The whole buffer: in by FETCH, out by STAGE. */
+	echo->len = RINGDEV_BROKER_ECHO_MAX;
+	for (uint32_t i = 0; i < echo->len; i++)
+		echo->data[i] = (uint8_t)('a' + i % 26);
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_ECHO, echo), (int)RINGDEV_BROKER_ECHO_MAX, "ECHO: %s",
+		     strerror(errno));
+	for (uint32_t i = 0; i < echo->len; i++)
+		cr_assert_eq(echo->data[i], 'A' + i % 26, "byte %u", i);
+
+	echo->len = RINGDEV_BROKER_ECHO_MAX + 1;
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_ECHO, echo), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(ioctl(fd, _IOWR(RINGDEV_IOC_MAGIC, 0x90, uint64_t), &msg), -1);
+	cr_assert_eq(errno, ENOTTY, "unknown ioctl: %s", strerror(errno));
+	cr_assert_eq(ioctl(fd, _IO(RINGDEV_IOC_MAGIC, 0xff)), -1);
+	cr_assert_eq(errno, ENOTTY);
+
+	/* Side by side: a brokered round trip and a direct ioctl. */
+	struct ringdev_version version;
+	echo->len = 16;
+	double brokered = ioctl_us(fd, RINGDEV_BROKER_IOC_ECHO, echo, 1000);
+	double direct = ioctl_us(fd, RINGDEV_IOC_VERSION, &version, 1000);
+	fprintf(stderr, "broker: mean of 1000 ioctls: ECHO through the broker %.1f us, "
+		"VERSION answered by ringdevd %.1f us\n", brokered, direct);
+
+	rd_close(d, fd);
+	free(echo);
+	broker_end(d, &b);
+}
+
+/* ---- reload ---- */
+
+Test(broker, sighup_reloads_and_a_bad_file_keeps_the_old_policy)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct broker b;
+	char line[RD_PATH_SIZE + 128];
+
+	broker_start(d, &b, "deny all p.* errno=EPERM\nallow all *\n", NULL);
+	cr_assert_eq(rd_open(d, "p.1", O_WRONLY | O_CREAT, 0600), -1);
+	cr_assert_eq(errno, EPERM);
+
+	file_write(b.policy, "allow all *\n");
+	kill(b.pid, SIGHUP);
+	log_wait(&b, "policy reloaded from");
+	int fd = rd_open(d, "p.1", O_WRONLY | O_CREAT, 0600);
+	cr_assert_geq(fd, 0, "after the reload: %s", strerror(errno));
+	rd_close(d, fd);
+
+	file_write(b.policy, "allow all *\nbogus line\n");
+	kill(b.pid, SIGHUP);
+	snprintf(line, sizeof(line), "policy reload failed, keeping the old policy: %s:2: unknown directive 'bogus'",
+		 b.policy);
+	log_wait(&b, line);
+	fd = rd_open(d, "p.2", O_WRONLY | O_CREAT, 0600);
+	cr_assert_geq(fd, 0, "the old policy still allows: %s", strerror(errno));
+	rd_close(d, fd);
+	broker_end(d, &b);
+}
+
+/* ---- errors ---- */
+
+/* One stderr line "ringdev-broker: ..." containing `want`, exit `code`. */
+static void check_run(const char *dir, const char *const *argv, int code, const char *want)
+{
+	char out[4096];
+	int got = run(argv, dir, out, sizeof(out));
+	char *nl = strchr(out, '\n');
+
+	cr_assert_eq(got, code, "%s %s: exit %d, expected %d: %s", argv[1], argv[2] ? argv[2] : "", got, code, out);
+	cr_assert(nl && nl[1] == '\0', "not one line: \"%s\"", out);
+	cr_assert(strncmp(out, "ringdev-broker: ", 16) == 0, "\"%s\"", out);
+	cr_assert(strstr(out, want), "\"%s\" does not say \"%s\"", out, want);
+}
+
+Test(broker, policy_and_usage_errors)
+{
+	char dir[] = "/tmp/rdb-errors.XXXXXX";
+	char file[sizeof(dir) + 32], want[sizeof(dir) + 128];
+	static const struct {
+		const char *text;
+		const char *reason;
+	} bad[] = {
+		{ "allow all *\n\nalow all x\n", ":3: unknown directive 'alow'" },
+		{ "deny all x errno=EWHAT\n", ":1: errno: 'EWHAT' is not an errno name" },
+		{ "# ok\nmap \"\" user.%x\n", ":2: map: '%x' in 'user.%x' is not %u, %g or %n" },
+		{ "pipe x kind=datagram\n", ":1: kind: 'datagram' is not stream or message" },
+	};
+	const char *bin = binary("RINGDEV_BROKER");
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/p.policy", dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		file_write(file, bad[i].text);
+		snprintf(want, sizeof(want), "ringdev-broker: %s%s", file, bad[i].reason);
+		const char *start[] = { bin, "-f", "-d", "/nonexistent", "--policy", file, NULL };
+		check_run(dir, start, 1, want);
+		const char *check[] = { bin, "--check", "--policy", file, NULL };
+		check_run(dir, check, 1, want);
+	}
+
+	file_write(file, "allow all *\n");
+	const char *ok[] = { bin, "--check", "--policy", file, NULL };
+	char out[4096];
+	cr_assert_eq(run(ok, dir, out, sizeof(out)), 0, "%s", out);
+	const char *missing[] = { bin, "--check", "--policy", "/nonexistent.policy", NULL };
+	check_run(dir, missing, 1, "/nonexistent.policy: No such file or directory");
+	const char *no_ctl[] = { bin, "-f", "-d", "/nonexistent", "--policy", file, NULL };
+	check_run(dir, no_ctl, 1, "/nonexistent: No such file or directory; is ringdevd running?");
+	/* A directory that is no mount: DIR/.ctl is missing. */
+	const char *not_ringdev[] = { bin, "-f", "-d", dir, "--policy", file, NULL };
+	check_run(dir, not_ringdev, 1, "/.ctl: No such file or directory; is ringdevd running?");
+
+	const char *threads0[] = { bin, "--threads", "0", NULL };
+	check_run(dir, threads0, 2, "--threads: '0' is not a number from 1 to 64");
+	const char *unknown[] = { bin, "--colour", NULL };
+	check_run(dir, unknown, 2, "unknown option '--colour'");
+	const char *extra[] = { bin, "extra", NULL };
+	check_run(dir, extra, 2, "unexpected argument 'extra'");
+	const char *help[] = { bin, "--help", NULL };
+	cr_assert_eq(run(help, dir, out, sizeof(out)), 0);
+	cr_assert(strncmp(out, "Usage: ringdev-broker", 21) == 0);
+
+	unlink(file);
+	snprintf(file, sizeof(file), "%s/run.out", dir);
+	unlink(file);
+	rmdir(dir);
+}
+
+Test(broker, a_second_broker_is_refused)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct broker b;
+	char ctl[RD_PATH_SIZE + 32];
+
+	broker_start(d, &b, "allow all *\n", NULL);
+	ctl_path(d, ctl, sizeof(ctl));
+	const char *argv[] = { binary("RINGDEV_BROKER"), "-f", "-d", ctl, "--policy", b.policy, NULL };
+	check_run(d->dir, argv, 1, "Device or resource busy; another broker holds the control node");
+	/* -d also takes the mount (or node) itself. */
+	const char *from_mount[] = { binary("RINGDEV_BROKER"), "-f", "-d", d->cuse ? d->device : d->mount,
+				     "--policy", b.policy, NULL };
+	check_run(d->dir, from_mount, 1, "another broker holds the control node");
+	broker_end(d, &b);
+}
+
+/* ---- threads ---- */
+
+static int echo_loop(void *arg)
+{
+	const struct rd_daemon *d = arg;
+	struct ringdev_broker_echo *echo = calloc(1, sizeof(*echo));
+	char name[32];
+	int fd;
+
+	snprintf(name, sizeof(name), "t.%d", (int)getpid());
+	fd = rd_open(d, name, O_RDWR | O_CREAT, 0600);
+	if (fd < 0 || !echo)
+		return 10;
+	for (unsigned i = 0; i < 100; i++) {
+		echo->len = 3;
+		memcpy(echo->data, "abc", 3);
+		if (ioctl(fd, RINGDEV_BROKER_IOC_ECHO, echo) != 3 || memcmp(echo->data, "ABC", 3) != 0)
+			return 11;
+	}
+	close(fd);
+	free(echo);
+	return 0;
+}
+
+Test(broker, four_threads_serve_eight_clients)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct rd_daemon *shared = rd_shared(sizeof(*shared));
+	const char *const extra[] = { "--threads", "4", NULL };
+	pid_t clients[8];
+	struct broker b;
+
+	broker_start(d, &b, "allow all *\n", extra);
+	log_wait(&b, "4 threads");
+	*shared = *d;
+	for (int i = 0; i < 8; i++)
+		clients[i] = rd_spawn(echo_loop, shared, -1);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(rd_join(clients[i]), 0, "client %d failed", i);
+	broker_end(d, &b);
+}
+
+/* ---- the example of ringdev-broker(3) ---- */
+
+static int echo_writer(void *arg)
+{
+	const struct rd_daemon *d = arg;
+	int fd = rd_open(d, "echo", O_WRONLY | O_CREAT, 0666);
+
+	if (fd < 0)
+		return 10;
+	return write(fd, "ping", 4) == 4 ? 0 : 11;
+}
+
+Test(broker, the_man_page_example_works)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct rd_daemon *shared = rd_shared(sizeof(*shared));
+	struct broker b = { 0 };
+	uint64_t in_out[2] = { 0x1122334455667788ull, 42 };
+	char buf[8];
+
+	snprintf(b.log, sizeof(b.log), "%s/echo-broker.log", d->dir);
+	const char *argv[] = { binary("RINGDEV_ECHO_BROKER"), d->cuse ? d->device : d->mount, NULL };
+	b.pid = spawn(argv, b.log);
+	broker_remember(b.pid);
+	uint64_t deadline = now_ms() + BROKER_READY_MS;
+	while (!broker_connected(d)) {
+		cr_assert_lt(now_ms(), deadline, "echo-broker did not connect: %s", file_text(b.log));
+		pause_ms(2);
+	}
+
+	int fd = rd_open(d, "plain", O_RDWR | O_CREAT, 0600);
+	cr_assert_geq(fd, 0, "open: %s", strerror(errno));
+	cr_assert_eq(ioctl(fd, _IOWR(RINGDEV_IOC_MAGIC, 0x85, in_out), in_out), 0, "%s", strerror(errno));
+	cr_assert_eq(in_out[0], 0x1122334455667788ull);
+	cr_assert_eq(in_out[1], 42);
+	rd_close(d, fd);
+
+	*shared = *d;
+	pid_t writer = rd_spawn(echo_writer, shared, -1);
+	cr_assert(child_running(writer, 200));
+	fd = rd_open(d, "echo", O_RDONLY, 0);
+	cr_assert_geq(fd, 0);
+	rd_read_ok(fd, buf, sizeof(buf), 4);
+	cr_assert_eq(memcmp(buf, "ping", 4), 0);
+	cr_assert_eq(rd_join(writer), 0);
+	rd_close(d, fd);
+	broker_end(d, &b);
+}

@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_policy.c - ringdev-broker's policy files (broker/policy.c): valid
+ * files parse (the shipped example included), every kind of error is
+ * reported with its file and line, rules match by operation, name pattern,
+ * uid and gid with the first match deciding, the map template expands, and
+ * `pipe` lines give settings and the brokered flag.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "policy.h"
+
+#ifndef BROKER_EXAMPLE_POLICY
+#error "meson passes the path of broker/examples/broker.policy"
+#endif
+
+static struct policy *parse_ok(const char *text)
+{
+	struct policy *p = NULL;
+	char error[512];
+	int r = policy_parse(text, strlen(text), "t.policy", &p, error, sizeof(error));
+
+	cr_assert_eq(r, 0, "policy did not parse: %s", error);
+	return p;
+}
+
+/* The text must fail with exactly this message. */
+static void parse_fails(const char *text, const char *message)
+{
+	struct policy *p = NULL;
+	char error[512];
+	int r = policy_parse(text, strlen(text), "t.policy", &p, error, sizeof(error));
+
+	cr_assert_eq(r, -EINVAL, "'%s' parsed", text);
+	cr_assert_null(p);
+	cr_assert_str_eq(error, message);
+}
+
+static struct policy_decision decide(const struct policy *p, enum policy_op op, const char *name, uint32_t uid,
+				     uint32_t gid)
+{
+	struct policy_query q = { .op = op, .name = name, .uid = uid, .gid = gid };
+	struct policy_decision d;
+
+	policy_decide(p, &q, &d);
+	return d;
+}
+
+Test(policy, the_shipped_example_parses)
+{
+	struct policy *p = NULL;
+	char error[512];
+
+	cr_assert_eq(policy_load(BROKER_EXAMPLE_POLICY, &p, error, sizeof(error)), 0, "%s", error);
+	cr_assert_eq(p->nrules, 7);
+	cr_assert_eq(p->npipes, 3);
+	cr_assert_not(p->default_allow);
+	policy_free(p);
+}
+
+Test(policy, empty_file_denies_everything_with_eacces)
+{
+	struct policy *p = parse_ok("# nothing\n\n   \t\n");
+	struct policy_decision d = decide(p, POLICY_OP_OPEN, "x", 1000, 1000);
+
+	cr_assert_eq(p->nrules, 0);
+	cr_assert_not(d.allow);
+	cr_assert_eq(d.err, EACCES);
+	cr_assert_eq(d.line, 0);
+	policy_free(p);
+}
+
+Test(policy, all_directives_and_options)
+{
+	struct policy *p = parse_ok("allow open,attach a* uid=0,1000-1999 gid=0 # comment\n"
+				    "deny all secret user=root group=root errno=EPERM\n"
+				    "deny attach b?[xy] errno=13\n"
+				    "map \"\" user.%u\n"
+				    "map inbox in.%g.%n uid=5\n"
+				    "pipe user.* kind=message capacity=1M policy=overwrite mode=0640 owner=root:root\n"
+				    "pipe rv.* brokered\n"
+				    "pipe x owner=caller brokered\n"
+				    "default allow\n"
+				    "case-sensitive\n");
+
+	cr_assert_eq(p->nrules, 5);
+	cr_assert_eq(p->npipes, 3);
+	cr_assert_eq(p->rules[0].ops, POLICY_OP_OPEN | POLICY_OP_ATTACH);
+	cr_assert_eq(p->rules[0].uids.n, 2);
+	cr_assert_eq(p->rules[0].uids.range[1].first, 1000);
+	cr_assert_eq(p->rules[0].uids.range[1].last, 1999);
+	cr_assert_eq(p->rules[1].err, EPERM);
+	cr_assert_eq(p->rules[1].line, 2);
+	cr_assert_eq(p->rules[2].err, 13);
+	cr_assert_str_eq(p->rules[3].pattern, "");
+	cr_assert_eq(p->rules[3].ops, POLICY_OP_OPEN);
+	cr_assert_eq(p->pipes[0].kind, RINGDEV_KIND_MESSAGE);
+	cr_assert_eq(p->pipes[0].capacity, 1 << 20);
+	cr_assert_eq(p->pipes[0].policy, RINGDEV_POLICY_OVERWRITE);
+	cr_assert_eq(p->pipes[0].mode, 0640);
+	cr_assert(p->pipes[0].owner_given);
+	cr_assert_not(p->pipes[1].has_settings);
+	cr_assert(p->pipes[1].brokered);
+	cr_assert(p->default_allow);
+	cr_assert(p->case_sensitive);
+	policy_free(p);
+}
+
+Test(policy, a_file_without_a_final_newline)
+{
+	struct policy *p = parse_ok("allow all x\ndeny all y");
+
+	cr_assert_eq(p->nrules, 2);
+	policy_free(p);
+}
+
+/* Every error names the file and the line, then the reason. */
+Test(policy, errors_name_file_and_line)
+{
+	static const struct {
+		const char *text;
+		const char *message;
+	} cases[] = {
+		{ "allow all x\nalow all y\n", "t.policy:2: unknown directive 'alow' (allow, deny, map, pipe, default, case-sensitive)" },
+		{ "\n\nallow\n", "t.policy:3: allow needs OPERATIONS and a PATTERN" },
+		{ "allow open\n", "t.policy:1: allow needs OPERATIONS and a PATTERN" },
+		{ "allow read x\n", "t.policy:1: unknown operation 'read' (open, attach or all)" },
+		{ "allow , x\n", "t.policy:1: no operation given (open, attach or all)" },
+		{ "allow all a/b\n", "t.policy:1: pattern 'a/b' has a character no pipe name has" },
+		{ "allow all x uid=abc\n", "t.policy:1: uid: 'abc' is not a number or a range N-M" },
+		{ "allow all x uid=5-3\n", "t.policy:1: uid: range 5-3 is empty" },
+		{ "allow all x uid=-1\n", "t.policy:1: uid: '-1' is not a number or a range N-M" },
+		{ "allow all x gid=4294967295\n", "t.policy:1: gid: '4294967295' is not a number or a range N-M" },
+		{ "allow all x uid=1 uid=2\n", "t.policy:1: 'uid' given twice" },
+		{ "allow all x uid=\n", "t.policy:1: 'uid' needs a value (uid=...)" },
+		{ "allow all x user=no-such-user-here\n", "t.policy:1: user: unknown user 'no-such-user-here'" },
+		{ "allow all x group=no-such-group-here\n", "t.policy:1: group: unknown group 'no-such-group-here'" },
+		{ "allow all x errno=EPERM\n", "t.policy:1: 'errno' is not an option of 'allow'" },
+		{ "allow all x colour=red\n", "t.policy:1: unknown option 'colour'" },
+		{ "allow all x y\n", "t.policy:1: unexpected word 'y'" },
+		{ "deny all x errno=EWHAT\n", "t.policy:1: errno: 'EWHAT' is not an errno name (EACCES, EPERM, ...) or 1-4095" },
+		{ "deny all x errno=4096\n", "t.policy:1: errno: '4096' is not an errno name (EACCES, EPERM, ...) or 1-4095" },
+		{ "deny all x errno=0\n", "t.policy:1: errno: '0' is not an errno name (EACCES, EPERM, ...) or 1-4095" },
+		{ "map x\n", "t.policy:1: map needs a PATTERN and a TEMPLATE" },
+		{ "map x user.%x\n", "t.policy:1: map: '%x' in 'user.%x' is not %u, %g or %n" },
+		{ "map x user.%\n", "t.policy:1: map: '% ' in 'user.%' is not %u, %g or %n" },
+		{ "map x .%u\n", "t.policy:1: map: '.%u' does not expand to a valid pipe name" },
+		{ "map x a/%u\n", "t.policy:1: map: 'a/%u' does not expand to a valid pipe name" },
+		{ "map x %u%u%u%u%u%u%u\n", "t.policy:1: map: '%u%u%u%u%u%u%u' can expand to more than 63 bytes" },
+		{ "map x y errno=EPERM\n", "t.policy:1: 'errno' is not an option of 'map'" },
+		{ "pipe\n", "t.policy:1: pipe needs a PATTERN" },
+		{ "pipe x\n", "t.policy:1: pipe line sets nothing (kind, capacity, policy, mode, owner, brokered)" },
+		{ "pipe x kind=datagram\n", "t.policy:1: kind: 'datagram' is not stream or message" },
+		{ "pipe x policy=drop\n", "t.policy:1: policy: 'drop' is not block, overwrite or fail" },
+		{ "pipe x capacity=10\n", "t.policy:1: capacity: '10' is not a size from 64 to 1G" },
+		{ "pipe x capacity=2G\n", "t.policy:1: capacity: '2G' is not a size from 64 to 1G" },
+		{ "pipe x mode=0999\n", "t.policy:1: mode: '0999' is not octal permission bits from 1 to 0777" },
+		{ "pipe x mode=01777\n", "t.policy:1: mode: '01777' is not octal permission bits from 1 to 0777" },
+		{ "pipe x mode=0\n", "t.policy:1: mode: '0' is not octal permission bits from 1 to 0777" },
+		{ "pipe x owner=1000\n", "t.policy:1: owner: a numeric user needs a group (owner=1000:GROUP)" },
+		{ "pipe x owner=no-such-user-here\n", "t.policy:1: owner: unknown user 'no-such-user-here'" },
+		{ "pipe x owner=0:no-such-group-here\n", "t.policy:1: owner: unknown group 'no-such-group-here'" },
+		{ "pipe x brokered=yes\n", "t.policy:1: 'brokered' takes no value" },
+		{ "pipe x uid=0 brokered\n", "t.policy:1: 'uid' is not an option of 'pipe'" },
+		{ "default\n", "t.policy:1: default needs allow or deny" },
+		{ "default maybe\n", "t.policy:1: default needs allow or deny" },
+		{ "default allow errno=EPERM\n", "t.policy:1: 'errno' is not an option of 'default allow'" },
+		{ "default deny\n# two\ndefault allow\n", "t.policy:3: default given twice (first on line 1)" },
+		{ "case-sensitive yes\n", "t.policy:1: case-sensitive takes no arguments" },
+		{ "allow all a b c d e f g h i j k l m n o p q\n", "t.policy:1: more than 16 words on one line" },
+		{ "allow all x uid=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n", "t.policy:1: more than 16 ids or ranges" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_fails(cases[i].text, cases[i].message);
+}
+
+Test(policy, a_nul_byte_and_a_long_line_are_errors)
+{
+	static char text[5000];
+	struct policy *p = NULL;
+	char error[512];
+
+	cr_assert_eq(policy_parse("allow all x\nal\0low\n", 19, "t.policy", &p, error, sizeof(error)), -EINVAL);
+	cr_assert_str_eq(error, "t.policy:2: NUL byte in the line");
+	memset(text, ' ', sizeof(text));
+	memcpy(text, "allow all x\n", 12);
+	cr_assert_eq(policy_parse(text, sizeof(text), "t.policy", &p, error, sizeof(error)), -EINVAL);
+	cr_assert_str_eq(error, "t.policy:2: line longer than 4096 bytes");
+}
+
+Test(policy, load_reports_a_missing_file)
+{
+	struct policy *p = NULL;
+	char error[512];
+
+	cr_assert_eq(policy_load("/nonexistent/broker.policy", &p, error, sizeof(error)), -ENOENT);
+	cr_assert_str_eq(error, "/nonexistent/broker.policy: No such file or directory");
+	cr_assert_eq(policy_load("/", &p, error, sizeof(error)), -EISDIR);
+}
+
+Test(policy, first_matching_rule_decides)
+{
+	struct policy *p = parse_ok("deny all secret.* errno=EPERM\n"
+				    "allow open * uid=1000\n"
+				    "deny open *\n"
+				    "allow attach *\n");
+	struct policy_decision d;
+
+	d = decide(p, POLICY_OP_OPEN, "secret.x", 1000, 1000);
+	cr_assert_not(d.allow);
+	cr_assert_eq(d.err, EPERM);
+	cr_assert_eq(d.line, 1);
+	d = decide(p, POLICY_OP_OPEN, "other", 1000, 1000);
+	cr_assert(d.allow);
+	cr_assert_eq(d.line, 2);
+	d = decide(p, POLICY_OP_OPEN, "other", 1001, 1000);
+	cr_assert_not(d.allow);
+	cr_assert_eq(d.err, EACCES); /* deny without errno= */
+	cr_assert_eq(d.line, 3);
+	d = decide(p, POLICY_OP_ATTACH, "other", 1001, 1000);
+	cr_assert(d.allow);
+	cr_assert_eq(d.line, 4);
+	policy_free(p);
+}
+
+Test(policy, uid_and_gid_ranges)
+{
+	struct policy *p = parse_ok("allow all * uid=10-20,30 gid=7\n"
+				    "default deny errno=ENOENT\n");
+
+	cr_assert(decide(p, POLICY_OP_OPEN, "x", 10, 7).allow);
+	cr_assert(decide(p, POLICY_OP_OPEN, "x", 20, 7).allow);
+	cr_assert(decide(p, POLICY_OP_OPEN, "x", 30, 7).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "x", 21, 7).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "x", 10, 8).allow);
+	struct policy_decision d = decide(p, POLICY_OP_OPEN, "x", 9, 7);
+	cr_assert_eq(d.err, ENOENT);
+	cr_assert_eq(d.line, 2);
+	policy_free(p);
+}
+
+Test(policy, user_and_group_names_resolve)
+{
+	struct policy *p = parse_ok("allow all * user=root group=root\n");
+
+	cr_assert(decide(p, POLICY_OP_OPEN, "x", 0, 0).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "x", 0, 1).allow);
+	policy_free(p);
+}
+
+Test(policy, patterns_and_case)
+{
+	struct policy *p = parse_ok("allow all log.[0-9]*\nallow all \"\"\n");
+
+	cr_assert(decide(p, POLICY_OP_OPEN, "log.1", 1, 1).allow);
+	cr_assert(decide(p, POLICY_OP_OPEN, "LOG.1", 1, 1).allow, "names are case-insensitive by default");
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "log.x", 1, 1).allow);
+	cr_assert(decide(p, POLICY_OP_OPEN, "", 1, 1).allow, "\"\" is the empty name");
+	cr_assert_eq(decide(p, POLICY_OP_OPEN, "", 1, 1).line, 2);
+	policy_free(p);
+
+	p = parse_ok("case-sensitive\nallow all log.*\n");
+	cr_assert(decide(p, POLICY_OP_OPEN, "log.1", 1, 1).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "LOG.1", 1, 1).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "", 1, 1).allow, "log.* does not match the empty name");
+	policy_free(p);
+
+	p = parse_ok("allow all *\n");
+	cr_assert(decide(p, POLICY_OP_OPEN, "", 1, 1).allow, "* matches the empty name too");
+	policy_free(p);
+}
+
+Test(policy, map_expands_the_template)
+{
+	struct policy *p = parse_ok("map \"\" user.%u\n"
+				    "map in.* box.%g.%n\n");
+	struct policy_decision d;
+
+	d = decide(p, POLICY_OP_OPEN, "", 1000, 100);
+	cr_assert(d.allow);
+	cr_assert_str_eq(d.pipe, "user.1000");
+	cr_assert_eq(d.line, 1);
+	d = decide(p, POLICY_OP_OPEN, "in.x", 1000, 100);
+	cr_assert_str_eq(d.pipe, "box.100.in.x");
+	cr_assert_eq(d.line, 2);
+	policy_free(p);
+}
+
+Test(policy, map_only_applies_to_opens)
+{
+	struct policy *p = parse_ok("map * user.%u\n");
+	struct policy_decision d = decide(p, POLICY_OP_ATTACH, "x", 1000, 100);
+
+	cr_assert_not(d.allow);
+	cr_assert_eq(d.line, 0);
+	policy_free(p);
+}
+
+Test(policy, map_to_an_invalid_name_denies)
+{
+	struct policy *p = parse_ok("map * %n\n");
+	struct policy_decision d = decide(p, POLICY_OP_OPEN, "", 5, 5);
+
+	cr_assert_not(d.allow, "%%n of the empty name is no pipe name");
+	cr_assert_eq(d.err, EINVAL);
+	policy_free(p);
+}
+
+Test(policy, expand)
+{
+	struct policy_query q = { .name = "abc", .uid = 42, .gid = 7 };
+	char out[RINGDEV_NAME_SIZE];
+	char name63[64];
+
+	cr_assert_eq(policy_expand("u%u.g%g.%n", &q, out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "u42.g7.abc");
+	cr_assert_eq(policy_expand("plain", &q, out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "plain");
+	cr_assert_eq(policy_expand("%q", &q, out, sizeof(out)), -EINVAL);
+	cr_assert_eq(policy_expand("a%", &q, out, sizeof(out)), -EINVAL);
+	memset(name63, 'n', 63);
+	name63[63] = '\0';
+	q.name = name63;
+	cr_assert_eq(policy_expand("%n", &q, out, sizeof(out)), 0);
+	cr_assert_eq(policy_expand("x%n", &q, out, sizeof(out)), -ENAMETOOLONG);
+}
+
+Test(policy, pipe_lines_give_settings_and_brokered)
+{
+	struct policy *p = parse_ok("allow all *\n"
+				    "map inbox user.%u\n" /* never reached: allow all * comes first */
+				    "pipe user.* kind=message capacity=4K mode=0640\n"
+				    "pipe rv.* brokered\n"
+				    "pipe own.* owner=root:root policy=fail\n");
+	struct policy_query q = {
+		.op = POLICY_OP_ATTACH, .name = "user.5", .uid = 5, .gid = 6,
+		.kind = RINGDEV_KIND_STREAM, .policy = RINGDEV_POLICY_OVERWRITE, .mode = 0644, .capacity = 8192,
+	};
+	struct policy_decision d;
+
+	policy_decide(p, &q, &d);
+	cr_assert(d.allow);
+	cr_assert(d.has_settings);
+	cr_assert_eq(d.pipe_line, 3);
+	cr_assert_eq(d.settings.kind, RINGDEV_KIND_MESSAGE);         /* the line's */
+	cr_assert_eq(d.settings.policy, RINGDEV_POLICY_OVERWRITE);   /* the app's */
+	cr_assert_eq(d.settings.capacity, 4096);
+	cr_assert_eq(d.settings.mode, 0640);
+	cr_assert_eq(d.settings.uid, 5);                             /* the caller */
+	cr_assert_eq(d.settings.gid, 6);
+	cr_assert_not(d.brokered);
+
+	q.name = "rv.1";
+	policy_decide(p, &q, &d);
+	cr_assert(d.brokered);
+	cr_assert_not(d.has_settings);
+
+	q.name = "own.1";
+	policy_decide(p, &q, &d);
+	cr_assert_eq(d.settings.uid, 0);
+	cr_assert_eq(d.settings.gid, 0);
+	cr_assert_eq(d.settings.policy, RINGDEV_POLICY_FAIL);
+
+	q.name = "other";
+	policy_decide(p, &q, &d);
+	cr_assert_not(d.has_settings);
+	cr_assert_eq(d.pipe_line, 0);
+	policy_free(p);
+}
+
+Test(policy, pipe_lines_apply_to_the_mapped_name)
+{
+	struct policy *p = parse_ok("map \"\" rv.%u\npipe rv.* brokered\n");
+	struct policy_decision d = decide(p, POLICY_OP_OPEN, "", 7, 7);
+
+	cr_assert_str_eq(d.pipe, "rv.7");
+	cr_assert(d.brokered);
+	policy_free(p);
+}
+
+Test(policy, denied_requests_get_no_settings)
+{
+	struct policy *p = parse_ok("deny all rv.*\npipe rv.* brokered kind=message\n");
+	struct policy_decision d = decide(p, POLICY_OP_OPEN, "rv.1", 7, 7);
+
+	cr_assert_not(d.allow);
+	cr_assert_not(d.brokered);
+	cr_assert_not(d.has_settings);
+	policy_free(p);
+}
+
+Test(policy, errno_names)
+{
+	cr_assert_str_eq(policy_errno_name(EACCES), "EACCES");
+	cr_assert_str_eq(policy_errno_name(EPERM), "EPERM");
+	cr_assert_null(policy_errno_name(4000));
+}
