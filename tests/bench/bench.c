@@ -5,8 +5,11 @@
  * round trips against a socketpair. The machines are shared and noisy, so
  * each figure is the best of several rounds and nothing here asserts a time.
  *
- *   ringdev-bench [RINGDEVD]    (default: $RINGDEVD) starts its own daemon
- *                               on a temporary FUSE mount
+ *   ringdev-bench [RINGDEVD [ECHO_BROKER]]   (default: $RINGDEVD, $RINGDEV_ECHO_BROKER)
+ *
+ * It starts its own daemon on a temporary FUSE mount. With an echo broker
+ * (broker/examples/echo-broker) it also times an ioctl the broker answers
+ * (the inverted call) beside one the daemon answers itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,13 @@
 #define ROUNDS 3
 #define TOTAL (256u << 20)
 #define PINGS 2000
+#define IOCTLS 2000
+
+/* A device-specific command: relayed to the broker, which echoes it. */
+struct bench_echo {
+	uint8_t data[64];
+};
+#define BENCH_IOC_ECHO _IOWR(RINGDEV_IOC_MAGIC, 0x90, struct bench_echo)
 
 static char mount_dir[256];
 
@@ -145,7 +155,7 @@ int main(int argc, char **argv)
 {
 	const char *daemon = argc > 1 ? argv[1] : getenv("RINGDEVD");
 	if (!daemon) {
-		fprintf(stderr, "usage: ringdev-bench RINGDEVD (or set $RINGDEVD)\n");
+		fprintf(stderr, "usage: ringdev-bench RINGDEVD [ECHO_BROKER] (or set $RINGDEVD)\n");
 		return 2;
 	}
 	char tmpl[] = "/tmp/ringdev-bench.XXXXXX";
@@ -211,6 +221,47 @@ int main(int argc, char **argv)
 	}
 	printf("round trip 64 B (us), vs socketpair %12.1f %12.1f %7.2fx\n", k / PINGS * 1e6, r / PINGS * 1e6, r / k);
 	printf("(ratio: throughput as ringdev/kernel, round trip as ringdev/kernel time)\n");
+
+	const char *echo = argc > 2 ? argv[2] : getenv("RINGDEV_ECHO_BROKER");
+	if (echo) {
+		/* The handle is opened first: with a broker, opens are relayed too. */
+		int fd = open_pipe("ioctl", O_RDWR, 0);
+		struct ringdev_version v;
+		double t0 = now();
+		for (int i = 0; i < IOCTLS; i++)
+			if (ioctl(fd, RINGDEV_IOC_VERSION, &v) < 0)
+				die("RINGDEV_IOC_VERSION");
+		double direct = (now() - t0) / IOCTLS;
+		char ctl[300];
+		snprintf(ctl, sizeof(ctl), "%s/.ctl", mount_dir);
+		pid_t b = fork();
+		if (b == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			execl(echo, echo, ctl, (char *)NULL);
+			_exit(127);
+		}
+		struct ringdev_stats st = { 0 };
+		for (int i = 0; i < 200 && !st.broker_connected; i++) {
+			usleep(10000);
+			if (ioctl(fd, RINGDEV_IOC_STATS, &st) < 0)
+				die("RINGDEV_IOC_STATS");
+		}
+		if (!st.broker_connected) {
+			fprintf(stderr, "ringdev-bench: %s did not connect\n", echo);
+			return 1;
+		}
+		struct bench_echo e = { { 1, 2, 3 } };
+		t0 = now();
+		for (int i = 0; i < IOCTLS; i++)
+			if (ioctl(fd, BENCH_IOC_ECHO, &e) < 0)
+				die("echo ioctl through the broker");
+		double brokered = (now() - t0) / IOCTLS;
+		printf("ioctl (us): direct VERSION %.1f, brokered echo %.1f: %.1fx\n", direct * 1e6, brokered * 1e6,
+		       brokered / direct);
+		kill(b, SIGTERM);
+		waitpid(b, NULL, 0);
+		close(fd);
+	}
 
 	kill(d, SIGTERM);
 	int st;
