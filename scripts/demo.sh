@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh - build ringdev and run it: ringdevd on the frontend the kernel
-# allows (CUSE when /dev/cuse opens, else a FUSE mount), then two processes
-# talking through the named pipe HELLO, then a clean shutdown.
+# allows (CUSE when /dev/cuse opens, else a FUSE mount) with ringdev-broker
+# deciding opens by a small policy, then two processes talking through the
+# named pipe HELLO, a message pipe, and a brokered rendezvous pipe, then a
+# clean shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
@@ -14,6 +16,14 @@ ninja -C build-demo >/dev/null
 
 ringdevd=build-demo/cuse_dev/ringdevd
 ringcat=build-demo/tools/ringcat
+broker=build-demo/broker/ringdev-broker
+policy=$(mktemp /tmp/ringdev-demo-policy.XXXXXX)
+cat >"$policy" <<'POLICY'
+# Everyone may use every pipe; rv.* pipes are brokered: a write completes
+# only when a reader takes its bytes (rendezvous through the broker).
+allow all *
+pipe rv.* brokered mode=0666
+POLICY
 if [[ -e /dev/cuse ]] && ! [[ -e /dev/ringdev ]]; then
 	device=/dev/ringdev
 	"$ringdevd" --frontend=cuse --name ringdev -f &
@@ -22,9 +32,12 @@ else
 	"$ringdevd" --frontend=fuse --mount "$device" -f &
 fi
 daemon=$!
+brokerpid=
 cleanup() {
+	[[ -n $brokerpid ]] && kill -TERM "$brokerpid" 2>/dev/null && wait "$brokerpid" 2>/dev/null
 	kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
 	[[ -d $device ]] && rmdir "$device" "$(dirname "$device")" 2>/dev/null
+	rm -f "$policy"
 	true
 }
 trap cleanup EXIT
@@ -33,6 +46,14 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 echo "== ringdevd is serving $device (pid $daemon)"
+"$broker" -d "$device" --policy "$policy" -f 2>&1 | sed -u 's/^/   [broker] /' &
+for _ in $(seq 50); do
+	pgrep -f "ringdev-broker -d $device" >/dev/null && break
+	sleep 0.1
+done
+brokerpid=$(pgrep -f "ringdev-broker -d $device" | head -1)
+sleep 0.3
+echo "== ringdev-broker (pid $brokerpid) decides every open; its decisions are the [broker] lines"
 
 echo "== a reader process waits on pipe HELLO; a writer process sends three lines"
 "$ringcat" -d "$device" -r --create hello > /tmp/ringdev-demo.out &
@@ -49,5 +70,16 @@ echo "== a message pipe keeps each write whole"
 "$ringcat" -d "$device" -w --create --kind message events <<< $'started\nstopped'
 "$ringcat" -d "$device" -r events | sed 's/^/   /'
 
+echo "== a brokered pipe: the writer returns only once a reader took its bytes"
+(sleep 1; echo "== reader starts now"; "$ringcat" -d "$device" -r rv.demo | sed 's/^/   got: /') &
+start=${EPOCHREALTIME/./}
+echo "handed over in person" | "$ringcat" -d "$device" -w --create rv.demo
+tenths=$(((${EPOCHREALTIME/./} - start) / 100000))
+echo "   the writer waited $((tenths / 10)).$((tenths % 10)) s for its reader"
+wait $!
+
+kill -TERM "$brokerpid"
+wait "$brokerpid" 2>/dev/null || true
+brokerpid=
 kill -TERM "$daemon"
 wait "$daemon" && echo "== ringdevd stopped cleanly (exit 0)"
