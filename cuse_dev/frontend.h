@@ -40,6 +40,8 @@ void frontend_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 		    struct fuse_file_info *fi);
 void frontend_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
 void frontend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Open the control node (MOUNT/.ctl, /dev/NAME-ctl) for the broker. */
+void frontend_ctl_open(fuse_req_t req, struct fuse_file_info *fi);
 /* ctx may be NULL (device-wide ioctl). */
 void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsigned flags, const void *in_buf,
 		    size_t in_bufsz, size_t out_bufsz);

@@ -149,6 +149,23 @@ void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsi
 		fuse_reply_ioctl(req, 0, out_bufsz ? out : NULL, out_bufsz);
 }
 
+void frontend_ctl_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct device *dev = fuse_req_userdata(req);
+	struct cred cred = frontend_cred(req);
+	struct open_ctx *ctx;
+	int r = device_ctl_open(dev, &cred, fi->flags, &ctx);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)ctx;
+	fi->direct_io = 1;
+	fi->nonseekable = 1;
+	if (fuse_reply_open(req, fi) < 0)
+		device_release(dev, ctx);
+}
+
 bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 {
 	struct fuse_open_out arg;

@@ -46,23 +46,6 @@ static void cuse_open(fuse_req_t req, struct fuse_file_info *fi)
 	device_open_request(dev, &cred, fi->flags, &args, req);
 }
 
-static void ctl_open(fuse_req_t req, struct fuse_file_info *fi)
-{
-	struct device *dev = fuse_req_userdata(req);
-	struct cred cred = frontend_cred(req);
-	struct open_ctx *ctx;
-	int r = device_ctl_open(dev, &cred, fi->flags, &ctx);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)ctx;
-	fi->direct_io = 1;
-	fi->nonseekable = 1;
-	if (fuse_reply_open(req, fi) < 0)
-		device_release(dev, ctx);
-}
-
 /* Bytes the kernel must copy in and out for a command we answer: ours
  * (including the device-specific range and the control commands) encode
  * their size; FIONREAD is an int. */
@@ -200,7 +183,7 @@ static void cuse_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pol
 
 static const struct cuse_lowlevel_ops ctl_ops = {
 	.init_done = ctl_init_done,
-	.open = ctl_open,
+	.open = frontend_ctl_open,
 	.read = cuse_read,
 	.write = cuse_write,
 	.release = cuse_release,

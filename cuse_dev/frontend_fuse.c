@@ -264,23 +264,6 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-static void ctl_open(fuse_req_t req, struct fuse_file_info *fi)
-{
-	struct device *dev = fuse_req_userdata(req);
-	struct cred cred = frontend_cred(req);
-	struct open_ctx *ctx;
-	int r = device_ctl_open(dev, &cred, fi->flags, &ctx);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)ctx;
-	fi->direct_io = 1;
-	fi->nonseekable = 1;
-	if (fuse_reply_open(req, fi) < 0)
-		device_release(dev, ctx);
-}
-
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (ino == FUSE_ROOT_ID) {
@@ -288,7 +271,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (ino == CTL_INO) {
-		ctl_open(req, fi);
+		frontend_ctl_open(req, fi);
 		return;
 	}
 	struct device *dev = fuse_req_userdata(req);
