@@ -282,6 +282,25 @@ static void write_complete(struct device *dev, struct pipe *p, void *req, size_t
 	dev->ops->reply_written(req, n);
 }
 
+/* Append one write's bytes: a message with its header, or stream bytes. */
+static void put_payload(struct pipe *p, const void *buf, size_t n)
+{
+	if (is_message(p))
+		put_message(p, buf, n);
+	else
+		ring_write(&p->ring, buf, n);
+}
+
+/* A write that fits entirely: store it, answer it, serve whoever waits. */
+static void store_whole(struct device *dev, struct pipe *p, struct open_ctx *ctx, void *req, const void *buf,
+			size_t n)
+{
+	put_payload(p, buf, n);
+	count_in(dev, p, ctx, n);
+	write_complete(dev, p, req, n);
+	pipe_settle(dev, p);
+}
+
 void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags)
 {
 	struct pipe *p = ctx->pipe;
@@ -320,13 +339,7 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 		} else if (need > free_now) {
 			dev->ops->reply_error(req, EAGAIN);
 		} else {
-			if (message)
-				put_message(p, buf, size);
-			else
-				ring_write(&p->ring, buf, size);
-			count_in(dev, p, ctx, size);
-			write_complete(dev, p, req, size);
-			pipe_settle(dev, p);
+			store_whole(dev, p, ctx, req, buf, size);
 		}
 		return;
 	}
@@ -334,13 +347,7 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 	/* Block policy. Parked writers keep their order: nothing overtakes them. */
 	bool queue_empty = list_empty(&p->writeq);
 	if (queue_empty && need <= free_now) {
-		if (message)
-			put_message(p, buf, size);
-		else
-			ring_write(&p->ring, buf, size);
-		count_in(dev, p, ctx, size);
-		write_complete(dev, p, req, size);
-		pipe_settle(dev, p);
+		store_whole(dev, p, ctx, req, buf, size);
 		return;
 	}
 	bool all_or_nothing = message || size <= p->ring.capacity;
@@ -404,10 +411,7 @@ static bool serve_writers(struct device *dev, struct pipe *p)
 			size_t need = message ? remaining + RINGDEV_MESSAGE_HEADER : remaining;
 			if (need > free_now)
 				break;
-			if (message)
-				put_message(p, data, remaining);
-			else
-				ring_write(&p->ring, data, remaining);
+			put_payload(p, data, remaining);
 			count_in(dev, p, w->ctx, remaining);
 			write_complete(dev, p, w->req, w->total);
 			parked_free(dev, w);
