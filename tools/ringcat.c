@@ -165,7 +165,7 @@ static const char *hint_pipe(int err)
 	case ENOSPC:
 		return "the daemon's --max-memory limit is reached";
 	case EAGAIN:
-		return "pipe full (policy fail)";
+		return "the pipe is full (policy fail), or the daemon's --max-parked limit is reached";
 	case EFBIG:
 		return "write larger than the pipe's capacity (policy fail)";
 	case ENXIO:

@@ -297,6 +297,7 @@ static int ioctl_flush(struct device *dev, const struct cred *cred, const void *
 	dev->count.flushed_bytes += f.bytes;
 	log_info("pipe %s flushed by uid %u: %llu bytes discarded", p->name, cred->uid, (unsigned long long)f.bytes);
 	pipe_settle(dev, p); /* room for parked writers */
+	pipe_collect(dev, p); /* a temporary pipe nobody holds goes once empty */
 	memcpy(out, &f, sizeof(f));
 	return 0;
 }

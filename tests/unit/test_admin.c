@@ -163,6 +163,17 @@ Test(admin, configure_and_flush)
 	struct ringdev_stats s;
 	device_stats(dev, &s);
 	cr_assert_eq(s.flushed_bytes, 64);
+	/* A temporary pipe nobody holds goes once a flush empties it. */
+	struct open_ctx *t;
+	cr_assert_eq(device_open(dev, &alice, O_WRONLY, &t), 0);
+	struct attach_args ta = { .name = "tmp", .len = 3, .flags = RINGDEV_ATTACH_CREATE };
+	cr_assert_eq(device_attach(dev, t, &ta), 0);
+	device_write(dev, t, REQ(3), buf, 5, 0);
+	device_release(dev, t);
+	struct ringdev_flush tf = { .name = "tmp" };
+	cr_assert_eq(io(&alice, RINGDEV_IOC_FLUSH, &tf, &tf), 0);
+	cr_assert_eq(tf.bytes, 5);
+	cr_assert_eq(io(&alice, RINGDEV_IOC_FLUSH, &tf, &tf), -ENOENT, "and it is gone");
 	struct ringdev_configure c = { .name = "f", .set = RINGDEV_SET_CAPACITY | RINGDEV_SET_MODE, .capacity = 4096,
 				       .mode = 0640 };
 	cr_assert_eq(io(&bob, RINGDEV_IOC_CONFIGURE, &c, NULL), -EPERM);

@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device.c - reaching the device and asking it: the device path rule shared
+ * with ringcat(1), the ABI check, the paged lists, the error line with its
+ * hints, and the id and pid names the printers show.
+ *
+ * A FUSE mount is asked through its root directory, which holds no pipe. A
+ * CUSE open always starts on a pipe (--default-pipe) and would count as a
+ * reader there, so the handle is detached at once: looking must not change
+ * what is looked at.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ringdevctl.h"
+
+static const char *hint_gone(int err)
+{
+	switch (err) {
+	case ENOTCONN:
+	case ECONNABORTED:
+	case ENODEV:
+		return "ringdevd is gone";
+	case ESHUTDOWN:
+		return "ringdevd is shutting down";
+	case ENOTTY:
+		return "ringdevd does not know this request (older than ringdevctl?)";
+	default:
+		return NULL;
+	}
+}
+
+static const char *hint_device(int err)
+{
+	switch (err) {
+	case ENOENT:
+		return "is ringdevd running?";
+	case EACCES:
+		return "the device's mode does not let you open it";
+	case EMFILE:
+		return "you hold as many handles as --max-opens-per-uid allows";
+	case ENOTTY:
+		return "not a ringdev device";
+	default:
+		return hint_gone(err);
+	}
+}
+
+static const char *hint_pipe_common(int err)
+{
+	switch (err) {
+	case ENOENT:
+		return "no such pipe";
+	case EACCES:
+		return "the pipe's owner and mode do not let you see it";
+	case EINVAL:
+		return "invalid pipe name (1-63 of [A-Za-z0-9._-], not starting with '.')";
+	case ENAMETOOLONG:
+		return "pipe name longer than 63 bytes";
+	default:
+		return hint_gone(err);
+	}
+}
+
+static const char *hint_create(int err)
+{
+	switch (err) {
+	case EEXIST:
+		return "a pipe of that name exists";
+	case EPERM:
+		return "only root or the --admin-group may create a pipe for another owner";
+	case EACCES:
+		return "the device's mode does not let you create pipes";
+	case ENOSPC:
+		return "a limit is reached (ringdevd --max-pipes or --max-pipes-per-uid)";
+	case EINVAL:
+		return "invalid name or settings";
+	default:
+		return hint_gone(err);
+	}
+}
+
+static const char *hint_manage(int err, enum ctl_context context)
+{
+	switch (err) {
+	case EPERM:
+		return context == CONTEXT_OWNER ?
+			       "only root or the --admin-group may change a pipe's owner" :
+			       "only the pipe's owner, root or the --admin-group may change it";
+	case EBUSY:
+		return "the pipe holds more than the new capacity";
+	case ENOSPC:
+		return "the daemon's --max-memory limit is reached";
+	default:
+		return hint_pipe_common(err);
+	}
+}
+
+static const char *error_hint(int err, enum ctl_context context)
+{
+	switch (context) {
+	case CONTEXT_DEVICE:
+		return hint_device(err);
+	case CONTEXT_QUERY:
+		return hint_gone(err);
+	case CONTEXT_LOOKUP:
+		return hint_pipe_common(err);
+	case CONTEXT_CREATE:
+		return hint_create(err);
+	case CONTEXT_MANAGE:
+	case CONTEXT_OWNER:
+	case CONTEXT_RESIZE:
+		return hint_manage(err, context);
+	default:
+		return NULL;
+	}
+}
+
+void (*ctl_error_hook)(void);
+
+void ctl_error(const char *thing, const char *what, int err, enum ctl_context context)
+{
+	const char *hint = error_hint(err, context);
+	if (ctl_error_hook)
+		ctl_error_hook();
+	fflush(stdout); /* what was printed so far comes before the error */
+	fprintf(stderr, "ringdevctl: %s: %s%s%s%s%s\n", thing, what ? what : "", what ? ": " : "",
+		strerror(err), hint ? "; " : "", hint ? hint : "");
+}
+
+void ctl_fail(const char *thing, const char *fmt, ...)
+{
+	va_list ap;
+	if (ctl_error_hook)
+		ctl_error_hook();
+	fflush(stdout);
+	fprintf(stderr, "ringdevctl: %s: ", thing);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* -d, else $RINGDEV_DEVICE, /dev/ringdev, then the daemon's default mount:
+ * the rule of ringcat(1). NULL when the path does not fit `buf`. */
+static const char *device_default(char *buf, size_t size)
+{
+	const char *env = getenv("RINGDEV_DEVICE");
+	if (env && env[0])
+		return env;
+	if (access("/dev/ringdev", F_OK) == 0)
+		return "/dev/ringdev";
+	const char *runtime = getenv("XDG_RUNTIME_DIR");
+	if (geteuid() == 0 || !runtime || !runtime[0])
+		return "/run/ringdev";
+	int n = snprintf(buf, size, "%s/ringdev", runtime);
+	return n < 0 || (size_t)n >= size ? NULL : buf;
+}
+
+static int device_open(const char *path)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(path, &st) < 0) {
+		ctl_error(path, NULL, errno, CONTEXT_DEVICE);
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	} else if (S_ISCHR(st.st_mode)) {
+		do
+			fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		while (fd < 0 && errno == EINTR);
+	} else {
+		ctl_error(path, NULL, ENOTTY, CONTEXT_DEVICE);
+		return -1;
+	}
+	if (fd < 0)
+		ctl_error(path, NULL, errno, CONTEXT_DEVICE);
+	return fd;
+}
+
+int ctl_open(struct ctl *ctl)
+{
+	static char buf[PATH_MAX];
+
+	if (!ctl->path)
+		ctl->path = device_default(buf, sizeof(buf));
+	if (!ctl->path) {
+		ctl_fail("$XDG_RUNTIME_DIR", "path too long");
+		return -1;
+	}
+	ctl->fd = device_open(ctl->path);
+	if (ctl->fd < 0)
+		return -1;
+	if (ioctl(ctl->fd, RINGDEV_IOC_VERSION, &ctl->version) < 0) {
+		ctl_error(ctl->path, NULL, errno, CONTEXT_DEVICE);
+		goto fail;
+	}
+	ctl->version.daemon_version[sizeof(ctl->version.daemon_version) - 1] = '\0';
+	if (ctl->version.abi_major != RINGDEV_ABI_MAJOR) {
+		ctl_fail(ctl->path, "ringdevd speaks ABI %u, ringdevctl %d", ctl->version.abi_major,
+			 RINGDEV_ABI_MAJOR);
+		goto fail;
+	}
+	/* A CUSE handle starts on the default pipe; a FUSE mount root is on
+	 * none, and detaching it is harmless, so no frontend test is needed. */
+	if (ctl->version.frontend == RINGDEV_FRONTEND_CUSE &&
+	    ioctl(ctl->fd, RINGDEV_IOC_DETACH) < 0) {
+		ctl_error(ctl->path, "detach", errno, CONTEXT_DEVICE);
+		goto fail;
+	}
+	return 0;
+fail:
+	close(ctl->fd);
+	ctl->fd = -1;
+	return -1;
+}
+
+void ctl_close(struct ctl *ctl)
+{
+	if (ctl->fd >= 0)
+		close(ctl->fd);
+	ctl->fd = -1;
+}
+
+const char *ctl_frontend_name(const struct ctl *ctl)
+{
+	switch (ctl->version.frontend) {
+	case RINGDEV_FRONTEND_FUSE:
+		return "fuse";
+	case RINGDEV_FRONTEND_CUSE:
+		return "cuse";
+	default:
+		return "unknown";
+	}
+}
+
+int ctl_stats(struct ctl *ctl, struct ringdev_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	if (ioctl(ctl->fd, RINGDEV_IOC_STATS, stats) < 0) {
+		ctl_error(ctl->path, "stats", errno, CONTEXT_QUERY);
+		return -1;
+	}
+	return 0;
+}
+
+size_t field_length(const char *field, size_t size)
+{
+	const char *end = memchr(field, '\0', size);
+	return end ? (size_t)(end - field) : size;
+}
+
+/* Both lists: grow `*items` (of `item_size` bytes, `*count` used, room for
+ * `*room`) to hold `more` more. 0 or -ENOMEM. */
+static int list_reserve(void **items, size_t item_size, size_t count, size_t *room, size_t more)
+{
+	if (count + more <= *room)
+		return 0;
+	size_t want = *room ? *room * 2 : 64;
+	while (want < count + more)
+		want *= 2;
+	void *bigger = realloc(*items, want * item_size);
+	if (!bigger)
+		return -ENOMEM;
+	*items = bigger;
+	*room = want;
+	return 0;
+}
+
+static int pipe_compare(const void *a, const void *b)
+{
+	const struct ringdev_pipe_info *pa = a, *pb = b;
+	return strncmp(pa->name, pb->name, sizeof(pa->name));
+}
+
+/* Pages can shift while we read them (a pipe removed between two calls
+ * moves the rest up, one created may land before `start`): a pipe may come
+ * twice, and sorted, the second copy is dropped. */
+static size_t pipes_unique(struct ringdev_pipe_info *pipes, size_t count)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (kept && pipe_compare(&pipes[kept - 1], &pipes[i]) == 0)
+			continue;
+		if (kept != i)
+			pipes[kept] = pipes[i];
+		kept++;
+	}
+	return kept;
+}
+
+int ctl_list_pipes(struct ctl *ctl, struct ringdev_pipe_info **out, size_t *count)
+{
+	struct ringdev_list_pipes *page = malloc(sizeof(*page));
+	struct ringdev_pipe_info *pipes = NULL;
+	size_t n = 0, room = 0;
+	int err = 0;
+
+	if (!page) {
+		err = ENOMEM;
+		goto done;
+	}
+	for (uint32_t start = 0;;) {
+		memset(page, 0, sizeof(*page));
+		page->start = start;
+		if (ioctl(ctl->fd, RINGDEV_IOC_LIST_PIPES, page) < 0) {
+			err = errno;
+			goto done;
+		}
+		if (page->count > RINGDEV_LIST_PIPES_MAX) {
+			err = EPROTO;
+			goto done;
+		}
+		if (list_reserve((void **)&pipes, sizeof(*pipes), n, &room, page->count) < 0) {
+			err = ENOMEM;
+			goto done;
+		}
+		for (uint32_t i = 0; i < page->count; i++) {
+			pipes[n] = page->pipes[i];
+			pipes[n].name[sizeof(pipes[n].name) - 1] = '\0';
+			n++;
+		}
+		if (page->count == 0 || page->total - start <= page->count)
+			break; /* start + count >= total, without overflow */
+		start += page->count;
+	}
+	if (n > 1) {
+		qsort(pipes, n, sizeof(*pipes), pipe_compare);
+		n = pipes_unique(pipes, n);
+	}
+done:
+	free(page);
+	if (err) {
+		free(pipes);
+		ctl_error(ctl->path, "list pipes", err, CONTEXT_QUERY);
+		return -1;
+	}
+	*out = pipes;
+	*count = n;
+	return 0;
+}
+
+static int open_compare(const void *a, const void *b)
+{
+	const struct ringdev_open_info *oa = a, *ob = b;
+	int r = strncmp(oa->pipe, ob->pipe, sizeof(oa->pipe));
+	if (r)
+		return r;
+	return oa->handle < ob->handle ? -1 : oa->handle > ob->handle;
+}
+
+static int open_compare_handle(const void *a, const void *b)
+{
+	const struct ringdev_open_info *oa = a, *ob = b;
+	return oa->handle < ob->handle ? -1 : oa->handle > ob->handle;
+}
+
+/* Sorted by handle: keeps the first of each. */
+static size_t opens_unique(struct ringdev_open_info *opens, size_t count)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (kept && opens[kept - 1].handle == opens[i].handle)
+			continue;
+		if (kept != i)
+			opens[kept] = opens[i];
+		kept++;
+	}
+	return kept;
+}
+
+int ctl_list_opens(struct ctl *ctl, struct ringdev_open_info **out, size_t *count)
+{
+	struct ringdev_list_opens *page = malloc(sizeof(*page));
+	struct ringdev_open_info *opens = NULL;
+	size_t n = 0, room = 0;
+	int err = 0;
+
+	if (!page) {
+		err = ENOMEM;
+		goto done;
+	}
+	for (uint32_t start = 0;;) {
+		memset(page, 0, sizeof(*page));
+		page->start = start;
+		if (ioctl(ctl->fd, RINGDEV_IOC_LIST_OPENS, page) < 0) {
+			err = errno;
+			goto done;
+		}
+		if (page->count > RINGDEV_LIST_OPENS_MAX) {
+			err = EPROTO;
+			goto done;
+		}
+		if (list_reserve((void **)&opens, sizeof(*opens), n, &room, page->count) < 0) {
+			err = ENOMEM;
+			goto done;
+		}
+		for (uint32_t i = 0; i < page->count; i++) {
+			opens[n] = page->opens[i];
+			opens[n].pipe[sizeof(opens[n].pipe) - 1] = '\0';
+			n++;
+		}
+		if (page->count == 0 || page->total - start <= page->count)
+			break;
+		start += page->count;
+	}
+	if (n > 1) {
+		/* A handle can come twice if pages shifted (even on two pipes, if
+		 * it moved): by handle to drop repeats, then the order people read. */
+		qsort(opens, n, sizeof(*opens), open_compare_handle);
+		n = opens_unique(opens, n);
+		qsort(opens, n, sizeof(*opens), open_compare);
+	}
+done:
+	free(page);
+	if (err) {
+		free(opens);
+		ctl_error(ctl->path, "list opens", err, CONTEXT_QUERY);
+		return -1;
+	}
+	*out = opens;
+	*count = n;
+	return 0;
+}
+
+int ctl_pipe_by_name(struct ctl *ctl, const char *name, struct ringdev_pipe_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	size_t len = strlen(name);
+	if (len >= sizeof(info->name))
+		return -ENAMETOOLONG;
+	memcpy(info->name, name, len);
+	if (ioctl(ctl->fd, RINGDEV_IOC_PIPE_BY_NAME, info) < 0)
+		return -errno;
+	info->name[sizeof(info->name) - 1] = '\0';
+	return 0;
+}
+
+const char *kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case RINGDEV_KIND_STREAM:
+		return "stream";
+	case RINGDEV_KIND_MESSAGE:
+		return "message";
+	default:
+		return "unknown";
+	}
+}
+
+const char *policy_name(uint32_t policy)
+{
+	switch (policy) {
+	case RINGDEV_POLICY_BLOCK:
+		return "block";
+	case RINGDEV_POLICY_OVERWRITE:
+		return "overwrite";
+	case RINGDEV_POLICY_FAIL:
+		return "fail";
+	default:
+		return "unknown";
+	}
+}
+
+/* A few ids, looked up once: top asks every second for the same owners,
+ * and a directory service may be slow. */
+#define ID_CACHE_SIZE 64
+
+struct id_name {
+	uint32_t id;
+	bool used;
+	bool found;
+	char name[64];
+};
+
+static const char *id_cached(struct id_name *cache, unsigned *next, uint32_t id, bool group)
+{
+	for (unsigned i = 0; i < ID_CACHE_SIZE; i++)
+		if (cache[i].used && cache[i].id == id)
+			return cache[i].found ? cache[i].name : NULL;
+
+	struct id_name *slot = &cache[*next];
+	*next = (*next + 1) % ID_CACHE_SIZE;
+	const char *name = NULL;
+	if (group) {
+		struct group *gr = getgrgid((gid_t)id);
+		name = gr ? gr->gr_name : NULL;
+	} else {
+		struct passwd *pw = getpwuid((uid_t)id);
+		name = pw ? pw->pw_name : NULL;
+	}
+	slot->id = id;
+	slot->used = true;
+	slot->found = name && strlen(name) < sizeof(slot->name);
+	if (slot->found)
+		strcpy(slot->name, name);
+	return slot->found ? slot->name : NULL;
+}
+
+const char *user_name(uint32_t uid)
+{
+	static struct id_name cache[ID_CACHE_SIZE];
+	static unsigned next;
+	return id_cached(cache, &next, uid, false);
+}
+
+const char *group_name(uint32_t gid)
+{
+	static struct id_name cache[ID_CACHE_SIZE];
+	static unsigned next;
+	return id_cached(cache, &next, gid, true);
+}
+
+bool process_name(uint32_t pid, char *buf, size_t size)
+{
+	char path[64];
+	if (pid == 0 || size < 2)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	if (buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	return n > 0;
+}
