@@ -355,30 +355,6 @@ static int access_parse(struct parser *p, enum policy_action action, char **word
 	return rules_push(p, &rule);
 }
 
-static int kind_parse(const char *s, uint32_t *out)
-{
-	if (strcmp(s, "stream") == 0)
-		*out = RINGDEV_KIND_STREAM;
-	else if (strcmp(s, "message") == 0)
-		*out = RINGDEV_KIND_MESSAGE;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static int full_policy_parse(const char *s, uint32_t *out)
-{
-	if (strcmp(s, "block") == 0)
-		*out = RINGDEV_POLICY_BLOCK;
-	else if (strcmp(s, "overwrite") == 0)
-		*out = RINGDEV_POLICY_OVERWRITE;
-	else if (strcmp(s, "fail") == 0)
-		*out = RINGDEV_POLICY_FAIL;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 /* One of owner=USER[:GROUP]: a name or a number. */
 static int owner_id(const char *s, bool user, uint32_t *id, uint32_t *primary_gid)
 {
@@ -430,11 +406,11 @@ static int pipe_option(struct parser *p, const struct option *o, struct policy_p
 {
 	switch (o->key) {
 	case KEY_KIND:
-		if (kind_parse(o->value, &pipe->kind) < 0)
+		if (parse_kind(o->value, &pipe->kind) < 0)
 			return parse_fail(p, "kind: '%s' is not stream or message", o->value);
 		break;
 	case KEY_POLICY:
-		if (full_policy_parse(o->value, &pipe->policy) < 0)
+		if (parse_full_policy(o->value, &pipe->policy) < 0)
 			return parse_fail(p, "policy: '%s' is not block, overwrite or fail", o->value);
 		break;
 	case KEY_CAPACITY:

@@ -205,30 +205,6 @@ static enum error_context open_context(const struct options *o)
 	return o->create ? CONTEXT_CREATE : CONTEXT_OPEN;
 }
 
-static int kind_parse(const char *s, uint32_t *out)
-{
-	if (strcmp(s, "stream") == 0)
-		*out = RINGDEV_KIND_STREAM;
-	else if (strcmp(s, "message") == 0)
-		*out = RINGDEV_KIND_MESSAGE;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static int policy_parse(const char *s, uint32_t *out)
-{
-	if (strcmp(s, "block") == 0)
-		*out = RINGDEV_POLICY_BLOCK;
-	else if (strcmp(s, "overwrite") == 0)
-		*out = RINGDEV_POLICY_OVERWRITE;
-	else if (strcmp(s, "fail") == 0)
-		*out = RINGDEV_POLICY_FAIL;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 /* A usage error for the option getopt_long just rejected. */
 static int options_unknown(char **argv, int c)
 {
@@ -261,11 +237,11 @@ static int option_apply(struct options *o, int c, char **argv)
 		o->create = true;
 		return 0;
 	case OPTION_KIND:
-		if (kind_parse(optarg, &o->kind) < 0)
+		if (parse_kind(optarg, &o->kind) < 0)
 			return usage_error("--kind: '%s' is not stream or message", optarg);
 		return 0;
 	case OPTION_POLICY:
-		if (policy_parse(optarg, &o->policy) < 0)
+		if (parse_full_policy(optarg, &o->policy) < 0)
 			return usage_error("--policy: '%s' is not block, overwrite or fail", optarg);
 		return 0;
 	case OPTION_CAPACITY:

@@ -4,6 +4,8 @@
  */
 #include "parse.h"
 
+#include <ringdev/ringdev.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -82,4 +84,49 @@ int parse_mode(const char *s, uint32_t *out)
 		return -ERANGE;
 	*out = (uint32_t)v;
 	return 0;
+}
+
+static const char *const kind_names[] = {
+	[RINGDEV_KIND_STREAM] = "stream",
+	[RINGDEV_KIND_MESSAGE] = "message",
+};
+
+static const char *const full_policy_names[] = {
+	[RINGDEV_POLICY_BLOCK] = "block",
+	[RINGDEV_POLICY_OVERWRITE] = "overwrite",
+	[RINGDEV_POLICY_FAIL] = "fail",
+};
+
+/* Index of s among names[1..n-1] (0 is "default": not a name). */
+static int lookup(const char *const *names, size_t n, const char *s, uint32_t *out)
+{
+	for (size_t i = 1; i < n; i++) {
+		if (names[i] && strcmp(names[i], s) == 0) {
+			*out = (uint32_t)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int parse_kind(const char *s, uint32_t *out)
+{
+	return lookup(kind_names, sizeof(kind_names) / sizeof(kind_names[0]), s, out);
+}
+
+int parse_full_policy(const char *s, uint32_t *out)
+{
+	return lookup(full_policy_names, sizeof(full_policy_names) / sizeof(full_policy_names[0]), s, out);
+}
+
+const char *kind_name(uint32_t kind)
+{
+	return kind >= 1 && kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind] : "unknown";
+}
+
+const char *full_policy_name(uint32_t policy)
+{
+	return policy >= 1 && policy < sizeof(full_policy_names) / sizeof(full_policy_names[0])
+		       ? full_policy_names[policy]
+		       : "unknown";
 }

@@ -16,3 +16,12 @@ int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Permission bits in octal, 0 to 07777, e.g. 0660 or 660. */
 int parse_mode(const char *s, uint32_t *out);
+
+/* Pipe kinds ("stream", "message") and full policies ("block", "overwrite",
+ * "fail") by the names command lines and policy files use. 0 or -EINVAL. */
+int parse_kind(const char *s, uint32_t *out);
+int parse_full_policy(const char *s, uint32_t *out);
+
+/* The same names for RINGDEV_KIND_* and RINGDEV_POLICY_*; "unknown" otherwise. */
+const char *kind_name(uint32_t kind);
+const char *full_policy_name(uint32_t policy);

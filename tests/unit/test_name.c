@@ -7,6 +7,8 @@
 #include "name.h"
 #include "parse.h"
 
+#include <ringdev/ringdev.h>
+
 Test(name, accepts_the_allowed_alphabet)
 {
 	cr_assert_eq(name_check_str("HELLO"), 0);
@@ -68,4 +70,20 @@ Test(parse, sizes_and_numbers)
 	cr_assert_eq(m, 0660);
 	cr_assert_eq(parse_mode("9", &m), -EINVAL);
 	cr_assert_eq(parse_mode("77777", &m), -ERANGE);
+}
+
+Test(parse, kinds_and_policies_by_name)
+{
+	uint32_t v;
+	cr_assert_eq(parse_kind("message", &v), 0);
+	cr_assert_eq(v, RINGDEV_KIND_MESSAGE);
+	cr_assert_eq(parse_kind("Stream", &v), -EINVAL, "names are exact");
+	cr_assert_eq(parse_kind("", &v), -EINVAL);
+	cr_assert_eq(parse_full_policy("overwrite", &v), 0);
+	cr_assert_eq(v, RINGDEV_POLICY_OVERWRITE);
+	cr_assert_eq(parse_full_policy("drop", &v), -EINVAL);
+	cr_assert_str_eq(kind_name(RINGDEV_KIND_STREAM), "stream");
+	cr_assert_str_eq(full_policy_name(RINGDEV_POLICY_FAIL), "fail");
+	cr_assert_str_eq(kind_name(0), "unknown");
+	cr_assert_str_eq(full_policy_name(99), "unknown");
 }

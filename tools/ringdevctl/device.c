@@ -448,32 +448,6 @@ int ctl_pipe_by_name(struct ctl *ctl, const char *name, struct ringdev_pipe_info
 	return 0;
 }
 
-const char *kind_name(uint32_t kind)
-{
-	switch (kind) {
-	case RINGDEV_KIND_STREAM:
-		return "stream";
-	case RINGDEV_KIND_MESSAGE:
-		return "message";
-	default:
-		return "unknown";
-	}
-}
-
-const char *policy_name(uint32_t policy)
-{
-	switch (policy) {
-	case RINGDEV_POLICY_BLOCK:
-		return "block";
-	case RINGDEV_POLICY_OVERWRITE:
-		return "overwrite";
-	case RINGDEV_POLICY_FAIL:
-		return "fail";
-	default:
-		return "unknown";
-	}
-}
-
 /* A few ids, looked up once: top asks every second for the same owners,
  * and a directory service may be slow. */
 #define ID_CACHE_SIZE 64

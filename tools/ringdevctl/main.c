@@ -162,30 +162,6 @@ static int options_unknown(char **argv, int c)
 	return usage_error("unknown option '%s'", argv[optind - 1]);
 }
 
-static int kind_parse(const char *s, uint32_t *out)
-{
-	if (strcmp(s, "stream") == 0)
-		*out = RINGDEV_KIND_STREAM;
-	else if (strcmp(s, "message") == 0)
-		*out = RINGDEV_KIND_MESSAGE;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static int policy_parse(const char *s, uint32_t *out)
-{
-	if (strcmp(s, "block") == 0)
-		*out = RINGDEV_POLICY_BLOCK;
-	else if (strcmp(s, "overwrite") == 0)
-		*out = RINGDEV_POLICY_OVERWRITE;
-	else if (strcmp(s, "fail") == 0)
-		*out = RINGDEV_POLICY_FAIL;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 /* Seconds as a decimal number, e.g. 1, 0.5, 2.25: strtod on a string that
  * starts with a digit and ends where the number ends. */
 static int seconds_parse(const char *s, double min, double max, double *out)
@@ -241,12 +217,12 @@ static int option_apply(struct options *o, int c, char **argv)
 		return 0;
 	case OPTION_KIND:
 		create_option_seen(o, "--kind");
-		if (kind_parse(optarg, &o->create.kind) < 0)
+		if (parse_kind(optarg, &o->create.kind) < 0)
 			return usage_error("--kind: '%s' is not stream or message", optarg);
 		return 0;
 	case OPTION_POLICY:
 		create_option_seen(o, "--policy");
-		if (policy_parse(optarg, &o->create.policy) < 0)
+		if (parse_full_policy(optarg, &o->create.policy) < 0)
 			return usage_error("--policy: '%s' is not block, overwrite or fail", optarg);
 		return 0;
 	case OPTION_CAPACITY:

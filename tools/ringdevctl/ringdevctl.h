@@ -18,6 +18,8 @@
 
 #include <ringdev/ringdev.h>
 
+#include "parse.h" /* kind_name, full_policy_name */
+
 #ifndef RINGDEV_VERSION
 #define RINGDEV_VERSION "unknown"
 #endif
@@ -83,10 +85,6 @@ int ctl_pipe_by_name(struct ctl *ctl, const char *name, struct ringdev_pipe_info
 size_t field_length(const char *field, size_t size);
 #define FIELD_LEN(array) field_length((array), sizeof(array))
 
-/* "stream", "message", or "unknown". */
-const char *kind_name(uint32_t kind);
-/* "block", "overwrite", "fail", or "unknown". */
-const char *policy_name(uint32_t policy);
 
 /* The user or group name of an id, or NULL; cached, so top may ask often. */
 const char *user_name(uint32_t uid);

@@ -25,7 +25,7 @@ void pipe_json_members(struct json *j, const struct ringdev_pipe_info *p)
 	json_key(j, "name");
 	json_string_len(j, p->name, FIELD_LEN(p->name));
 	json_member_string(j, "kind", kind_name(p->kind));
-	json_member_string(j, "policy", policy_name(p->policy));
+	json_member_string(j, "policy", full_policy_name(p->policy));
 	json_member_u64(j, "mode", p->mode);
 	json_member_string(j, "mode_octal", octal);
 	json_member_u64(j, "uid", p->uid);
@@ -244,7 +244,7 @@ static int list_table(const struct ringdev_pipe_info *pipes, size_t count)
 		size_format(p->dropped_bytes, dropped, sizeof(dropped));
 		size_format(p->bytes_in, in, sizeof(in));
 		size_format(p->bytes_out, out, sizeof(out));
-		const char *cells[] = { p->name, kind_name(p->kind), policy_name(p->policy), owner,
+		const char *cells[] = { p->name, kind_name(p->kind), full_policy_name(p->policy), owner,
 					mode, queued, capacity, fill, readers, writers, parked,
 					dropped, in, out };
 		r = table_add(&t, cells);
@@ -445,7 +445,7 @@ static void info_print(const struct ringdev_pipe_info *p, const struct ringdev_o
 	id_format(p->gid, group_name(p->gid), group, sizeof(group));
 
 	printf("pipe %s\n", p->name);
-	printf("  kind      %s, policy %s (when full: %s)\n", kind_name(p->kind), policy_name(p->policy),
+	printf("  kind      %s, policy %s (when full: %s)\n", kind_name(p->kind), full_policy_name(p->policy),
 	       p->policy == RINGDEV_POLICY_OVERWRITE ? "drop the oldest data" :
 	       p->policy == RINGDEV_POLICY_FAIL ? "writes fail with EAGAIN" : "writers wait");
 	printf("  owner     %s:%s (uid %u, gid %u), mode %04o\n", user, group, p->uid, p->gid,
