@@ -26,6 +26,8 @@ struct daemon_config {
 	struct device_config dev; /* limits, modes, case rule */
 	bool group_set;           /* --group given */
 	bool mode_set;            /* --mode given */
+	bool memory_per_uid_set;  /* --max-memory-per-uid given */
+	bool parked_per_uid_set;  /* --max-parked-per-uid given */
 };
 
 /* The device_ops answering through libfuse. */
@@ -53,11 +55,9 @@ void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsi
 #define RINGDEV_FOPEN_FLAGS (FOPEN_DIRECT_IO | FOPEN_STREAM | FOPEN_NONSEEKABLE | FOPEN_NOFLUSH)
 
 /* Answer an open with RINGDEV_FOPEN_FLAGS so that every read system call
- * starts at offset 0 (libfuse's fuse_file_info has no stream bit); a create
- * also carries the entry. False if the answer could not be delivered (the
- * opener is gone). */
+ * starts at offset 0 (libfuse's fuse_file_info has no stream bit). False if
+ * the answer could not be delivered (the opener is gone). */
 bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx);
-bool frontend_reply_create(fuse_req_t req, struct open_ctx *ctx, const struct pipe_attr *attr);
 
 /* Serve mounted sessions until SIGTERM/SIGINT (daemonizing first without
  * -f), then end every parked request. Returns the process exit code; the

@@ -39,6 +39,13 @@ static void ops_reply_written(void *req, size_t count)
 
 static void ops_reply_error(void *req, int err)
 {
+	/* The kernel refuses an errno it cannot carry and would leave the
+	 * caller waiting forever; the core never passes one (answers are
+	 * checked where they enter), and this keeps it so. */
+	if (err <= 0 || err > RINGDEV_ERRNO_MAX) {
+		log_error("internal error: errno %d cannot reach the app: EIO instead", err);
+		err = EIO;
+	}
 	fuse_reply_err(req, err);
 }
 
@@ -58,9 +65,9 @@ static void ops_poll_destroy(void *ph)
 	fuse_pollhandle_destroy(ph);
 }
 
-static bool ops_reply_open(void *req, struct open_ctx *ctx, const struct pipe_attr *attr, bool create)
+static bool ops_reply_open(void *req, struct open_ctx *ctx)
 {
-	return create ? frontend_reply_create(req, ctx, attr) : frontend_reply_open(req, ctx);
+	return frontend_reply_open(req, ctx);
 }
 
 static void ops_reply_ioctl(void *req, int result, const void *out, size_t size)
@@ -173,32 +180,6 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 	arg.fh = (uint64_t)(uintptr_t)ctx;
 	arg.open_flags = RINGDEV_FOPEN_FLAGS;
 	return fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) == 0;
-}
-
-bool frontend_reply_create(fuse_req_t req, struct open_ctx *ctx, const struct pipe_attr *a)
-{
-	struct {
-		struct fuse_entry_out entry;
-		struct fuse_open_out open;
-	} out;
-	memset(&out, 0, sizeof(out));
-	out.entry.nodeid = a->ino;
-	out.entry.attr.ino = a->ino;
-	out.entry.attr.size = a->size;
-	out.entry.attr.atime = (uint64_t)a->atime.tv_sec;
-	out.entry.attr.mtime = (uint64_t)a->mtime.tv_sec;
-	out.entry.attr.ctime = (uint64_t)a->ctime.tv_sec;
-	out.entry.attr.atimensec = (uint32_t)a->atime.tv_nsec;
-	out.entry.attr.mtimensec = (uint32_t)a->mtime.tv_nsec;
-	out.entry.attr.ctimensec = (uint32_t)a->ctime.tv_nsec;
-	out.entry.attr.mode = S_IFREG | a->mode;
-	out.entry.attr.nlink = 1;
-	out.entry.attr.uid = a->uid;
-	out.entry.attr.gid = a->gid;
-	out.entry.attr.blksize = 4096;
-	out.open.fh = (uint64_t)(uintptr_t)ctx;
-	out.open.open_flags = RINGDEV_FOPEN_FLAGS;
-	return fuse_reply_buf(req, (const char *)&out, sizeof(out)) == 0;
 }
 
 static void syslog_sink(enum log_level level, const char *line, void *data)

@@ -138,7 +138,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	int r = device_lookup(fuse_req_userdata(req), name, strlen(name), &a);
+	struct cred cred = frontend_cred(req);
+	int r = device_lookup(fuse_req_userdata(req), &cred, name, strlen(name), &a);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -159,7 +160,8 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		ctl_stat(&st);
 	} else {
 		struct pipe_attr a;
-		int r = device_getattr(fuse_req_userdata(req), ino, &a);
+		struct cred cred = frontend_cred(req);
+		int r = device_getattr(fuse_req_userdata(req), &cred, ino, &a);
 		if (r < 0) {
 			fuse_reply_err(req, -r);
 			return;
@@ -213,7 +215,8 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	/* A snapshot: a listing is consistent even while pipes come and go. */
-	int r = device_list(fuse_req_userdata(req), &snap->names);
+	struct cred cred = frontend_cred(req);
+	int r = device_list(fuse_req_userdata(req), &cred, &snap->names);
 	if (r < 0) {
 		free(snap);
 		fuse_reply_err(req, -r);
@@ -281,25 +284,6 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	device_open_request(dev, &cred, fi->flags, &args, req);
 }
 
-static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
-{
-	struct device *dev = fuse_req_userdata(req);
-	struct cred cred = frontend_cred(req);
-	if (parent != FUSE_ROOT_ID) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	struct open_args args = {
-		.name = name,
-		.len = strlen(name),
-		.attach_flags = RINGDEV_ATTACH_CREATE | ((fi->flags & O_EXCL) ? RINGDEV_ATTACH_EXCL : 0),
-		.mode = (mode & 0777) ? (mode & 0777) : 0600,
-		.create = true,
-	};
-	fuse_req_interrupt_func(req, on_open_interrupt, dev);
-	device_open_request(dev, &cred, fi->flags, &args, req);
-}
-
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct cred cred = frontend_cred(req);
@@ -307,9 +291,29 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -r);
 }
 
+/* O_CREAT of a new name. There is no create handler on purpose: the kernel
+ * holds the directory's lock for the whole of a FUSE create, so while a
+ * broker decided one app's create nobody could list the mount or look up a
+ * name. Without one the kernel sends MKNOD (answered at once, under that
+ * lock) and then OPEN (outside it), and only the OPEN waits for a broker.
+ * Only regular files: FIFOs and device nodes are not pipes of ours. */
 static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	fuse_reply_err(req, EPERM); /* pipes are made by opening with O_CREAT */
+	struct cred cred = frontend_cred(req);
+	struct pipe_attr a;
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	int r = device_mknod(fuse_req_userdata(req), &cred, name, strlen(name), (mode & 0777) ? (mode & 0777) : 0600, &a);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
 }
 
 static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -345,7 +349,6 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.mknod = fs_mknod,
 	.mkdir = fs_mkdir,
 	.unlink = fs_unlink,
-	.create = fs_create,
 	.open = fs_open,
 	.read = frontend_read,
 	.write = frontend_write,

@@ -48,6 +48,10 @@ static const char usage_text[] =
 	"  --max-pipes-per-uid N      most pipes one user may own (default 0: no limit)\n"
 	"  --max-opens-per-uid N      most handles one user may hold (default 0: no limit)\n"
 	"  --max-parked N             most requests waiting at once (default 65536)\n"
+	"  --max-memory-per-uid BYTES most ring memory of the pipes one user owns\n"
+	"                             (default: a quarter of --max-memory; 0: no limit)\n"
+	"  --max-parked-per-uid N     most requests of one user's handles waiting at once\n"
+	"                             (default: a quarter of --max-parked; 0: no limit)\n"
 	"  --case-sensitive           HELLO and hello are different pipes\n"
 	"  -v, --verbose              log every decision (debug level)\n"
 	"  -h, --help                 show this help and exit\n"
@@ -67,6 +71,8 @@ enum {
 	OPT_MAX_PIPES_PER_UID,
 	OPT_MAX_OPENS_PER_UID,
 	OPT_MAX_PARKED,
+	OPT_MAX_MEMORY_PER_UID,
+	OPT_MAX_PARKED_PER_UID,
 	OPT_REQUIRE_BROKER,
 	OPT_BROKER_TIMEOUT,
 	OPT_DEFAULT_PIPE,
@@ -88,6 +94,8 @@ static const struct option long_options[] = {
 	{ "max-pipes-per-uid", required_argument, NULL, OPT_MAX_PIPES_PER_UID },
 	{ "max-opens-per-uid", required_argument, NULL, OPT_MAX_OPENS_PER_UID },
 	{ "max-parked", required_argument, NULL, OPT_MAX_PARKED },
+	{ "max-memory-per-uid", required_argument, NULL, OPT_MAX_MEMORY_PER_UID },
+	{ "max-parked-per-uid", required_argument, NULL, OPT_MAX_PARKED_PER_UID },
 	{ "require-broker", no_argument, NULL, OPT_REQUIRE_BROKER },
 	{ "broker-timeout", required_argument, NULL, OPT_BROKER_TIMEOUT },
 	{ "default-pipe", required_argument, NULL, OPT_DEFAULT_PIPE },
@@ -198,6 +206,18 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 				return usage_error("--max-parked: '%s' is not a number from 1 to 16777216", optarg);
 			cfg->dev.max_parked = v;
 			break;
+		case OPT_MAX_MEMORY_PER_UID:
+			if (parse_size(optarg, 0, UINT64_MAX >> 1, &v) < 0)
+				return usage_error("--max-memory-per-uid: '%s' is not a size", optarg);
+			cfg->dev.max_memory_per_uid = v;
+			cfg->memory_per_uid_set = true;
+			break;
+		case OPT_MAX_PARKED_PER_UID:
+			if (parse_u64(optarg, 0, 1u << 24, &v) < 0)
+				return usage_error("--max-parked-per-uid: '%s' is not a number from 0 to 16777216", optarg);
+			cfg->dev.max_parked_per_uid = v;
+			cfg->parked_per_uid_set = true;
+			break;
 		case OPT_REQUIRE_BROKER:
 			cfg->dev.require_broker = true;
 			break;
@@ -284,6 +304,12 @@ int main(int argc, char **argv)
 	if (!cfg.mount)
 		cfg.mount = pick_default_mount();
 	snprintf(cfg.dev.default_pipe, sizeof(cfg.dev.default_pipe), "%s", cfg.default_pipe);
+	/* One user may take a quarter of what is shared unless told otherwise:
+	 * enough for any single app, and room for three more users. */
+	if (!cfg.memory_per_uid_set)
+		cfg.dev.max_memory_per_uid = cfg.dev.max_memory / 4;
+	if (!cfg.parked_per_uid_set)
+		cfg.dev.max_parked_per_uid = cfg.dev.max_parked / 4 ? cfg.dev.max_parked / 4 : 1;
 	if (cfg.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);
 

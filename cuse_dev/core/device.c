@@ -12,9 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "device_internal.h"
 #include "log.h"
 #include "name.h"
+
+/* How long a pipe made by mknod (the FUSE mount's create) waits for its
+ * creator's open before it goes like any unused empty pipe. The open follows
+ * at once; this only covers a creator killed in between. */
+#define HOLD_NS (10ull * 1000000000u)
 
 struct device *device_new(const struct device_config *cfg, const struct device_ops *ops)
 {
@@ -25,10 +31,19 @@ struct device *device_new(const struct device_config *cfg, const struct device_o
 	dev->cfg = *cfg;
 	dev->ops = ops;
 	pipe_table_init(&dev->table, cfg->case_sensitive);
+	struct limits_config lc = {
+		.total = { [LIMIT_PIPES] = cfg->max_pipes, [LIMIT_MEMORY] = cfg->max_memory,
+			   [LIMIT_PARKED] = cfg->max_parked },
+		.per_uid = { [LIMIT_PIPES] = cfg->max_pipes_per_uid, [LIMIT_OPENS] = cfg->max_opens_per_uid,
+			     [LIMIT_MEMORY] = cfg->max_memory_per_uid, [LIMIT_PARKED] = cfg->max_parked_per_uid },
+	};
+	limit_init(&dev->limits, &lc);
 	dev->parked = (struct hashmap)HASHMAP_INIT;
 	dev->relay_ids = (struct hashmap)HASHMAP_INIT;
 	list_init(&dev->opens);
 	list_init(&dev->relay_pending);
+	list_init(&dev->relay_taken);
+	list_init(&dev->held_pipes);
 	list_init(&dev->transacts);
 	dev->next_open_id = 1;
 	dev->next_relay_id = 1;
@@ -73,6 +88,7 @@ void device_free(struct device *dev)
 	hashmap_destroy(&dev->parked);
 	if (pipe_table_count(&dev->table) == 0)
 		pipe_table_destroy(&dev->table);
+	limit_deinit(&dev->limits);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
 }
@@ -90,11 +106,21 @@ void device_shutdown(struct device *dev)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-static struct open_ctx *ctx_new_locked(struct device *dev, const struct cred *cred, int oflags)
+/* A new handle of cred, charged to its uid unless it is the control node's. */
+static int ctx_new_locked(struct device *dev, const struct cred *cred, int oflags, bool ctl, struct open_ctx **out)
 {
+	if (!ctl) {
+		int r = limit_charge(&dev->limits, LIMIT_OPENS, cred->uid, 1, "open");
+		if (r < 0)
+			return r;
+	}
 	struct open_ctx *ctx = calloc(1, sizeof(*ctx));
-	if (!ctx)
-		return NULL;
+	if (!ctx) {
+		if (!ctl)
+			limit_uncharge(&dev->limits, LIMIT_OPENS, cred->uid, 1);
+		return -ENOMEM;
+	}
+	ctx->ctl = ctl;
 	list_init(&ctx->pipe_link);
 	list_init(&ctx->parked);
 	list_init(&ctx->poll_link);
@@ -106,35 +132,29 @@ static struct open_ctx *ctx_new_locked(struct device *dev, const struct cred *cr
 	ctx->id = dev->next_open_id++;
 	list_add_tail(&dev->opens, &ctx->dev_link);
 	dev->nopens++;
-	return ctx;
+	*out = ctx;
+	return 0;
 }
 
 int device_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out)
 {
 	pthread_mutex_lock(&dev->lock);
-	struct open_ctx *ctx = ctx_new_locked(dev, cred, oflags);
+	int r = ctx_new_locked(dev, cred, oflags, false, out);
 	pthread_mutex_unlock(&dev->lock);
-	if (!ctx)
-		return -ENOMEM;
-	*out = ctx;
-	return 0;
+	return r;
 }
 
 int device_ctl_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out)
 {
 	int r = 0;
 	pthread_mutex_lock(&dev->lock);
-	bool member = (dev->cfg.ctl_mode & 0060) && cred->gid == dev->cfg.ctl_gid;
 	if ((oflags & O_ACCMODE) != O_RDWR)
 		r = -EINVAL;
-	else if (cred->uid != 0 && cred->uid != dev->cfg.uid && !member)
+	else if (!access_may_control(dev, cred))
 		r = -EACCES;
 	else if (dev->broker)
 		r = -EBUSY;
-	else if (!(*out = ctx_new_locked(dev, cred, oflags)))
-		r = -ENOMEM;
-	else {
-		(*out)->ctl = true;
+	else if ((r = ctx_new_locked(dev, cred, oflags, true, out)) == 0) {
 		dev->broker = *out;
 		log_info("broker connected (uid %u, pid %u)", cred->uid, cred->pid);
 	}
@@ -163,7 +183,7 @@ static void ctx_detach_pipe(struct device *dev, struct open_ctx *ctx, int err)
 	struct pipe *p = ctx->pipe;
 	if (!p)
 		return;
-	parked_end_ctx(dev, ctx, err);
+	parked_end_pipe_bound(dev, ctx, err);
 	ctx_poll_drop(dev, ctx);
 	list_unlink(&ctx->pipe_link);
 	ctx->pipe = NULL;
@@ -179,24 +199,10 @@ static void ctx_detach_pipe(struct device *dev, struct open_ctx *ctx, int err)
 	pipe_collect(dev, p);
 }
 
-bool device_may_create_locked(struct device *dev, const struct cred *cred)
-{
-	if (cred->uid == 0)
-		return true;
-	unsigned bits;
-	if (cred->uid == dev->cfg.uid)
-		bits = (dev->cfg.mode >> 6) & 7;
-	else if (cred->gid == dev->cfg.gid)
-		bits = (dev->cfg.mode >> 3) & 7;
-	else
-		bits = dev->cfg.mode & 7;
-	return bits & 2;
-}
-
 bool device_may_create(struct device *dev, const struct cred *cred)
 {
 	pthread_mutex_lock(&dev->lock);
-	bool r = device_may_create_locked(dev, cred);
+	bool r = access_may_create(dev, cred);
 	pthread_mutex_unlock(&dev->lock);
 	return r;
 }
@@ -206,7 +212,7 @@ static unsigned ctx_want(const struct open_ctx *ctx)
 	return (ctx->reader ? 4u : 0u) | (ctx->writer ? 2u : 0u);
 }
 
-static int attach_args_check(const struct attach_args *a)
+int attach_args_check(const struct attach_args *a)
 {
 	if (a->flags & ~RINGDEV_ATTACH_FLAGS_ALL)
 		return -EINVAL;
@@ -217,57 +223,18 @@ static int attach_args_check(const struct attach_args *a)
 	return name_check(a->name, a->len);
 }
 
-bool device_is_admin(const struct device *dev, const struct cred *cred)
-{
-	return cred->uid == 0 || (dev->cfg.admin_set && cred->gid == dev->cfg.admin_gid);
-}
-
-struct uid_count {
-	uint32_t uid;
-	uint64_t n;
-};
-
-static void count_owned(struct hash_node *node, void *data)
-{
-	struct uid_count *c = data;
-	if (container_of(node, struct pipe, ino_node)->uid == c->uid)
-		c->n++;
-}
-
-/* Within --max-pipes and --max-pipes-per-uid for one more pipe of uid? */
-static int pipe_limits(struct device *dev, uint32_t uid, const char *name, size_t len)
-{
-	if (pipe_table_count(&dev->table) >= dev->cfg.max_pipes) {
-		dev->count.limit_pipes_hits++;
-		log_info("pipe %.*s: --max-pipes (%llu) reached", (int)len, name, (unsigned long long)dev->cfg.max_pipes);
-		return -ENOSPC;
-	}
-	if (dev->cfg.max_pipes_per_uid) {
-		struct uid_count c = { uid, 0 };
-		hashmap_for_each(&dev->table.by_ino, count_owned, &c);
-		if (c.n >= dev->cfg.max_pipes_per_uid) {
-			dev->count.limit_uid_pipes_hits++;
-			log_info("pipe %.*s: uid %u owns --max-pipes-per-uid (%llu) pipes", (int)len, name, uid,
-				 (unsigned long long)dev->cfg.max_pipes_per_uid);
-			return -ENOSPC;
-		}
-	}
-	return 0;
-}
-
 /* Make a new pipe from attach arguments, owned by uid:gid, within the limits. */
 static int pipe_create(struct device *dev, const struct attach_args *a, uint32_t uid, uint32_t gid, struct pipe **out)
 {
-	int r = pipe_limits(dev, uid, a->name, a->len);
-	if (r < 0)
-		return r;
-	struct pipe *p = pipe_new(dev, a->name, a->len, a->kind ? a->kind : RINGDEV_KIND_STREAM,
-				  a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
-				  a->capacity ? a->capacity : dev->cfg.ring_size, a->mode ? a->mode : 0600, uid, gid);
-	if (!p)
-		return -ENOMEM;
-	*out = p;
-	return 0;
+	struct pipe_settings set = {
+		.kind = a->kind ? a->kind : RINGDEV_KIND_STREAM,
+		.policy = a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
+		.mode = a->mode ? a->mode : 0600,
+		.uid = uid,
+		.gid = gid,
+		.capacity = a->capacity ? a->capacity : dev->cfg.ring_size,
+	};
+	return pipe_new(dev, &set, a->name, a->len, out);
 }
 
 int device_create_locked(struct device *dev, const struct cred *cred, const struct attach_args *a, uint32_t uid,
@@ -276,7 +243,7 @@ int device_create_locked(struct device *dev, const struct cred *cred, const stru
 	int r = attach_args_check(a);
 	if (r < 0)
 		return r;
-	if (!device_may_create_locked(dev, cred))
+	if (!access_may_create(dev, cred))
 		return -EACCES;
 	if (pipe_table_find(&dev->table, a->name, a->len))
 		return -EEXIST;
@@ -313,7 +280,8 @@ void device_remove_locked(struct device *dev, struct pipe *p)
 	pipe_collect(dev, p);
 }
 
-int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct attach_args *a)
+int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct cred *cred,
+			 const struct attach_args *a)
 {
 	int r = attach_args_check(a);
 	if (r < 0)
@@ -322,14 +290,14 @@ int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct 
 	if (p) {
 		if ((a->flags & RINGDEV_ATTACH_CREATE) && (a->flags & RINGDEV_ATTACH_EXCL))
 			return -EEXIST;
-		if (!pipe_permits(p, &ctx->cred, ctx_want(ctx)))
+		if (!access_permits(p, cred, ctx_want(ctx)))
 			return -EACCES;
 	} else {
 		if (!(a->flags & RINGDEV_ATTACH_CREATE))
 			return -ENOENT;
-		if (!device_may_create_locked(dev, &ctx->cred))
+		if (!access_may_create(dev, cred))
 			return -EACCES;
-		r = pipe_create(dev, a, ctx->cred.uid, ctx->cred.gid, &p);
+		r = pipe_create(dev, a, cred->uid, cred->gid, &p);
 		if (r < 0)
 			return r;
 	}
@@ -340,8 +308,8 @@ int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct 
 	return 0;
 }
 
-int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const char *name, size_t len, bool create,
-			    bool excl, const struct ringdev_ctl_answer *settings, bool brokered)
+int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const char *name,
+			    size_t len, bool create, bool excl, const struct ringdev_ctl_answer *settings, bool brokered)
 {
 	int r = name_check(name, len);
 	if (r < 0)
@@ -349,20 +317,31 @@ int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const char
 	struct pipe *p = pipe_table_find(&dev->table, name, len);
 	if (p && excl)
 		return -EEXIST;
+	struct pipe_settings set = {
+		.kind = settings ? settings->kind : RINGDEV_KIND_STREAM,
+		.policy = settings ? settings->policy : RINGDEV_POLICY_BLOCK,
+		.mode = settings && settings->mode ? settings->mode : 0600,
+		.uid = settings ? settings->uid : cred->uid,
+		.gid = settings ? settings->gid : cred->gid,
+		.capacity = settings && settings->capacity ? settings->capacity : dev->cfg.ring_size,
+	};
 	if (!p) {
 		if (!create)
 			return -ENOENT;
-		if (pipe_table_count(&dev->table) >= dev->cfg.max_pipes) {
-			dev->count.limit_pipes_hits++;
-			return -ENOSPC;
-		}
-		p = settings ? pipe_new(dev, name, len, settings->kind, settings->policy,
-					settings->capacity ? settings->capacity : dev->cfg.ring_size,
-					settings->mode ? settings->mode : 0600, settings->uid, settings->gid)
-			     : pipe_new(dev, name, len, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, dev->cfg.ring_size, 0600,
-					ctx->cred.uid, ctx->cred.gid);
-		if (!p)
-			return -ENOMEM;
+		r = pipe_new(dev, &set, name, len, &p);
+		if (r < 0)
+			return r;
+	} else if (settings && p->hold_deadline_ns && p->handles == 0 && p->ring.used == 0) {
+		/* Made by mknod just before this open: the answer's settings
+		 * are those of the pipe being created. */
+		r = pipe_set_owner(dev, p, set.uid, set.gid);
+		if (r == 0)
+			r = pipe_set_capacity(dev, p, set.capacity);
+		if (r < 0)
+			return r;
+		p->kind = set.kind;
+		p->policy = set.policy;
+		p->mode = set.mode;
 	}
 	if (brokered)
 		p->brokered = true;
@@ -373,63 +352,63 @@ int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const char
 	return 0;
 }
 
-void device_open_finish(struct device *dev, struct open_ctx *ctx, void *req, bool create)
+/* The end of an app's open, whichever way it ends: the pipe its creator
+ * made with mknod is no longer held for it. */
+static void open_release_hold(struct device *dev, uint64_t hold_ino)
 {
-	struct pipe_attr attr;
-	memset(&attr, 0, sizeof(attr));
-	if (ctx->pipe)
-		pipe_attr(ctx->pipe, &attr);
-	if (!dev->ops->reply_open(req, ctx, ctx->pipe ? &attr : NULL, create))
+	struct pipe *p = hold_ino ? pipe_table_find_ino(&dev->table, hold_ino) : NULL;
+	if (p)
+		pipe_release_hold(dev, p);
+}
+
+void device_open_finish(struct device *dev, struct open_ctx *ctx, void *req, uint64_t hold_ino)
+{
+	if (!dev->ops->reply_open(req, ctx))
 		ctx_free_locked(dev, ctx); /* the opener is gone: no release will come */
+	open_release_hold(dev, hold_ino);
+}
+
+void device_open_fail(struct device *dev, struct open_ctx *ctx, void *req, int err, uint64_t hold_ino)
+{
+	dev->ops->reply_error(req, err);
+	ctx_free_locked(dev, ctx);
+	open_release_hold(dev, hold_ino);
+}
+
+/* The pipe a FUSE open by inode names, and whether cred made it by mknod
+ * and has not opened it yet (then it opens it whatever the mode bits say,
+ * as the kernel lets the creator of a file open it). */
+static struct pipe *open_target(struct device *dev, const struct cred *cred, uint64_t ino, uint64_t *hold_ino)
+{
+	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
+	*hold_ino = p && p->hold_deadline_ns && p->hold_uid == cred->uid ? ino : 0;
+	return p;
 }
 
 void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, const struct open_args *args)
 {
 	int r;
+	uint64_t hold_ino = 0;
 	if (args->default_pipe) {
 		struct attach_args a = { .name = dev->cfg.default_pipe, .len = strlen(dev->cfg.default_pipe) };
-		r = device_attach_locked(dev, ctx, &a);
+		r = device_attach_locked(dev, ctx, &ctx->cred, &a);
 		if (r == -EACCES || r == -ENOENT)
 			r = 0; /* the default pipe refuses this caller: start detached, ATTACH decides */
-	} else if (args->ino) {
-		struct pipe *p = pipe_table_find_ino(&dev->table, args->ino);
-		r = !p ? -ENOENT : !pipe_permits(p, &ctx->cred, ctx_want(ctx)) ? -EACCES : 0;
+	} else {
+		struct pipe *p = open_target(dev, &ctx->cred, args->ino, &hold_ino);
+		if (!p)
+			r = -ENOENT;
+		else if (!hold_ino && !access_permits(p, &ctx->cred, ctx_want(ctx)))
+			r = -EACCES;
+		else
+			r = 0;
 		if (r == 0 && ctx->pipe != p)
 			ctx_attach_pipe(dev, ctx, p);
-	} else {
-		struct attach_args a = {
-			.name = args->name,
-			.len = args->len,
-			.flags = args->attach_flags,
-			.mode = args->mode,
-		};
-		r = device_attach_locked(dev, ctx, &a);
 	}
-	if (r < 0) {
-		dev->ops->reply_error(req, -r);
-		ctx_free_locked(dev, ctx);
-		return;
-	}
-	device_open_finish(dev, ctx, req, args->create);
-}
-
-/* Does uid hold --max-opens-per-uid handles already? (Counted.) */
-static bool opens_limited(struct device *dev, uint32_t uid)
-{
-	if (!dev->cfg.max_opens_per_uid)
-		return false;
-	uint64_t n = 0;
-	struct list_node *pos;
-	list_for_each(pos, &dev->opens) {
-		struct open_ctx *c = list_entry(pos, struct open_ctx, dev_link);
-		n += !c->ctl && c->cred.uid == uid;
-	}
-	if (n < dev->cfg.max_opens_per_uid)
-		return false;
-	dev->count.limit_uid_opens_hits++;
-	log_info("uid %u holds --max-opens-per-uid (%llu) handles: open refused", uid,
-		 (unsigned long long)dev->cfg.max_opens_per_uid);
-	return true;
+	if (r < 0)
+		device_open_fail(dev, ctx, req, -r, hold_ino);
+	else
+		device_open_finish(dev, ctx, req, hold_ino);
 }
 
 void device_open_request(struct device *dev, const struct cred *cred, int oflags, const struct open_args *args,
@@ -437,47 +416,62 @@ void device_open_request(struct device *dev, const struct cred *cred, int oflags
 {
 	pthread_mutex_lock(&dev->lock);
 	struct open_ctx *ctx = NULL;
-	if (opens_limited(dev, cred->uid))
-		dev->ops->reply_error(req, EMFILE);
-	else if (!(ctx = ctx_new_locked(dev, cred, oflags)))
-		dev->ops->reply_error(req, ENOMEM);
-	if (!ctx) {
-		/* answered */
+	int r = ctx_new_locked(dev, cred, oflags, false, &ctx);
+	if (r < 0) {
+		dev->ops->reply_error(req, -r);
 	} else if (!relay_active(dev)) {
 		device_open_builtin(dev, ctx, req, args);
 	} else if (dev->ops->req_interrupted(req)) {
-		dev->ops->reply_error(req, EINTR);
-		ctx_free_locked(dev, ctx);
+		device_open_fail(dev, ctx, req, EINTR, 0);
 	} else {
-		struct relay_req *r = relay_new(dev, RINGDEV_CTL_OPEN, ctx, req);
-		if (!r) {
-			dev->ops->reply_error(req, errno);
-			ctx_free_locked(dev, ctx);
+		uint64_t hold_ino = 0;
+		struct pipe *p = args->default_pipe ? NULL : open_target(dev, cred, args->ino, &hold_ino);
+		struct relay_req *rr = relay_open(dev, ctx, req, hold_ino, &r);
+		if (!rr) {
+			device_open_fail(dev, ctx, req, -r, hold_ino);
 		} else {
-			const char *name = args->name;
-			size_t len = args->len;
-			if (args->ino) {
-				struct pipe *p = pipe_table_find_ino(&dev->table, args->ino);
-				name = p ? p->name : "";
-				len = p ? p->name_len : 0;
+			if (p) {
+				memcpy(rr->msg.name, p->name, p->name_len + 1);
+				rr->msg.mode = p->mode;
 			}
-			if (name && len < sizeof(r->msg.name))
-				memcpy(r->msg.name, name, len);
-			r->msg.attach_flags = args->attach_flags;
-			r->msg.mode = args->mode;
-			r->create = args->create;
-			r->default_pipe = args->default_pipe;
+			rr->msg.attach_flags = hold_ino ? RINGDEV_ATTACH_CREATE : 0;
+			rr->default_pipe = args->default_pipe;
+			rr->open_ino = args->ino;
 			ctx->broker_knows = true;
-			relay_submit(dev, r);
+			relay_submit(dev, rr);
 		}
 	}
 	pthread_mutex_unlock(&dev->lock);
 }
 
-int device_attach(struct device *dev, struct open_ctx *ctx, const struct attach_args *args)
+int device_mknod(struct device *dev, const struct cred *cred, const char *name, size_t len, uint32_t mode,
+		 struct pipe_attr *out)
+{
+	int r = name_check(name, len);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&dev->lock);
+	struct pipe *p = pipe_table_find(&dev->table, name, len);
+	if (p) {
+		r = access_may_see(dev, cred, p) ? -EEXIST : -EACCES;
+	} else if (!relay_active(dev) && !access_may_create(dev, cred)) {
+		r = -EACCES; /* with a broker in charge, it decides at the open */
+	} else {
+		struct attach_args a = { .name = name, .len = len, .mode = mode & 0777 };
+		r = pipe_create(dev, &a, cred->uid, cred->gid, &p);
+		if (r == 0) {
+			pipe_hold(dev, p, cred->uid, now_ns() + HOLD_NS);
+			pipe_attr(p, out);
+		}
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+int device_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const struct attach_args *args)
 {
 	pthread_mutex_lock(&dev->lock);
-	int r = device_attach_locked(dev, ctx, args);
+	int r = device_attach_locked(dev, ctx, cred, args);
 	pthread_mutex_unlock(&dev->lock);
 	return r;
 }
@@ -489,7 +483,7 @@ int device_attach_ino(struct device *dev, struct open_ctx *ctx, uint64_t ino)
 	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
 	if (!p)
 		r = -ENOENT;
-	else if (!pipe_permits(p, &ctx->cred, ctx_want(ctx)))
+	else if (!access_permits(p, &ctx->cred, ctx_want(ctx)))
 		r = -EACCES;
 	else if (ctx->pipe != p) {
 		ctx_detach_pipe(dev, ctx, ENXIO);
@@ -522,6 +516,8 @@ void ctx_free_locked(struct device *dev, struct open_ctx *ctx)
 	ctx_poll_drop(dev, ctx);
 	list_unlink(&ctx->dev_link);
 	dev->nopens--;
+	if (!ctx->ctl)
+		limit_uncharge(&dev->limits, LIMIT_OPENS, ctx->cred.uid, 1);
 	free(ctx);
 }
 
@@ -594,54 +590,53 @@ unsigned device_poll(struct device *dev, struct open_ctx *ctx, void *ph)
 	unsigned mask;
 	pthread_mutex_lock(&dev->lock);
 	if (ctx->ctl) {
-		mask = list_empty(&dev->relay_pending) ? 0 : POLLIN | POLLRDNORM;
+		mask = relay_poll_mask(dev);
 		if (ph)
-			dev->ops->poll_destroy(ph);
+			ctx_poll_keep(dev, ctx, NULL, ph, mask);
 	} else if (!ctx->pipe) {
 		mask = POLLERR;
 		if (ph)
 			dev->ops->poll_destroy(ph);
 	} else {
 		mask = pipe_poll_mask(ctx->pipe, ctx);
-		if (ph) {
-			if (ctx->ph)
-				dev->ops->poll_destroy(ctx->ph);
-			else {
-				list_add_tail(&ctx->pipe->pollers, &ctx->poll_link);
-				dev->npollers++;
-			}
-			ctx->ph = ph;
-			ctx->poll_mask = mask;
-		}
+		if (ph)
+			ctx_poll_keep(dev, ctx, &ctx->pipe->pollers, ph, mask);
 	}
 	pthread_mutex_unlock(&dev->lock);
 	return mask;
 }
 
-int device_lookup(struct device *dev, const char *name, size_t len, struct pipe_attr *out)
+/* A pipe of the mount's namespace as cred may see it: -ENOENT, or -EACCES
+ * when it is hidden (the visibility rule: its name is taken, nothing more
+ * is shown, as ATTACH and PIPE_BY_NAME answer too). */
+static int visible(struct device *dev, const struct cred *cred, struct pipe *p, struct pipe **out)
+{
+	*out = p;
+	return !p ? -ENOENT : access_may_see(dev, cred, p) ? 0 : -EACCES;
+}
+
+int device_lookup(struct device *dev, const struct cred *cred, const char *name, size_t len, struct pipe_attr *out)
 {
 	int r = name_check(name, len);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&dev->lock);
-	struct pipe *p = pipe_table_find(&dev->table, name, len);
-	if (p)
+	struct pipe *p;
+	r = visible(dev, cred, pipe_table_find(&dev->table, name, len), &p);
+	if (r == 0)
 		pipe_attr(p, out);
-	else
-		r = -ENOENT;
 	pthread_mutex_unlock(&dev->lock);
 	return r;
 }
 
-int device_getattr(struct device *dev, uint64_t ino, struct pipe_attr *out)
+int device_getattr(struct device *dev, const struct cred *cred, uint64_t ino, struct pipe_attr *out)
 {
 	int r = 0;
 	pthread_mutex_lock(&dev->lock);
-	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
-	if (p)
+	struct pipe *p;
+	r = visible(dev, cred, pipe_table_find_ino(&dev->table, ino), &p);
+	if (r == 0)
 		pipe_attr(p, out);
-	else
-		r = -ENOENT;
 	pthread_mutex_unlock(&dev->lock);
 	return r;
 }
@@ -649,22 +644,18 @@ int device_getattr(struct device *dev, uint64_t ino, struct pipe_attr *out)
 int device_setattr(struct device *dev, const struct cred *cred, uint64_t ino, bool set_mode, uint32_t mode,
 		   bool set_uid, uint32_t uid, bool set_gid, uint32_t gid, struct pipe_attr *out)
 {
-	int r = 0;
 	pthread_mutex_lock(&dev->lock);
-	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
-	if (!p)
-		r = -ENOENT;
-	else if ((set_uid && uid != p->uid) || (set_gid && gid != p->gid))
-		r = cred->uid == 0 ? 0 : -EPERM;
-	if (r == 0 && set_mode && cred->uid != 0 && cred->uid != p->uid)
+	struct pipe *p;
+	int r = visible(dev, cred, pipe_table_find_ino(&dev->table, ino), &p);
+	if (r == 0 && ((set_uid && uid != p->uid) || (set_gid && gid != p->gid)) && !access_may_chown(dev, cred))
 		r = -EPERM;
+	if (r == 0 && set_mode && !access_may_manage(dev, cred, p))
+		r = -EPERM;
+	if (r == 0 && (set_uid || set_gid))
+		r = pipe_set_owner(dev, p, set_uid ? uid : p->uid, set_gid ? gid : p->gid);
 	if (r == 0) {
 		if (set_mode)
 			p->mode = mode & 0777;
-		if (set_uid)
-			p->uid = uid;
-		if (set_gid)
-			p->gid = gid;
 		if (set_mode || set_uid || set_gid)
 			p->ctime = now_realtime();
 		pipe_attr(p, out);
@@ -677,10 +668,9 @@ int device_access(struct device *dev, const struct cred *cred, uint64_t ino, int
 {
 	int r = 0;
 	pthread_mutex_lock(&dev->lock);
-	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
-	if (!p)
-		r = -ENOENT;
-	else if (!pipe_permits(p, cred, (unsigned)mask & 7))
+	struct pipe *p;
+	r = visible(dev, cred, pipe_table_find_ino(&dev->table, ino), &p);
+	if (r == 0 && !access_permits(p, cred, (unsigned)mask & 7))
 		r = -EACCES;
 	pthread_mutex_unlock(&dev->lock);
 	return r;
@@ -695,7 +685,7 @@ int device_unlink(struct device *dev, const struct cred *cred, const char *name,
 	struct pipe *p = pipe_table_find(&dev->table, name, len);
 	if (!p)
 		r = -ENOENT;
-	else if (cred->uid != 0 && cred->uid != p->uid)
+	else if (!access_may_manage(dev, cred, p))
 		r = -EPERM;
 	else {
 		pipe_table_unlink(&dev->table, p);
@@ -705,23 +695,32 @@ int device_unlink(struct device *dev, const struct cred *cred, const char *name,
 	return r;
 }
 
+struct list_walk {
+	struct device *dev;
+	const struct cred *cred;
+	struct name_list *list;
+};
+
 static void list_one(struct hash_node *n, void *data)
 {
-	struct name_list *list = data;
+	struct list_walk *w = data;
 	struct pipe *p = container_of(n, struct pipe, name_node);
-	struct name_entry *e = &list->entries[list->count++];
+	if (!access_may_see(w->dev, w->cred, p))
+		return;
+	struct name_entry *e = &w->list->entries[w->list->count++];
 	e->ino = p->ino;
 	memcpy(e->name, p->name, p->name_len + 1);
 }
 
-int device_list(struct device *dev, struct name_list *out)
+int device_list(struct device *dev, const struct cred *cred, struct name_list *out)
 {
 	pthread_mutex_lock(&dev->lock);
 	size_t n = dev->table.by_name.count;
 	out->count = 0;
 	out->entries = calloc(n ? n : 1, sizeof(*out->entries));
+	struct list_walk w = { dev, cred, out };
 	if (out->entries)
-		hashmap_for_each(&dev->table.by_name, list_one, out);
+		hashmap_for_each(&dev->table.by_name, list_one, &w);
 	pthread_mutex_unlock(&dev->lock);
 	return out->entries ? 0 : -ENOMEM;
 }
@@ -743,7 +742,7 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->parked_other = dev->parked_other;
 	s->parked_total = s->parked_reads + s->parked_writes + s->parked_other;
 	s->pollers = dev->npollers;
-	s->memory_used = dev->memory_used;
+	s->memory_used = limit_used(&dev->limits, LIMIT_MEMORY);
 	s->memory_limit = dev->cfg.max_memory;
 	s->pipes_limit = dev->cfg.max_pipes;
 	s->bytes_in = dev->count.bytes_in;
@@ -753,8 +752,8 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->dropped_bytes = dev->count.dropped_bytes;
 	s->dropped_messages = dev->count.dropped_messages;
 	s->interrupts = dev->count.interrupts;
-	s->limit_pipes_hits = dev->count.limit_pipes_hits;
-	s->limit_memory_hits = dev->count.limit_memory_hits;
+	s->limit_pipes_hits = dev->limits.total_hits[LIMIT_PIPES];
+	s->limit_memory_hits = dev->limits.total_hits[LIMIT_MEMORY] + dev->limits.uid_hits[LIMIT_MEMORY];
 	s->pipes_created = dev->count.pipes_created;
 	s->pipes_removed = dev->count.pipes_removed;
 	s->broker_connected = dev->broker != NULL;
@@ -764,9 +763,9 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->relay_timeouts = dev->count.relay_timeouts;
 	s->relay_cancels = dev->count.relay_cancels;
 	s->relay_broker_gone = dev->count.relay_broker_gone;
-	s->limit_uid_pipes_hits = dev->count.limit_uid_pipes_hits;
-	s->limit_uid_opens_hits = dev->count.limit_uid_opens_hits;
-	s->limit_parked_hits = dev->count.limit_parked_hits;
+	s->limit_uid_pipes_hits = dev->limits.uid_hits[LIMIT_PIPES];
+	s->limit_uid_opens_hits = dev->limits.uid_hits[LIMIT_OPENS];
+	s->limit_parked_hits = dev->limits.total_hits[LIMIT_PARKED] + dev->limits.uid_hits[LIMIT_PARKED];
 	s->flushed_bytes = dev->count.flushed_bytes;
 }
 

@@ -40,9 +40,9 @@ struct device_ops {
 	void (*poll_notify)(void *ph);
 	/* Drop a poll handle without waking it. */
 	void (*poll_destroy)(void *ph);
-	/* Answer an open (a FUSE create also gets the pipe's attributes in
-	 * attr). False if the opener is gone: the core then drops ctx. */
-	bool (*reply_open)(void *req, struct open_ctx *ctx, const struct pipe_attr *attr, bool create);
+	/* Answer an open with its handle. False if the opener is gone: the
+	 * core then drops ctx. */
+	bool (*reply_open)(void *req, struct open_ctx *ctx);
 	/* Answer an ioctl with its return value and out bytes. */
 	void (*reply_ioctl)(void *req, int result, const void *out, size_t size);
 };
@@ -63,6 +63,8 @@ struct device_config {
 	uint64_t max_pipes_per_uid; /* 0: no limit */
 	uint64_t max_opens_per_uid; /* 0: no limit */
 	uint64_t max_parked;      /* requests waiting at once, in all */
+	uint64_t max_memory_per_uid; /* ring bytes of the pipes one uid owns; 0: no limit */
+	uint64_t max_parked_per_uid; /* requests of one uid's handles waiting at once; 0: no limit */
 	bool require_broker;      /* relayed requests wait for a broker */
 	uint32_t broker_timeout_ms; /* how long they may wait to be taken */
 };
@@ -103,18 +105,12 @@ void device_free(struct device *dev);
 void device_shutdown(struct device *dev);
 
 /* An app opens the device. CUSE: default_pipe set (the open starts on the
- * default pipe). FUSE mount: ino of an existing pipe, or create with a name
- * (attach_flags CREATE, maybe EXCL, and mode). With a broker the open is
- * relayed and answered later. The core answers req with reply_open or
- * reply_error, exactly once. */
+ * default pipe). FUSE mount: ino of an existing pipe (a new one was made by
+ * device_mknod just before). With a broker the open is relayed and answered
+ * later. The core answers req with reply_open or reply_error, exactly once. */
 struct open_args {
 	bool default_pipe;
 	uint64_t ino;
-	const char *name;
-	size_t len;
-	uint32_t attach_flags;
-	uint32_t mode;
-	bool create;
 };
 void device_open_request(struct device *dev, const struct cred *cred, int oflags, const struct open_args *args,
 			 void *req);
@@ -124,8 +120,9 @@ int device_ctl_open(struct device *dev, const struct cred *cred, int oflags, str
 
 /* A new handle, attached to no pipe yet. oflags: the open(2) flags. */
 int device_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out);
-/* Attach a handle to a pipe by name (moves it if attached elsewhere). */
-int device_attach(struct device *dev, struct open_ctx *ctx, const struct attach_args *args);
+/* Attach a handle to a pipe by name (moves it if attached elsewhere),
+ * checked with cred, the caller's credentials (not the opener's). */
+int device_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const struct attach_args *args);
 /* Attach a handle to the pipe with this inode number (FUSE open). */
 int device_attach_ino(struct device *dev, struct open_ctx *ctx, uint64_t ino);
 /* Create a persistent pipe (kept when unused and empty) owned by cred; -EEXIST
@@ -168,9 +165,16 @@ bool device_ioctl_async(struct device *dev, struct open_ctx *ctx, const struct c
 int device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, unsigned int cmd,
 		 const void *in, size_t in_size, void *out, size_t out_size);
 
-/* Namespace (FUSE mount). */
-int device_lookup(struct device *dev, const char *name, size_t len, struct pipe_attr *out);
-int device_getattr(struct device *dev, uint64_t ino, struct pipe_attr *out);
+/* Namespace (FUSE mount). What cred may not see (access.h) is ENOENT. */
+int device_lookup(struct device *dev, const struct cred *cred, const char *name, size_t len, struct pipe_attr *out);
+int device_getattr(struct device *dev, const struct cred *cred, uint64_t ino, struct pipe_attr *out);
+/* A new pipe by name, owned by cred, for the open that follows (the FUSE
+ * mount's O_CREAT: the kernel sends MKNOD, then OPEN outside its directory
+ * lock, so a broker deciding the open blocks nobody else's lookups). The
+ * pipe is held for cred's first open. -EEXIST, -EACCES (no write permission
+ * on the device, or an existing pipe cred may not see), limit errnos. */
+int device_mknod(struct device *dev, const struct cred *cred, const char *name, size_t len, uint32_t mode,
+		 struct pipe_attr *out);
 /* chmod/chown through the mount: set_mode/set_uid/set_gid choose what changes. */
 int device_setattr(struct device *dev, const struct cred *cred, uint64_t ino, bool set_mode, uint32_t mode,
 		   bool set_uid, uint32_t uid, bool set_gid, uint32_t gid, struct pipe_attr *out);
@@ -188,7 +192,7 @@ struct name_list {
 		char name[64];
 	} *entries;
 };
-int device_list(struct device *dev, struct name_list *out);
+int device_list(struct device *dev, const struct cred *cred, struct name_list *out);
 void name_list_free(struct name_list *list);
 
 /* Counters for tests and admins. */

@@ -16,6 +16,7 @@
 
 #include "device.h"
 #include "hashmap.h"
+#include "limit.h"
 #include "list.h"
 #include "ring.h"
 
@@ -34,6 +35,9 @@ struct pipe {
 	bool brokered;                /* reads and writes go to the broker */
 	bool linked;                  /* reachable by name */
 	bool had_writer;              /* a writer wrote or closed here: the EOF rule */
+	struct list_node hold_link;   /* dev->held_pipes while held */
+	uint32_t hold_uid;            /* held for this creator's first open (see pipe_hold) */
+	uint64_t hold_deadline_ns;    /* 0: not held */
 	uint32_t readers, writers, handles;
 	struct ring ring;             /* ring.capacity is the pipe's capacity */
 	uint64_t allocated;           /* bytes counted against max_memory */
@@ -66,7 +70,10 @@ struct open_ctx {
 	uint64_t bytes_in, bytes_out;
 };
 
-enum parked_kind { PARKED_READ, PARKED_WRITE, PARKED_RELAY, PARKED_TRANSACT };
+/* READ, WRITE: on a pipe's queue. OPEN: an app's open waiting for the
+ * broker (its handle is dropped if it ends unanswered). RELAY: any other
+ * operation waiting for the broker. TRANSACT: a broker waiting for work. */
+enum parked_kind { PARKED_READ, PARKED_WRITE, PARKED_OPEN, PARKED_RELAY, PARKED_TRANSACT };
 
 struct relay_req;
 
@@ -81,18 +88,23 @@ struct parked_req {
 	uint8_t *data;                /* write: copy of what is still to write */
 	size_t total, done;           /* write: bytes in all, bytes moved so far */
 	bool all_or_nothing;          /* write: may complete only whole */
-	struct relay_req *relay;      /* RELAY: what waits for the broker */
+	struct relay_req *relay;      /* OPEN, RELAY: what waits for the broker */
+	uint64_t hold_ino;            /* OPEN: the pipe held for this creator's open, 0 */
 	uint64_t deadline_ns;         /* TRANSACT: CLOCK_MONOTONIC end of its wait, 0 none */
 };
 
 enum relay_state { RELAY_PENDING, RELAY_TAKEN };
+
+/* Relayed requests that end when their handle leaves its pipe: reads and
+ * writes of a brokered pipe. OPEN, ATTACH and IOCTL belong to the handle. */
+bool parked_bound_to_pipe(const struct parked_req *p);
 
 /* A request for the broker. Owned by the device: on dev->relay_pending
  * until a TRANSACT takes it, then indexed by id until answered. The app's
  * waiting operation is `parked` (NULL for notices); the open an OPEN
  * request decides is parked->ctx. */
 struct relay_req {
-	struct list_node queue_link;  /* dev->relay_pending while pending */
+	struct list_node queue_link;  /* dev->relay_pending, then dev->relay_taken */
 	struct hash_node id_node;     /* dev->relay_ids while it exists (not notices) */
 	struct parked_req *parked;
 	enum relay_state state;
@@ -101,15 +113,17 @@ struct relay_req {
 	uint8_t *staged;              /* STAGEd out-payload */
 	size_t staged_limit, staged_len;
 	uint64_t deadline_ns;         /* waiting to be taken ends here (0: none) */
-	bool create;                  /* OPEN from a FUSE create */
+	struct cred cred;             /* who made the call (msg.uid/gid/pid) */
 	bool default_pipe;            /* OPEN of the CUSE node */
+	uint64_t open_ino;            /* OPEN of a pipe file on the mount */
+	bool takes_hold;              /* OPEN by the creator of a held pipe */
 };
 
 struct device_counters {
 	uint64_t bytes_in, bytes_out, writes, reads, dropped_bytes, dropped_messages;
-	uint64_t interrupts, limit_pipes_hits, limit_memory_hits, pipes_created, pipes_removed;
+	uint64_t interrupts, pipes_created, pipes_removed;
 	uint64_t relayed, relay_rejected, relay_failed, relay_timeouts, relay_cancels, relay_broker_gone;
-	uint64_t limit_uid_pipes_hits, limit_uid_opens_hits, limit_parked_hits, flushed_bytes;
+	uint64_t flushed_bytes;
 };
 
 struct device {
@@ -124,28 +138,34 @@ struct device {
 	uint64_t parked_reads, parked_writes, parked_other;
 	struct open_ctx *broker;      /* the control node's handle while open */
 	struct list_node relay_pending; /* relay_req.queue_link, FIFO */
+	struct list_node relay_taken; /* relay_req.queue_link: taken, not answered */
 	struct hashmap relay_ids;     /* relay_req.id_node */
 	struct list_node transacts;   /* parked TRANSACTs (parked_req.queue_link) */
 	uint64_t next_relay_id;
 	struct list_node opens;
 	uint64_t nopens, npollers;
 	uint64_t next_open_id;
-	uint64_t memory_used;
+	struct limits limits;
+	struct list_node held_pipes;  /* pipe.hold_link */
 	struct device_counters count;
 };
 
 /* device.c: the same as the public calls, for callers holding the lock */
-int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct attach_args *args);
+int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct cred *cred,
+			 const struct attach_args *args);
 int device_detach_locked(struct device *dev, struct open_ctx *ctx);
-bool device_may_create_locked(struct device *dev, const struct cred *cred);
-/* Root or a member of --admin-group: sees and manages everything. */
-bool device_is_admin(const struct device *dev, const struct cred *cred);
 /* A persistent pipe made by an admin command (owner uid/gid). */
 int device_create_locked(struct device *dev, const struct cred *cred, const struct attach_args *args, uint32_t uid,
 			 uint32_t gid);
 /* Destroy a pipe now: parked requests end with EIDRM, handles are detached. */
 void device_remove_locked(struct device *dev, struct pipe *p);
 void device_stats_locked(struct device *dev, struct ringdev_stats *out);
+
+/* Range and name checks of attach arguments (all paths that attach). */
+int attach_args_check(const struct attach_args *args);
+/* ioctl.c: decode and check a RINGDEV_IOC_ATTACH argument (copied to *a;
+ * args points into it). */
+int ioctl_decode_attach(const void *in, struct ringdev_attach *a, struct attach_args *args);
 
 /* pipe_table.c */
 void pipe_table_init(struct pipe_table *t, bool case_sensitive);
@@ -158,25 +178,32 @@ void pipe_table_remove(struct pipe_table *t, struct pipe *p);   /* name (if link
 size_t pipe_table_count(const struct pipe_table *t);
 
 /* request.c */
-/* A new waiting request; NULL with *err EAGAIN (--max-parked, counted) or
- * ENOMEM. A broker's TRANSACT is never refused. */
+/* A new waiting request of ctx, charged to ctx's uid: NULL with *err
+ * ENOBUFS (--max-parked, --max-parked-per-uid: counted) or ENOMEM. A
+ * broker's TRANSACT is never refused. */
 struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx, int *err);
 struct parked_req *parked_find(struct device *dev, void *req);
 /* Unlink from every list and the index, free. Does not answer. */
 void parked_free(struct device *dev, struct parked_req *p);
 /* End a parked request early with err: a write that already moved bytes
- * answers their count instead (as a pipe's interrupted write does). */
+ * answers their count instead (as a pipe's interrupted write does); an
+ * app's open that never completed also drops its handle. */
 void parked_end(struct device *dev, struct parked_req *p, int err);
 /* End every request parked by ctx. */
 void parked_end_ctx(struct device *dev, struct open_ctx *ctx, int err);
+/* End the requests of ctx that belong to its pipe (parked_bound_to_pipe). */
+void parked_end_pipe_bound(struct device *dev, struct open_ctx *ctx, int err);
 
 /* device.c */
 /* Attach with the broker's authority (no mode check); creates a missing
- * pipe when `create`, with settings from the answer when given. */
-int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const char *name, size_t len, bool create,
-			    bool excl, const struct ringdev_ctl_answer *settings, bool brokered);
-/* Finish an app's open: answer it, or drop ctx if the opener is gone. */
-void device_open_finish(struct device *dev, struct open_ctx *ctx, void *req, bool create);
+ * pipe when `create`, owned by cred or as the answer's settings say. */
+int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const char *name,
+			    size_t len, bool create, bool excl, const struct ringdev_ctl_answer *settings, bool brokered);
+/* The one way an app's open ends: answered with its handle (finish), or
+ * with err and the handle dropped, since no release will come for it
+ * (fail). hold_ino: the pipe its creator made by mknod for this open (0). */
+void device_open_finish(struct device *dev, struct open_ctx *ctx, void *req, uint64_t hold_ino);
+void device_open_fail(struct device *dev, struct open_ctx *ctx, void *req, int err, uint64_t hold_ino);
 /* The built-in decision for an open (no broker). */
 void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, const struct open_args *args);
 void ctx_free_locked(struct device *dev, struct open_ctx *ctx);
@@ -184,14 +211,17 @@ void ctx_free_locked(struct device *dev, struct open_ctx *ctx);
 /* relay.c */
 /* Is a broker in charge (connected, or required)? */
 bool relay_active(const struct device *dev);
-/* Relay an app's operation: parks req on ctx as the request's waiter. */
-struct relay_req *relay_new(struct device *dev, uint32_t type, struct open_ctx *ctx, void *req);
+/* An app's open for the broker, parked on ctx (kind PARKED_OPEN); NULL and
+ * *err (negative) if it cannot wait. The caller fills msg and submits. */
+struct relay_req *relay_open(struct device *dev, struct open_ctx *ctx, void *req, uint64_t hold_ino, int *err);
 void relay_submit(struct device *dev, struct relay_req *r);
 /* The app's side ended (interrupt, release...): tell the broker if it took it. */
 void relay_abandon(struct device *dev, struct relay_req *r);
 /* A handle the broker knew was closed. */
 void relay_notice_release(struct device *dev, struct open_ctx *ctx);
 void relay_ctl_release(struct device *dev, struct open_ctx *ctl);
+/* POLLIN while requests wait to be taken. */
+unsigned relay_poll_mask(const struct device *dev);
 bool relay_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req, unsigned int cmd,
 		 const void *in, size_t in_size, size_t out_size);
 void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type, const void *buf, size_t size);
@@ -205,9 +235,21 @@ void timer_kick(struct device *dev);
 uint64_t now_ns(void);
 
 /* pipe.c */
-struct pipe *pipe_new(struct device *dev, const char *name, size_t len, uint32_t kind, uint32_t policy,
-		      uint64_t capacity, uint32_t mode, uint32_t uid, uint32_t gid);
+struct pipe_settings {
+	uint32_t kind, policy, mode, uid, gid;
+	uint64_t capacity;
+};
+/* A new pipe, charged to its owner (limit.h): 0 or -errno. */
+int pipe_new(struct device *dev, const struct pipe_settings *set, const char *name, size_t len, struct pipe **out);
 void pipe_destroy(struct device *dev, struct pipe *p);
+/* Give p to uid:gid, moving its charges. */
+int pipe_set_owner(struct device *dev, struct pipe *p, uint32_t uid, uint32_t gid);
+/* Keep p (unused and empty) until its creator uid opens it or the deadline. */
+void pipe_hold(struct device *dev, struct pipe *p, uint32_t uid, uint64_t deadline_ns);
+/* End p's hold; true if p was freed (nothing else keeps it). */
+bool pipe_release_hold(struct device *dev, struct pipe *p);
+/* End holds past their deadline (timer thread); the next deadline or UINT64_MAX. */
+uint64_t pipe_expire_holds(struct device *dev, uint64_t now);
 /* Remove p if nothing keeps it any more; returns true if it was freed. */
 bool pipe_collect(struct device *dev, struct pipe *p);
 void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation);
@@ -221,10 +263,10 @@ bool pipe_eof(const struct pipe *p);
 int pipe_set_capacity(struct device *dev, struct pipe *p, uint64_t capacity);
 void pipe_attr(const struct pipe *p, struct pipe_attr *out);
 void pipe_info(const struct pipe *p, struct ringdev_pipe_info *out);
-/* The rwx bits (4, 2, 1) cred has on p; root has all. */
-unsigned pipe_access_bits(const struct pipe *p, const struct cred *cred);
-/* Permission check: want is a mask of 4 (read), 2 (write), 1 (x). */
-bool pipe_permits(const struct pipe *p, const struct cred *cred, unsigned want);
+/* Keep a poll handle for ctx (on `pollers` if not NULL), replacing an older one. */
+void ctx_poll_keep(struct device *dev, struct open_ctx *ctx, struct list_node *pollers, void *ph, unsigned mask);
+/* Wake ctx's poller once and forget its handle. */
+void ctx_poll_wake(struct device *dev, struct open_ctx *ctx);
 /* Drop a handle's poll handle (not woken). */
 void ctx_poll_drop(struct device *dev, struct open_ctx *ctx);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "device_internal.h"
 #include "log.h"
 #include "name.h"
@@ -27,25 +28,34 @@ static bool all_zero(const void *p, size_t n)
 	return true;
 }
 
-static int ioctl_attach(struct device *dev, struct open_ctx *ctx, const void *in)
+int ioctl_decode_attach(const void *in, struct ringdev_attach *a, struct attach_args *args)
 {
-	struct ringdev_attach a;
-	memcpy(&a, in, sizeof(a));
-	const char *nul = memchr(a.name, '\0', sizeof(a.name));
+	memcpy(a, in, sizeof(*a));
+	const char *nul = memchr(a->name, '\0', sizeof(a->name));
 	if (!nul)
 		return -ENAMETOOLONG;
-	if (!all_zero(a.reserved, sizeof(a.reserved)))
+	if (!all_zero(a->reserved, sizeof(a->reserved)))
 		return -EINVAL;
-	struct attach_args args = {
-		.name = a.name,
-		.len = (size_t)(nul - a.name),
-		.flags = a.flags,
-		.kind = a.kind,
-		.policy = a.policy,
-		.mode = a.mode,
-		.capacity = a.capacity,
+	*args = (struct attach_args){
+		.name = a->name,
+		.len = (size_t)(nul - a->name),
+		.flags = a->flags,
+		.kind = a->kind,
+		.policy = a->policy,
+		.mode = a->mode,
+		.capacity = a->capacity,
 	};
-	return device_attach_locked(dev, ctx, &args);
+	return attach_args_check(args);
+}
+
+/* ATTACH is checked with the caller's credentials, not the opener's: the
+ * handle may be an fd someone else passed. */
+static int ioctl_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const void *in)
+{
+	struct ringdev_attach a;
+	struct attach_args args;
+	int r = ioctl_decode_attach(in, &a, &args);
+	return r < 0 ? r : device_attach_locked(dev, ctx, cred, &args);
 }
 
 /* A name argument: NUL-terminated inside its array, and valid. */
@@ -56,18 +66,6 @@ static int name_arg(const char name[RINGDEV_NAME_SIZE], size_t *len)
 		return -ENAMETOOLONG;
 	*len = (size_t)(nul - name);
 	return name_check(name, *len);
-}
-
-/* May cred see p in listings and by name? */
-static bool may_see(const struct device *dev, const struct cred *cred, const struct pipe *p)
-{
-	return device_is_admin(dev, cred) || (pipe_access_bits(p, cred) & 6);
-}
-
-/* May cred change or remove p? */
-static bool may_manage(const struct device *dev, const struct cred *cred, const struct pipe *p)
-{
-	return device_is_admin(dev, cred) || cred->uid == p->uid;
 }
 
 /* Change a pipe's settings (SET_CONFIG, CONFIGURE): all checked before any applies. */
@@ -84,10 +82,15 @@ static int configure(struct device *dev, struct pipe *p, const struct cred *cred
 		return -EINVAL;
 	if ((set & RINGDEV_SET_CAPACITY) && (capacity < RINGDEV_CAPACITY_MIN || capacity > RINGDEV_CAPACITY_MAX))
 		return -EINVAL;
-	if (!may_manage(dev, cred, p) || ((set & RINGDEV_SET_OWNER) && !device_is_admin(dev, cred)))
+	if (!access_may_manage(dev, cred, p) || ((set & RINGDEV_SET_OWNER) && !access_may_chown(dev, cred)))
 		return -EPERM;
 	if ((set & RINGDEV_SET_KIND) && kind != p->kind && p->ring.used > 0)
 		return -EBUSY;
+	if (set & RINGDEV_SET_OWNER) {
+		int r = pipe_set_owner(dev, p, uid, gid);
+		if (r < 0)
+			return r;
+	}
 	if (set & RINGDEV_SET_CAPACITY) {
 		int r = pipe_set_capacity(dev, p, capacity);
 		if (r < 0)
@@ -99,10 +102,6 @@ static int configure(struct device *dev, struct pipe *p, const struct cred *cred
 		p->policy = policy;
 	if (set & RINGDEV_SET_MODE)
 		p->mode = mode;
-	if (set & RINGDEV_SET_OWNER) {
-		p->uid = uid;
-		p->gid = gid;
-	}
 	p->ctime = now_realtime();
 	pipe_settle(dev, p); /* a policy change may release parked writers */
 	return 0;
@@ -147,7 +146,7 @@ static int ioctl_list_pipes(struct device *dev, const struct cred *cred, const v
 	hashmap_for_each(&dev->table.by_ino, walk_one, &w);
 	qsort(w.all, w.n, sizeof(*w.all), by_ino);
 	for (size_t i = 0; i < w.n; i++) {
-		if (!may_see(dev, cred, w.all[i]))
+		if (!access_may_see(dev, cred, w.all[i]))
 			continue;
 		if (l->total >= start && l->count < RINGDEV_LIST_PIPES_MAX)
 			pipe_info(w.all[i], &l->pipes[l->count++]);
@@ -191,7 +190,7 @@ static int ioctl_list_opens(struct device *dev, const struct cred *cred, const v
 	uint32_t start;
 	memcpy(&start, in, sizeof(start));
 	memset(l, 0, sizeof(*l));
-	bool admin = device_is_admin(dev, cred);
+	bool admin = access_is_admin(dev, cred);
 	struct list_node *pos;
 	list_for_each(pos, &dev->opens) {
 		struct open_ctx *c = list_entry(pos, struct open_ctx, dev_link);
@@ -218,11 +217,15 @@ static int find_named(struct device *dev, const char name[RINGDEV_NAME_SIZE], st
 
 static int ioctl_pipe_by_name(struct device *dev, const struct cred *cred, const void *in, void *out)
 {
+	struct ringdev_pipe_info q;
+	memcpy(&q, in, sizeof(q));
+	if (q.reserved0 || !all_zero(q.reserved, sizeof(q.reserved)))
+		return -EINVAL;
 	struct pipe *p;
-	int r = find_named(dev, in, &p);
+	int r = find_named(dev, q.name, &p);
 	if (r < 0)
 		return r;
-	if (!may_see(dev, cred, p))
+	if (!access_may_see(dev, cred, p))
 		return -EACCES;
 	pipe_info(p, out);
 	return 0;
@@ -238,7 +241,7 @@ static int ioctl_create(struct device *dev, const struct cred *cred, const void 
 	int r = name_arg(c.name, &len);
 	if (r < 0)
 		return r;
-	if ((c.flags & RINGDEV_CREATE_OWNER) && !device_is_admin(dev, cred))
+	if ((c.flags & RINGDEV_CREATE_OWNER) && !access_is_admin(dev, cred))
 		return -EPERM;
 	struct attach_args a = {
 		.name = c.name,
@@ -254,11 +257,15 @@ static int ioctl_create(struct device *dev, const struct cred *cred, const void 
 
 static int ioctl_remove(struct device *dev, const struct cred *cred, const void *in)
 {
+	struct ringdev_name n;
+	memcpy(&n, in, sizeof(n));
+	if (!all_zero(n.reserved, sizeof(n.reserved)))
+		return -EINVAL;
 	struct pipe *p;
-	int r = find_named(dev, in, &p);
+	int r = find_named(dev, n.name, &p);
 	if (r < 0)
 		return r;
-	if (!may_manage(dev, cred, p))
+	if (!access_may_manage(dev, cred, p))
 		return -EPERM;
 	log_info("pipe %s removed by uid %u", p->name, cred->uid);
 	device_remove_locked(dev, p);
@@ -288,7 +295,7 @@ static int ioctl_flush(struct device *dev, const struct cred *cred, const void *
 	int r = find_named(dev, f.name, &p);
 	if (r < 0)
 		return r;
-	if (!may_manage(dev, cred, p))
+	if (!access_may_manage(dev, cred, p))
 		return -EPERM;
 	f.bytes = pipe_queued_payload(p);
 	f.messages = p->kind == RINGDEV_KIND_MESSAGE ? p->queued_messages : 0;
@@ -338,7 +345,7 @@ static int ioctl_locked(struct device *dev, struct open_ctx *ctx, const struct c
 	if (!ctx)
 		return -ENOTTY; /* the rest act on a handle */
 	if (cmd == RINGDEV_IOC_ATTACH)
-		return ioctl_attach(dev, ctx, in);
+		return ioctl_attach(dev, ctx, cred, in);
 	if (cmd == RINGDEV_IOC_DETACH)
 		return device_detach_locked(dev, ctx);
 	struct pipe *p = ctx->pipe;

@@ -24,34 +24,92 @@
 #include "device_internal.h"
 #include "log.h"
 
-struct pipe *pipe_new(struct device *dev, const char *name, size_t len, uint32_t kind, uint32_t policy,
-		      uint64_t capacity, uint32_t mode, uint32_t uid, uint32_t gid)
+int pipe_new(struct device *dev, const struct pipe_settings *set, const char *name, size_t len, struct pipe **out)
 {
+	int r = limit_charge(&dev->limits, LIMIT_PIPES, set->uid, 1, name);
+	if (r < 0)
+		return r;
 	struct pipe *p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
+	if (!p) {
+		limit_uncharge(&dev->limits, LIMIT_PIPES, set->uid, 1);
+		return -ENOMEM;
+	}
 	list_init(&p->opens);
 	list_init(&p->readq);
 	list_init(&p->writeq);
 	list_init(&p->pollers);
+	list_init(&p->hold_link);
 	memcpy(p->name, name, len);
 	p->name[len] = '\0';
 	p->name_len = len;
-	p->kind = kind;
-	p->policy = policy;
-	p->mode = mode;
-	p->uid = uid;
-	p->gid = gid;
-	p->ring.capacity = capacity;
+	p->kind = set->kind;
+	p->policy = set->policy;
+	p->mode = set->mode;
+	p->uid = set->uid;
+	p->gid = set->gid;
+	p->ring.capacity = set->capacity;
 	p->atime = p->mtime = p->ctime = now_realtime();
 	if (pipe_table_add(&dev->table, p) < 0) {
+		limit_uncharge(&dev->limits, LIMIT_PIPES, set->uid, 1);
 		free(p);
-		return NULL;
+		return -ENOMEM;
 	}
 	dev->count.pipes_created++;
-	log_debug("pipe %s created (ino %llu, %s, capacity %llu)", p->name, (unsigned long long)p->ino,
-		  kind == RINGDEV_KIND_MESSAGE ? "message" : "stream", (unsigned long long)capacity);
-	return p;
+	log_debug("pipe %s created (ino %llu, %s, capacity %llu, owner %u)", p->name, (unsigned long long)p->ino,
+		  p->kind == RINGDEV_KIND_MESSAGE ? "message" : "stream", (unsigned long long)p->ring.capacity, p->uid);
+	*out = p;
+	return 0;
+}
+
+int pipe_set_owner(struct device *dev, struct pipe *p, uint32_t uid, uint32_t gid)
+{
+	if (uid != p->uid) {
+		int r = limit_move(&dev->limits, LIMIT_PIPES, p->uid, uid, 1);
+		if (r < 0)
+			return r;
+		r = limit_move(&dev->limits, LIMIT_MEMORY, p->uid, uid, p->allocated);
+		if (r < 0) {
+			limit_move(&dev->limits, LIMIT_PIPES, uid, p->uid, 1);
+			return r;
+		}
+	}
+	p->uid = uid;
+	p->gid = gid;
+	return 0;
+}
+
+void pipe_hold(struct device *dev, struct pipe *p, uint32_t uid, uint64_t deadline_ns)
+{
+	p->hold_uid = uid;
+	p->hold_deadline_ns = deadline_ns;
+	if (!list_linked(&p->hold_link))
+		list_add_tail(&dev->held_pipes, &p->hold_link);
+	timer_kick(dev);
+}
+
+bool pipe_release_hold(struct device *dev, struct pipe *p)
+{
+	if (!p->hold_deadline_ns)
+		return false;
+	p->hold_deadline_ns = 0;
+	list_unlink(&p->hold_link);
+	return pipe_collect(dev, p);
+}
+
+uint64_t pipe_expire_holds(struct device *dev, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	struct list_node *pos, *tmp;
+	list_for_each_safe(pos, tmp, &dev->held_pipes) {
+		struct pipe *p = list_entry(pos, struct pipe, hold_link);
+		if (p->hold_deadline_ns <= now) {
+			log_info("pipe %s: its creator never opened it: hold released", p->name);
+			pipe_release_hold(dev, p);
+		} else if (p->hold_deadline_ns < next) {
+			next = p->hold_deadline_ns;
+		}
+	}
+	return next;
 }
 
 void pipe_destroy(struct device *dev, struct pipe *p)
@@ -61,8 +119,10 @@ void pipe_destroy(struct device *dev, struct pipe *p)
 		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
 	list_for_each_safe(pos, tmp, &p->writeq)
 		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
+	list_unlink(&p->hold_link);
 	pipe_table_remove(&dev->table, p);
-	dev->memory_used -= p->allocated;
+	limit_uncharge(&dev->limits, LIMIT_MEMORY, p->uid, p->allocated);
+	limit_uncharge(&dev->limits, LIMIT_PIPES, p->uid, 1);
 	ring_free_storage(&p->ring);
 	dev->count.pipes_removed++;
 	log_debug("pipe %s removed", p->name);
@@ -71,7 +131,7 @@ void pipe_destroy(struct device *dev, struct pipe *p)
 
 bool pipe_collect(struct device *dev, struct pipe *p)
 {
-	if (p->handles > 0)
+	if (p->handles > 0 || p->hold_deadline_ns)
 		return false;
 	if (p->linked && (p->persistent || p->ring.used > 0))
 		return false;
@@ -114,17 +174,15 @@ static int pipe_ensure_ring(struct device *dev, struct pipe *p)
 	if (p->ring.buf)
 		return 0;
 	size_t cap = p->ring.capacity;
-	if (dev->memory_used + cap > dev->cfg.max_memory) {
-		dev->count.limit_memory_hits++;
-		log_info("pipe %s: --max-memory reached (%llu of %llu bytes in use)", p->name,
-			 (unsigned long long)dev->memory_used, (unsigned long long)dev->cfg.max_memory);
-		return -ENOSPC;
-	}
-	int r = ring_alloc(&p->ring, cap);
+	int r = limit_charge(&dev->limits, LIMIT_MEMORY, p->uid, cap, p->name);
 	if (r < 0)
 		return r;
+	r = ring_alloc(&p->ring, cap);
+	if (r < 0) {
+		limit_uncharge(&dev->limits, LIMIT_MEMORY, p->uid, cap);
+		return r;
+	}
 	p->allocated = cap;
-	dev->memory_used += cap;
 	return 0;
 }
 
@@ -473,6 +531,30 @@ unsigned pipe_poll_mask(const struct pipe *p, const struct open_ctx *ctx)
 	return mask;
 }
 
+void ctx_poll_keep(struct device *dev, struct open_ctx *ctx, struct list_node *pollers, void *ph, unsigned mask)
+{
+	if (ctx->ph) {
+		dev->ops->poll_destroy(ctx->ph);
+	} else {
+		if (pollers)
+			list_add_tail(pollers, &ctx->poll_link);
+		dev->npollers++;
+	}
+	ctx->ph = ph;
+	ctx->poll_mask = mask;
+}
+
+void ctx_poll_wake(struct device *dev, struct open_ctx *ctx)
+{
+	if (!ctx->ph)
+		return;
+	/* One wake-up per poll: the kernel polls again with a new handle. */
+	dev->ops->poll_notify(ctx->ph);
+	ctx->ph = NULL;
+	list_unlink(&ctx->poll_link);
+	dev->npollers--;
+}
+
 void ctx_poll_drop(struct device *dev, struct open_ctx *ctx)
 {
 	if (!ctx->ph)
@@ -488,14 +570,8 @@ static void notify_pollers(struct device *dev, struct pipe *p)
 	struct list_node *pos, *tmp;
 	list_for_each_safe(pos, tmp, &p->pollers) {
 		struct open_ctx *ctx = list_entry(pos, struct open_ctx, poll_link);
-		unsigned mask = pipe_poll_mask(p, ctx);
-		if (mask == ctx->poll_mask)
-			continue;
-		/* One wake-up per poll: the kernel polls again with a new handle. */
-		dev->ops->poll_notify(ctx->ph);
-		ctx->ph = NULL;
-		list_unlink(&ctx->poll_link);
-		dev->npollers--;
+		if (pipe_poll_mask(p, ctx) != ctx->poll_mask)
+			ctx_poll_wake(dev, ctx);
 	}
 }
 
@@ -514,14 +590,19 @@ int pipe_set_capacity(struct device *dev, struct pipe *p, uint64_t capacity)
 	if (capacity < p->ring.used)
 		return -EBUSY;
 	if (p->ring.buf) {
-		if (capacity > p->allocated && dev->memory_used + (capacity - p->allocated) > dev->cfg.max_memory) {
-			dev->count.limit_memory_hits++;
-			return -ENOSPC;
-		}
-		int r = ring_resize(&p->ring, capacity);
+		int r = 0;
+		if (capacity > p->allocated)
+			r = limit_charge(&dev->limits, LIMIT_MEMORY, p->uid, capacity - p->allocated, p->name);
 		if (r < 0)
 			return r;
-		dev->memory_used = dev->memory_used - p->allocated + capacity;
+		r = ring_resize(&p->ring, capacity);
+		if (r < 0) {
+			if (capacity > p->allocated)
+				limit_uncharge(&dev->limits, LIMIT_MEMORY, p->uid, capacity - p->allocated);
+			return r;
+		}
+		if (capacity < p->allocated)
+			limit_uncharge(&dev->limits, LIMIT_MEMORY, p->uid, p->allocated - capacity);
 		p->allocated = capacity;
 	} else {
 		p->ring.capacity = capacity;
@@ -574,25 +655,4 @@ void pipe_info(const struct pipe *p, struct ringdev_pipe_info *out)
 	out->dropped_bytes = p->dropped_bytes;
 	out->dropped_messages = p->dropped_messages;
 	out->ino = p->ino;
-}
-
-unsigned pipe_access_bits(const struct pipe *p, const struct cred *cred)
-{
-	if (cred->uid == 0)
-		return 7;
-	if (cred->uid == p->uid)
-		return (p->mode >> 6) & 7;
-	if (cred->gid == p->gid)
-		return (p->mode >> 3) & 7;
-	return p->mode & 7;
-}
-
-bool pipe_permits(const struct pipe *p, const struct cred *cred, unsigned want)
-{
-	unsigned bits = pipe_access_bits(p, cred);
-	if ((bits & want) == want)
-		return true;
-	log_debug("pipe %s: uid %u gid %u wants %o, mode %03o owner %u:%u: denied", p->name, cred->uid, cred->gid,
-		  want, p->mode, p->uid, p->gid);
-	return false;
 }

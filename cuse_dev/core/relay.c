@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,35 +77,64 @@ static void relay_free(struct device *dev, struct relay_req *r)
 	free(r);
 }
 
-struct relay_req *relay_new(struct device *dev, uint32_t type, struct open_ctx *ctx, void *req)
+/* A request for the broker on behalf of cred (the process making the call)
+ * about handle ctx, whose caller req waits for it (kind OPEN or RELAY).
+ * NULL with *err (positive) when it cannot wait. */
+static struct relay_req *relay_new(struct device *dev, uint32_t type, enum parked_kind kind, struct open_ctx *ctx,
+				   const struct cred *cred, void *req, int *err)
 {
 	struct relay_req *r = relay_alloc(dev, type);
 	if (!r) {
-		errno = ENOMEM;
+		*err = ENOMEM;
 		return NULL;
 	}
 	if (hashmap_insert(&dev->relay_ids, &r->id_node, hash_u64(r->msg.id)) < 0) {
 		free(r);
+		*err = ENOMEM;
 		return NULL;
 	}
-	int err;
-	struct parked_req *p = parked_new(dev, PARKED_RELAY, req, ctx, &err);
+	struct parked_req *p = parked_new(dev, kind, req, ctx, err);
 	if (!p) {
 		hashmap_remove(&dev->relay_ids, &r->id_node);
 		free(r);
-		errno = err;
 		return NULL;
 	}
 	p->relay = r;
 	r->parked = p;
+	r->cred = *cred;
 	r->msg.handle = ctx->id;
-	r->msg.uid = ctx->cred.uid;
-	r->msg.gid = ctx->cred.gid;
-	r->msg.pid = ctx->cred.pid;
+	r->msg.uid = cred->uid;
+	r->msg.gid = cred->gid;
+	r->msg.pid = cred->pid;
 	r->msg.oflags = (uint32_t)ctx->oflags;
 	if (ctx->pipe)
 		memcpy(r->msg.name, ctx->pipe->name, ctx->pipe->name_len + 1);
 	return r;
+}
+
+struct relay_req *relay_open(struct device *dev, struct open_ctx *ctx, void *req, uint64_t hold_ino, int *err)
+{
+	int e;
+	struct relay_req *r = relay_new(dev, RINGDEV_CTL_OPEN, PARKED_OPEN, ctx, &ctx->cred, req, &e);
+	if (!r) {
+		*err = -e;
+		return NULL;
+	}
+	r->parked->hold_ino = hold_ino;
+	return r;
+}
+
+bool parked_bound_to_pipe(const struct parked_req *p)
+{
+	if (p->kind == PARKED_READ || p->kind == PARKED_WRITE)
+		return true;
+	return p->kind == PARKED_RELAY && p->relay &&
+	       (p->relay->msg.type == RINGDEV_CTL_READ || p->relay->msg.type == RINGDEV_CTL_WRITE);
+}
+
+unsigned relay_poll_mask(const struct device *dev)
+{
+	return list_empty(&dev->relay_pending) ? 0 : POLLIN | POLLRDNORM;
 }
 
 /* Hand pending requests to parked TRANSACTs, as many as they take. */
@@ -120,6 +150,8 @@ void relay_submit(struct device *dev, struct relay_req *r)
 	log_debug("relay %llu: %s queued (handle %llu, uid %u)", (unsigned long long)r->msg.id, type_name(r->msg.type),
 		  (unsigned long long)r->msg.handle, r->msg.uid);
 	relay_wake(dev);
+	if (dev->broker && !list_empty(&dev->relay_pending))
+		ctx_poll_wake(dev, dev->broker); /* a broker polling the control node */
 }
 
 static void relay_notice(struct device *dev, uint32_t type, uint64_t handle, uint64_t ref)
@@ -167,13 +199,9 @@ static struct parked_req *relay_unhook(struct relay_req *r)
 static void relay_end(struct device *dev, struct relay_req *r, int err)
 {
 	struct parked_req *p = relay_unhook(r);
-	if (p) {
-		struct open_ctx *ctx = p->ctx;
-		parked_end(dev, p, err);
-		if (r->msg.type == RINGDEV_CTL_OPEN)
-			ctx_free_locked(dev, ctx); /* the open never completed */
-	}
 	relay_free(dev, r);
+	if (p)
+		parked_end(dev, p, err);
 }
 
 /* Copy r into the broker's request slot and mark it taken. */
@@ -190,6 +218,7 @@ static void relay_take(struct device *dev, struct relay_req *r, struct ringdev_c
 		relay_free(dev, r);
 		return;
 	}
+	list_add_tail(&dev->relay_taken, &r->queue_link);
 	r->state = RELAY_TAKEN;
 	r->deadline_ns = 0;
 	dev->count.relayed++;
@@ -229,6 +258,9 @@ static bool all_zero(const void *p, size_t n)
 /* The out-payload of an answer (READ, IOCTL): staged or inline, NULL if short. */
 static const uint8_t *answer_payload(const struct relay_req *r, const struct ringdev_ctl_answer *a)
 {
+	static const uint8_t empty[1];
+	if (a->size == 0)
+		return empty; /* nothing to stage: a READ at end of file, an empty out-payload */
 	if (a->flags & RINGDEV_ANSWER_STAGED)
 		return r->staged_len >= a->size ? r->staged : NULL;
 	return a->size <= RINGDEV_CTL_INLINE ? a->data : NULL;
@@ -251,8 +283,8 @@ static const char *answer_problem(const struct relay_req *r, const struct ringde
 		return "unknown flags";
 	if (!all_zero(a->reserved, sizeof(a->reserved)))
 		return "reserved fields set";
-	if (a->result < -4095)
-		return "errno out of range";
+	if (a->result < -RINGDEV_ERRNO_MAX)
+		return "errno out of range 1..511"; /* the kernel refuses to carry it: the app would hang */
 	if (a->result < 0)
 		return NULL; /* an error answer needs nothing else */
 	switch (type) {
@@ -291,28 +323,25 @@ static void apply_open(struct device *dev, struct relay_req *r, const struct rin
 	struct parked_req *p = relay_unhook(r);
 	struct open_ctx *ctx = p->ctx;
 	void *req = p->req;
+	uint64_t hold_ino = p->hold_ino;
 	parked_free(dev, p);
 	if (a->result < 0) {
 		log_info("broker denied open of handle %llu (uid %u): %s", (unsigned long long)r->msg.handle, r->msg.uid,
 			 strerror(-a->result));
-		dev->ops->reply_error(req, -a->result);
-		ctx_free_locked(dev, ctx);
+		device_open_fail(dev, ctx, req, -a->result, hold_ino);
 		return;
 	}
 	const char *name = a->name[0] ? a->name : r->default_pipe ? dev->cfg.default_pipe : r->msg.name;
 	/* A name the broker chose is created if missing; the app's own name
-	 * only if it asked (O_CREAT) or the broker gave settings. */
+	 * only if it is being created (mknod) or the broker gave settings. */
 	bool create = a->name[0] || (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || r->default_pipe ||
 		      (a->flags & RINGDEV_ANSWER_SETTINGS);
-	bool excl = !a->name[0] && (r->msg.attach_flags & RINGDEV_ATTACH_EXCL);
-	int rc = device_attach_as_broker(dev, ctx, name, strlen(name), create, excl,
+	int rc = device_attach_as_broker(dev, ctx, &r->cred, name, strlen(name), create, false,
 					 (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL, a->flags & RINGDEV_ANSWER_BROKERED);
-	if (rc < 0) {
-		dev->ops->reply_error(req, -rc);
-		ctx_free_locked(dev, ctx);
-		return;
-	}
-	device_open_finish(dev, ctx, req, r->create);
+	if (rc < 0)
+		device_open_fail(dev, ctx, req, -rc, hold_ino);
+	else
+		device_open_finish(dev, ctx, req, hold_ino);
 }
 
 static void apply_answer(struct device *dev, struct relay_req *r, const struct ringdev_ctl_answer *a)
@@ -331,7 +360,7 @@ static void apply_answer(struct device *dev, struct relay_req *r, const struct r
 		dev->ops->reply_error(req, -a->result);
 	} else if (type == RINGDEV_CTL_ATTACH) {
 		bool create = (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || (a->flags & RINGDEV_ANSWER_SETTINGS);
-		int rc = device_attach_as_broker(dev, ctx, r->msg.name, strlen(r->msg.name), create,
+		int rc = device_attach_as_broker(dev, ctx, &r->cred, r->msg.name, strlen(r->msg.name), create,
 						 r->msg.attach_flags & RINGDEV_ATTACH_EXCL,
 						 (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL,
 						 a->flags & RINGDEV_ANSWER_BROKERED);
@@ -472,27 +501,14 @@ static bool device_specific(unsigned int cmd)
 	return _IOC_TYPE(cmd) == RINGDEV_IOC_MAGIC && _IOC_NR(cmd) >= RINGDEV_IOC_DEVICE_NR_FIRST;
 }
 
-static void relay_attach(struct device *dev, struct open_ctx *ctx, void *req, const void *in)
+static void relay_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req, const void *in)
 {
 	struct ringdev_attach a;
-	memcpy(&a, in, sizeof(a));
-	const char *nul = memchr(a.name, '\0', sizeof(a.name));
-	int err = 0;
-	if (!nul)
-		err = ENAMETOOLONG;
-	else if (!all_zero(a.reserved, sizeof(a.reserved)) || (a.flags & ~RINGDEV_ATTACH_FLAGS_ALL) ||
-		 a.kind > RINGDEV_KIND_MESSAGE || a.policy > RINGDEV_POLICY_FAIL || a.mode > 0777 ||
-		 (a.capacity && (a.capacity < RINGDEV_CAPACITY_MIN || a.capacity > RINGDEV_CAPACITY_MAX)))
-		err = EINVAL;
-	else
-		err = -name_check(a.name, (size_t)(nul - a.name));
-	if (err) {
-		dev->ops->reply_error(req, err);
-		return;
-	}
-	struct relay_req *r = relay_new(dev, RINGDEV_CTL_ATTACH, ctx, req);
+	struct attach_args args;
+	int err = ioctl_decode_attach(in, &a, &args);
+	struct relay_req *r = err < 0 ? NULL : relay_new(dev, RINGDEV_CTL_ATTACH, PARKED_RELAY, ctx, cred, req, &err);
 	if (!r) {
-		dev->ops->reply_error(req, errno);
+		dev->ops->reply_error(req, err < 0 ? -err : err);
 		return;
 	}
 	memcpy(r->msg.name, a.name, sizeof(a.name));
@@ -505,12 +521,13 @@ static void relay_attach(struct device *dev, struct open_ctx *ctx, void *req, co
 	relay_submit(dev, r);
 }
 
-static void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, void *req, unsigned int cmd, const void *in,
-			       size_t in_size, size_t out_size)
+static void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
+			       unsigned int cmd, const void *in, size_t in_size, size_t out_size)
 {
-	struct relay_req *r = relay_new(dev, RINGDEV_CTL_IOCTL, ctx, req);
+	int err;
+	struct relay_req *r = relay_new(dev, RINGDEV_CTL_IOCTL, PARKED_RELAY, ctx, cred, req, &err);
 	if (!r) {
-		dev->ops->reply_error(req, errno);
+		dev->ops->reply_error(req, err);
 		return;
 	}
 	r->msg.cmd = cmd;
@@ -578,11 +595,11 @@ bool relay_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cr
 	if (!ctx || !relay_active(dev))
 		return false;
 	if (cmd == RINGDEV_IOC_ATTACH && in_size >= sizeof(struct ringdev_attach)) {
-		relay_attach(dev, ctx, req, in);
+		relay_attach(dev, ctx, cred, req, in);
 		return true;
 	}
 	if (device_specific(cmd)) {
-		relay_device_ioctl(dev, ctx, req, cmd, in, in_size, out_size);
+		relay_device_ioctl(dev, ctx, cred, req, cmd, in, in_size, out_size);
 		return true;
 	}
 	return false;
@@ -596,9 +613,12 @@ void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type
 	}
 	if (size > UINT32_MAX)
 		size = UINT32_MAX;
-	struct relay_req *r = relay_new(dev, type, ctx, req);
+	/* A read or write acts with the authority of the fd, as read(2) does:
+	 * it carries the credentials of the handle's opener. */
+	int err;
+	struct relay_req *r = relay_new(dev, type, PARKED_RELAY, ctx, &ctx->cred, req, &err);
 	if (!r) {
-		dev->ops->reply_error(req, errno);
+		dev->ops->reply_error(req, err);
 		return;
 	}
 	r->msg.size = (uint32_t)size;
@@ -623,20 +643,15 @@ static void relay_builtin(struct device *dev, struct relay_req *r)
 	struct parked_req *p = relay_unhook(r);
 	struct open_ctx *ctx = p->ctx;
 	void *req = p->req;
+	enum parked_kind kind = p->kind;
 	parked_free(dev, p);
-	switch (r->msg.type) {
-	case RINGDEV_CTL_OPEN: {
-		struct open_args args = {
-			.default_pipe = r->default_pipe,
-			.name = r->msg.name,
-			.len = strlen(r->msg.name),
-			.attach_flags = r->msg.attach_flags,
-			.mode = r->msg.mode,
-			.create = r->create,
-		};
+	if (kind == PARKED_OPEN) {
+		struct open_args args = { .default_pipe = r->default_pipe, .ino = r->open_ino };
 		device_open_builtin(dev, ctx, req, &args);
-		break;
+		relay_free(dev, r);
+		return;
 	}
+	switch (r->msg.type) {
 	case RINGDEV_CTL_ATTACH: {
 		struct attach_args args = {
 			.name = r->msg.name,
@@ -647,7 +662,7 @@ static void relay_builtin(struct device *dev, struct relay_req *r)
 			.mode = r->msg.mode,
 			.capacity = r->msg.capacity,
 		};
-		int rc = device_attach_locked(dev, ctx, &args);
+		int rc = device_attach_locked(dev, ctx, &r->cred, &args);
 		if (rc < 0)
 			dev->ops->reply_error(req, -rc);
 		else
@@ -664,26 +679,6 @@ static void relay_builtin(struct device *dev, struct relay_req *r)
 	relay_free(dev, r);
 }
 
-struct collect {
-	struct relay_req **all;
-	size_t n;
-};
-
-static void collect_one(struct hash_node *n, void *data)
-{
-	struct collect *c = data;
-	c->all[c->n++] = container_of(n, struct relay_req, id_node);
-}
-
-/* Every answerable request, so the caller may end them while walking. */
-static struct collect collect_all(struct device *dev)
-{
-	struct collect c = { calloc(dev->relay_ids.count + 1, sizeof(struct relay_req *)), 0 };
-	if (c.all)
-		hashmap_for_each(&dev->relay_ids, collect_one, &c);
-	return c;
-}
-
 static void drop_pending_notices(struct device *dev)
 {
 	struct list_node *pos, *tmp;
@@ -694,23 +689,33 @@ static void drop_pending_notices(struct device *dev)
 	}
 }
 
+/* End every request on `queue`, one at a time from its head: ending one
+ * (an open that frees its handle, a built-in ATTACH that moves it) may end
+ * others, so nothing is remembered from one step to the next. */
+static size_t end_queue(struct device *dev, struct list_node *queue, int err)
+{
+	size_t n = 0;
+	struct list_node *first;
+	while ((first = list_first(queue))) {
+		struct relay_req *r = list_entry(first, struct relay_req, queue_link);
+		if (err)
+			relay_end(dev, r, err);
+		else
+			relay_builtin(dev, r);
+		n++;
+	}
+	return n;
+}
+
 void relay_ctl_release(struct device *dev, struct open_ctx *ctl)
 {
 	parked_end_ctx(dev, ctl, EBADF); /* its own TRANSACTs, if any */
+	ctx_poll_drop(dev, ctl);
 	dev->broker = NULL;
 	drop_pending_notices(dev);
-	struct collect c = collect_all(dev);
-	size_t gone = 0;
-	for (size_t i = 0; i < c.n; i++) {
-		struct relay_req *r = c.all[i];
-		if (r->state == RELAY_TAKEN) {
-			relay_end(dev, r, ECONNRESET);
-			gone++;
-		} else if (!dev->cfg.require_broker) {
-			relay_builtin(dev, r);
-		}
-	}
-	free(c.all);
+	size_t gone = end_queue(dev, &dev->relay_taken, ECONNRESET);
+	if (!dev->cfg.require_broker)
+		end_queue(dev, &dev->relay_pending, 0); /* nobody took them: the built-in policy decides */
 	dev->count.relay_broker_gone += gone;
 	log_info("broker gone: %zu request(s) it held ended with ECONNRESET", gone);
 }
@@ -721,10 +726,8 @@ void relay_shutdown(struct device *dev)
 	while ((first = list_first(&dev->transacts)))
 		parked_end(dev, list_entry(first, struct parked_req, queue_link), ESHUTDOWN);
 	drop_pending_notices(dev);
-	struct collect c = collect_all(dev);
-	for (size_t i = 0; i < c.n; i++)
-		relay_end(dev, c.all[i], ESHUTDOWN);
-	free(c.all);
+	end_queue(dev, &dev->relay_taken, ESHUTDOWN);
+	end_queue(dev, &dev->relay_pending, ESHUTDOWN);
 }
 
 void relay_destroy(struct device *dev)

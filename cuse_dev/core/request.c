@@ -22,26 +22,26 @@ static uint64_t req_hash(void *req)
 
 struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx, int *err)
 {
+	if (kind != PARKED_TRANSACT) {
+		int r = limit_charge(&dev->limits, LIMIT_PARKED, ctx->cred.uid, 1, "a request that would wait");
+		if (r < 0) {
+			*err = -r;
+			return NULL;
+		}
+	}
 	*err = ENOMEM;
-	if (kind != PARKED_TRANSACT && dev->parked.count >= dev->cfg.max_parked) {
-		dev->count.limit_parked_hits++;
-		*err = EAGAIN;
-		log_info("--max-parked (%llu) reached: a request that would wait is refused",
-			 (unsigned long long)dev->cfg.max_parked);
+	struct parked_req *p = calloc(1, sizeof(*p));
+	if (!p || hashmap_insert(&dev->parked, &p->index_node, req_hash(req)) < 0) {
+		free(p);
+		if (kind != PARKED_TRANSACT)
+			limit_uncharge(&dev->limits, LIMIT_PARKED, ctx->cred.uid, 1);
 		return NULL;
 	}
-	struct parked_req *p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
 	list_init(&p->queue_link);
 	list_init(&p->ctx_link);
 	p->kind = kind;
 	p->req = req;
 	p->ctx = ctx;
-	if (hashmap_insert(&dev->parked, &p->index_node, req_hash(req)) < 0) {
-		free(p);
-		return NULL;
-	}
 	list_add_tail(&ctx->parked, &p->ctx_link);
 	if (kind == PARKED_READ)
 		dev->parked_reads++;
@@ -74,6 +74,8 @@ void parked_free(struct device *dev, struct parked_req *p)
 		dev->parked_writes--;
 	else
 		dev->parked_other--;
+	if (p->kind != PARKED_TRANSACT)
+		limit_uncharge(&dev->limits, LIMIT_PARKED, p->ctx->cred.uid, 1);
 	if (p->relay) {
 		/* Ended before the broker answered: the broker may need to know. */
 		struct relay_req *r = p->relay;
@@ -87,22 +89,47 @@ void parked_free(struct device *dev, struct parked_req *p)
 
 void parked_end(struct device *dev, struct parked_req *p, int err)
 {
+	if (p->kind == PARKED_OPEN) {
+		struct open_ctx *ctx = p->ctx;
+		void *req = p->req;
+		uint64_t hold_ino = p->hold_ino;
+		parked_free(dev, p);
+		device_open_fail(dev, ctx, req, err, hold_ino);
+		return;
+	}
 	if (p->kind == PARKED_WRITE && p->done > 0)
 		dev->ops->reply_written(p->req, p->done);
 	else
 		dev->ops->reply_error(p->req, err);
-	/* An open that never completed leaves a handle nobody will release. */
-	struct open_ctx *orphan = NULL;
-	if (p->relay && p->relay->msg.type == RINGDEV_CTL_OPEN)
-		orphan = p->ctx;
 	parked_free(dev, p);
-	if (orphan)
-		ctx_free_locked(dev, orphan);
+}
+
+/* Each step ends the first matching request anew: ending one may end
+ * others of the same handle, so no saved position is ever reused. */
+static void end_matching(struct device *dev, struct open_ctx *ctx, int err, bool pipe_bound_only)
+{
+	for (;;) {
+		struct parked_req *found = NULL;
+		struct list_node *pos;
+		list_for_each(pos, &ctx->parked) {
+			struct parked_req *p = list_entry(pos, struct parked_req, ctx_link);
+			if (!pipe_bound_only || parked_bound_to_pipe(p)) {
+				found = p;
+				break;
+			}
+		}
+		if (!found)
+			return;
+		parked_end(dev, found, err);
+	}
 }
 
 void parked_end_ctx(struct device *dev, struct open_ctx *ctx, int err)
 {
-	struct list_node *pos, *tmp;
-	list_for_each_safe(pos, tmp, &ctx->parked)
-		parked_end(dev, list_entry(pos, struct parked_req, ctx_link), err);
+	end_matching(dev, ctx, err, false);
+}
+
+void parked_end_pipe_bound(struct device *dev, struct open_ctx *ctx, int err)
+{
+	end_matching(dev, ctx, err, true);
 }

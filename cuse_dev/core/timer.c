@@ -2,7 +2,7 @@
 /*
  * timer.c - the one thread the core owns: it ends waits that have a
  * deadline (relayed requests nobody took within --broker-timeout, broker
- * TRANSACTs with a timeout). It sleeps on a condition variable tied to the
+ * TRANSACTs with a timeout, pipes held for a creator who never opened them). It sleeps on a condition variable tied to the
  * device lock until the earliest deadline, and anything that adds a deadline
  * wakes it (timer_kick), so no request waits on a polling interval.
  */
@@ -25,7 +25,9 @@ static void *timer_main(void *arg)
 	struct device *dev = arg;
 	pthread_mutex_lock(&dev->lock);
 	while (!dev->timer_stop) {
-		uint64_t next = relay_expire(dev, now_ns());
+		uint64_t now = now_ns(), next = relay_expire(dev, now), holds = pipe_expire_holds(dev, now);
+		if (holds < next)
+			next = holds;
 		if (next == UINT64_MAX) {
 			pthread_cond_wait(&dev->timer_cond, &dev->lock);
 		} else {

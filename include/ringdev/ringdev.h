@@ -306,6 +306,7 @@ enum ringdev_ctl_type {
 };
 
 #define RINGDEV_CTL_INLINE 1024u  /* payload bytes carried inside a request or answer */
+#define RINGDEV_ERRNO_MAX 511     /* an answer's -errno is 1..511: the kernel carries no larger one */
 #define RINGDEV_CTL_BATCH 4u      /* requests (and answers) per TRANSACT at most */
 #define RINGDEV_CTL_BULK 16256u   /* payload bytes per FETCH or STAGE call */
 
@@ -315,8 +316,8 @@ struct ringdev_ctl_request {
 	uint32_t oflags;              /* the handle's open(2) flags */
 	uint64_t handle;              /* the app's handle, the same in all its requests */
 	uint64_t ref;                 /* CANCEL: the id of the cancelled request */
-	uint32_t uid;                 /* who opened the handle, as the kernel reported it: */
-	uint32_t gid;                 /* decisions are bound to the handle at open */
+	uint32_t uid;                 /* who made the call, as the kernel reported it (READ, */
+	uint32_t gid;                 /* WRITE: who opened the handle, whose fd it is) */
 	uint32_t pid;                 /* informational only: never authorize by it */
 	uint32_t cmd;                 /* IOCTL: the command */
 	uint32_t size;                /* IOCTL, WRITE: in-payload bytes; READ: bytes wanted */
@@ -341,7 +342,7 @@ struct ringdev_ctl_request {
 
 struct ringdev_ctl_answer {
 	uint64_t id;                  /* the request answered */
-	int32_t result;               /* 0 or a count (READ/WRITE/IOCTL), or -errno (1..4095) */
+	int32_t result;               /* 0 or a count (READ/WRITE/IOCTL), or -errno (1..RINGDEV_ERRNO_MAX) */
 	uint32_t flags;               /* RINGDEV_ANSWER_* */
 	char name[RINGDEV_NAME_SIZE]; /* OPEN: the pipe this open maps to ("" = as asked) */
 	uint32_t kind;                /* with SETTINGS: for a pipe the answer creates */

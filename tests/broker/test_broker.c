@@ -345,9 +345,12 @@ Test(broker, opens_are_mapped_per_uid)
 	struct broker b;
 	char buf[16];
 
-	/* The path must exist for the kernel to send the open at all; a pipe
+	/* The path must exist, and be visible to every user (mode 0622: the
+	 * visibility rule), for the kernel to send the open at all; a pipe
 	 * lives while a handle is open on it. */
 	int inbox = d->cuse ? -1 : rd_create(d, "inbox", O_RDONLY, 0, 0, 0);
+	if (inbox >= 0)
+		cr_assert_eq(rd_set_config(inbox, RINGDEV_SET_MODE, 0, 0, 0622, 0), 0, "chmod inbox 0622");
 	broker_start(d, &b, map_policy, NULL);
 
 	int fd = open_inbox(d, O_WRONLY);

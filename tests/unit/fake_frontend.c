@@ -7,6 +7,7 @@
 
 #include <ringdev/ringdev.h>
 
+#include "device_internal.h"
 #include "log.h"
 
 struct fake_reply fake_replies[FAKE_MAX_REQ];
@@ -64,7 +65,7 @@ static void fk_destroy(void *ph)
 	fake_destroys++;
 }
 
-static bool fk_open(void *req, struct open_ctx *ctx, const struct pipe_attr *attr, bool create)
+static bool fk_open(void *req, struct open_ctx *ctx)
 {
 	struct fake_reply *r = slot(req);
 	r->kind = FAKE_OPENED;
@@ -181,7 +182,7 @@ struct open_ctx *fake_open(struct device *dev, const char *name, int oflags, uin
 		.policy = policy,
 		.capacity = capacity,
 	};
-	int r = device_attach(dev, ctx, &a);
+	int r = device_attach(dev, ctx, &c, &a);
 	cr_assert_eq(r, 0, "attach %s: %d", name, r);
 	return ctx;
 }
@@ -191,4 +192,9 @@ uint64_t fake_parked(struct device *dev)
 	struct ringdev_stats s;
 	device_stats(dev, &s);
 	return s.parked_total;
+}
+
+const struct cred *fake_ctx_cred(const struct open_ctx *ctx)
+{
+	return &ctx->cred;
 }

@@ -40,6 +40,8 @@ struct device *fake_device_limits(uint64_t pipes_per_uid, uint64_t opens_per_uid
 /* The same with a broker configuration (require_broker, broker_timeout_ms). */
 struct device *fake_device_broker(bool require_broker, uint32_t broker_timeout_ms);
 struct cred fake_cred(uint32_t uid);
+/* The credentials ctx was opened with (to act as its opener). */
+const struct cred *fake_ctx_cred(const struct open_ctx *ctx);
 /* Open a handle on `name`, creating it with the given kind/policy/capacity. */
 struct open_ctx *fake_open(struct device *dev, const char *name, int oflags, uint32_t kind, uint32_t policy,
 			   uint64_t capacity);

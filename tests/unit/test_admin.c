@@ -104,8 +104,8 @@ Test(admin, list_opens_shows_others_only_to_admins)
 	cr_assert_eq(device_open(dev, &alice, O_RDONLY, &a), 0);
 	cr_assert_eq(device_open(dev, &bob, O_WRONLY, &b), 0);
 	struct attach_args args = { .name = "shared", .len = 6, .flags = RINGDEV_ATTACH_CREATE, .mode = 0666 };
-	cr_assert_eq(device_attach(dev, a, &args), 0);
-	cr_assert_eq(device_attach(dev, b, &args), 0);
+	cr_assert_eq(device_attach(dev, a, &alice, &args), 0);
+	cr_assert_eq(device_attach(dev, b, &bob, &args), 0);
 	device_read(dev, a, REQ(1), 10, 0, false); /* parks */
 	static struct ringdev_list_opens l;
 	struct ringdev_list_opens in = { .start = 0 };
@@ -129,7 +129,7 @@ Test(admin, remove_ends_parked_and_detaches)
 	struct open_ctx *r;
 	cr_assert_eq(device_open(dev, &alice, O_RDONLY, &r), 0);
 	struct attach_args args = { .name = "gone", .len = 4, .flags = RINGDEV_ATTACH_CREATE, .mode = 0644 };
-	cr_assert_eq(device_attach(dev, r, &args), 0);
+	cr_assert_eq(device_attach(dev, r, &alice, &args), 0);
 	device_read(dev, r, REQ(1), 10, 0, false);
 	struct ringdev_name n = { .name = "gone" };
 	cr_assert_eq(io(&bob, RINGDEV_IOC_REMOVE, &n, NULL), -EPERM);
@@ -151,7 +151,7 @@ Test(admin, configure_and_flush)
 	struct open_ctx *w;
 	cr_assert_eq(device_open(dev, &alice, O_WRONLY, &w), 0);
 	struct attach_args args = { .name = "f", .len = 1, .flags = RINGDEV_ATTACH_CREATE, .capacity = 64 };
-	cr_assert_eq(device_attach(dev, w, &args), 0);
+	cr_assert_eq(device_attach(dev, w, &alice, &args), 0);
 	uint8_t buf[64] = { 0 };
 	device_write(dev, w, REQ(1), buf, 64, 0);
 	device_write(dev, w, REQ(2), buf, 10, 0); /* parks: full */
@@ -167,7 +167,7 @@ Test(admin, configure_and_flush)
 	struct open_ctx *t;
 	cr_assert_eq(device_open(dev, &alice, O_WRONLY, &t), 0);
 	struct attach_args ta = { .name = "tmp", .len = 3, .flags = RINGDEV_ATTACH_CREATE };
-	cr_assert_eq(device_attach(dev, t, &ta), 0);
+	cr_assert_eq(device_attach(dev, t, &alice, &ta), 0);
 	device_write(dev, t, REQ(3), buf, 5, 0);
 	device_release(dev, t);
 	struct ringdev_flush tf = { .name = "tmp" };
@@ -203,7 +203,9 @@ Test(admin, per_uid_and_parked_limits)
 	cr_assert_eq(create(&alice, "p4", 0600), -ENOSPC);
 	cr_assert_eq(create(&(struct cred){ .uid = 2000, .gid = 2000 }, "p4", 0600), 0, "another uid may");
 	/* --max-opens-per-uid 4: device_open_request is the app's open. */
-	struct open_args oa = { .name = "p1", .len = 2 };
+	struct pipe_attr p1;
+	cr_assert_eq(device_lookup(dev, &alice, "p1", 2, &p1), 0);
+	struct open_args oa = { .ino = p1.ino };
 	for (int i = 0; i < 5; i++)
 		device_open_request(dev, &alice, O_RDONLY, &oa, REQ(10 + i));
 	for (int i = 0; i < 4; i++)
@@ -216,12 +218,12 @@ Test(admin, per_uid_and_parked_limits)
 	struct cred bob = user(2000);
 	cr_assert_eq(device_open(dev, &bob, O_RDONLY, &x), 0);
 	struct attach_args a4 = { .name = "p4", .len = 2 };
-	cr_assert_eq(device_attach(dev, x, &a4), 0);
+	cr_assert_eq(device_attach(dev, x, &bob, &a4), 0);
 	device_read(dev, x, REQ(30), 10, 0, false);
 	device_read(dev, x, REQ(31), 10, 0, false);
 	cr_assert_eq(fake_replies[31].answers, 0);
 	device_read(dev, x, REQ(32), 10, 0, false);
-	cr_assert_eq(fake_replies[32].err, EAGAIN);
+	cr_assert_eq(fake_replies[32].err, ENOBUFS, "a blocking call refused by a limit: ENOBUFS");
 	struct ringdev_stats s;
 	device_stats(dev, &s);
 	cr_assert_eq(s.limit_uid_pipes_hits, 1);

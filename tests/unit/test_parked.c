@@ -124,7 +124,7 @@ Test(parked, detach_ends_parked_requests_and_attach_again_works)
 	expect_error(2, ENXIO);
 	cr_assert_eq(device_poll(dev, c, NULL) & POLLERR, POLLERR);
 	struct attach_args a = { .name = "y", .len = 1, .flags = RINGDEV_ATTACH_CREATE };
-	cr_assert_eq(device_attach(dev, c, &a), 0);
+	cr_assert_eq(device_attach(dev, c, fake_ctx_cred(c), &a), 0);
 	device_read(dev, c, REQ(3), 10, O_NONBLOCK, false);
 	expect_error(3, EAGAIN);
 	cr_assert_eq(fake_parked(dev), 0);

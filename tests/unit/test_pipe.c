@@ -298,7 +298,7 @@ Test(pipe, a_writer_passing_through_does_not_end_readers)
 	device_read(dev, r, REQ(1), 10, 0, false);
 	struct open_ctx *w = fake_open(dev, "default", O_WRONLY, 0, 0, 0);
 	struct attach_args a = { .name = "other", .len = 5, .flags = RINGDEV_ATTACH_CREATE };
-	cr_assert_eq(device_attach(dev, w, &a), 0);
+	cr_assert_eq(device_attach(dev, w, fake_ctx_cred(w), &a), 0);
 	expect_pending(1);
 	cr_assert_eq(device_detach(dev, w), 0);
 	expect_pending(1);

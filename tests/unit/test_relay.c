@@ -130,7 +130,9 @@ Test(relay, open_is_relayed_and_mapped)
 
 Test(relay, denied_open_fails_with_the_brokers_errno)
 {
-	struct open_args args = { .name = "x", .len = 1, .attach_flags = RINGDEV_ATTACH_CREATE, .create = true };
+	struct pipe_attr made;
+	cr_assert_eq(device_mknod(dev, &root, "x", 1, 0600, &made), 0, "O_CREAT on the mount: MKNOD, then OPEN");
+	struct open_args args = { .ino = made.ino };
 	device_open_request(dev, &root, O_RDWR, &args, REQ(1));
 	struct ringdev_ctl_transact *t = tr_new(1, 0);
 	transact(t, 2);
@@ -144,7 +146,7 @@ Test(relay, denied_open_fails_with_the_brokers_errno)
 	struct ringdev_stats s;
 	device_stats(dev, &s);
 	cr_assert_eq(s.opens, 1, "only the broker's handle is left");
-	cr_assert_eq(s.pipes, 0);
+	cr_assert_eq(s.pipes, 0, "the pipe made for the denied open is gone");
 	free(t);
 }
 

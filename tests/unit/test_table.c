@@ -28,12 +28,14 @@ static void teardown(void)
 	device_free(dev);
 }
 
+static const struct cred root_cred = { .uid = 0, .gid = 0 };
+
 TestSuite(table, .init = setup, .fini = teardown);
 
 static int attach(struct open_ctx *c, const char *name, uint32_t flags)
 {
 	struct attach_args a = { .name = name, .len = strlen(name), .flags = flags };
-	return device_attach(dev, c, &a);
+	return device_attach(dev, c, fake_ctx_cred(c), &a);
 }
 
 static struct open_ctx *open_as(uint32_t uid, int oflags)
@@ -50,7 +52,7 @@ Test(table, names_are_case_insensitive)
 	struct open_ctx *b = open_as(0, O_RDONLY);
 	cr_assert_eq(attach(b, "hello", 0), 0);
 	struct pipe_attr x, y;
-	cr_assert_eq(device_lookup(dev, "HeLLo", 5, &x), 0);
+	cr_assert_eq(device_lookup(dev, &root_cred, "HeLLo", 5, &x), 0);
 	cr_assert_eq(device_ctx_attr(dev, b, &y), 0);
 	cr_assert_eq(x.ino, y.ino, "HELLO and hello are one pipe");
 	struct open_ctx *t = fake_open(dev, "Temp", O_RDWR, 0, 0, 0);
@@ -58,7 +60,7 @@ Test(table, names_are_case_insensitive)
 	cr_assert_eq(device_ctx_attr(dev, t, &z), 0);
 	cr_assert_neq(z.ino, x.ino);
 	struct name_list list;
-	cr_assert_eq(device_list(dev, &list), 0);
+	cr_assert_eq(device_list(dev, &root_cred, &list), 0);
 	cr_assert_eq(list.count, 2);
 	name_list_free(&list);
 	device_release(dev, a);
@@ -78,10 +80,10 @@ Test(table, attach_errors)
 	cr_assert_eq(attach(c, "ok", RINGDEV_ATTACH_CREATE), 0);
 	cr_assert_eq(attach(c, "OK", RINGDEV_ATTACH_CREATE | RINGDEV_ATTACH_EXCL), -EEXIST);
 	struct attach_args bad = { .name = "k", .len = 1, .flags = RINGDEV_ATTACH_CREATE, .kind = 7 };
-	cr_assert_eq(device_attach(dev, c, &bad), -EINVAL);
+	cr_assert_eq(device_attach(dev, c, fake_ctx_cred(c), &bad), -EINVAL);
 	bad.kind = 0;
 	bad.capacity = 10;
-	cr_assert_eq(device_attach(dev, c, &bad), -EINVAL);
+	cr_assert_eq(device_attach(dev, c, fake_ctx_cred(c), &bad), -EINVAL);
 	device_release(dev, c);
 }
 
@@ -90,18 +92,18 @@ Test(table, pipe_lives_while_handles_or_data_keep_it)
 	struct open_ctx *w = fake_open(dev, "life", O_WRONLY, 0, 0, 0);
 	struct pipe_attr a;
 	device_release(dev, w);
-	cr_assert_eq(device_lookup(dev, "life", 4, &a), -ENOENT, "empty and unused: removed");
+	cr_assert_eq(device_lookup(dev, &root_cred, "life", 4, &a), -ENOENT, "empty and unused: removed");
 	w = fake_open(dev, "life", O_WRONLY, 0, 0, 0);
 	device_write(dev, w, REQ(1), "abc", 3, 0);
 	device_release(dev, w);
-	cr_assert_eq(device_lookup(dev, "life", 4, &a), 0, "unread data keeps it");
+	cr_assert_eq(device_lookup(dev, &root_cred, "life", 4, &a), 0, "unread data keeps it");
 	cr_assert_eq(a.size, 3);
 	struct open_ctx *r = open_as(0, O_RDONLY);
 	cr_assert_eq(device_attach_ino(dev, r, a.ino), 0);
 	device_read(dev, r, REQ(2), 10, 0, false);
 	cr_assert_eq(fake_replies[2].count, 3);
 	device_release(dev, r);
-	cr_assert_eq(device_lookup(dev, "life", 4, &a), -ENOENT);
+	cr_assert_eq(device_lookup(dev, &root_cred, "life", 4, &a), -ENOENT);
 	struct ringdev_stats s;
 	device_stats(dev, &s);
 	cr_assert_eq(s.pipes, 0);
@@ -114,7 +116,7 @@ Test(table, unlink_keeps_open_handles_working)
 	struct cred root = fake_cred(0);
 	cr_assert_eq(device_unlink(dev, &root, "U", 1), 0);
 	struct pipe_attr a;
-	cr_assert_eq(device_lookup(dev, "u", 1, &a), -ENOENT);
+	cr_assert_eq(device_lookup(dev, &root_cred, "u", 1, &a), -ENOENT);
 	device_write(dev, c, REQ(1), "still", 5, 0);
 	device_read(dev, c, REQ(2), 10, 0, false);
 	cr_assert_eq(fake_replies[2].count, 5);
@@ -152,7 +154,7 @@ Test(table, permissions_follow_owner_and_mode)
 {
 	struct open_ctx *o = open_as(1000, O_RDWR);
 	struct attach_args a = { .name = "mine", .len = 4, .flags = RINGDEV_ATTACH_CREATE, .mode = 0640 };
-	cr_assert_eq(device_attach(dev, o, &a), 0);
+	cr_assert_eq(device_attach(dev, o, fake_ctx_cred(o), &a), 0);
 	struct open_ctx *other = open_as(2000, O_RDONLY);
 	cr_assert_eq(attach(other, "mine", 0), -EACCES);
 	struct cred group = { .uid = 2000, .gid = 1000 };
