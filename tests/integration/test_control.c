@@ -20,7 +20,9 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <grp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
@@ -1607,6 +1609,12 @@ struct bad_ioctl {
 static const struct bad_ioctl bad_ioctls[] = {
 	{ "result -5000", DEV_ECHO, -5000, 0, 0, 0, 0 },
 	{ "result -4096", DEV_ECHO, -4096, 0, 0, 0, 0 },
+	/* The kernel refuses to carry an errno past 511: the app would wait
+	 * forever, unkillable, had the answer been passed on. */
+	{ "result -512", DEV_ECHO, -512, 0, 0, 0, 0 },
+	{ "result -600", DEV_ECHO, -600, 0, 0, 0, 0 },
+	{ "result -999", DEV_ECHO, -999, 0, 0, 0, 0 },
+	{ "result -1000", DEV_ECHO, -1000, 0, 0, 0, 0 },
 	{ "result INT32_MIN", DEV_ECHO, INT32_MIN, 0, 0, 0, 0 },
 	{ "an unknown flag bit 0x8", DEV_ECHO, 0, 0x8, 0, 0, 0 },
 	{ "an unknown flag bit 0x80000000", DEV_ECHO, 0, 0x80000000u, 0, 0, 0 },
@@ -1680,6 +1688,8 @@ static const struct bad_rw bad_rws[] = {
 	{ "READ result -5000", APP_READ, 10, -5000, 0 },
 	{ "WRITE result 11 > size 10", APP_WRITE, 10, 11, 0 },
 	{ "WRITE result -4096", APP_WRITE, 10, -4096, 0 },
+	{ "READ result -600", APP_READ, 10, -600, 0 },
+	{ "WRITE result -512", APP_WRITE, 10, -512, 0 },
 };
 
 Test(control, malformed_read_and_write_answers_fail_only_their_request)
@@ -1745,6 +1755,8 @@ static const struct bad_open bad_opens[] = {
 	  RINGDEV_CAPACITY_MAX + 1 },
 	{ "OPEN SETTINGS mode 010000", false, 0, "So", RINGDEV_ANSWER_SETTINGS, 1, 1, 010000, 4096 },
 	{ "OPEN result -5000", false, -5000, "", 0, 0, 0, 0, 0 },
+	{ "OPEN result -600", false, -600, "", 0, 0, 0, 0, 0 },
+	{ "ATTACH result -999", true, -999, "", 0, 0, 0, 0, 0 },
 	{ "ATTACH SETTINGS policy 9", true, 0, "", RINGDEV_ANSWER_SETTINGS, 1, 9, 0600, 4096 },
 	{ "ATTACH unknown flag 0x10", true, 0, "", 0x10, 0, 0, 0, 0 },
 };
@@ -1794,6 +1806,18 @@ Test(control, malformed_open_and_attach_answers_fail_with_eio)
 	}
 	after = rd_stats(d);
 	cr_assert_eq(after.relay_failed, before.relay_failed + n, "stats.relay_failed");
+	if (!d->cuse) {
+		/* The failed O_CREAT opens left no pipe and no stuck lookup. */
+		char cmd[RD_PATH_SIZE + 64], path[RD_PATH_SIZE + 16];
+		struct stat st;
+		snprintf(cmd, sizeof(cmd), "ls -l '%s' >/dev/null", d->mount);
+		cr_assert_eq(rd_sh(cmd), 0, "ls of the mount after the failed opens");
+		for (size_t i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "%s/Open%zu", d->mount, i);
+			if (!bad_opens[i].attach)
+				rd_assert_errno(stat(path, &st), ENOENT, "a failed O_CREAT open leaves no pipe");
+		}
+	}
 	broker_close(&b, d);
 	rd_close(d, fd);
 	end(d, sfd);
@@ -2206,6 +2230,249 @@ Test(control, broker_timeout_applies_only_until_a_broker_takes_the_request)
 	expect_ret(a, 12, 0, "the answer after three timeouts");
 	cr_assert_eq(rd_stats(d).relay_timeouts, timeouts + 1, "no second timeout");
 	broker_close(&b, d);
+	rd_close(d, fd);
+	end(d, sfd);
+}
+
+/* ---- regressions from outside testing (issue 8) --------------------------- */
+
+/* A handle with a relayed ATTACH and a relayed IOCTL, neither taken, when
+ * the broker closes the control node: the built-in policy decides both
+ * (the ATTACH moves the handle, the IOCTL gets ENOTTY) and the daemon
+ * serves on. It used to walk a saved list of requests while the built-in
+ * ATTACH freed the IOCTL on it: SIGSEGV. */
+Test(control, broker_gone_with_an_attach_and_an_ioctl_pending_decides_both)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = keep_stats(d);
+	int fd = rd_create(d, "Start", O_RDWR, 0, 0, 0);
+	struct broker b;
+
+	/* Two rounds, the ATTACH first and last among three IOCTLs, so that
+	 * whatever order the daemon walks them in, an ATTACH comes before an
+	 * IOCTL of the same handle at least once. */
+	for (int round = 0; round < 2; round++) {
+		struct app *att, *io[3];
+		int queued = 0;
+
+		broker_open(&b, d);
+		att = app_new(d, fd, 0);
+		att->op = APP_ATTACH;
+		snprintf(att->attach.name, sizeof(att->attach.name), "Moved%d", round);
+		att->attach.flags = RINGDEV_ATTACH_CREATE;
+		if (round == 0) {
+			app_start(att);
+			rd_wait_other(d, ++queued);
+		}
+		for (int i = 0; i < 3; i++) {
+			io[i] = app_ioctl(d, fd, DEV_ECHO, (uint32_t)i);
+			app_start(io[i]);
+			rd_wait_other(d, ++queued);
+		}
+		if (round == 1) {
+			app_start(att);
+			rd_wait_other(d, ++queued);
+		}
+		broker_close(&b, d);
+		app_join(att);
+		expect_ret(att, 0, 0, "the ATTACH, decided by the built-in policy");
+		cr_assert_str_eq(att->info.name, att->attach.name, "the handle moved");
+		for (int i = 0; i < 3; i++) {
+			app_join(io[i]);
+			expect_ret(io[i], -1, ENOTTY, "an IOCTL, decided by the built-in policy");
+		}
+		struct ringdev_stats st = rd_stats(d);
+		cr_assert_eq(st.broker_connected, 0);
+		cr_assert_eq(st.parked_total, 0, "nothing left parked");
+	}
+	rd_close(d, fd);
+	end(d, sfd);
+}
+
+struct ctl_poller {
+	int fd;
+	int ret;
+	short revents;
+};
+
+static int ctl_poller_main(void *arg)
+{
+	struct ctl_poller *p = arg;
+	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+	/* No timeout of its own in the product; here a hang limit only. */
+	p->ret = poll(&pfd, 1, RD_CHILD_TIMEOUT_MS);
+	p->revents = pfd.revents;
+	return 0;
+}
+
+/* A broker polling the control node wakes when a request is queued. */
+Test(control, poll_on_the_control_node_wakes_when_a_request_is_queued)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = keep_stats(d);
+	int fd = rd_create(d, "Pol", O_RDWR, 0, 0, 0);
+	struct ctl_poller *p = rd_shared(sizeof(*p));
+	struct broker b;
+	struct app *a;
+
+	broker_open(&b, d);
+	struct pollfd pfd = { .fd = b.fd, .events = POLLIN };
+	cr_assert_eq(poll(&pfd, 1, 0), 0, "nothing queued: the control node is not readable");
+	p->fd = b.fd;
+	pid_t pid = rd_spawn(ctl_poller_main, p, b.fd);
+	rd_wait_pollers(d, 1);
+	a = app_ioctl(d, fd, DEV_ECHO, 5);
+	app_start(a);
+	cr_assert_eq(rd_join(pid), 0);
+	cr_assert(p->ret == 1 && (p->revents & POLLIN), "poll woke with POLLIN: ret %d revents %#x", p->ret,
+		  (unsigned)p->revents);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	broker_send1(&b, answer_for(&r, 5), 0, 0, "answer the ioctl");
+	app_join(a);
+	expect_ret(a, 5, 0, "the polled-for ioctl");
+	broker_close(&b, d);
+	cr_assert_eq(rd_stats(d).pollers, 0, "the broker's poll handle went with it");
+	rd_close(d, fd);
+	end(d, sfd);
+}
+
+struct lister {
+	const char *mount;
+	int ls_err, stat_err;
+};
+
+static int lister_main(void *arg)
+{
+	struct lister *l = arg;
+	char path[RD_PATH_SIZE + 16];
+	struct stat st;
+	DIR *dir = opendir(l->mount);
+	if (!dir) {
+		l->ls_err = errno;
+		return 0;
+	}
+	while (readdir(dir))
+		;
+	closedir(dir);
+	snprintf(path, sizeof(path), "%s/NotThere", l->mount);
+	l->stat_err = stat(path, &st) < 0 ? errno : 0;
+	return 0;
+}
+
+/* While the broker holds one app's O_CREAT open on the mount, everybody
+ * else's listing and lookups answer (the kernel held the directory lock
+ * for the whole of a FUSE create; now only MKNOD runs under it). */
+Test(control, a_relayed_create_does_not_freeze_the_namespace)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = keep_stats(d);
+	struct broker b;
+	struct app *a;
+
+	broker_open(&b, d);
+	a = app_new(d, -1, 0);
+	snprintf(a->pipe, sizeof(a->pipe), "Slow");
+	a->oflags = O_RDWR;
+	app_start(a);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_OPEN);
+	if (!d->cuse) {
+		struct lister *l = rd_shared(sizeof(*l));
+		int status;
+		l->mount = d->mount;
+		pid_t pid = rd_spawn(lister_main, l, -1);
+		bool ended = rd_wait_child(pid, RD_PARK_TIMEOUT_MS, &status);
+		if (!ended)
+			kill(pid, SIGKILL);
+		cr_assert(ended, "ls and stat of the mount wait while the broker holds another app's create");
+		cr_assert_eq(l->ls_err, 0, "ls: %s", rd_errname(l->ls_err));
+		cr_assert_eq(l->stat_err, ENOENT, "stat of a new name: %s", rd_errname(l->stat_err));
+	}
+	broker_send1(&b, answer_for(&r, 0), 0, 0, "allow the create");
+	app_join(a);
+	cr_assert_eq(a->open_err, 0, "the held open: %s", rd_errname(a->open_err));
+	broker_close(&b, d);
+	end(d, sfd);
+}
+
+/* Pipes a broker's answers create count against the same per-uid limits
+ * as any other pipe of that user. */
+Test(control, pipes_made_by_answers_count_against_the_per_uid_limit)
+{
+	const char *const args[] = { "--max-pipes-per-uid", "2", NULL };
+	struct rd_daemon *d = rd_start(args);
+	int sfd = keep_stats(d);
+	int inbox = d->cuse ? -1 : rd_create(d, "Inbox", O_RDWR, 0, 0, 0);
+	struct broker b;
+
+	if (inbox >= 0)
+		cr_assert_eq(rd_set_config(inbox, RINGDEV_SET_MODE, 0, 0, 0666, 0), 0);
+	broker_open(&b, d);
+	for (int i = 0; i < 3; i++) {
+		struct app *a = app_new(d, -1, 1);
+		snprintf(a->pipe, sizeof(a->pipe), "Inbox");
+		a->oflags = O_WRONLY;
+		a->uid = NOBODY;
+		a->op = APP_WRITE; /* one byte keeps the pipe after the close */
+		a->len = 1;
+		app_start(a);
+		struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_OPEN);
+		struct ringdev_ctl_answer ans = answer_for(&r, 0);
+		snprintf(ans.name, sizeof(ans.name), "N%d", i);
+		broker_send1(&b, ans, 0, 0, "map nobody's open to a new pipe");
+		app_join(a);
+		if (i < 2) {
+			cr_assert_eq(a->open_err, 0, "nobody's pipe %d: %s", i, rd_errname(a->open_err));
+			expect_ret(a, 1, 0, "the write");
+		} else {
+			cr_assert_eq(a->open_err, ENOSPC, "a third pipe for nobody: expected ENOSPC, got %s",
+				     rd_errname(a->open_err));
+		}
+	}
+	cr_assert_eq(rd_stats(d).limit_uid_pipes_hits, 1);
+	broker_close(&b, d);
+	if (inbox >= 0)
+		rd_close(d, inbox);
+	end(d, sfd);
+}
+
+/* A READ or IOCTL answered STAGED with 0 bytes: end of file, and an empty
+ * out-payload, not EIO. */
+Test(control, zero_byte_staged_answers_are_empty_payloads)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = keep_stats(d);
+	int bfd = open_served(d, "Bz", O_RDWR, RINGDEV_ANSWER_BROKERED);
+	int fd = rd_create(d, "Iz", O_RDWR, 0, 0, 0);
+	struct ringdev_ctl_request r;
+	struct ringdev_ctl_answer ans;
+	struct broker b;
+	struct app *a;
+
+	broker_open(&b, d);
+	a = app_new(d, bfd, 16);
+	a->op = APP_READ;
+	a->len = 16;
+	app_start(a);
+	r = broker_take(&b, RINGDEV_CTL_READ);
+	ans = answer_for(&r, 0);
+	ans.flags = RINGDEV_ANSWER_STAGED;
+	broker_send1(&b, ans, 0, 0, "READ answered STAGED, 0 bytes");
+	app_join(a);
+	expect_ret(a, 0, 0, "a zero-byte STAGED READ is end of file");
+
+	a = app_ioctl(d, fd, DEV_ECHO, 3);
+	app_start(a);
+	r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	ans = answer_for(&r, 3);
+	ans.flags = RINGDEV_ANSWER_STAGED;
+	broker_send1(&b, ans, 0, 0, "IOCTL answered STAGED, 0 bytes");
+	app_join(a);
+	expect_ret(a, 3, 0, "a zero-byte STAGED IOCTL");
+	struct dev_small zero;
+	memset(&zero, 0, sizeof(zero));
+	cr_assert_eq(memcmp(a->buf, &zero, sizeof(zero)), 0, "an empty out-payload: the argument comes back zeroed");
+	broker_close(&b, d);
+	close(bfd);
 	rd_close(d, fd);
 	end(d, sfd);
 }

@@ -7,6 +7,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,4 +376,87 @@ Test(relay_timeout, required_broker_times_out)
 	cr_assert_eq(s.opens, 0);
 	device_shutdown(dev);
 	device_free(dev);
+}
+
+/* Issue 8, defect 1: the broker leaves while a handle has an ATTACH and
+ * IOCTLs relayed, none taken. The built-in policy decides every one (the
+ * ATTACH moves the handle, the IOCTLs get ENOTTY); nothing is used after it
+ * was freed (the sanitizer build runs this too), in either order. */
+Test(relay, broker_gone_decides_pending_attach_and_ioctls_in_any_order)
+{
+	unsigned int cmd = _IOWR(RINGDEV_IOC_MAGIC, 0x90, uint64_t);
+	uint64_t arg = 1;
+	for (int round = 0; round < 2; round++) {
+		struct open_ctx *app = app_on("start");
+		struct ringdev_attach at = { .flags = RINGDEV_ATTACH_CREATE };
+		snprintf(at.name, sizeof(at.name), "moved%d", round);
+		int req = 100 * (round + 1);
+		if (round == 0)
+			cr_assert(device_ioctl_async(dev, app, &root, REQ(req), RINGDEV_IOC_ATTACH, &at, sizeof(at), 0));
+		for (int i = 1; i <= 3; i++)
+			cr_assert(device_ioctl_async(dev, app, &root, REQ(req + i), cmd, &arg, sizeof(arg), sizeof(arg)));
+		if (round == 1)
+			cr_assert(device_ioctl_async(dev, app, &root, REQ(req), RINGDEV_IOC_ATTACH, &at, sizeof(at), 0));
+		cr_assert_eq(parked(), 4);
+		device_release(dev, ctl);
+		cr_assert_eq(fake_replies[req].kind, FAKE_IOCTL, "the ATTACH was decided: kind %d err %d",
+			     fake_replies[req].kind, fake_replies[req].err);
+		for (int i = 1; i <= 3; i++)
+			cr_assert_eq(fake_replies[req + i].err, ENOTTY, "IOCTL %d: built-in ENOTTY, got %d", i,
+				     fake_replies[req + i].err);
+		struct ringdev_pipe_info pi;
+		cr_assert_eq(device_ioctl(dev, app, &root, RINGDEV_IOC_PIPE_INFO, NULL, 0, &pi, sizeof(pi)), 0);
+		cr_assert_str_eq(pi.name, at.name);
+		cr_assert_eq(parked(), 0);
+		device_release(dev, app);
+		cr_assert_eq(device_ctl_open(dev, &root, O_RDWR, &ctl), 0, "the next broker");
+	}
+}
+
+/* Issue 8, defect 2: an errno the kernel cannot carry fails the answer
+ * (counted for the broker) and the app gets EIO, never the bad errno. */
+Test(relay, answers_with_an_errno_past_511_fail_with_eio)
+{
+	unsigned int cmd = _IOWR(RINGDEV_IOC_MAGIC, 0x90, uint64_t);
+	uint64_t arg = 1;
+	const int32_t bad[] = { -512, -600, -999, -1000, -4095 };
+	struct open_ctx *app = app_on("e");
+	for (int i = 0; i < 5; i++) {
+		cr_assert(device_ioctl_async(dev, app, &root, REQ(10 + i), cmd, &arg, sizeof(arg), sizeof(arg)));
+		struct ringdev_ctl_transact *t = tr_new(1, 0);
+		transact(t, 20 + 2 * i);
+		uint64_t id = result(20 + 2 * i)->requests[0].id;
+		memset(t, 0, sizeof(*t));
+		answer(t, id, bad[i]);
+		transact(t, 21 + 2 * i);
+		cr_assert_eq(result(21 + 2 * i)->failed, 1, "result %d: counted as failed", bad[i]);
+		cr_assert_eq(fake_replies[10 + i].err, EIO, "result %d: the app gets EIO, got %d", bad[i],
+			     fake_replies[10 + i].err);
+		free(t);
+	}
+	cr_assert_eq(parked(), 0);
+	device_release(dev, app);
+}
+
+/* Issue 8, defect 4: a broker polling the control node is woken by the
+ * next request queued, and its poll handle goes with the node. */
+Test(relay, poll_on_the_control_node_is_woken_by_a_queued_request)
+{
+	cr_assert_eq(device_poll(dev, ctl, REQ(1)), 0, "nothing queued");
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.pollers, 1, "the poll handle is kept");
+	int before = fake_notifies;
+	unsigned int cmd = _IOWR(RINGDEV_IOC_MAGIC, 0x90, uint64_t);
+	uint64_t arg = 1;
+	struct open_ctx *app = app_on("p");
+	cr_assert(device_ioctl_async(dev, app, &root, REQ(2), cmd, &arg, sizeof(arg), sizeof(arg)));
+	cr_assert_eq(fake_notifies, before + 1, "the poller was woken");
+	cr_assert_eq(device_poll(dev, ctl, NULL) & POLLIN, POLLIN);
+	device_release(dev, app);
+	device_poll(dev, ctl, REQ(3));
+	device_release(dev, ctl);
+	device_stats(dev, &s);
+	cr_assert_eq(s.pollers, 0);
+	cr_assert_eq(device_ctl_open(dev, &root, O_RDWR, &ctl), 0);
 }
