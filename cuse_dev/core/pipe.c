@@ -544,25 +544,28 @@ void ctx_poll_keep(struct device *dev, struct open_ctx *ctx, struct list_node *p
 	ctx->poll_mask = mask;
 }
 
-void ctx_poll_wake(struct device *dev, struct open_ctx *ctx)
+/* Forget ctx's poll handle, waking its poller first or not. */
+static void ctx_poll_end(struct device *dev, struct open_ctx *ctx, bool wake)
 {
 	if (!ctx->ph)
 		return;
-	/* One wake-up per poll: the kernel polls again with a new handle. */
-	dev->ops->poll_notify(ctx->ph);
+	if (wake)
+		dev->ops->poll_notify(ctx->ph); /* one wake-up per poll: the kernel polls again with a new handle */
+	else
+		dev->ops->poll_destroy(ctx->ph);
 	ctx->ph = NULL;
 	list_unlink(&ctx->poll_link);
 	dev->npollers--;
 }
 
+void ctx_poll_wake(struct device *dev, struct open_ctx *ctx)
+{
+	ctx_poll_end(dev, ctx, true);
+}
+
 void ctx_poll_drop(struct device *dev, struct open_ctx *ctx)
 {
-	if (!ctx->ph)
-		return;
-	dev->ops->poll_destroy(ctx->ph);
-	ctx->ph = NULL;
-	list_unlink(&ctx->poll_link);
-	dev->npollers--;
+	ctx_poll_end(dev, ctx, false);
 }
 
 static void notify_pollers(struct device *dev, struct pipe *p)
