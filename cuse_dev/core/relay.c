@@ -287,6 +287,13 @@ static const char *answer_problem(const struct relay_req *r, const struct ringde
 		return "errno out of range 1..511"; /* the kernel refuses to carry it: the app would hang */
 	if (a->result < 0)
 		return NULL; /* an error answer needs nothing else */
+	if (a->flags & RINGDEV_ANSWER_BUILTIN) {
+		if (type != RINGDEV_CTL_OPEN && type != RINGDEV_CTL_ATTACH)
+			return "BUILTIN answers only an OPEN or ATTACH";
+		if (a->result != 0 || a->flags != RINGDEV_ANSWER_BUILTIN || a->name[0])
+			return "BUILTIN takes no result, name or other flags";
+		return NULL;
+	}
 	switch (type) {
 	case RINGDEV_CTL_OPEN:
 	case RINGDEV_CTL_ATTACH: {
@@ -344,9 +351,15 @@ static void apply_open(struct device *dev, struct relay_req *r, const struct rin
 		device_open_finish(dev, ctx, req, hold_ino);
 }
 
+static void relay_builtin(struct device *dev, struct relay_req *r);
+
 static void apply_answer(struct device *dev, struct relay_req *r, const struct ringdev_ctl_answer *a)
 {
 	uint32_t type = r->msg.type;
+	if (a->flags & RINGDEV_ANSWER_BUILTIN) {
+		relay_builtin(dev, r); /* the broker defers to the owner and mode bits */
+		return;
+	}
 	if (type == RINGDEV_CTL_OPEN) {
 		apply_open(dev, r, a);
 		relay_free(dev, r);

@@ -21,7 +21,7 @@
 #include <linux/ioctl.h> /* _IOR and friends; callers include <sys/ioctl.h> for ioctl() */
 
 #define RINGDEV_ABI_MAJOR 1
-#define RINGDEV_ABI_MINOR 0
+#define RINGDEV_ABI_MINOR 1           /* 1: RINGDEV_ANSWER_BUILTIN */
 
 #define RINGDEV_NAME_MAX 63           /* bytes of a pipe name, without NUL */
 #define RINGDEV_NAME_SIZE 64          /* array size holding a name + NUL */
@@ -338,7 +338,8 @@ struct ringdev_ctl_request {
 #define RINGDEV_ANSWER_BROKERED 0x1u   /* OPEN/ATTACH: reads and writes of this pipe go to the broker */
 #define RINGDEV_ANSWER_SETTINGS 0x2u   /* OPEN/ATTACH: create the pipe with kind..gid below */
 #define RINGDEV_ANSWER_STAGED 0x4u     /* READ/IOCTL: the out-payload was STAGEd (size bytes) */
-#define RINGDEV_ANSWER_FLAGS_ALL 0x7u
+#define RINGDEV_ANSWER_BUILTIN 0x8u    /* OPEN/ATTACH: decide as ringdevd would with no broker (ABI 1.1) */
+#define RINGDEV_ANSWER_FLAGS_ALL 0xfu
 
 struct ringdev_ctl_answer {
 	uint64_t id;                  /* the request answered */

@@ -1616,7 +1616,8 @@ static const struct bad_ioctl bad_ioctls[] = {
 	{ "result -999", DEV_ECHO, -999, 0, 0, 0, 0 },
 	{ "result -1000", DEV_ECHO, -1000, 0, 0, 0, 0 },
 	{ "result INT32_MIN", DEV_ECHO, INT32_MIN, 0, 0, 0, 0 },
-	{ "an unknown flag bit 0x8", DEV_ECHO, 0, 0x8, 0, 0, 0 },
+	{ "an unknown flag bit 0x10", DEV_ECHO, 0, 0x10, 0, 0, 0 },
+	{ "BUILTIN on an IOCTL", DEV_ECHO, 0, RINGDEV_ANSWER_BUILTIN, 0, 0, 0 },
 	{ "an unknown flag bit 0x80000000", DEV_ECHO, 0, 0x80000000u, 0, 0, 0 },
 	{ "nonzero reserved", DEV_ECHO, 0, 0, 0, 0, 1 },
 	{ "size 65 > out_size 64", DEV_ECHO, 0, 0, 65, 0, 0 },
@@ -2474,5 +2475,71 @@ Test(control, zero_byte_staged_answers_are_empty_payloads)
 	broker_close(&b, d);
 	close(bfd);
 	rd_close(d, fd);
+	end(d, sfd);
+}
+
+/* RINGDEV_ANSWER_BUILTIN: the broker defers an OPEN or ATTACH to the
+ * daemon's own decision (owner and mode bits), as with no broker at all. */
+Test(control, a_builtin_answer_decides_by_owner_and_mode_bits)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = keep_stats(d);
+	int priv = rd_create(d, "Priv", O_RDWR, 0, 0, 0); /* root's, 0600 */
+	int pub = rd_create(d, "Pub", O_RDWR, 0, 0, 0);
+	struct ringdev_ctl_request r;
+	struct ringdev_ctl_answer ans;
+	struct broker b;
+	struct app *a;
+
+	cr_assert_eq(rd_set_config(pub, RINGDEV_SET_MODE, 0, 0, 0666, 0), 0);
+	broker_open(&b, d);
+	/* nobody attaching its handle to root's private pipe: EACCES */
+	a = app_new(d, -1, 0);
+	snprintf(a->pipe, sizeof(a->pipe), "Pub");
+	a->oflags = O_RDWR;
+	a->uid = NOBODY;
+	a->op = APP_ATTACH;
+	snprintf(a->attach.name, sizeof(a->attach.name), "Priv");
+	app_start(a);
+	r = broker_take(&b, RINGDEV_CTL_OPEN);
+	ans = answer_for(&r, 0);
+	ans.flags = RINGDEV_ANSWER_BUILTIN;
+	broker_send1(&b, ans, 0, 0, "OPEN of Pub: BUILTIN");
+	r = broker_take(&b, RINGDEV_CTL_ATTACH);
+	cr_assert_eq(r.uid, NOBODY, "ATTACH carries the caller's uid");
+	ans = answer_for(&r, 0);
+	ans.flags = RINGDEV_ANSWER_BUILTIN;
+	broker_send1(&b, ans, 0, 0, "ATTACH to Priv: BUILTIN");
+	app_join(a);
+	cr_assert_eq(a->open_err, 0, "nobody's open of a 0666 pipe, decided by the mode bits: %s",
+		     rd_errname(a->open_err));
+	expect_ret(a, -1, EACCES, "nobody's ATTACH to a 0600 pipe of root's, decided by the mode bits");
+	(void)broker_take(&b, RINGDEV_CTL_RELEASE);
+	/* root's open of the private pipe: allowed */
+	a = app_new(d, -1, 0);
+	snprintf(a->pipe, sizeof(a->pipe), "Priv");
+	a->oflags = O_RDONLY;
+	app_start(a);
+	r = broker_take(&b, RINGDEV_CTL_OPEN);
+	ans = answer_for(&r, 0);
+	ans.flags = RINGDEV_ANSWER_BUILTIN;
+	broker_send1(&b, ans, 0, 0, "OPEN of Priv by root: BUILTIN");
+	app_join(a);
+	cr_assert_eq(a->open_err, 0, "root's open: %s", rd_errname(a->open_err));
+	cr_assert_str_eq(a->info.name, d->cuse ? "default" : "Priv");
+	/* BUILTIN with anything else is malformed */
+	a = app_new(d, pub, 0);
+	a->op = APP_ATTACH;
+	snprintf(a->attach.name, sizeof(a->attach.name), "Priv");
+	app_start(a);
+	r = broker_take(&b, RINGDEV_CTL_ATTACH);
+	ans = answer_for(&r, 0);
+	ans.flags = RINGDEV_ANSWER_BUILTIN | RINGDEV_ANSWER_BROKERED;
+	broker_send1(&b, ans, 0, 1, "BUILTIN with BROKERED");
+	app_join(a);
+	expect_ret(a, -1, EIO, "a malformed BUILTIN answer");
+	broker_close(&b, d);
+	rd_close(d, pub);
+	rd_close(d, priv);
 	end(d, sfd);
 }
