@@ -52,6 +52,10 @@ const char *policy_errno_name(int err)
 	return NULL;
 }
 
+/* A name from the table or a number an application can be given: 1 to
+ * RDB_ERRNO_MAX. A larger one would be refused by the kernel when the daemon
+ * passes it on, so it is refused here, where it enters. -EINVAL for neither
+ * a name nor a number, -ERANGE for a number out of range. */
 static int errno_parse(const char *s, int *out)
 {
 	uint64_t v;
@@ -62,8 +66,9 @@ static int errno_parse(const char *s, int *out)
 			return 0;
 		}
 	}
-	if (parse_u64(s, 1, 4095, &v) < 0)
-		return -EINVAL;
+	int r = parse_u64(s, 1, RDB_ERRNO_MAX, &v);
+	if (r < 0)
+		return r;
 	*out = (int)v;
 	return 0;
 }
@@ -270,11 +275,16 @@ static int match_option(struct parser *p, const struct option *o, struct policy_
 		return names_parse(p, KEY_USER, o->value, &rule->uids);
 	case KEY_GROUP:
 		return names_parse(p, KEY_GROUP, o->value, &rule->gids);
-	case KEY_ERRNO:
-		if (errno_parse(o->value, &rule->err) < 0)
-			return parse_fail(p, "errno: '%s' is not an errno name (EACCES, EPERM, ...) or 1-4095",
-					  o->value);
+	case KEY_ERRNO: {
+		int r = errno_parse(o->value, &rule->err);
+		if (r == -ERANGE)
+			return parse_fail(p, "errno: '%s' is out of range: an application can only be given 1 to %d",
+					  o->value, RDB_ERRNO_MAX);
+		if (r < 0)
+			return parse_fail(p, "errno: '%s' is not an errno name (EACCES, EPERM, ...) "
+					  "or a number from 1 to %d", o->value, RDB_ERRNO_MAX);
 		return 0;
+	}
 	default:
 		return parse_fail(p, "'%s' is not an option here", key_names[o->key]);
 	}

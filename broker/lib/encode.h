@@ -17,8 +17,9 @@
 
 #include <ringdev/ringdev-broker.h>
 
-/* Errno range an answer may carry (the daemon rejects others). */
-#define CTL_ERRNO_MAX 4095
+/* Errno range an answer may carry: what the kernel can give an app (the
+ * daemon fails others with EIO). */
+#define CTL_ERRNO_MAX RDB_ERRNO_MAX
 
 bool ctl_type_is_notice(uint32_t type);
 

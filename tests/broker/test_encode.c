@@ -63,9 +63,13 @@ Test(encode, deny_refuses_errnos_out_of_range_and_notices)
 
 	cr_assert_eq(ctl_answer_deny(&a, &q, 0), -EINVAL);
 	cr_assert_eq(ctl_answer_deny(&a, &q, -5), -EINVAL);
-	cr_assert_eq(ctl_answer_deny(&a, &q, 4096), -EINVAL);
-	cr_assert_eq(ctl_answer_deny(&a, &q, 4095), 0);
-	cr_assert_eq(a.result, -4095);
+	/* The kernel carries 1 to 511 to an app; 512 and up never leave. */
+	cr_assert_eq(ctl_answer_deny(&a, &q, 512), -EINVAL);
+	cr_assert_eq(ctl_answer_deny(&a, &q, 600), -EINVAL);
+	cr_assert_eq(ctl_answer_deny(&a, &q, 4095), -EINVAL);
+	cr_assert_eq(ctl_answer_deny(&a, &q, 511), 0);
+	cr_assert_eq(a.result, -511);
+	cr_assert_eq(RDB_ERRNO_MAX, 511);
 	cr_assert_eq(ctl_answer_deny(&a, &cancel, EIO), -EINVAL);
 }
 
@@ -203,7 +207,11 @@ Test(encode, ioctl_checks)
 	q.out_size = 4;
 	cr_assert_eq(ctl_answer_ioctl(&a, &q, 0, out, 5), -EINVAL);      /* more than out_size */
 	cr_assert_eq(ctl_answer_ioctl(&a, &q, 0, NULL, 4), -EINVAL);     /* no bytes */
-	cr_assert_eq(ctl_answer_ioctl(&a, &q, -4096, NULL, 0), -EINVAL); /* errno out of range */
+	cr_assert_eq(ctl_answer_ioctl(&a, &q, -512, NULL, 0), -EINVAL);  /* errno out of range */
+	cr_assert_eq(ctl_answer_ioctl(&a, &q, -600, NULL, 0), -EINVAL);
+	cr_assert_eq(ctl_answer_ioctl(&a, &q, INT32_MIN, NULL, 0), -EINVAL);
+	cr_assert_eq(ctl_answer_ioctl(&a, &q, -511, NULL, 0), 0);
+	cr_assert_eq(a.result, -511);
 	cr_assert_eq(ctl_answer_ioctl(&a, &write, 0, NULL, 0), -EINVAL); /* not an ioctl */
 	cr_assert_eq(ctl_answer_ioctl(&a, &q, -ENOTTY, out, 4), 0);      /* an error has no payload */
 	assert_answer(&a, &want);

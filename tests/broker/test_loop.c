@@ -699,6 +699,52 @@ Test(loop, a_wrong_answer_fails_with_einval_and_the_app_gets_eio)
 	cr_assert_eq(answer_for(90)->result, -EIO);
 }
 
+/* An errno the kernel cannot carry (above RDB_ERRNO_MAX, 511) would leave
+ * the app's call unanswerable: the answer function refuses it, and the
+ * request, consumed anyway, is answered EIO. Values at the limit go out. */
+static int errno_results[4];
+
+static void answer_errnos(struct rdb_request *r)
+{
+	const struct ringdev_ctl_request *q = rdb_request_info(r);
+
+	if (q->id == 101)
+		errno_results[0] = rdb_deny(r, 600);
+	else if (q->id == 102)
+		errno_results[1] = rdb_reply_ioctl(r, -512, NULL, 0);
+	else if (q->id == 103)
+		errno_results[2] = rdb_deny(r, RDB_ERRNO_MAX);
+	else
+		errno_results[3] = rdb_reply_ioctl(r, -RDB_ERRNO_MAX, NULL, 0);
+}
+
+Test(loop, an_errno_the_kernel_cannot_carry_fails_with_einval_and_the_app_gets_eio)
+{
+	struct ringdev_ctl_request batch[4] = {
+		request(RINGDEV_CTL_OPEN, 101),
+		request(RINGDEV_CTL_IOCTL, 102),
+		request(RINGDEV_CTL_ATTACH, 103),
+		request(RINGDEV_CTL_IOCTL, 104),
+	};
+	struct rdb_stats s;
+
+	push(batch, 4);
+	start(answer_errnos, 1);
+	wait_answers(4);
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(errno_results[0], -EINVAL, "rdb_deny(600): %d", errno_results[0]);
+	cr_assert_eq(errno_results[1], -EINVAL, "rdb_reply_ioctl(-512): %d", errno_results[1]);
+	cr_assert_eq(errno_results[2], 0);
+	cr_assert_eq(errno_results[3], 0);
+	cr_assert_eq(answer_for(101)->result, -EIO);
+	cr_assert_eq(answer_for(102)->result, -EIO);
+	cr_assert_eq(answer_for(103)->result, -511);
+	cr_assert_eq(answer_for(104)->result, -511);
+	rdb_get_stats(broker, &s);
+	cr_assert_eq(s.held, 0, "a refused answer leaves nothing held");
+	cr_assert_eq(s.answers, 4);
+}
+
 Test(loop, four_threads_serve_and_stop)
 {
 	struct ringdev_ctl_request batch[8];

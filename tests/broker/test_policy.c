@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "policy.h"
@@ -140,9 +141,9 @@ Test(policy, errors_name_file_and_line)
 		{ "allow all x errno=EPERM\n", "t.policy:1: 'errno' is not an option of 'allow'" },
 		{ "allow all x colour=red\n", "t.policy:1: unknown option 'colour'" },
 		{ "allow all x y\n", "t.policy:1: unexpected word 'y'" },
-		{ "deny all x errno=EWHAT\n", "t.policy:1: errno: 'EWHAT' is not an errno name (EACCES, EPERM, ...) or 1-4095" },
-		{ "deny all x errno=4096\n", "t.policy:1: errno: '4096' is not an errno name (EACCES, EPERM, ...) or 1-4095" },
-		{ "deny all x errno=0\n", "t.policy:1: errno: '0' is not an errno name (EACCES, EPERM, ...) or 1-4095" },
+		{ "deny all x errno=EWHAT\n", "t.policy:1: errno: 'EWHAT' is not an errno name (EACCES, EPERM, ...) or a number from 1 to 511" },
+		{ "deny all x errno=-5\n", "t.policy:1: errno: '-5' is not an errno name (EACCES, EPERM, ...) or a number from 1 to 511" },
+		{ "deny all x errno=0\n", "t.policy:1: errno: '0' is out of range: an application can only be given 1 to 511" },
 		{ "map x\n", "t.policy:1: map needs a PATTERN and a TEMPLATE" },
 		{ "map x user.%x\n", "t.policy:1: map: '%x' in 'user.%x' is not %u, %g or %n" },
 		{ "map x user.%\n", "t.policy:1: map: '% ' in 'user.%' is not %u, %g or %n" },
@@ -175,6 +176,38 @@ Test(policy, errors_name_file_and_line)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		parse_fails(cases[i].text, cases[i].message);
+}
+
+/* The kernel carries errnos 1 to 511 to an application; a policy that could
+ * answer with another is refused at the line that says it, so no answer the
+ * daemon must fail with EIO ever leaves the broker. */
+Test(policy, an_errno_the_kernel_cannot_carry_is_refused_with_its_line)
+{
+	static const char *const out_of_range[] = { "512", "600", "4095", "4096", "0x200", "99999999999999999999" };
+	char text[128], message[256];
+
+	for (size_t i = 0; i < sizeof(out_of_range) / sizeof(out_of_range[0]); i++) {
+		snprintf(text, sizeof(text), "allow all a\ndeny all x errno=%s\n", out_of_range[i]);
+		snprintf(message, sizeof(message),
+			 "t.policy:2: errno: '%s' is out of range: an application can only be given 1 to 511",
+			 out_of_range[i]);
+		parse_fails(text, message);
+		snprintf(text, sizeof(text), "# c\n\ndefault deny errno=%s\n", out_of_range[i]);
+		snprintf(message, sizeof(message),
+			 "t.policy:3: errno: '%s' is out of range: an application can only be given 1 to 511",
+			 out_of_range[i]);
+		parse_fails(text, message);
+	}
+
+	struct policy *p = parse_ok("deny all a errno=1\ndeny all b errno=511\ndeny all c errno=0x1ff\n"
+				    "deny all d errno=EHOSTUNREACH\ndefault deny errno=511\n");
+	cr_assert_eq(p->rules[0].err, 1);
+	cr_assert_eq(p->rules[1].err, 511);
+	cr_assert_eq(p->rules[2].err, 511);
+	cr_assert_eq(p->rules[3].err, EHOSTUNREACH);
+	cr_assert_eq(p->default_err, 511);
+	cr_assert_eq(decide(p, POLICY_OP_OPEN, "b", 1000, 1000).err, 511);
+	policy_free(p);
 }
 
 Test(policy, a_nul_byte_and_a_long_line_are_errors)

@@ -39,6 +39,12 @@ extern "C" {
  * brokered pipe or an ioctl); a larger request is answered with EIO. */
 #define RDB_PAYLOAD_MAX (16u << 20)
 
+/* Largest errno an answer may carry. The kernel's FUSE replies carry
+ * errnos 1 to 511 only (it refuses larger ones and the application's call
+ * would never end), so the daemon fails an answer outside that range with
+ * EIO and the answer functions refuse it first (see "answers" below). */
+#define RDB_ERRNO_MAX 511
+
 /* One open control channel. */
 struct rdb_broker;
 
@@ -124,12 +130,12 @@ struct rdb_broker *rdb_request_broker(const struct rdb_request *request);
 
 /* ---- answers ----
  * Each consumes the request (it is freed; do not touch it again), whatever it
- * returns. Misuse (an answer of the wrong type, a value out of range, a
- * notice) returns -EINVAL and, for an answerable request, answers it with
- * EIO instead, as the daemon would for a malformed answer. An answer to a
- * cancelled request is not sent and returns 0. Answers given from a thread of
- * rdb_run() ride on its next TRANSACT; from any other thread they are sent at
- * once. */
+ * returns. Misuse (an answer of the wrong type, a value out of range such as
+ * an errno outside 1..RDB_ERRNO_MAX, a notice) returns -EINVAL and, for an
+ * answerable request, answers it with EIO instead, as the daemon would for a
+ * malformed answer: nothing is left unanswered. An answer to a cancelled
+ * request is not sent and returns 0. Answers given from a thread of rdb_run()
+ * ride on its next TRANSACT; from any other thread they are sent at once. */
 
 /* What a pipe the answer creates gets (RINGDEV_ANSWER_SETTINGS). Zero means
  * the default: kind stream, policy block, mode 0600, capacity the daemon's
@@ -147,7 +153,8 @@ struct rdb_pipe_settings {
 /* OPEN, ATTACH: let it happen as the app asked. */
 int rdb_allow(struct rdb_request *request);
 
-/* Any answerable request: fail the app's call with errno `err` (1 to 4095). */
+/* Any answerable request: fail the app's call with errno `err` (1 to
+ * RDB_ERRNO_MAX; else -EINVAL, and the app gets EIO). */
 int rdb_deny(struct rdb_request *request, int err);
 
 /* OPEN, ATTACH: allow, with
@@ -159,9 +166,11 @@ int rdb_deny(struct rdb_request *request, int err);
 int rdb_allow_pipe(struct rdb_request *request, const char *pipe,
 		   const struct rdb_pipe_settings *settings, bool brokered);
 
-/* IOCTL: the ioctl returns `result` (>= 0; or -errno to fail it) and the app
- * gets `size` bytes of `out` (at most the command's out_size; the rest of
- * its buffer is zeroed). Large payloads are staged before the answer. */
+/* IOCTL: the ioctl returns `result` (>= 0; or -errno to fail it, errno 1 to
+ * RDB_ERRNO_MAX: below -RDB_ERRNO_MAX is -EINVAL, and the app gets EIO) and
+ * the app gets `size` bytes of `out` (at most the command's out_size; the
+ * rest of its buffer is zeroed). Large payloads are staged before the
+ * answer. */
 int rdb_reply_ioctl(struct rdb_request *request, int result, const void *out, size_t size);
 
 /* READ on a brokered pipe: the read returns these `size` bytes (at most the
