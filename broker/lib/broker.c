@@ -460,6 +460,19 @@ int rdb_allow_pipe(struct rdb_request *request, const char *pipe,
 	return answer_commit(request, rc, NULL, 0);
 }
 
+int rdb_allow_builtin(struct rdb_request *request)
+{
+	int rc = ctl_answer_builtin(&request->answer, &request->msg);
+
+	if (rc == 0 && request->broker->version.abi_minor < RDB_BUILTIN_ABI_MINOR) {
+		/* An older daemon would find the flag malformed and give the app
+		 * EIO; it cannot decide for us, so fail closed. */
+		answer_commit(request, ctl_answer_deny(&request->answer, &request->msg, EACCES), NULL, 0);
+		return -EPROTONOSUPPORT;
+	}
+	return answer_commit(request, rc, NULL, 0);
+}
+
 int rdb_reply_ioctl(struct rdb_request *request, int result, const void *out, size_t size)
 {
 	int rc = ctl_answer_ioctl(&request->answer, &request->msg, result, out, size);

@@ -165,3 +165,13 @@ int ctl_answer_write(struct ringdev_ctl_answer *answer, const struct ringdev_ctl
 	answer->result = (int32_t)taken;
 	return 0;
 }
+
+int ctl_answer_builtin(struct ringdev_ctl_answer *answer, const struct ringdev_ctl_request *request)
+{
+	answer_start(answer, request);
+	if (request->type != RINGDEV_CTL_OPEN && request->type != RINGDEV_CTL_ATTACH)
+		return -EINVAL;
+	/* Nothing else with it: the daemon finds a name or another flag malformed. */
+	answer->flags = RINGDEV_ANSWER_BUILTIN;
+	return 0;
+}

@@ -53,3 +53,6 @@ int ctl_answer_read(struct ringdev_ctl_answer *answer, const struct ringdev_ctl_
 		    const void *data, size_t size);
 int ctl_answer_write(struct ringdev_ctl_answer *answer, const struct ringdev_ctl_request *request,
 		     size_t taken);
+/* OPEN, ATTACH: result 0 with only RINGDEV_ANSWER_BUILTIN, the daemon decides
+ * as with no broker (ABI 1.1; the caller checks the daemon's version). */
+int ctl_answer_builtin(struct ringdev_ctl_answer *answer, const struct ringdev_ctl_request *request);

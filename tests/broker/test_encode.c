@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -164,6 +165,28 @@ Test(encode, settings_out_of_range_are_refused)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(ctl_answer_allow(&a, &q, NULL, &bad[i], false), -EINVAL, "case %zu", i);
+}
+
+/* ABI 1.1: "decide as with no broker" is result 0 and the flag alone. */
+Test(encode, builtin_is_the_flag_alone_and_only_for_open_and_attach)
+{
+	static const uint32_t not_access[] = { RINGDEV_CTL_IOCTL, RINGDEV_CTL_READ, RINGDEV_CTL_WRITE,
+					       RINGDEV_CTL_CANCEL, RINGDEV_CTL_RELEASE };
+	struct ringdev_ctl_answer a;
+
+	for (uint32_t type = RINGDEV_CTL_OPEN; type <= RINGDEV_CTL_ATTACH; type++) {
+		struct ringdev_ctl_request q = request_of(type, 40 + type);
+		struct ringdev_ctl_answer want = expected(q.id, 0);
+		snprintf(q.name, sizeof(q.name), "asked");
+		want.flags = RINGDEV_ANSWER_BUILTIN;
+		memset(&a, 0xff, sizeof(a));
+		cr_assert_eq(ctl_answer_builtin(&a, &q), 0);
+		assert_answer(&a, &want);
+	}
+	for (size_t i = 0; i < sizeof(not_access) / sizeof(not_access[0]); i++) {
+		struct ringdev_ctl_request q = request_of(not_access[i], 50 + i);
+		cr_assert_eq(ctl_answer_builtin(&a, &q), -EINVAL, "type %u", not_access[i]);
+	}
 }
 
 Test(encode, ioctl_payload_up_to_the_inline_space_goes_inline)

@@ -5,7 +5,8 @@
  * (and more than a batch split over several), deferred answers from other
  * threads sent at once, payloads fetched and staged in chunks, CANCEL after
  * its request and never before, early cancels, malformed requests, misuse of
- * the answer functions, stop, N threads, and a broken channel. Also
+ * the answer functions, rdb_allow_builtin (and a daemon too old for it),
+ * stop, N threads, and a broken channel. Also
  * rdb_ctl_path and rdb_open on things that are no control node.
  *
  * The fake daemon hands out what the test pushed (as many per TRANSACT as
@@ -242,6 +243,7 @@ static pthread_t runner;
 static int run_result;
 static unsigned run_threads = 1;
 static bool running;
+static uint32_t daemon_abi_minor = RINGDEV_ABI_MINOR; /* what the fake daemon's VERSION says */
 
 static void on_request(struct rdb_request *request, void *data)
 {
@@ -257,7 +259,7 @@ static void *run_thread(void *arg)
 
 static void start(test_handler_fn *fn, unsigned threads)
 {
-	struct ringdev_version version = { .abi_major = RINGDEV_ABI_MAJOR };
+	struct ringdev_version version = { .abi_major = RINGDEV_ABI_MAJOR, .abi_minor = daemon_abi_minor };
 
 	handler = fn;
 	run_threads = threads;
@@ -743,6 +745,84 @@ Test(loop, an_errno_the_kernel_cannot_carry_fails_with_einval_and_the_app_gets_e
 	rdb_get_stats(broker, &s);
 	cr_assert_eq(s.held, 0, "a refused answer leaves nothing held");
 	cr_assert_eq(s.answers, 4);
+}
+
+/* rdb_allow_builtin: an OPEN or ATTACH goes back to the daemon's own
+ * decision as result 0 with only RINGDEV_ANSWER_BUILTIN; any other request
+ * is misuse (-EINVAL, the app gets EIO) and a notice stays the library's. */
+static int builtin_results[4];
+static int builtin_notice_result = 1;
+
+static void answer_builtin(struct rdb_request *r)
+{
+	const struct ringdev_ctl_request *q = rdb_request_info(r);
+
+	if (q->type == RINGDEV_CTL_RELEASE)
+		builtin_notice_result = rdb_allow_builtin(r);
+	else
+		builtin_results[q->id - 111] = rdb_allow_builtin(r);
+}
+
+Test(loop, allow_builtin_hands_an_open_or_attach_back_to_the_daemon)
+{
+	struct ringdev_ctl_request batch[5] = {
+		request(RINGDEV_CTL_OPEN, 111),
+		request(RINGDEV_CTL_ATTACH, 112),
+		request(RINGDEV_CTL_IOCTL, 113),
+		request(RINGDEV_CTL_WRITE, 114),
+		request(RINGDEV_CTL_RELEASE, 115),
+	};
+	struct rdb_stats s;
+
+	snprintf(batch[1].name, sizeof(batch[1].name), "asked");
+	push(batch, 5);
+	start(answer_builtin, 1);
+	wait_answers(4);
+	wait_taken();
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(builtin_results[0], 0, "OPEN: %d", builtin_results[0]);
+	cr_assert_eq(builtin_results[1], 0, "ATTACH: %d", builtin_results[1]);
+	cr_assert_eq(builtin_results[2], -EINVAL, "IOCTL: %d", builtin_results[2]);
+	cr_assert_eq(builtin_results[3], -EINVAL, "WRITE: %d", builtin_results[3]);
+	cr_assert_eq(builtin_notice_result, -EINVAL, "a notice takes no answer");
+	for (uint64_t id = 111; id <= 112; id++) {
+		const struct ringdev_ctl_answer *a = answer_for(id);
+		cr_assert_not_null(a);
+		cr_assert_eq(a->result, 0);
+		cr_assert_eq(a->flags, RINGDEV_ANSWER_BUILTIN, "flags 0x%x", a->flags);
+		cr_assert_eq(a->name[0], '\0', "BUILTIN carries no name");
+	}
+	for (uint64_t id = 113; id <= 114; id++) {
+		const struct ringdev_ctl_answer *a = answer_for(id);
+		cr_assert_not_null(a);
+		cr_assert_eq(a->result, -EIO, "the misused request is answered EIO");
+		cr_assert_eq(a->flags, 0);
+	}
+	cr_assert_null(answer_for(115));
+	cr_assert_eq(fake.nanswers, 4);
+	rdb_get_stats(broker, &s);
+	cr_assert_eq(s.held, 0);
+}
+
+/* A daemon of ABI 1.0 would find RINGDEV_ANSWER_BUILTIN malformed (the app
+ * would get EIO) and cannot decide for the broker: fail closed, EACCES. */
+static int old_daemon_result = 1;
+
+static void answer_builtin_once(struct rdb_request *r)
+{
+	old_daemon_result = rdb_allow_builtin(r);
+}
+
+Test(loop, allow_builtin_with_a_daemon_older_than_abi_1_1_denies_eacces)
+{
+	daemon_abi_minor = RDB_BUILTIN_ABI_MINOR - 1;
+	push_one(RINGDEV_CTL_OPEN, 120);
+	start(answer_builtin_once, 1);
+	wait_answers(1);
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(old_daemon_result, -EPROTONOSUPPORT, "%d", old_daemon_result);
+	cr_assert_eq(answer_for(120)->result, -EACCES);
+	cr_assert_eq(answer_for(120)->flags, 0, "no BUILTIN to a daemon that does not know it");
 }
 
 Test(loop, four_threads_serve_and_stop)

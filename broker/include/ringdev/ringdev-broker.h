@@ -45,6 +45,10 @@ extern "C" {
  * EIO and the answer functions refuse it first (see "answers" below). */
 #define RDB_ERRNO_MAX 511
 
+/* The daemon's abi_minor (rdb_version()) from which it takes
+ * rdb_allow_builtin(): RINGDEV_ANSWER_BUILTIN came with ABI 1.1. */
+#define RDB_BUILTIN_ABI_MINOR 1
+
 /* One open control channel. */
 struct rdb_broker;
 
@@ -152,6 +156,16 @@ struct rdb_pipe_settings {
 
 /* OPEN, ATTACH: let it happen as the app asked. */
 int rdb_allow(struct rdb_request *request);
+
+/* OPEN, ATTACH: let ringdevd decide, exactly as it would with no broker
+ * (RINGDEV_ANSWER_BUILTIN): the pipe's owner and mode bits for the caller,
+ * the device's w bit for creating a pipe, the CUSE default pipe for an open
+ * of the node. The app gets what that decides; the broker is not told the
+ * outcome. Other types: -EINVAL, answered EIO. A daemon older than ABI 1.1
+ * (abi_minor below RDB_BUILTIN_ABI_MINOR) cannot do this and would fail the
+ * answer: -EPROTONOSUPPORT, and the request is denied with EACCES instead
+ * (fail closed). */
+int rdb_allow_builtin(struct rdb_request *request);
 
 /* Any answerable request: fail the app's call with errno `err` (1 to
  * RDB_ERRNO_MAX; else -EINVAL, and the app gets EIO). */
