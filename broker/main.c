@@ -12,6 +12,14 @@
  * signals blocked everywhere else so no handler runs in a loop. Every
  * decision is logged on one line. Exit codes: 0 stopped by a signal, 1 failed
  * (policy, control node, the daemon went away), 2 usage.
+ *
+ * No file at the default policy path (a --policy given must exist) is not
+ * an error: the broker then runs policy_builtin(), which hands every open
+ * and attach back to ringdevd (RINGDEV_ANSWER_BUILTIN) so that owner and
+ * mode bits decide as without a broker, and fails device-specific ioctls
+ * with ENOTTY as ringdevd does; a file put there later is read on SIGHUP.
+ * The daemon decides, not the broker, because an allowed open skips the
+ * daemon's own check and the broker cannot redo it without racing it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +57,8 @@ enum { EXIT_USAGE = 2 };
 
 struct options {
 	const char *device;             /* -d, or NULL for the default */
-	const char *policy;             /* --policy */
+	const char *policy;             /* --policy, or the default path */
+	bool policy_given;              /* --policy: the file must exist */
 	unsigned threads;
 	bool foreground;
 	bool verbose;
@@ -62,6 +71,7 @@ struct broker {
 	struct policy *policy;
 	struct rendezvous *rendezvous;
 	char policy_path[PATH_MAX];
+	bool no_file;                   /* no file at the path: policy_builtin() */
 	struct rdb_broker *channel;
 	atomic_bool quit;               /* the signal thread may end */
 };
@@ -95,7 +105,9 @@ static void usage_print(FILE *out)
 		"  -d, --device CTL     the control node (/dev/NAME-ctl, MOUNT/.ctl), or a data\n"
 		"                       node or mount to find it from (default: $RINGDEV_DEVICE,\n"
 		"                       /dev/ringdev, /run/ringdev)\n"
-		"  -p, --policy FILE    the policy (default %s)\n"
+		"  -p, --policy FILE    the policy (default $RINGDEV_BROKER_POLICY, else\n"
+		"                       %s; with no file there,\n"
+		"                       ringdevd's owner and mode bits decide)\n"
 		"  -t, --threads N      TRANSACT threads, 1 to %d (default 1)\n"
 		"  -f, --foreground     stay in the foreground, log to stderr\n"
 		"  -v, --verbose        log at debug level too (every read and write)\n"
@@ -141,6 +153,7 @@ static int option_apply(struct options *o, int c, char **argv)
 		return 0;
 	case 'p':
 		o->policy = optarg;
+		o->policy_given = true;
 		return 0;
 	case 't':
 		if (parse_u64(optarg, 1, THREADS_MAX, &n) < 0)
@@ -229,11 +242,13 @@ static bool opened_for_writing(uint32_t oflags)
 
 /* "open pipe 'x' by uid 1000 gid 1000 pid 42 (handle 7): allow, mapped to
  * user.1000 (line 3); pipe line 9: brokered, settings" */
-static void decision_log(const struct ringdev_ctl_request *q, const struct policy_decision *d)
+static void decision_log(const struct ringdev_ctl_request *q, const struct policy_decision *d, bool no_file)
 {
 	char what[96], where[32], pipe_line[64] = "";
 
-	if (!d->allow) {
+	if (d->builtin) {
+		snprintf(what, sizeof(what), "builtin, ringdevd decides by owner and mode bits");
+	} else if (!d->allow) {
 		char err[32];
 		errno_format(d->err, err, sizeof(err));
 		snprintf(what, sizeof(what), "deny %s", err);
@@ -245,7 +260,7 @@ static void decision_log(const struct ringdev_ctl_request *q, const struct polic
 	if (d->line)
 		snprintf(where, sizeof(where), "line %u", d->line);
 	else
-		snprintf(where, sizeof(where), "default");
+		snprintf(where, sizeof(where), "%s", no_file ? "no policy file" : "default");
 	if (d->pipe_line)
 		snprintf(pipe_line, sizeof(pipe_line), "; pipe line %u:%s%s", d->pipe_line,
 			 d->brokered ? " brokered" : "", d->has_settings ? (d->brokered ? ", settings" : " settings") : "");
@@ -275,6 +290,7 @@ static void on_access(struct broker *b, struct rdb_request *request, const struc
 		r = rv_attach(b->rendezvous, q->handle, pipe, opened_for_writing(q->oflags));
 	else if (d.allow)
 		rv_detach(b->rendezvous, q->handle); /* moved off a brokered pipe, if it was on one */
+	bool no_file = b->no_file;
 	pthread_mutex_unlock(&b->lock);
 
 	if (r < 0) {
@@ -282,12 +298,17 @@ static void on_access(struct broker *b, struct rdb_request *request, const struc
 		rdb_deny(request, -r);
 		return;
 	}
-	decision_log(q, &d);
-	if (!d.allow)
+	decision_log(q, &d, no_file);
+	if (d.builtin)
+		r = rdb_allow_builtin(request);
+	else if (!d.allow)
 		r = rdb_deny(request, d.err);
 	else
 		r = rdb_allow_pipe(request, d.pipe, d.has_settings ? &d.settings : NULL, d.brokered);
-	if (r < 0)
+	if (r == -EPROTONOSUPPORT)
+		log_error("%s pipe '%s': ringdevd is older than ABI 1.%d and cannot decide it: denied EACCES",
+			  type_name(q->type), pipe, RDB_BUILTIN_ABI_MINOR);
+	else if (r < 0)
 		log_error("%s pipe '%s': answer: %s", type_name(q->type), pipe, strerror(-r));
 }
 
@@ -343,12 +364,20 @@ static void ioctl_echo(struct rdb_request *request, const struct ringdev_ctl_req
 	free(out);
 }
 
-static void on_ioctl(struct rdb_request *request, const struct ringdev_ctl_request *q)
+static void on_ioctl(struct broker *b, struct rdb_request *request, const struct ringdev_ctl_request *q)
 {
 	size_t size;
 	const void *in = rdb_request_payload(request, &size);
 
-	if (q->cmd == RINGDEV_BROKER_IOC_LOG) {
+	pthread_mutex_lock(&b->lock);
+	bool no_file = b->no_file;
+	pthread_mutex_unlock(&b->lock);
+	if (no_file) {
+		/* As ringdevd without a broker: it has no device-specific ioctls. */
+		log_info("ioctl 0x%08x on pipe '%s' by uid %u pid %u: no policy file: ENOTTY", q->cmd, q->name,
+			 q->uid, q->pid);
+		rdb_deny(request, ENOTTY);
+	} else if (q->cmd == RINGDEV_BROKER_IOC_LOG) {
 		ioctl_log(request, q, in, size);
 	} else if (q->cmd == RINGDEV_BROKER_IOC_ECHO) {
 		ioctl_echo(request, q, in, size);
@@ -445,7 +474,7 @@ static void on_request(struct rdb_request *request, void *data)
 		on_access(b, request, q);
 		break;
 	case RINGDEV_CTL_IOCTL:
-		on_ioctl(request, q);
+		on_ioctl(b, request, q);
 		break;
 	case RINGDEV_CTL_READ:
 	case RINGDEV_CTL_WRITE:
@@ -464,7 +493,15 @@ static void policy_reload(struct broker *b)
 	struct policy *fresh = NULL;
 	char error[512];
 
-	if (policy_load(b->policy_path, &fresh, error, sizeof(error)) < 0) {
+	int r = policy_load(b->policy_path, &fresh, error, sizeof(error));
+	pthread_mutex_lock(&b->lock);
+	bool no_file = b->no_file;
+	pthread_mutex_unlock(&b->lock); /* only this thread changes it */
+	if (r == -ENOENT && no_file) {
+		log_info("policy reload: %s does not exist: keeping the built-in policy", b->policy_path);
+		return;
+	}
+	if (r < 0) {
 		log_error("policy reload failed, keeping the old policy: %s", error);
 		return;
 	}
@@ -472,6 +509,7 @@ static void policy_reload(struct broker *b)
 	struct policy *old = b->policy;
 	bool case_changed = old->case_sensitive != fresh->case_sensitive;
 	b->policy = fresh;
+	b->no_file = false;
 	pthread_mutex_unlock(&b->lock);
 	if (case_changed)
 		log_warn("policy reload: case-sensitive changes take effect only at restart");
@@ -547,12 +585,37 @@ static const char *open_hint(int err)
 	}
 }
 
+/* No file at the default path: policy_builtin(). The path is kept,
+ * absolute (a detached broker runs in /), so SIGHUP reads a file put there. */
+static int policy_start_builtin(struct broker *b, const struct options *o)
+{
+	char cwd[PATH_MAX];
+	const char *dir = o->policy[0] == '/' ? "" : getcwd(cwd, sizeof(cwd));
+	int n = dir ? snprintf(b->policy_path, sizeof(b->policy_path), "%s%s%s", dir, dir[0] ? "/" : "",
+			       o->policy) : -1;
+
+	if (n < 0 || (size_t)n >= sizeof(b->policy_path)) {
+		fprintf(stderr, "ringdev-broker: %s: %s\n", o->policy, strerror(dir ? ENAMETOOLONG : errno));
+		return EXIT_FAILURE;
+	}
+	b->policy = policy_builtin();
+	if (!b->policy) {
+		fprintf(stderr, "ringdev-broker: %s\n", strerror(ENOMEM));
+		return EXIT_FAILURE;
+	}
+	b->no_file = true;
+	return 0;
+}
+
 static int policy_start(struct broker *b, const struct options *o)
 {
 	char error[512];
 
 	if (!realpath(o->policy, b->policy_path)) {
-		fprintf(stderr, "ringdev-broker: %s: %s\n", o->policy, strerror(errno));
+		int err = errno;
+		if (err == ENOENT && !o->policy_given)
+			return policy_start_builtin(b, o);
+		fprintf(stderr, "ringdev-broker: %s: %s\n", o->policy, strerror(err));
 		return EXIT_FAILURE;
 	}
 	if (policy_load(b->policy_path, &b->policy, error, sizeof(error)) < 0) {
@@ -581,8 +644,22 @@ static int channel_open(struct broker *b, const struct options *o)
 			hint ? "; " : "", hint ? hint : "");
 		return EXIT_FAILURE;
 	}
-	log_info("control node %s, policy %s (%zu rules, %zu pipe lines), %u thread%s", path, b->policy_path,
-		 b->policy->nrules, b->policy->npipes, o->threads, o->threads == 1 ? "" : "s");
+	if (b->no_file) {
+		/* Said once, and only when serving: a failed start says one line. */
+		log_info("no policy file at %s: using the built-in policy (owner and mode bits decide, "
+			 "device ioctls get ENOTTY)", b->policy_path);
+		log_info("control node %s, the built-in policy, %u thread%s", path, o->threads,
+			 o->threads == 1 ? "" : "s");
+	} else {
+		log_info("control node %s, policy %s (%zu rules, %zu pipe lines), %u thread%s", path,
+			 b->policy_path, b->policy->nrules, b->policy->npipes, o->threads, o->threads == 1 ? "" : "s");
+	}
+	struct ringdev_version version;
+	rdb_version(b->channel, &version);
+	if (version.abi_minor < RDB_BUILTIN_ABI_MINOR)
+		log_warn("ringdevd speaks ABI %u.%u: it cannot decide for this broker, so builtin decisions%s are "
+			 "denied with EACCES", version.abi_major, version.abi_minor,
+			 b->no_file ? " (all of them, with no policy file)" : "");
 	return 0;
 }
 
@@ -626,7 +703,11 @@ static int broker_run(const struct options *o)
 	int code = policy_start(&b, o);
 
 	if (code == 0 && o->check) {
-		printf("%s: ok (%zu rules, %zu pipe lines)\n", o->policy, b.policy->nrules, b.policy->npipes);
+		if (b.no_file)
+			printf("%s: no such file: the built-in policy applies (owner and mode bits decide)\n",
+			       o->policy);
+		else
+			printf("%s: ok (%zu rules, %zu pipe lines)\n", o->policy, b.policy->nrules, b.policy->npipes);
 		policy_free(b.policy);
 		return EXIT_SUCCESS;
 	}
@@ -647,9 +728,18 @@ static int broker_run(const struct options *o)
 	return code;
 }
 
+/* The default policy file: $RINGDEV_BROKER_POLICY (a broker run from a build
+ * tree, or a test, points it elsewhere), else the installed one. */
+static const char *policy_default(void)
+{
+	const char *env = getenv("RINGDEV_BROKER_POLICY");
+
+	return env && env[0] ? env : RINGDEV_BROKER_POLICY;
+}
+
 int main(int argc, char **argv)
 {
-	struct options o = { .policy = RINGDEV_BROKER_POLICY, .threads = 1 };
+	struct options o = { .policy = policy_default(), .threads = 1 };
 
 	log_set_ident("ringdev-broker");
 	int r = options_parse(argc, argv, &o);

@@ -325,7 +325,7 @@ static int template_check(struct parser *p, const char *word)
 }
 
 /* allow OPS PATTERN [match...] / deny OPS PATTERN [match...] [errno=E] /
- * map PATTERN TEMPLATE [match...] */
+ * map PATTERN TEMPLATE [match...] / builtin OPS PATTERN [match...] */
 static int access_parse(struct parser *p, enum policy_action action, char **words, unsigned n)
 {
 	struct policy_rule rule = { .line = p->line, .action = action, .err = EACCES };
@@ -477,7 +477,7 @@ static int pipe_parse(struct parser *p, char **words, unsigned n)
 	return 0;
 }
 
-/* default allow | default deny [errno=E] */
+/* default allow | default deny [errno=E] | default builtin */
 static int default_parse(struct parser *p, char **words, unsigned n)
 {
 	struct policy *pol = p->policy;
@@ -486,19 +486,24 @@ static int default_parse(struct parser *p, char **words, unsigned n)
 
 	if (pol->default_line)
 		return parse_fail(p, "default given twice (first on line %u)", pol->default_line);
-	if (n < 2 || (strcmp(words[1], "allow") != 0 && strcmp(words[1], "deny") != 0))
-		return parse_fail(p, "default needs allow or deny");
+	if (n < 2 || (strcmp(words[1], "allow") != 0 && strcmp(words[1], "deny") != 0 &&
+		      strcmp(words[1], "builtin") != 0))
+		return parse_fail(p, "default needs allow, deny or builtin");
 	bool allow = strcmp(words[1], "allow") == 0;
+	bool builtin = strcmp(words[1], "builtin") == 0;
+	bool deny = !allow && !builtin;
+	char directive[32];
+	snprintf(directive, sizeof(directive), "default %s", words[1]);
 	for (unsigned i = 2; i < n; i++) {
 		struct option o;
-		int r = option_split(p, allow ? "default allow" : "default deny", words[i],
-				     allow ? 0 : 1u << KEY_ERRNO, &seen, &o);
+		int r = option_split(p, directive, words[i], deny ? 1u << KEY_ERRNO : 0, &seen, &o);
 		if (r == 0)
 			r = match_option(p, &o, &scratch);
 		if (r < 0)
 			return r;
 	}
 	pol->default_allow = allow;
+	pol->default_builtin = builtin;
 	pol->default_err = scratch.err;
 	pol->default_line = p->line;
 	return 0;
@@ -534,6 +539,8 @@ static int line_parse(struct parser *p, char *line)
 		return access_parse(p, POLICY_DENY, words, (unsigned)n);
 	if (strcmp(words[0], "map") == 0)
 		return access_parse(p, POLICY_MAP, words, (unsigned)n);
+	if (strcmp(words[0], "builtin") == 0)
+		return access_parse(p, POLICY_BUILTIN, words, (unsigned)n);
 	if (strcmp(words[0], "pipe") == 0)
 		return pipe_parse(p, words, (unsigned)n);
 	if (strcmp(words[0], "default") == 0)
@@ -544,7 +551,7 @@ static int line_parse(struct parser *p, char *line)
 		p->policy->case_sensitive = true;
 		return 0;
 	}
-	return parse_fail(p, "unknown directive '%s' (allow, deny, map, pipe, default, case-sensitive)",
+	return parse_fail(p, "unknown directive '%s' (allow, deny, map, builtin, pipe, default, case-sensitive)",
 			  words[0]);
 }
 
@@ -644,6 +651,18 @@ int policy_load(const char *path, struct policy **out, char *error, size_t error
 	r = policy_parse(text, len, path, out, error, error_size);
 	free(text);
 	return r;
+}
+
+struct policy *policy_builtin(void)
+{
+	/* What "default builtin" parses to, but from no line of any file. */
+	struct policy *policy = calloc(1, sizeof(*policy));
+
+	if (policy) {
+		policy->default_builtin = true;
+		policy->default_err = EACCES;
+	}
+	return policy;
 }
 
 struct policy *policy_free(struct policy *policy)
@@ -750,12 +769,14 @@ void policy_decide(const struct policy *policy, const struct policy_query *query
 
 	memset(decision, 0, sizeof(*decision));
 	if (!rule) {
-		decision->allow = policy->default_allow;
-		decision->err = policy->default_allow ? 0 : policy->default_err;
+		decision->allow = policy->default_allow || policy->default_builtin;
+		decision->builtin = policy->default_builtin;
+		decision->err = decision->allow ? 0 : policy->default_err;
 		decision->line = policy->default_line;
 	} else {
 		decision->line = rule->line;
 		decision->allow = rule->action != POLICY_DENY;
+		decision->builtin = rule->action == POLICY_BUILTIN;
 		decision->err = rule->action == POLICY_DENY ? rule->err : 0;
 		if (rule->action == POLICY_MAP) {
 			int r = policy_expand(rule->target, query, decision->pipe, sizeof(decision->pipe));
@@ -766,6 +787,7 @@ void policy_decide(const struct policy *policy, const struct policy_query *query
 			}
 		}
 	}
-	if (decision->allow)
+	/* A builtin answer carries nothing: the daemon creates as the app asked. */
+	if (decision->allow && !decision->builtin)
 		settings_decide(policy, query, decision);
 }

@@ -27,6 +27,7 @@ enum policy_action {
 	POLICY_ALLOW,
 	POLICY_DENY,
 	POLICY_MAP,
+	POLICY_BUILTIN,               /* ringdevd decides: owner and mode bits */
 };
 
 /* A set of ids as ranges; empty means any. */
@@ -73,6 +74,7 @@ struct policy {
 	struct policy_pipe *pipes;
 	size_t npipes;
 	bool default_allow;           /* no rule matched: allow or deny */
+	bool default_builtin;         /* no rule matched: ringdevd decides */
 	int default_err;
 	unsigned default_line;        /* 0: not given in the file */
 	bool case_sensitive;
@@ -94,6 +96,7 @@ struct policy_query {
 /* The answer. */
 struct policy_decision {
 	bool allow;
+	bool builtin;                 /* allow: ringdevd decides (nothing below applies) */
 	int err;                      /* !allow: the errno */
 	unsigned line;                /* the rule that decided; 0: the default */
 	char pipe[RINGDEV_NAME_SIZE]; /* OPEN mapped here; "" = as asked */
@@ -111,6 +114,11 @@ int policy_parse(const char *text, size_t len, const char *filename, struct poli
 /* Read and parse a file: as policy_parse; -errno with "FILE: reason" when
  * it cannot be read. */
 int policy_load(const char *path, struct policy **out, char *error, size_t error_size);
+
+/* The policy of a broker with no policy file: "default builtin", every
+ * open and attach decided by ringdevd as without a broker. NULL when out of
+ * memory. */
+struct policy *policy_builtin(void);
 
 /* Accepts NULL; returns NULL. */
 struct policy *policy_free(struct policy *policy);

@@ -7,7 +7,9 @@
  * waits until a reader took its bytes), the two example ioctls round trip
  * (and a timing of a brokered ioctl next to a direct one), SIGHUP reloads
  * (a bad file keeps the old policy), policy errors with their line, usage
- * errors, a second broker refused, --threads 4 under load, a clean stop.
+ * errors, a second broker refused, --threads 4 under load, a clean stop; and
+ * with no policy file at the default path, ringdevd's owner and mode bits
+ * deciding under --require-broker (the broker answers BUILTIN).
  *
  * Daemons come from the integration harness ($RINGDEVD); the broker binaries
  * from $RINGDEV_BROKER and $RINGDEV_ECHO_BROKER. A broker is a child of the
@@ -16,6 +18,7 @@
  */
 #include "harness.h"
 
+#include <grp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -184,7 +187,9 @@ static bool broker_connected(const struct rd_daemon *d)
 }
 
 /* Start ringdev-broker -f on d with this policy text and extra arguments;
- * returns once the daemon reports it connected. */
+ * returns once the daemon reports it connected. A NULL policy: no --policy,
+ * and the default path ($RINGDEV_BROKER_POLICY) names a file that does not
+ * exist, as for a broker run from the build tree. */
 static void broker_start(const struct rd_daemon *d, struct broker *b, const char *policy,
 			 const char *const *extra)
 {
@@ -193,19 +198,25 @@ static void broker_start(const struct rd_daemon *d, struct broker *b, const char
 
 	memset(b, 0, sizeof(*b));
 	snprintf(b->log, sizeof(b->log), "%s/broker.log", d->dir);
-	snprintf(b->policy, sizeof(b->policy), "%s/broker.policy", d->dir);
+	snprintf(b->policy, sizeof(b->policy), "%s/%s", d->dir, policy ? "broker.policy" : "missing.policy");
 	ctl_path(d, b->ctl, sizeof(b->ctl));
-	file_write(b->policy, policy);
 	argv[argc++] = binary("RINGDEV_BROKER");
 	argv[argc++] = "-f";
 	argv[argc++] = "-d";
 	argv[argc++] = b->ctl;
-	argv[argc++] = "--policy";
-	argv[argc++] = b->policy;
+	if (policy) {
+		file_write(b->policy, policy);
+		argv[argc++] = "--policy";
+		argv[argc++] = b->policy;
+	} else {
+		unlink(b->policy);
+		setenv("RINGDEV_BROKER_POLICY", b->policy, 1);
+	}
 	for (int i = 0; extra && extra[i]; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
 	b->pid = spawn(argv, b->log);
+	unsetenv("RINGDEV_BROKER_POLICY");
 	broker_remember(b->pid);
 
 	uint64_t deadline = now_ms() + BROKER_READY_MS;
@@ -446,6 +457,163 @@ Test(broker, denials_carry_the_policys_errno)
 	cr_assert(log_has(&b, "deny EACCES (default)"));
 	rd_close(d, ro);
 	rd_close(d, pub);
+	broker_end(d, &b);
+}
+
+/* ---- no policy file: ringdevd decides ---- */
+
+struct builtin_shared {
+	struct rd_daemon daemon;
+	int read_err;                   /* O_RDONLY of pub (root's, 0644): 0 */
+	char got[8];                    /* what that handle read */
+	int write_err;                  /* O_WRONLY of pub: EACCES */
+	int create_err;                 /* O_CREAT of nobody.1: 0 */
+	uint32_t created_uid;
+	uint32_t created_mode;
+};
+
+/* Become nobody, with no supplementary group of root's left over. */
+static int become_nobody(void)
+{
+	gid_t gid = NOBODY;
+
+	return setgroups(1, &gid) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0 ? -1 : 0;
+}
+
+static int nobody_under_builtin(void *arg)
+{
+	struct builtin_shared *s = arg;
+	struct ringdev_pipe_info info;
+
+	if (become_nobody() < 0)
+		return 1;
+	int fd = rd_open(&s->daemon, "pub", O_RDONLY | O_NONBLOCK, 0);
+	s->read_err = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		if (read(fd, s->got, 5) != 5)
+			s->read_err = errno ? errno : EIO;
+		close(fd);
+	}
+	fd = rd_open(&s->daemon, "pub", O_WRONLY, 0);
+	s->write_err = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	fd = rd_open(&s->daemon, "nobody.1", O_WRONLY | O_CREAT, 0600);
+	s->create_err = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		if (ioctl(fd, RINGDEV_IOC_PIPE_INFO, &info) == 0) {
+			s->created_uid = info.uid;
+			s->created_mode = info.mode;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* An open made before any broker came: with --require-broker it waits, and
+ * is decided once the broker is up. 0 if it got EACCES (root's 0644). */
+static int nobody_writes_early(void *arg)
+{
+	struct builtin_shared *s = arg;
+
+	if (become_nobody() < 0)
+		return 1;
+	int fd = rd_open(&s->daemon, "early", O_WRONLY, 0);
+	if (fd >= 0) {
+		close(fd);
+		return 2;
+	}
+	return errno == EACCES ? 0 : 3;
+}
+
+/* How often `needle` occurs in the broker's log. */
+static unsigned log_count(const struct broker *b, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = strstr(file_text(b->log), needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* Run from a build tree there is no installed policy file. The broker must
+ * still serve, or with --require-broker nothing opens at all; and it must
+ * decide as ringdevd would without it, since an open it allows skips the
+ * daemon's own check: it hands each open back to ringdevd (BUILTIN). FUSE
+ * only (meson runs this suite on the mount): on CUSE the harness's own
+ * counting opens would wait for the broker too. */
+Test(broker, without_a_policy_file_owner_and_mode_bits_decide)
+{
+	const char *const args[] = { "--require-broker", "--broker-timeout", "20000", NULL };
+	struct rd_daemon *d = rd_start(args);
+	struct builtin_shared *s = rd_shared(sizeof(*s));
+	struct ringdev_broker_echo *echo = calloc(1, sizeof(*echo));
+	struct ringdev_broker_log msg = { .text = "after the reload" };
+	struct broker b;
+	char buf[8];
+
+	umask(022);
+	s->daemon = *d;
+	/* A pipe of root's, 0644, made by the admin view (not relayed), and an
+	 * open of it by nobody for writing, waiting for a broker. */
+	struct ringdev_create c = { .name = "early", .mode = 0644 };
+	int dir = open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(dir, 0);
+	cr_assert_eq(ioctl(dir, RINGDEV_IOC_CREATE, &c), 0, "create early: %s", strerror(errno));
+	close(dir);
+	pid_t early = rd_spawn(nobody_writes_early, s, -1);
+	rd_wait_other(d, 1);
+
+	broker_start(d, &b, NULL, NULL);
+	cr_assert_eq(rd_join(early), 0, "nobody's write open of early (root's, 0644), made before the broker: "
+		     "not EACCES");
+	log_wait(&b, "control node ");
+	cr_assert_eq(log_count(&b, "no policy file at "), 1, "said once: %s", file_text(b.log));
+	cr_assert(log_has(&b, "using the built-in policy"), "%s", file_text(b.log));
+
+	/* Root creates, writes and reads; the pipe gets the mode it asked for. */
+	int fd = rd_open(d, "pub", O_RDWR | O_CREAT, 0644);
+	cr_assert_geq(fd, 0, "root's open of pub: %s", strerror(errno));
+	struct ringdev_pipe_info info = info_of(fd);
+	cr_assert_eq(info.mode, 0644, "mode %o", info.mode);
+	cr_assert_eq(info.uid, 0);
+	rd_write_ok(fd, "hello", 5);
+	rd_read_ok(fd, buf, sizeof(buf), 5);
+	cr_assert_eq(memcmp(buf, "hello", 5), 0);
+	rd_write_ok(fd, "world", 5);
+
+	/* Device-specific ioctls, the examples included: ENOTTY, as ringdevd. */
+	echo->len = 1;
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_ECHO, echo), -1);
+	cr_assert_eq(errno, ENOTTY, "ECHO with no policy file: %s", strerror(errno));
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_LOG, &msg), -1);
+	cr_assert_eq(errno, ENOTTY, "LOG with no policy file: %s", strerror(errno));
+
+	/* nobody: the other bits (r--) decide; creating, the device's mode
+	 * (ringdevd's default 0666). */
+	cr_assert_eq(rd_join(rd_spawn(nobody_under_builtin, s, -1)), 0);
+	cr_assert_eq(s->read_err, 0, "nobody's read of pub (0644): %s", strerror(s->read_err));
+	cr_assert_eq(memcmp(s->got, "world", 5), 0);
+	cr_assert_eq(s->write_err, EACCES, "nobody's write open of pub (0644): %s", strerror(s->write_err));
+	cr_assert_eq(s->create_err, 0, "nobody's create: %s", strerror(s->create_err));
+	cr_assert_eq(s->created_uid, NOBODY, "the creator owns it");
+	cr_assert_eq(s->created_mode, 0600);
+	cr_assert(log_has(&b, "builtin, ringdevd decides by owner and mode bits (no policy file)"), "%s",
+		  file_text(b.log));
+
+	/* SIGHUP: still no file, still the built-in policy; then a file put
+	 * at the default path is read, and its broker serves the ioctls. */
+	kill(b.pid, SIGHUP);
+	log_wait(&b, "does not exist: keeping the built-in policy");
+	file_write(b.policy, "allow all *\n");
+	kill(b.pid, SIGHUP);
+	log_wait(&b, "policy reloaded from");
+	cr_assert_eq(ioctl(fd, RINGDEV_BROKER_IOC_LOG, &msg), 0, "LOG after the reload: %s", strerror(errno));
+	log_wait(&b, "\"after the reload\"");
+	cr_assert_eq(log_count(&b, "no policy file at "), 1, "said once: %s", file_text(b.log));
+
+	rd_close(d, fd);
+	free(echo);
 	broker_end(d, &b);
 }
 
@@ -790,6 +958,23 @@ Test(broker, policy_and_usage_errors)
 	cr_assert_eq(run(ok, dir, out, sizeof(out)), 0, "%s", out);
 	const char *missing[] = { bin, "--check", "--policy", "/nonexistent.policy", NULL };
 	check_run(dir, missing, 1, "/nonexistent.policy: No such file or directory");
+	/* A policy given must exist; only the default path may be missing. */
+	const char *missing_start[] = { bin, "-f", "-d", "/nonexistent", "--policy", "/nonexistent.policy", NULL };
+	check_run(dir, missing_start, 1, "ringdev-broker: /nonexistent.policy: No such file or directory");
+	snprintf(want, sizeof(want), "%s/none.policy", dir);
+	setenv("RINGDEV_BROKER_POLICY", want, 1);
+	const char *builtin[] = { bin, "--check", NULL };
+	cr_assert_eq(run(builtin, dir, out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "none.policy: no such file: the built-in policy applies"), "%s", out);
+	/* Even then, -d must name a control node: one line, status 1 (the
+	 * built-in policy is announced only once serving). */
+	const char *builtin_no_ctl[] = { bin, "-f", "-d", "/nonexistent", NULL };
+	check_run(dir, builtin_no_ctl, 1, "/nonexistent: No such file or directory; is ringdevd running?");
+	/* A default path that exists but cannot be read is an error. */
+	const char *default_is_dir[] = { bin, "--check", NULL };
+	setenv("RINGDEV_BROKER_POLICY", dir, 1);
+	check_run(dir, default_is_dir, 1, ": Is a directory");
+	unsetenv("RINGDEV_BROKER_POLICY");
 	const char *no_ctl[] = { bin, "-f", "-d", "/nonexistent", "--policy", file, NULL };
 	check_run(dir, no_ctl, 1, "/nonexistent: No such file or directory; is ringdevd running?");
 	/* A directory that is no mount: DIR/.ctl is missing. */

@@ -4,7 +4,9 @@
  * files parse (the shipped example included), every kind of error is
  * reported with its file and line, rules match by operation, name pattern,
  * uid and gid with the first match deciding, the map template expands, and
- * `pipe` lines give settings and the brokered flag.
+ * `pipe` lines give settings and the brokered flag. `builtin` rules and
+ * `default builtin` (and policy_builtin(), a broker's policy with no file)
+ * hand the request to ringdevd with nothing else attached.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -124,7 +126,7 @@ Test(policy, errors_name_file_and_line)
 		const char *text;
 		const char *message;
 	} cases[] = {
-		{ "allow all x\nalow all y\n", "t.policy:2: unknown directive 'alow' (allow, deny, map, pipe, default, case-sensitive)" },
+		{ "allow all x\nalow all y\n", "t.policy:2: unknown directive 'alow' (allow, deny, map, builtin, pipe, default, case-sensitive)" },
 		{ "\n\nallow\n", "t.policy:3: allow needs OPERATIONS and a PATTERN" },
 		{ "allow open\n", "t.policy:1: allow needs OPERATIONS and a PATTERN" },
 		{ "allow read x\n", "t.policy:1: unknown operation 'read' (open, attach or all)" },
@@ -165,8 +167,12 @@ Test(policy, errors_name_file_and_line)
 		{ "pipe x owner=0:no-such-group-here\n", "t.policy:1: owner: unknown group 'no-such-group-here'" },
 		{ "pipe x brokered=yes\n", "t.policy:1: 'brokered' takes no value" },
 		{ "pipe x uid=0 brokered\n", "t.policy:1: 'uid' is not an option of 'pipe'" },
-		{ "default\n", "t.policy:1: default needs allow or deny" },
-		{ "default maybe\n", "t.policy:1: default needs allow or deny" },
+		{ "default\n", "t.policy:1: default needs allow, deny or builtin" },
+		{ "default maybe\n", "t.policy:1: default needs allow, deny or builtin" },
+		{ "default builtin errno=EPERM\n", "t.policy:1: 'errno' is not an option of 'default builtin'" },
+		{ "builtin open\n", "t.policy:1: builtin needs OPERATIONS and a PATTERN" },
+		{ "builtin all x errno=EPERM\n", "t.policy:1: 'errno' is not an option of 'builtin'" },
+		{ "builtin write x\n", "t.policy:1: unknown operation 'write' (open, attach or all)" },
 		{ "default allow errno=EPERM\n", "t.policy:1: 'errno' is not an option of 'default allow'" },
 		{ "default deny\n# two\ndefault allow\n", "t.policy:3: default given twice (first on line 1)" },
 		{ "case-sensitive yes\n", "t.policy:1: case-sensitive takes no arguments" },
@@ -430,4 +436,81 @@ Test(policy, errno_names)
 	cr_assert_str_eq(policy_errno_name(EACCES), "EACCES");
 	cr_assert_str_eq(policy_errno_name(EPERM), "EPERM");
 	cr_assert_null(policy_errno_name(4000));
+}
+
+/* ---- builtin: ringdevd decides ---- */
+
+/* A builtin decision carries nothing: no name, no settings, not brokered,
+ * whatever `pipe` lines say (the daemon creates as the app asked). */
+static void assert_builtin(struct policy_decision d, unsigned line, const char *what)
+{
+	cr_assert(d.allow, "%s: denied with %d", what, d.err);
+	cr_assert(d.builtin, "%s: not builtin", what);
+	cr_assert_eq(d.err, 0, "%s", what);
+	cr_assert_eq(d.line, line, "%s: line %u, expected %u", what, d.line, line);
+	cr_assert_eq(d.pipe[0], '\0', "%s: mapped to %s", what, d.pipe);
+	cr_assert_not(d.has_settings, "%s: settings", what);
+	cr_assert_not(d.brokered, "%s: brokered", what);
+	cr_assert_eq(d.pipe_line, 0, "%s: a pipe line applied", what);
+}
+
+Test(policy, a_builtin_rule_matches_like_allow_and_carries_nothing)
+{
+	struct policy *p = parse_ok("deny all admin.* errno=EPERM\n"
+				    "builtin attach,open * uid=1000-1999\n"
+				    "allow all * uid=0\n"
+				    "pipe * mode=0666 kind=message brokered\n");
+	struct policy_decision d;
+
+	cr_assert_eq(p->nrules, 3);
+	cr_assert_eq(p->rules[1].action, POLICY_BUILTIN);
+	cr_assert_eq(p->rules[1].ops, POLICY_OP_OPEN | POLICY_OP_ATTACH);
+	assert_builtin(decide(p, POLICY_OP_OPEN, "x", 1000, 1000), 2, "uid 1000 open");
+	assert_builtin(decide(p, POLICY_OP_ATTACH, "", 1999, 5), 2, "uid 1999 attach");
+	d = decide(p, POLICY_OP_OPEN, "admin.x", 1000, 1000);
+	cr_assert_not(d.allow);
+	cr_assert_not(d.builtin);
+	cr_assert_eq(d.err, EPERM, "an earlier deny still decides");
+	d = decide(p, POLICY_OP_OPEN, "x", 0, 0);
+	cr_assert(d.allow);
+	cr_assert_not(d.builtin, "root's rule is an allow");
+	cr_assert(d.brokered, "and pipe lines apply to it");
+	d = decide(p, POLICY_OP_OPEN, "x", 2000, 2000);
+	cr_assert_not(d.allow, "no rule: the default deny");
+	cr_assert_not(d.builtin);
+	policy_free(p);
+}
+
+Test(policy, default_builtin_decides_what_no_rule_matched)
+{
+	struct policy *p = parse_ok("deny open secret\npipe * brokered\ndefault builtin\n");
+	struct policy_decision d = decide(p, POLICY_OP_OPEN, "secret", 7, 7);
+
+	cr_assert(p->default_builtin);
+	cr_assert_not(p->default_allow);
+	cr_assert_not(d.allow);
+	cr_assert_eq(d.err, EACCES);
+	assert_builtin(decide(p, POLICY_OP_ATTACH, "secret", 7, 7), 3, "attach: no rule");
+	assert_builtin(decide(p, POLICY_OP_OPEN, "other", 7, 7), 3, "open: no rule");
+	policy_free(p);
+
+	p = parse_ok("default allow\n");
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "x", 7, 7).builtin, "default allow is no builtin");
+	policy_free(p);
+}
+
+/* A broker without a policy file: every open and attach goes to ringdevd. */
+Test(policy, the_policy_without_a_file_is_default_builtin)
+{
+	struct policy *p = policy_builtin();
+
+	cr_assert_not_null(p);
+	cr_assert_eq(p->nrules, 0);
+	cr_assert_eq(p->npipes, 0);
+	cr_assert(p->default_builtin);
+	cr_assert_not(p->case_sensitive);
+	assert_builtin(decide(p, POLICY_OP_OPEN, "", 1000, 1000), 0, "a CUSE open");
+	assert_builtin(decide(p, POLICY_OP_OPEN, "x", 0, 0), 0, "root's open");
+	assert_builtin(decide(p, POLICY_OP_ATTACH, "user.5", 65534, 65534), 0, "nobody's attach");
+	policy_free(p);
 }
