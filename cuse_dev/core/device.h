@@ -14,6 +14,7 @@
  */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +94,14 @@ struct attach_args {
 	uint32_t mode;            /* used when creating; permission bits */
 	uint64_t capacity;        /* used when creating; 0 = config default */
 };
+
+/* pthread_create for every thread the daemon starts: the new thread begins
+ * with every signal blocked (the caller's mask is restored after). Only the
+ * serving thread may take SIGTERM, SIGINT and SIGHUP: libfuse's handlers
+ * just mark the session exited, and only the thread waiting in
+ * read(/dev/fuse) or poll wakes with EINTR to see that; a signal some other
+ * thread takes leaves the loop serving on. 0 or -errno. */
+int daemon_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
 /* Starts the device's timer thread; NULL on failure. */
 struct device *device_new(const struct device_config *cfg, const struct device_ops *ops);
