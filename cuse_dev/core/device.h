@@ -103,6 +103,14 @@ struct attach_args {
  * thread takes leaves the loop serving on. 0 or -errno. */
 int daemon_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
+/* Threads do not follow fork() into the child: a daemon that forks after
+ * device_new (fuse_daemonize) would have no timer thread (no deadline would
+ * ever expire, and device_free would wait forever to join it). Fork only
+ * between these two: the first stops the core's threads, the second, in
+ * the process that goes on, starts them again (0 or -errno). */
+void device_before_fork(struct device *dev);
+int device_after_fork(struct device *dev);
+
 /* Starts the device's timer thread; NULL on failure. */
 struct device *device_new(const struct device_config *cfg, const struct device_ops *ops);
 /* Frees everything; call after device_shutdown. Accepts NULL. */

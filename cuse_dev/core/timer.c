@@ -64,6 +64,7 @@ int timer_start(struct device *dev)
 	pthread_condattr_destroy(&attr);
 	if (r != 0)
 		return -r;
+	dev->timer_stop = false; /* started again after device_before_fork */
 	r = daemon_thread_create(&dev->timer_thread, NULL, timer_main, dev);
 	if (r < 0) {
 		pthread_cond_destroy(&dev->timer_cond);
@@ -90,4 +91,14 @@ void timer_stop(struct device *dev)
 	pthread_join(dev->timer_thread, NULL);
 	pthread_cond_destroy(&dev->timer_cond);
 	dev->timer_running = false;
+}
+
+void device_before_fork(struct device *dev)
+{
+	timer_stop(dev);
+}
+
+int device_after_fork(struct device *dev)
+{
+	return timer_start(dev);
 }

@@ -17,11 +17,16 @@
  * (exact); and the reported sequence, 20 fresh daemons stopped, sent
  * SIGTERM and continued, all exit 0 and remove their mount or nodes (a race:
  * on this machine it caught the defect in about one round in twenty).
+ * And a daemon started without -f, which forks in fuse_daemonize after the
+ * core started its timer thread, still has that thread and still ends on
+ * SIGTERM (the thread did not follow the fork, and the daemon hung at exit
+ * joining it).
  */
 #include "harness.h"
 
 #include <dirent.h>
 #include <inttypes.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -293,4 +298,114 @@ Test(signals, sigterm_while_stopped_always_ends_the_daemon)
 	rd_stop(d); /* removes the temp dir */
 	/* Reported, not asserted: this machine's timing is noisy. */
 	cr_log_info("signals: %d of %d daemons exited within 1 s of SIGCONT", quick, ROUNDS);
+}
+
+/* The child of this process named ringdevd, or -1. */
+static pid_t find_daemon_child(void)
+{
+	DIR *proc = opendir("/proc");
+	pid_t found = -1;
+	struct dirent *e;
+
+	cr_assert_not_null(proc, "/proc: %s", strerror(errno));
+	while (found < 0 && (e = readdir(proc))) {
+		char path[RD_PATH_SIZE], line[512];
+		FILE *f;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f)) {
+			char *end = strrchr(line, ')'); /* "pid (comm) S ppid ..." */
+			int ppid = 0;
+
+			if (strstr(line, "(ringdevd)") && end && sscanf(end + 2, "%*c %d", &ppid) == 1 &&
+			    ppid == (int)getpid())
+				found = atoi(e->d_name);
+		}
+		fclose(f);
+	}
+	closedir(proc);
+	return found;
+}
+
+/* Threads of pid other than the main one. */
+static int count_helpers(pid_t pid)
+{
+	char dir[64];
+	struct dirent *e;
+	int helpers = 0;
+	DIR *tasks;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	tasks = opendir(dir);
+	if (!tasks)
+		return -1;
+	while ((e = readdir(tasks)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) != (int)pid)
+			helpers++;
+	closedir(tasks);
+	return helpers;
+}
+
+Test(signals, a_daemonized_ringdevd_keeps_its_timer_and_ends_on_sigterm)
+{
+	/* The harness's daemon only lends its private dir and name (the
+	 * harness always passes -f); the one under test is started below. */
+	struct rd_daemon *d = rd_start(NULL);
+	const char *bin = getenv("RINGDEVD");
+	struct ringdev_stats st;
+	uint64_t deadline;
+	int status, helpers, ready;
+	bool exited;
+	pid_t first, pid;
+
+	cr_assert_eq(rd_kill(d, SIGTERM), 0, "the lending daemon exits 0");
+	/* fuse_daemonize's child is orphaned when its parent exits: as a
+	 * subreaper this process becomes its parent, can find it and wait. */
+	cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	first = fork();
+	cr_assert_neq(first, -1, "fork: %s", strerror(errno));
+	if (first == 0) {
+		int fd = open(d->log, O_WRONLY | O_APPEND | O_CLOEXEC);
+
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		if (d->cuse)
+			execl(bin, bin, "--frontend=cuse", "--name", d->name, (char *)NULL);
+		else
+			execl(bin, bin, "--frontend=fuse", "--mount", d->mount, (char *)NULL);
+		_exit(127);
+	}
+	/* The first process exits 0 once the device is set up. */
+	cr_assert(rd_wait_child(first, RD_START_TIMEOUT_MS, &status), "ringdevd without -f returns");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "ringdevd without -f exits 0 (status %#x)", status);
+	pid = find_daemon_child();
+	cr_assert_gt(pid, 0, "the daemonized ringdevd is found");
+
+	/* From here on the daemon is killed before anything is asserted. */
+	deadline = mono_ms() + RD_START_TIMEOUT_MS;
+	while ((ready = rd_stats_try(d, &st)) < 0 && mono_ms() < deadline)
+		pause_1ms();
+	helpers = count_helpers(pid);
+	kill(pid, SIGTERM);
+	exited = rd_wait_child(pid, RD_STOP_TIMEOUT_MS, &status);
+	if (!exited) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	cr_expect_eq(ready, 0, "the daemonized ringdevd answers: %s", strerror(-ready));
+	cr_expect_geq(helpers, 1, "the daemonized ringdevd has its timer thread (threads do not follow fork)");
+	cr_assert(exited, "the daemonized ringdevd must exit within %d ms of SIGTERM", RD_STOP_TIMEOUT_MS);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "it exits 0 (status %#x)", status);
+	if (d->cuse)
+		cr_assert_neq(access(d->device, F_OK), 0, "%s removed at exit", d->device);
+	else
+		cr_assert(!rd_is_mounted(d->mount), "%s unmounted at exit", d->mount);
+	rd_stop(d);
 }
