@@ -154,6 +154,9 @@ int device_detach(struct device *dev, struct open_ctx *ctx);
 void device_release(struct device *dev, struct open_ctx *ctx);
 /* The attributes of the handle's pipe (-ENXIO if detached). */
 int device_ctx_attr(struct device *dev, struct open_ctx *ctx, struct pipe_attr *out);
+/* True the first time it is asked for a handle, false after: lets a
+ * frontend log something once per handle, not once per request. */
+bool device_ctx_note_once(struct device *dev, struct open_ctx *ctx);
 
 /* I/O. The core answers req now or parks it; it always answers exactly once.
  * `continuation` is true for the second and later chunks of one read system

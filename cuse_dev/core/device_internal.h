@@ -64,6 +64,7 @@ struct open_ctx {
 	bool broker_knows;            /* a broker saw this handle: RELEASE notice */
 	struct cred cred;
 	uint64_t bytes_in, bytes_out;
+	bool noted;                   /* device_ctx_note_once said true */
 };
 
 enum parked_kind { PARKED_READ, PARKED_WRITE, PARKED_RELAY, PARKED_TRANSACT };
