@@ -237,11 +237,20 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 		return 1;
 	}
 	if (!cfg->foreground) {
+		/* fuse_daemonize forks and the parent exits: only this thread
+		 * goes on into the daemon, the core's are started again there. */
+		device_before_fork(dev);
 		if (fuse_daemonize(0) < 0) {
 			fuse_remove_signal_handlers(se[0]);
 			return 1;
 		}
 		log_set_sink(syslog_sink, NULL);
+		int r = device_after_fork(dev);
+		if (r < 0) {
+			log_error("%s: cannot start the timer thread: %s", what, strerror(-r));
+			fuse_remove_signal_handlers(se[0]);
+			return 1;
+		}
 	}
 	int r = serve_loop(se, n);
 	if (r < 0)

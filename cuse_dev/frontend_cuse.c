@@ -156,7 +156,7 @@ static void ctl_init_done(void *userdata)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, permission_keeper, cuse_cfg) != 0)
+	if (daemon_thread_create(&t, &attr, permission_keeper, cuse_cfg) < 0)
 		log_warn("%s: cannot start the permission thread", cuse_node);
 	pthread_attr_destroy(&attr);
 }

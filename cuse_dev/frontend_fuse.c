@@ -111,8 +111,13 @@ static void reply_entry(fuse_req_t req, const struct pipe_attr *a)
 	fuse_reply_entry(req, &e);
 }
 
+/* FUSE 7.9 and later: every READ carries fuse_read_in.lock_owner, which
+ * libfuse copies into fi->lock_owner (see fs_read). */
+static bool reads_carry_owner;
+
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	reads_carry_owner = conn->proto_major > 7 || (conn->proto_major == 7 && conn->proto_minor >= 9);
 	/* O_TRUNC arrives with the open (and is ignored) instead of a setattr. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
@@ -339,6 +344,37 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 	frontend_ioctl(req, ctx, cmd, flags, in_buf, in_bufsz, out_bufsz);
 }
 
+/* A pipe's bytes go to read(2) callers and to nobody else. The kernel
+ * refuses MAP_SHARED of a direct-I/O file (ENODEV), but it maps MAP_PRIVATE
+ * with generic_file_mmap without asking us, and the page faults then fill
+ * the page cache with READs of their own, as readahead does, and splice on
+ * kernels where it goes through filemap_splice_read (6.18 here; 6.1 splices
+ * through read's path). Served, such a read takes the bytes out of the pipe
+ * into pages no reader sees in order: a 4 KiB mapping of a pipe holding
+ * 10,000 bytes took them all. The two kinds can be told apart: read(2) on a
+ * direct-I/O file comes through fuse_direct_io -> fuse_send_read(...,
+ * current->files), which sets FUSE_READ_LOCKOWNER and a nonzero lock_owner,
+ * while fuse_read_folio and fuse_readahead fill theirs with
+ * fuse_read_args_fill only: no lock owner (Linux fs/fuse/file.c, 6.1 to
+ * 6.18). Those are refused and nothing is taken: the fault gets SIGBUS,
+ * readahead leaves its pages unfilled (nothing is cached), and splice fails
+ * with EINVAL, the errno splice(2) gives for a file that cannot splice, on
+ * which its users fall back to read(2). The file size we report (the bytes
+ * queued, as the kernel last heard it) only bounds such reads: past it a
+ * fault gets SIGBUS without asking us. */
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	if (reads_carry_owner && fi->lock_owner == 0) {
+		struct open_ctx *ctx = (struct open_ctx *)(uintptr_t)fi->fh;
+		if (device_ctx_note_once(fuse_req_userdata(req), ctx))
+			log_debug("inode %llu: refusing a read through the page cache (mmap, readahead or splice)",
+				  (unsigned long long)ino);
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	frontend_read(req, ino, size, off, fi);
+}
+
 static const struct fuse_lowlevel_ops fs_ops = {
 	.init = fs_init,
 	.lookup = fs_lookup,
@@ -350,7 +386,7 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.mkdir = fs_mkdir,
 	.unlink = fs_unlink,
 	.open = fs_open,
-	.read = frontend_read,
+	.read = fs_read,
 	.write = frontend_write,
 	.release = frontend_release,
 	.opendir = fs_opendir,

@@ -541,6 +541,15 @@ int device_ctx_attr(struct device *dev, struct open_ctx *ctx, struct pipe_attr *
 	return r;
 }
 
+bool device_ctx_note_once(struct device *dev, struct open_ctx *ctx)
+{
+	pthread_mutex_lock(&dev->lock);
+	bool first = !ctx->noted;
+	ctx->noted = true;
+	pthread_mutex_unlock(&dev->lock);
+	return first;
+}
+
 void device_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation)
 {
 	pthread_mutex_lock(&dev->lock);

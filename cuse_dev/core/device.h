@@ -14,6 +14,7 @@
  */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,6 +97,22 @@ struct attach_args {
 	uint64_t capacity;        /* used when creating; 0 = config default */
 };
 
+/* pthread_create for every thread the daemon starts: the new thread begins
+ * with every signal blocked (the caller's mask is restored after). Only the
+ * serving thread may take SIGTERM, SIGINT and SIGHUP: libfuse's handlers
+ * just mark the session exited, and only the thread waiting in
+ * read(/dev/fuse) or poll wakes with EINTR to see that; a signal some other
+ * thread takes leaves the loop serving on. 0 or -errno. */
+int daemon_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+
+/* Threads do not follow fork() into the child: a daemon that forks after
+ * device_new (fuse_daemonize) would have no timer thread (no deadline would
+ * ever expire, and device_free would wait forever to join it). Fork only
+ * between these two: the first stops the core's threads, the second, in
+ * the process that goes on, starts them again (0 or -errno). */
+void device_before_fork(struct device *dev);
+int device_after_fork(struct device *dev);
+
 /* Starts the device's timer thread; NULL on failure. */
 struct device *device_new(const struct device_config *cfg, const struct device_ops *ops);
 /* Frees everything; call after device_shutdown. Accepts NULL. */
@@ -134,6 +151,9 @@ int device_detach(struct device *dev, struct open_ctx *ctx);
 void device_release(struct device *dev, struct open_ctx *ctx);
 /* The attributes of the handle's pipe (-ENXIO if detached). */
 int device_ctx_attr(struct device *dev, struct open_ctx *ctx, struct pipe_attr *out);
+/* True the first time it is asked for a handle, false after: lets a
+ * frontend log something once per handle, not once per request. */
+bool device_ctx_note_once(struct device *dev, struct open_ctx *ctx);
 
 /* I/O. The core answers req now or parks it; it always answers exactly once.
  * `continuation` is true for the second and later chunks of one read system

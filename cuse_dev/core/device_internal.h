@@ -68,6 +68,7 @@ struct open_ctx {
 	bool broker_knows;            /* a broker saw this handle: RELEASE notice */
 	struct cred cred;
 	uint64_t bytes_in, bytes_out;
+	bool noted;                   /* device_ctx_note_once said true */
 };
 
 /* READ, WRITE: on a pipe's queue. OPEN: an app's open waiting for the

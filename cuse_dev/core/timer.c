@@ -5,8 +5,11 @@
  * TRANSACTs with a timeout, pipes held for a creator who never opened them). It sleeps on a condition variable tied to the
  * device lock until the earliest deadline, and anything that adds a deadline
  * wakes it (timer_kick), so no request waits on a polling interval.
+ * It also holds daemon_thread_create, the one way the daemon starts a
+ * thread, so that no thread but the serving one takes a signal.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -18,6 +21,21 @@ uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int daemon_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	/* A thread starts with its creator's mask: block everything for the
+	 * moment of pthread_create, so there is no window in which the new
+	 * thread runs with the signals open. */
+	sigset_t all, old;
+	sigfillset(&all);
+	int r = pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (r != 0)
+		return -r;
+	r = pthread_create(thread, attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -r;
 }
 
 static void *timer_main(void *arg)
@@ -48,10 +66,11 @@ int timer_start(struct device *dev)
 	pthread_condattr_destroy(&attr);
 	if (r != 0)
 		return -r;
-	r = pthread_create(&dev->timer_thread, NULL, timer_main, dev);
-	if (r != 0) {
+	dev->timer_stop = false; /* started again after device_before_fork */
+	r = daemon_thread_create(&dev->timer_thread, NULL, timer_main, dev);
+	if (r < 0) {
 		pthread_cond_destroy(&dev->timer_cond);
-		return -r;
+		return r;
 	}
 	dev->timer_running = true;
 	return 0;
@@ -74,4 +93,14 @@ void timer_stop(struct device *dev)
 	pthread_join(dev->timer_thread, NULL);
 	pthread_cond_destroy(&dev->timer_cond);
 	dev->timer_running = false;
+}
+
+void device_before_fork(struct device *dev)
+{
+	timer_stop(dev);
+}
+
+int device_after_fork(struct device *dev)
+{
+	return timer_start(dev);
 }
