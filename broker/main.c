@@ -21,6 +21,8 @@
  * The daemon decides, not the broker, because an allowed open skips the
  * daemon's own check and the broker cannot redo it without racing it.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -33,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <ringdev/ringdev-broker.h>
@@ -44,12 +45,6 @@
 #include "policy.h"
 #include "rendezvous.h"
 
-#ifndef RINGDEV_VERSION
-#define RINGDEV_VERSION "unknown"
-#endif
-#ifndef RINGDEV_BROKER_POLICY
-#define RINGDEV_BROKER_POLICY "/etc/ringdev/broker.policy"
-#endif
 
 enum { EXIT_USAGE = 2 };
 
@@ -117,7 +112,7 @@ static void usage_print(FILE *out)
 		"\n"
 		"SIGHUP reloads the policy; SIGTERM or SIGINT stop. See ringdev-broker(8).\n"
 		"Exit status: 0 stopped, 1 failed, 2 usage error.\n",
-		RINGDEV_BROKER_POLICY, THREADS_MAX);
+		RINGDEV_BROKER_POLICY_PATH, THREADS_MAX);
 }
 
 __attribute__((format(printf, 1, 2)))
@@ -555,12 +550,6 @@ static void *signal_thread(void *arg)
 
 /* ---- start-up ---- */
 
-static void syslog_sink(enum log_level level, const char *line, void *data)
-{
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	syslog(prio[level], "%s", line);
-}
-
 static const char *open_hint(int err)
 {
 	switch (err) {
@@ -676,8 +665,7 @@ static int serve(struct broker *b, const struct options *o)
 			fprintf(stderr, "ringdev-broker: daemon: %s\n", strerror(errno));
 			return EXIT_FAILURE;
 		}
-		openlog("ringdev-broker", LOG_PID, LOG_DAEMON);
-		log_set_sink(syslog_sink, NULL);
+		log_use_syslog("ringdev-broker");
 	}
 	int r = pthread_create(&signals, NULL, signal_thread, b);
 	if (r) {
@@ -734,7 +722,7 @@ static const char *policy_default(void)
 {
 	const char *env = getenv("RINGDEV_BROKER_POLICY");
 
-	return env && env[0] ? env : RINGDEV_BROKER_POLICY;
+	return env && env[0] ? env : RINGDEV_BROKER_POLICY_PATH;
 }
 
 int main(int argc, char **argv)

@@ -16,7 +16,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <string.h>
 
 #include <ringdev/ringdev.h>
@@ -182,12 +181,6 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 	return fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) == 0;
 }
 
-static void syslog_sink(enum log_level level, const char *line, void *data)
-{
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	syslog(prio[level], "%s", line);
-}
-
 /* Serve several sessions (the CUSE data and control nodes) from one thread:
  * no handler blocks, so one thread never waits for another. Returns 0 when
  * the sessions ended normally (signal, or the kernel side went away), or
@@ -244,7 +237,7 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 			fuse_remove_signal_handlers(se[0]);
 			return 1;
 		}
-		log_set_sink(syslog_sink, NULL);
+		log_use_syslog("ringdevd");
 		int r = device_after_fork(dev);
 		if (r < 0) {
 			log_error("%s: cannot start the timer thread: %s", what, strerror(-r));

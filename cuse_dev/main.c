@@ -3,6 +3,8 @@
  * main.c - ringdevd: parse the command line, pick the frontend the kernel
  * allows, run it. Exit codes: 0 clean shutdown, 1 failure, 2 usage.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -16,14 +18,12 @@
 
 #include <ringdev/ringdev.h>
 
+#include "device_path.h"
 #include "frontend.h"
 #include "log.h"
 #include "name.h"
 #include "parse.h"
 
-#ifndef RINGDEV_VERSION_STRING
-#define RINGDEV_VERSION_STRING "0.0.0"
-#endif
 
 static const char usage_text[] =
 	"Usage: ringdevd [OPTION]...\n"
@@ -138,11 +138,7 @@ static char default_mount[PATH_MAX];
 
 static const char *pick_default_mount(void)
 {
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	if (geteuid() != 0 && xdg && xdg[0] == '/' &&
-	    snprintf(default_mount, sizeof(default_mount), "%s/ringdev", xdg) < (int)sizeof(default_mount))
-		return default_mount;
-	return "/run/ringdev";
+	return device_path_default_mount(default_mount, sizeof(default_mount)) < 0 ? "/run/ringdev" : default_mount;
 }
 
 /* Returns -1 to go on, else the exit code. */
@@ -257,7 +253,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 			fputs(usage_text, stdout);
 			return 0;
 		case 'V':
-			printf("ringdevd %s (ABI %d.%d)\n", RINGDEV_VERSION_STRING, RINGDEV_ABI_MAJOR, RINGDEV_ABI_MINOR);
+			printf("ringdevd %s (ABI %d.%d)\n", RINGDEV_VERSION, RINGDEV_ABI_MAJOR, RINGDEV_ABI_MINOR);
 			return 0;
 		default:
 			fprintf(stderr, "Try 'ringdevd --help' for more information.\n");

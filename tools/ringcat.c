@@ -12,6 +12,8 @@
  * pipe's kind decides how stdin is cut: a message pipe gets one write per
  * input line, a stream pipe gets whatever read(2) returned.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,12 +31,10 @@
 
 #include <ringdev/ringdev.h>
 
+#include "device_path.h"
 #include "name.h"
 #include "parse.h"
 
-#ifndef RINGDEV_VERSION
-#define RINGDEV_VERSION "unknown"
-#endif
 
 enum { EXIT_USAGE = 2 };
 
@@ -285,20 +285,11 @@ static int options_parse(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* -d, else $RINGDEV_DEVICE, /dev/ringdev, then the daemon's default mount.
- * Returns NULL when the path does not fit `buf`. */
+/* -d, else the default device (device_path.h). NULL when the path does
+ * not fit `buf`. */
 static const char *device_default(char *buf, size_t size)
 {
-	const char *env = getenv("RINGDEV_DEVICE");
-	if (env && env[0])
-		return env;
-	if (access("/dev/ringdev", F_OK) == 0)
-		return "/dev/ringdev";
-	const char *runtime = getenv("XDG_RUNTIME_DIR");
-	if (geteuid() == 0 || !runtime || !runtime[0])
-		return "/run/ringdev";
-	int n = snprintf(buf, size, "%s/ringdev", runtime);
-	return n < 0 || (size_t)n >= size ? NULL : buf;
+	return device_path_default(buf, size) < 0 ? NULL : buf;
 }
 
 /* Ends with an error unless `fd` is a ringdev of our ABI major. */

@@ -32,6 +32,7 @@
 
 #include <ringdev/ringdev-broker.h>
 
+#include "device_path.h"
 #include "encode.h"
 #include "list.h"
 #include "transport.h"
@@ -122,20 +123,6 @@ static int path_copy(char *path, size_t size, const char *a, const char *b)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* The device tools use without -d (see ringcat(1)). */
-static int device_default(char *path, size_t size)
-{
-	const char *env = getenv("RINGDEV_DEVICE");
-	const char *runtime = getenv("XDG_RUNTIME_DIR");
-
-	if (env && env[0])
-		return path_copy(path, size, env, "");
-	if (access("/dev/ringdev", F_OK) == 0)
-		return path_copy(path, size, "/dev/ringdev", "");
-	if (geteuid() == 0 || !runtime || runtime[0] != '/')
-		return path_copy(path, size, "/run/ringdev", "");
-	return path_copy(path, size, runtime, "/ringdev");
-}
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -153,7 +140,7 @@ int rdb_ctl_path(const char *device, char *path, size_t size)
 		return -EINVAL;
 	path[0] = '\0';
 	r = device && device[0] ? path_copy(given, sizeof(given), device, "")
-				: device_default(given, sizeof(given));
+				: device_path_default(given, sizeof(given));
 	if (r < 0)
 		return r;
 	if (path_copy(path, size, given, "") < 0)

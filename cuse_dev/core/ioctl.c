@@ -5,6 +5,8 @@
  * copy as many out; we still check the sizes we were handed, that strings
  * are terminated and reserved fields are zero, before touching anything.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -15,9 +17,6 @@
 #include "log.h"
 #include "name.h"
 
-#ifndef RINGDEV_VERSION_STRING
-#define RINGDEV_VERSION_STRING "0.0.0"
-#endif
 
 static bool all_zero(const void *p, size_t n)
 {
@@ -319,7 +318,7 @@ static int ioctl_locked(struct device *dev, struct open_ctx *ctx, const struct c
 		v->abi_major = RINGDEV_ABI_MAJOR;
 		v->abi_minor = RINGDEV_ABI_MINOR;
 		v->frontend = dev->cfg.frontend;
-		strncpy(v->daemon_version, RINGDEV_VERSION_STRING, sizeof(v->daemon_version) - 1);
+		strncpy(v->daemon_version, RINGDEV_VERSION, sizeof(v->daemon_version) - 1);
 		return 0;
 	}
 	case RINGDEV_IOC_STATS:

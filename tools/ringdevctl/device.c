@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "device_path.h"
 #include "ringdevctl.h"
 
 static const char *hint_gone(int err)
@@ -150,20 +151,11 @@ void ctl_fail(const char *thing, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* -d, else $RINGDEV_DEVICE, /dev/ringdev, then the daemon's default mount:
- * the rule of ringcat(1). NULL when the path does not fit `buf`. */
+/* -d, else the default device (device_path.h). NULL when the path does
+ * not fit `buf`. */
 static const char *device_default(char *buf, size_t size)
 {
-	const char *env = getenv("RINGDEV_DEVICE");
-	if (env && env[0])
-		return env;
-	if (access("/dev/ringdev", F_OK) == 0)
-		return "/dev/ringdev";
-	const char *runtime = getenv("XDG_RUNTIME_DIR");
-	if (geteuid() == 0 || !runtime || !runtime[0])
-		return "/run/ringdev";
-	int n = snprintf(buf, size, "%s/ringdev", runtime);
-	return n < 0 || (size_t)n >= size ? NULL : buf;
+	return device_path_default(buf, size) < 0 ? NULL : buf;
 }
 
 static int device_open(const char *path)

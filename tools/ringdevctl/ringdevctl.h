@@ -11,6 +11,8 @@
  */
 #pragma once
 
+#include "config.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,9 +22,6 @@
 
 #include "parse.h" /* kind_name, full_policy_name */
 
-#ifndef RINGDEV_VERSION
-#define RINGDEV_VERSION "unknown"
-#endif
 
 enum { EXIT_USAGE = 2 };
 

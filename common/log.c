@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <syslog.h>
 #include <string.h>
 #include <time.h>
 
@@ -78,4 +79,16 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
 		log_emit(level, buf);
 	pthread_mutex_unlock(&log_lock);
 	errno = saved;
+}
+
+static void syslog_sink(enum log_level level, const char *line, void *data)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	syslog(prio[level], "%s", line);
+}
+
+void log_use_syslog(const char *ident)
+{
+	openlog(ident, LOG_PID, LOG_DAEMON);
+	log_set_sink(syslog_sink, NULL);
 }

@@ -19,6 +19,8 @@ enum log_level log_get_level(void);
 void log_set_ident(const char *ident);
 /* Replace the sink (NULL restores stderr). */
 void log_set_sink(log_sink_fn fn, void *data);
+/* Send every line to syslog (the journal, for a service) as `ident`. */
+void log_use_syslog(const char *ident);
 /* Lines per second after which messages are counted instead of written (0 = no limit). */
 void log_set_rate_limit(unsigned per_second);
 
