@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * frontend_cuse.c - the CUSE frontend: /dev/NAME, a character device whose
+ * frontend/cuse.c - the CUSE frontend: /dev/NAME, a character device whose
  * every open is a handle on the core.
  *
  * A CUSE open carries no name, so an open starts on the persistent default

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * frontend_common.c - the glue between libfuse requests and the core.
+ * frontend/common.c - the glue between libfuse requests and the core.
  *
  * Interrupts: every handler that may park registers an interrupt callback
  * *before* taking the device lock. libfuse calls it with the request's own

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * frontend.h - what the FUSE-mount and CUSE frontends share: the daemon's
+ * frontend/frontend.h - what the FUSE-mount and CUSE frontends share: the daemon's
  * settings, the device_ops that answer core requests with fuse_req_t, and
  * the file handlers (read, write, ioctl, poll, release) that are the same
  * for a pipe file on the mount and for /dev/NAME.

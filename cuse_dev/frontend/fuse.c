@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * frontend_fuse.c - the FUSE-mount frontend: MOUNT/NAME is pipe NAME.
+ * frontend/fuse.c - the FUSE-mount frontend: MOUNT/NAME is pipe NAME.
  *
  * The mount is one flat directory (inode 1) whose entries are the pipes,
  * each a regular file whose size is the bytes queued. Nothing is cached by
