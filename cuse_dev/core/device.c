@@ -375,6 +375,24 @@ void device_open_fail(struct device *dev, struct open_ctx *ctx, void *req, int e
 	open_release_hold(dev, hold_ino);
 }
 
+/* An app's open waiting for the broker ended unanswered (interrupt,
+ * timeout, broker gone, shutdown): the open fails, and its handle goes. */
+static void open_parked_end(struct device *dev, struct parked_req *p, int err)
+{
+	struct open_ctx *ctx = p->ctx;
+	void *req = p->req;
+	uint64_t hold_ino = p->u.relay.hold_ino;
+	parked_free(dev, p);
+	device_open_fail(dev, ctx, req, err, hold_ino);
+}
+
+const struct parked_ops open_parked = {
+	.kind = PARKED_OPEN,
+	.charged = true,
+	.end = open_parked_end,
+	.release = relay_parked_release,
+};
+
 /* The pipe a FUSE open by inode names, and whether cred made it by mknod
  * and has not opened it yet (then it opens it whatever the mode bits say,
  * as the kernel lets the creator of a file open it). */
@@ -746,9 +764,10 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	memset(s, 0, sizeof(*s));
 	s->pipes = pipe_table_count(&dev->table);
 	s->opens = dev->nopens;
-	s->parked_reads = dev->parked_reads;
-	s->parked_writes = dev->parked_writes;
-	s->parked_other = dev->parked_other;
+	s->parked_reads = dev->parked_count[PARKED_READ];
+	s->parked_writes = dev->parked_count[PARKED_WRITE];
+	s->parked_other = dev->parked_count[PARKED_OPEN] + dev->parked_count[PARKED_RELAY] +
+			  dev->parked_count[PARKED_TRANSACT];
 	s->parked_total = s->parked_reads + s->parked_writes + s->parked_other;
 	s->pollers = dev->npollers;
 	s->memory_used = limit_used(&dev->limits, LIMIT_MEMORY);

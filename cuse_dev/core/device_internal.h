@@ -73,32 +73,61 @@ struct open_ctx {
 
 /* READ, WRITE: on a pipe's queue. OPEN: an app's open waiting for the
  * broker (its handle is dropped if it ends unanswered). RELAY: any other
- * operation waiting for the broker. TRANSACT: a broker waiting for work. */
+ * operation waiting for the broker. TRANSACT: a broker waiting for work.
+ * Only the statistics tell them apart; what a kind does is in its ops. */
 enum parked_kind { PARKED_READ, PARKED_WRITE, PARKED_OPEN, PARKED_RELAY, PARKED_TRANSACT };
 
 struct relay_req;
+struct parked_req;
+
+/* What a kind of waiting request does; defined by the module that owns the
+ * kind (pipe.c: reads and writes; open.c: opens; relay.c: the rest), so the
+ * registry (request.c) knows none of them. */
+struct parked_ops {
+	enum parked_kind kind;
+	bool charged;                 /* counts against --max-parked(-per-uid) */
+	/* Answer p's caller for an early end with err and free p (parked_free);
+	 * NULL: answer the error. */
+	void (*end)(struct device *dev, struct parked_req *p, int err);
+	/* Let go of what p's data holds; called by parked_free. NULL: nothing. */
+	void (*release)(struct device *dev, struct parked_req *p);
+	/* Does p end when its handle leaves its pipe (detach, re-attach)? */
+	bool (*pipe_bound)(const struct parked_req *p);
+};
 
 struct parked_req {
-	struct list_node queue_link;  /* pipe->readq or pipe->writeq */
+	struct list_node queue_link;  /* the queue it waits on (the kind's) */
 	struct list_node ctx_link;    /* ctx->parked */
 	struct hash_node index_node;  /* dev->parked by req pointer */
-	enum parked_kind kind;
+	const struct parked_ops *ops;
 	void *req;
 	struct open_ctx *ctx;
-	size_t size;                  /* read: buffer size */
-	uint8_t *data;                /* write: copy of what is still to write */
-	size_t total, done;           /* write: bytes in all, bytes moved so far */
-	bool all_or_nothing;          /* write: may complete only whole */
-	struct relay_req *relay;      /* OPEN, RELAY: what waits for the broker */
-	uint64_t hold_ino;            /* OPEN: the pipe held for this creator's open, 0 */
-	uint64_t deadline_ns;         /* TRANSACT: CLOCK_MONOTONIC end of its wait, 0 none */
+	union {                       /* the kind's own data */
+		struct {
+			size_t size;          /* buffer size */
+		} read;
+		struct {
+			uint8_t *data;        /* copy of what is to write */
+			size_t total, done;   /* bytes in all, bytes moved so far */
+			bool all_or_nothing;  /* may complete only whole */
+		} write;
+		struct {
+			struct relay_req *relay; /* what waits for the broker; NULL once unhooked */
+			uint64_t hold_ino;    /* OPEN: the pipe held for its creator's open, 0 */
+		} relay;                      /* OPEN, RELAY */
+		struct {
+			struct ringdev_ctl_transact *t; /* the call's argument, answered when work comes */
+			uint64_t deadline_ns; /* CLOCK_MONOTONIC end of its wait */
+		} transact;
+	} u;
 };
 
 enum relay_state { RELAY_PENDING, RELAY_TAKEN };
 
-/* Relayed requests that end when their handle leaves its pipe: reads and
- * writes of a brokered pipe. OPEN, ATTACH and IOCTL belong to the handle. */
-bool parked_bound_to_pipe(const struct parked_req *p);
+/* The parked kinds (their owners define them). */
+extern const struct parked_ops pipe_parked_read, pipe_parked_write, open_parked, relay_parked, relay_parked_transact;
+/* relay.c: a relayed request's waiter is freed: abandon its relay_req. */
+void relay_parked_release(struct device *dev, struct parked_req *p);
 
 /* A request for the broker. Owned by the device: on dev->relay_pending
  * until a TRANSACT takes it, then indexed by id until answered. The app's
@@ -136,7 +165,7 @@ struct device {
 	const struct device_ops *ops;
 	struct pipe_table table;
 	struct hashmap parked;        /* parked_req.index_node */
-	uint64_t parked_reads, parked_writes, parked_other;
+	uint64_t parked_count[PARKED_TRANSACT + 1]; /* by kind */
 	struct open_ctx *broker;      /* the control node's handle while open */
 	struct list_node relay_pending; /* relay_req.queue_link, FIFO */
 	struct list_node relay_taken; /* relay_req.queue_link: taken, not answered */
@@ -182,7 +211,8 @@ size_t pipe_table_count(const struct pipe_table *t);
 /* A new waiting request of ctx, charged to ctx's uid: NULL with *err
  * ENOBUFS (--max-parked, --max-parked-per-uid: counted) or ENOMEM. A
  * broker's TRANSACT is never refused. */
-struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx, int *err);
+struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, void *req, struct open_ctx *ctx,
+			      int *err);
 struct parked_req *parked_find(struct device *dev, void *req);
 /* Unlink from every list and the index, free. Does not answer. */
 void parked_free(struct device *dev, struct parked_req *p);
@@ -192,7 +222,7 @@ void parked_free(struct device *dev, struct parked_req *p);
 void parked_end(struct device *dev, struct parked_req *p, int err);
 /* End every request parked by ctx. */
 void parked_end_ctx(struct device *dev, struct open_ctx *ctx, int err);
-/* End the requests of ctx that belong to its pipe (parked_bound_to_pipe). */
+/* End the requests of ctx that belong to its pipe (ops->pipe_bound). */
 void parked_end_pipe_bound(struct device *dev, struct open_ctx *ctx, int err);
 
 /* device.c */

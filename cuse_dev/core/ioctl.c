@@ -171,9 +171,9 @@ static void open_info(const struct open_ctx *c, struct ringdev_open_info *o)
 	const struct list_node *pos;
 	list_for_each(pos, &c->parked) {
 		const struct parked_req *p = list_entry(pos, struct parked_req, ctx_link);
-		if (p->kind == PARKED_READ)
+		if (p->ops->kind == PARKED_READ)
 			o->parked_reads++;
-		else if (p->kind == PARKED_WRITE)
+		else if (p->ops->kind == PARKED_WRITE)
 			o->parked_writes++;
 		else
 			o->parked_other++;

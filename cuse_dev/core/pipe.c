@@ -325,12 +325,12 @@ void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size,
 	if (ended_by_interrupt(dev, req))
 		return;
 	int err;
-	struct parked_req *pk = parked_new(dev, PARKED_READ, req, ctx, &err);
+	struct parked_req *pk = parked_new(dev, &pipe_parked_read, req, ctx, &err);
 	if (!pk) {
 		dev->ops->reply_error(req, err);
 		return;
 	}
-	pk->size = size;
+	pk->u.read.size = size;
 	list_add_tail(&p->readq, &pk->queue_link);
 }
 
@@ -424,8 +424,8 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 	if (ended_by_interrupt(dev, req))
 		return;
 	int err;
-	struct parked_req *pk = parked_new(dev, PARKED_WRITE, req, ctx, &err);
-	if (pk && !(pk->data = malloc(size))) {
+	struct parked_req *pk = parked_new(dev, &pipe_parked_write, req, ctx, &err);
+	if (pk && !(pk->u.write.data = malloc(size))) {
 		parked_free(dev, pk);
 		pk = NULL;
 		err = ENOMEM;
@@ -434,12 +434,49 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 		dev->ops->reply_error(req, err);
 		return;
 	}
-	memcpy(pk->data, buf, size);
-	pk->total = size;
-	pk->all_or_nothing = all_or_nothing;
+	memcpy(pk->u.write.data, buf, size);
+	pk->u.write.total = size;
+	pk->u.write.all_or_nothing = all_or_nothing;
 	list_add_tail(&p->writeq, &pk->queue_link);
 	pipe_settle(dev, p); /* a partial write moves what fits now */
 }
+
+/* ---- the parked kinds of this file: readers and writers of a pipe ---- */
+
+static bool on_the_pipe(const struct parked_req *p)
+{
+	return true; /* a pipe's queue: leaving the pipe ends it */
+}
+
+/* A write that already moved bytes answers their count, as a pipe's
+ * interrupted write does. */
+static void write_end(struct device *dev, struct parked_req *p, int err)
+{
+	if (p->u.write.done > 0)
+		dev->ops->reply_written(p->req, p->u.write.done);
+	else
+		dev->ops->reply_error(p->req, err);
+	parked_free(dev, p);
+}
+
+static void write_release(struct device *dev, struct parked_req *p)
+{
+	free(p->u.write.data);
+}
+
+const struct parked_ops pipe_parked_read = {
+	.kind = PARKED_READ,
+	.charged = true,
+	.pipe_bound = on_the_pipe,
+};
+
+const struct parked_ops pipe_parked_write = {
+	.kind = PARKED_WRITE,
+	.charged = true,
+	.end = write_end,
+	.release = write_release,
+	.pipe_bound = on_the_pipe,
+};
 
 static bool serve_writers(struct device *dev, struct pipe *p)
 {
@@ -447,12 +484,12 @@ static bool serve_writers(struct device *dev, struct pipe *p)
 	struct list_node *first;
 	while ((first = list_first(&p->writeq))) {
 		struct parked_req *w = list_entry(first, struct parked_req, queue_link);
-		const uint8_t *data = w->data + w->done;
-		size_t remaining = w->total - w->done;
+		const uint8_t *data = w->u.write.data + w->u.write.done;
+		size_t remaining = w->u.write.total - w->u.write.done;
 		bool message = is_message(p);
 		if (p->policy == RINGDEV_POLICY_OVERWRITE) { /* policy changed while parked */
 			write_overwrite(dev, p, w->ctx, data, remaining);
-			write_complete(dev, p, w->req, w->total);
+			write_complete(dev, p, w->req, w->u.write.total);
 			parked_free(dev, w);
 			progress = true;
 			continue;
@@ -463,15 +500,15 @@ static bool serve_writers(struct device *dev, struct pipe *p)
 			continue;
 		}
 		size_t free_now = ring_free(&p->ring);
-		if (w->all_or_nothing && !message && remaining > p->ring.capacity)
-			w->all_or_nothing = false; /* shrunk below it: may go in parts now */
-		if (w->all_or_nothing) {
+		if (w->u.write.all_or_nothing && !message && remaining > p->ring.capacity)
+			w->u.write.all_or_nothing = false; /* shrunk below it: may go in parts now */
+		if (w->u.write.all_or_nothing) {
 			size_t need = message ? remaining + RINGDEV_MESSAGE_HEADER : remaining;
 			if (need > free_now)
 				break;
 			put_payload(p, data, remaining);
 			count_in(dev, p, w->ctx, remaining);
-			write_complete(dev, p, w->req, w->total);
+			write_complete(dev, p, w->req, w->u.write.total);
 			parked_free(dev, w);
 			progress = true;
 			continue;
@@ -481,11 +518,11 @@ static bool serve_writers(struct device *dev, struct pipe *p)
 			break;
 		ring_write(&p->ring, data, n);
 		count_in(dev, p, w->ctx, n);
-		w->done += n;
+		w->u.write.done += n;
 		progress = true;
-		if (w->done < w->total)
+		if (w->u.write.done < w->u.write.total)
 			break;
-		write_complete(dev, p, w->req, w->total);
+		write_complete(dev, p, w->req, w->u.write.total);
 		parked_free(dev, w);
 	}
 	return progress;
@@ -498,7 +535,7 @@ static bool serve_readers(struct device *dev, struct pipe *p)
 	while ((first = list_first(&p->readq))) {
 		struct parked_req *rd = list_entry(first, struct parked_req, queue_link);
 		if (p->ring.used > 0) {
-			if (deliver(dev, p, rd->ctx, rd->req, rd->size) < 0)
+			if (deliver(dev, p, rd->ctx, rd->req, rd->u.read.size) < 0)
 				dev->ops->reply_error(rd->req, EMSGSIZE);
 		} else if (pipe_eof(p)) {
 			dev->ops->reply_data(rd->req, NULL, 0);

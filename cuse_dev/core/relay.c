@@ -80,8 +80,8 @@ static void relay_free(struct device *dev, struct relay_req *r)
 /* A request for the broker on behalf of cred (the process making the call)
  * about handle ctx, whose caller req waits for it (kind OPEN or RELAY).
  * NULL with *err (positive) when it cannot wait. */
-static struct relay_req *relay_new(struct device *dev, uint32_t type, enum parked_kind kind, struct open_ctx *ctx,
-				   const struct cred *cred, void *req, int *err)
+static struct relay_req *relay_new(struct device *dev, uint32_t type, const struct parked_ops *kind,
+				   struct open_ctx *ctx, const struct cred *cred, void *req, int *err)
 {
 	struct relay_req *r = relay_alloc(dev, type);
 	if (!r) {
@@ -99,7 +99,7 @@ static struct relay_req *relay_new(struct device *dev, uint32_t type, enum parke
 		free(r);
 		return NULL;
 	}
-	p->relay = r;
+	p->u.relay.relay = r;
 	r->parked = p;
 	r->cred = *cred;
 	r->msg.handle = ctx->id;
@@ -115,22 +115,52 @@ static struct relay_req *relay_new(struct device *dev, uint32_t type, enum parke
 struct relay_req *relay_open(struct device *dev, struct open_ctx *ctx, void *req, uint64_t hold_ino, int *err)
 {
 	int e;
-	struct relay_req *r = relay_new(dev, RINGDEV_CTL_OPEN, PARKED_OPEN, ctx, &ctx->cred, req, &e);
+	struct relay_req *r = relay_new(dev, RINGDEV_CTL_OPEN, &open_parked, ctx, &ctx->cred, req, &e);
 	if (!r) {
 		*err = -e;
 		return NULL;
 	}
-	r->parked->hold_ino = hold_ino;
+	r->parked->u.relay.hold_ino = hold_ino;
 	return r;
 }
 
-bool parked_bound_to_pipe(const struct parked_req *p)
+/* Reads and writes of a brokered pipe end when the handle leaves it;
+ * ATTACH and IOCTL belong to the handle. */
+static bool relayed_on_the_pipe(const struct parked_req *p)
 {
-	if (p->kind == PARKED_READ || p->kind == PARKED_WRITE)
-		return true;
-	return p->kind == PARKED_RELAY && p->relay &&
-	       (p->relay->msg.type == RINGDEV_CTL_READ || p->relay->msg.type == RINGDEV_CTL_WRITE);
+	const struct relay_req *r = p->u.relay.relay;
+	return r && (r->msg.type == RINGDEV_CTL_READ || r->msg.type == RINGDEV_CTL_WRITE);
 }
+
+void relay_parked_release(struct device *dev, struct parked_req *p)
+{
+	struct relay_req *r = p->u.relay.relay;
+	if (r) {
+		/* Ended before the broker answered: the broker may need to know. */
+		p->u.relay.relay = NULL;
+		r->parked = NULL;
+		relay_abandon(dev, r);
+	}
+}
+
+const struct parked_ops relay_parked = {
+	.kind = PARKED_RELAY,
+	.charged = true,
+	.release = relay_parked_release,
+	.pipe_bound = relayed_on_the_pipe,
+};
+
+static void transact_release(struct device *dev, struct parked_req *p)
+{
+	free(p->u.transact.t);
+}
+
+/* A broker's TRANSACT is never refused for the parked limits: the control
+ * channel must always be able to drain what waits. */
+const struct parked_ops relay_parked_transact = {
+	.kind = PARKED_TRANSACT,
+	.release = transact_release,
+};
 
 unsigned relay_poll_mask(const struct device *dev)
 {
@@ -189,7 +219,7 @@ static struct parked_req *relay_unhook(struct relay_req *r)
 {
 	struct parked_req *p = r->parked;
 	if (p) {
-		p->relay = NULL;
+		p->u.relay.relay = NULL;
 		r->parked = NULL;
 	}
 	return p;
@@ -237,7 +267,7 @@ static void relay_wake(struct device *dev)
 	struct list_node *first;
 	while (!list_empty(&dev->relay_pending) && (first = list_first(&dev->transacts))) {
 		struct parked_req *p = list_entry(first, struct parked_req, queue_link);
-		struct ringdev_ctl_transact *t = (struct ringdev_ctl_transact *)p->data;
+		struct ringdev_ctl_transact *t = p->u.transact.t;
 		transact_fill(dev, t);
 		dev->ops->reply_ioctl(p->req, 0, t, sizeof(*t));
 		parked_free(dev, p);
@@ -330,7 +360,7 @@ static void apply_open(struct device *dev, struct relay_req *r, const struct rin
 	struct parked_req *p = relay_unhook(r);
 	struct open_ctx *ctx = p->ctx;
 	void *req = p->req;
-	uint64_t hold_ino = p->hold_ino;
+	uint64_t hold_ino = p->u.relay.hold_ino;
 	parked_free(dev, p);
 	if (a->result < 0) {
 		log_info("broker denied open of handle %llu (uid %u): %s", (unsigned long long)r->msg.handle, r->msg.uid,
@@ -452,14 +482,14 @@ static void ctl_transact(struct device *dev, struct open_ctx *ctl, void *req, co
 		return;
 	}
 	int err;
-	struct parked_req *p = parked_new(dev, PARKED_TRANSACT, req, ctl, &err);
+	struct parked_req *p = parked_new(dev, &relay_parked_transact, req, ctl, &err);
 	if (!p) {
 		free(t);
 		dev->ops->reply_error(req, ENOMEM);
 		return;
 	}
-	p->data = (uint8_t *)t;
-	p->deadline_ns = now_ns() + (uint64_t)t->timeout_ms * 1000000u;
+	p->u.transact.t = t;
+	p->u.transact.deadline_ns = now_ns() + (uint64_t)t->timeout_ms * 1000000u;
 	list_add_tail(&dev->transacts, &p->queue_link);
 	timer_kick(dev);
 }
@@ -519,7 +549,7 @@ static void relay_attach(struct device *dev, struct open_ctx *ctx, const struct 
 	struct ringdev_attach a;
 	struct attach_args args;
 	int err = ioctl_decode_attach(in, &a, &args);
-	struct relay_req *r = err < 0 ? NULL : relay_new(dev, RINGDEV_CTL_ATTACH, PARKED_RELAY, ctx, cred, req, &err);
+	struct relay_req *r = err < 0 ? NULL : relay_new(dev, RINGDEV_CTL_ATTACH, &relay_parked, ctx, cred, req, &err);
 	if (!r) {
 		dev->ops->reply_error(req, err < 0 ? -err : err);
 		return;
@@ -538,7 +568,7 @@ static void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, const s
 			       unsigned int cmd, const void *in, size_t in_size, size_t out_size)
 {
 	int err;
-	struct relay_req *r = relay_new(dev, RINGDEV_CTL_IOCTL, PARKED_RELAY, ctx, cred, req, &err);
+	struct relay_req *r = relay_new(dev, RINGDEV_CTL_IOCTL, &relay_parked, ctx, cred, req, &err);
 	if (!r) {
 		dev->ops->reply_error(req, err);
 		return;
@@ -629,7 +659,7 @@ void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type
 	/* A read or write acts with the authority of the fd, as read(2) does:
 	 * it carries the credentials of the handle's opener. */
 	int err;
-	struct relay_req *r = relay_new(dev, type, PARKED_RELAY, ctx, &ctx->cred, req, &err);
+	struct relay_req *r = relay_new(dev, type, &relay_parked, ctx, &ctx->cred, req, &err);
 	if (!r) {
 		dev->ops->reply_error(req, err);
 		return;
@@ -656,9 +686,8 @@ static void relay_builtin(struct device *dev, struct relay_req *r)
 	struct parked_req *p = relay_unhook(r);
 	struct open_ctx *ctx = p->ctx;
 	void *req = p->req;
-	enum parked_kind kind = p->kind;
 	parked_free(dev, p);
-	if (kind == PARKED_OPEN) {
+	if (r->msg.type == RINGDEV_CTL_OPEN) {
 		struct open_args args = { .default_pipe = r->default_pipe, .ino = r->open_ino };
 		device_open_builtin(dev, ctx, req, &args);
 		relay_free(dev, r);
@@ -768,13 +797,13 @@ uint64_t relay_expire(struct device *dev, uint64_t now)
 	}
 	list_for_each_safe(pos, tmp, &dev->transacts) {
 		struct parked_req *p = list_entry(pos, struct parked_req, queue_link);
-		if (p->deadline_ns <= now) {
-			struct ringdev_ctl_transact *t = (struct ringdev_ctl_transact *)p->data;
+		if (p->u.transact.deadline_ns <= now) {
+			struct ringdev_ctl_transact *t = p->u.transact.t;
 			t->nrequests = 0;
 			dev->ops->reply_ioctl(p->req, 0, t, sizeof(*t));
 			parked_free(dev, p);
-		} else if (p->deadline_ns < next) {
-			next = p->deadline_ns;
+		} else if (p->u.transact.deadline_ns < next) {
+			next = p->u.transact.deadline_ns;
 		}
 	}
 	return next;

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * request.c - parked requests: the queues a request waits on, and the
- * ways a wait ends early (interrupt, release, detach, shutdown).
+ * request.c - the registry of parked requests: every request that waits,
+ * of any kind, indexed by its request pointer, on its handle's list and
+ * charged to its handle's user; and the ways a wait ends early (interrupt,
+ * release, detach, shutdown). It knows no kind: each kind's behaviour
+ * comes with it (struct parked_ops), from the module that owns it.
  *
  * The index by request pointer is what makes interrupts safe: the frontend's
  * interrupt callback passes only the request, and a request that was answered
@@ -20,9 +23,10 @@ static uint64_t req_hash(void *req)
 	return hash_u64((uint64_t)(uintptr_t)req);
 }
 
-struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *req, struct open_ctx *ctx, int *err)
+struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, void *req, struct open_ctx *ctx,
+			      int *err)
 {
-	if (kind != PARKED_TRANSACT) {
+	if (ops->charged) {
 		int r = limit_charge(&dev->limits, LIMIT_PARKED, ctx->cred.uid, 1, "a request that would wait");
 		if (r < 0) {
 			*err = -r;
@@ -33,22 +37,17 @@ struct parked_req *parked_new(struct device *dev, enum parked_kind kind, void *r
 	struct parked_req *p = calloc(1, sizeof(*p));
 	if (!p || hashmap_insert(&dev->parked, &p->index_node, req_hash(req)) < 0) {
 		free(p);
-		if (kind != PARKED_TRANSACT)
+		if (ops->charged)
 			limit_uncharge(&dev->limits, LIMIT_PARKED, ctx->cred.uid, 1);
 		return NULL;
 	}
 	list_init(&p->queue_link);
 	list_init(&p->ctx_link);
-	p->kind = kind;
+	p->ops = ops;
 	p->req = req;
 	p->ctx = ctx;
 	list_add_tail(&ctx->parked, &p->ctx_link);
-	if (kind == PARKED_READ)
-		dev->parked_reads++;
-	else if (kind == PARKED_WRITE)
-		dev->parked_writes++;
-	else
-		dev->parked_other++;
+	dev->parked_count[ops->kind]++;
 	return p;
 }
 
@@ -68,39 +67,21 @@ void parked_free(struct device *dev, struct parked_req *p)
 	list_unlink(&p->queue_link);
 	list_unlink(&p->ctx_link);
 	hashmap_remove(&dev->parked, &p->index_node);
-	if (p->kind == PARKED_READ)
-		dev->parked_reads--;
-	else if (p->kind == PARKED_WRITE)
-		dev->parked_writes--;
-	else
-		dev->parked_other--;
-	if (p->kind != PARKED_TRANSACT)
+	dev->parked_count[p->ops->kind]--;
+	if (p->ops->charged)
 		limit_uncharge(&dev->limits, LIMIT_PARKED, p->ctx->cred.uid, 1);
-	if (p->relay) {
-		/* Ended before the broker answered: the broker may need to know. */
-		struct relay_req *r = p->relay;
-		p->relay = NULL;
-		r->parked = NULL;
-		relay_abandon(dev, r);
-	}
-	free(p->data);
+	if (p->ops->release)
+		p->ops->release(dev, p);
 	free(p);
 }
 
 void parked_end(struct device *dev, struct parked_req *p, int err)
 {
-	if (p->kind == PARKED_OPEN) {
-		struct open_ctx *ctx = p->ctx;
-		void *req = p->req;
-		uint64_t hold_ino = p->hold_ino;
-		parked_free(dev, p);
-		device_open_fail(dev, ctx, req, err, hold_ino);
+	if (p->ops->end) {
+		p->ops->end(dev, p, err);
 		return;
 	}
-	if (p->kind == PARKED_WRITE && p->done > 0)
-		dev->ops->reply_written(p->req, p->done);
-	else
-		dev->ops->reply_error(p->req, err);
+	dev->ops->reply_error(p->req, err);
 	parked_free(dev, p);
 }
 
@@ -113,7 +94,7 @@ static void end_matching(struct device *dev, struct open_ctx *ctx, int err, bool
 		struct list_node *pos;
 		list_for_each(pos, &ctx->parked) {
 			struct parked_req *p = list_entry(pos, struct parked_req, ctx_link);
-			if (!pipe_bound_only || parked_bound_to_pipe(p)) {
+			if (!pipe_bound_only || (p->ops->pipe_bound && p->ops->pipe_bound(p))) {
 				found = p;
 				break;
 			}
