@@ -212,17 +212,6 @@ static unsigned ctx_want(const struct open_ctx *ctx)
 	return (ctx->reader ? 4u : 0u) | (ctx->writer ? 2u : 0u);
 }
 
-int attach_args_check(const struct attach_args *a)
-{
-	if (a->flags & ~RINGDEV_ATTACH_FLAGS_ALL)
-		return -EINVAL;
-	if (a->kind > RINGDEV_KIND_MESSAGE || a->policy > RINGDEV_POLICY_FAIL || a->mode > 0777)
-		return -EINVAL;
-	if (a->capacity && (a->capacity < RINGDEV_CAPACITY_MIN || a->capacity > RINGDEV_CAPACITY_MAX))
-		return -EINVAL;
-	return name_check(a->name, a->len);
-}
-
 /* Make a new pipe from attach arguments, owned by uid:gid, within the limits. */
 static int pipe_create(struct device *dev, const struct attach_args *a, uint32_t uid, uint32_t gid, struct pipe **out)
 {
@@ -795,15 +784,6 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->limit_uid_opens_hits = dev->limits.uid_hits[LIMIT_OPENS];
 	s->limit_parked_hits = dev->limits.total_hits[LIMIT_PARKED] + dev->limits.uid_hits[LIMIT_PARKED];
 	s->flushed_bytes = dev->count.flushed_bytes;
-}
-
-bool device_ioctl_async(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
-			unsigned int cmd, const void *in, size_t in_size, size_t out_size)
-{
-	pthread_mutex_lock(&dev->lock);
-	bool taken = relay_ioctl(dev, ctx, cred, req, cmd, in, in_size, out_size);
-	pthread_mutex_unlock(&dev->lock);
-	return taken;
 }
 
 void device_stats(struct device *dev, struct ringdev_stats *out)

@@ -169,8 +169,11 @@ void device_interrupt(struct device *dev, void *req);
  * calls poll_notify when the mask changes (replacing an earlier handle). */
 unsigned device_poll(struct device *dev, struct open_ctx *ctx, void *ph);
 
-/* The argument bytes the kernel must copy in and out for a ringdev command;
- * false if cmd is not one. */
+/* The argument bytes the kernel must copy in and out for any command of
+ * ringdev's magic (its own, the control node's, the device-specific range),
+ * from the bits of the number; false if cmd is not of ringdev's magic. */
+bool device_ioctl_arg_sizes(unsigned int cmd, size_t *in, size_t *out);
+/* The same, only for the commands the daemon answers itself. */
 bool device_ioctl_sizes(unsigned int cmd, size_t *in, size_t *out);
 
 /* An ioctl that may have to wait (control node commands, ATTACH and the

@@ -191,11 +191,18 @@ int device_create_locked(struct device *dev, const struct cred *cred, const stru
 void device_remove_locked(struct device *dev, struct pipe *p);
 void device_stats_locked(struct device *dev, struct ringdev_stats *out);
 
+/* ioctl.c: every argument check. */
 /* Range and name checks of attach arguments (all paths that attach). */
 int attach_args_check(const struct attach_args *args);
-/* ioctl.c: decode and check a RINGDEV_IOC_ATTACH argument (copied to *a;
- * args points into it). */
+/* Decode and check a RINGDEV_IOC_ATTACH argument (copied to *a; args
+ * points into it). */
 int ioctl_decode_attach(const void *in, struct ringdev_attach *a, struct attach_args *args);
+/* The ranges of a pipe's kind, policy, mode bits and capacity. */
+bool settings_kind_ok(uint32_t kind);
+bool settings_policy_ok(uint32_t policy);
+bool settings_mode_ok(uint32_t mode);
+bool settings_capacity_ok(uint64_t capacity);
+bool ioctl_all_zero(const void *p, size_t n);
 
 /* pipe_table.c */
 void pipe_table_init(struct pipe_table *t, bool case_sensitive);
@@ -253,8 +260,16 @@ void relay_notice_release(struct device *dev, struct open_ctx *ctx);
 void relay_ctl_release(struct device *dev, struct open_ctx *ctl);
 /* POLLIN while requests wait to be taken. */
 unsigned relay_poll_mask(const struct device *dev);
-bool relay_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req, unsigned int cmd,
-		 const void *in, size_t in_size, size_t out_size);
+/* The control node's commands, their arguments checked by ioctl.c: a
+ * TRANSACT (owns t), a FETCH (fills *b), a STAGE. */
+void relay_transact(struct device *dev, struct open_ctx *ctl, void *req, struct ringdev_ctl_transact *t);
+int relay_fetch(struct device *dev, struct ringdev_ctl_bulk *b);
+int relay_stage(struct device *dev, const struct ringdev_ctl_bulk *b);
+/* An app's checked ATTACH or device-specific ioctl, for the broker. */
+void relay_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
+		  const struct ringdev_attach *a);
+void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
+			unsigned int cmd, const void *in, size_t in_size, size_t out_size);
 void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type, const void *buf, size_t size);
 void relay_shutdown(struct device *dev);
 /* End what waited too long (timer thread); returns the next deadline or UINT64_MAX. */

@@ -18,13 +18,48 @@
 #include "name.h"
 
 
-static bool all_zero(const void *p, size_t n)
+bool ioctl_all_zero(const void *p, size_t n)
 {
 	const uint8_t *b = p;
 	for (size_t i = 0; i < n; i++)
 		if (b[i])
 			return false;
 	return true;
+}
+#define all_zero ioctl_all_zero
+
+/* ---- the ranges of pipe settings, for every path that sets them ---- */
+
+bool settings_kind_ok(uint32_t kind)
+{
+	return kind >= RINGDEV_KIND_STREAM && kind <= RINGDEV_KIND_MESSAGE;
+}
+
+bool settings_policy_ok(uint32_t policy)
+{
+	return policy >= RINGDEV_POLICY_BLOCK && policy <= RINGDEV_POLICY_FAIL;
+}
+
+bool settings_mode_ok(uint32_t mode)
+{
+	return mode <= 0777;
+}
+
+bool settings_capacity_ok(uint64_t capacity)
+{
+	return capacity >= RINGDEV_CAPACITY_MIN && capacity <= RINGDEV_CAPACITY_MAX;
+}
+
+/* Attach (and create) arguments: 0 for kind, policy, mode or capacity is
+ * the default. */
+int attach_args_check(const struct attach_args *a)
+{
+	if (a->flags & ~RINGDEV_ATTACH_FLAGS_ALL)
+		return -EINVAL;
+	if ((a->kind && !settings_kind_ok(a->kind)) || (a->policy && !settings_policy_ok(a->policy)) ||
+	    !settings_mode_ok(a->mode) || (a->capacity && !settings_capacity_ok(a->capacity)))
+		return -EINVAL;
+	return name_check(a->name, a->len);
 }
 
 int ioctl_decode_attach(const void *in, struct ringdev_attach *a, struct attach_args *args)
@@ -73,13 +108,10 @@ static int configure(struct device *dev, struct pipe *p, const struct cred *cred
 {
 	if (set & ~(RINGDEV_SET_ALL | RINGDEV_SET_OWNER))
 		return -EINVAL;
-	if ((set & RINGDEV_SET_KIND) && (kind < RINGDEV_KIND_STREAM || kind > RINGDEV_KIND_MESSAGE))
-		return -EINVAL;
-	if ((set & RINGDEV_SET_POLICY) && (policy < RINGDEV_POLICY_BLOCK || policy > RINGDEV_POLICY_FAIL))
-		return -EINVAL;
-	if ((set & RINGDEV_SET_MODE) && mode > 0777)
-		return -EINVAL;
-	if ((set & RINGDEV_SET_CAPACITY) && (capacity < RINGDEV_CAPACITY_MIN || capacity > RINGDEV_CAPACITY_MAX))
+	if (((set & RINGDEV_SET_KIND) && !settings_kind_ok(kind)) ||
+	    ((set & RINGDEV_SET_POLICY) && !settings_policy_ok(policy)) ||
+	    ((set & RINGDEV_SET_MODE) && !settings_mode_ok(mode)) ||
+	    ((set & RINGDEV_SET_CAPACITY) && !settings_capacity_ok(capacity)))
 		return -EINVAL;
 	if (!access_may_manage(dev, cred, p) || ((set & RINGDEV_SET_OWNER) && !access_may_chown(dev, cred)))
 		return -EPERM;
@@ -373,7 +405,18 @@ static int ioctl_locked(struct device *dev, struct open_ctx *ctx, const struct c
 	}
 }
 
-bool device_ioctl_sizes(unsigned int cmd, size_t *in, size_t *out)
+bool device_ioctl_arg_sizes(unsigned int cmd, size_t *in, size_t *out)
+{
+	if (_IOC_TYPE(cmd) != RINGDEV_IOC_MAGIC)
+		return false;
+	*in = (_IOC_DIR(cmd) & _IOC_WRITE) ? _IOC_SIZE(cmd) : 0;
+	*out = (_IOC_DIR(cmd) & _IOC_READ) ? _IOC_SIZE(cmd) : 0;
+	return true;
+}
+
+/* Is cmd one the daemon answers itself (not the control node's, not the
+ * device-specific range)? */
+static bool own_command(unsigned int cmd)
 {
 	switch (cmd) {
 	case RINGDEV_IOC_VERSION:
@@ -390,12 +433,100 @@ bool device_ioctl_sizes(unsigned int cmd, size_t *in, size_t *out)
 	case RINGDEV_IOC_REMOVE:
 	case RINGDEV_IOC_CONFIGURE:
 	case RINGDEV_IOC_FLUSH:
-		*in = (_IOC_DIR(cmd) & _IOC_WRITE) ? _IOC_SIZE(cmd) : 0;
-		*out = (_IOC_DIR(cmd) & _IOC_READ) ? _IOC_SIZE(cmd) : 0;
 		return true;
 	default:
 		return false;
 	}
+}
+
+bool device_ioctl_sizes(unsigned int cmd, size_t *in, size_t *out)
+{
+	return own_command(cmd) && device_ioctl_arg_sizes(cmd, in, out);
+}
+
+static bool device_specific(unsigned int cmd)
+{
+	return _IOC_TYPE(cmd) == RINGDEV_IOC_MAGIC && _IOC_NR(cmd) >= RINGDEV_IOC_DEVICE_NR_FIRST;
+}
+
+/* The control node's commands, decoded and checked; true if req was
+ * answered or parked here, false for the commands any handle answers. */
+static bool ctl_command(struct device *dev, struct open_ctx *ctl, void *req, unsigned int cmd, const void *in,
+			size_t in_size, size_t out_size)
+{
+	size_t need_in, need_out;
+	int r;
+	if (cmd == RINGDEV_IOC_VERSION || cmd == RINGDEV_IOC_STATS)
+		return false;
+	if (cmd != RINGDEV_IOC_CTL_TRANSACT && cmd != RINGDEV_IOC_CTL_FETCH && cmd != RINGDEV_IOC_CTL_STAGE) {
+		dev->ops->reply_error(req, ENOTTY);
+		return true;
+	}
+	device_ioctl_arg_sizes(cmd, &need_in, &need_out);
+	if (in_size < need_in || out_size < need_out || !in) {
+		dev->ops->reply_error(req, EINVAL);
+		return true;
+	}
+	if (cmd == RINGDEV_IOC_CTL_TRANSACT) {
+		struct ringdev_ctl_transact *t = malloc(sizeof(*t));
+		if (!t) {
+			dev->ops->reply_error(req, ENOMEM);
+			return true;
+		}
+		memcpy(t, in, sizeof(*t));
+		if (t->nanswers > RINGDEV_CTL_BATCH || t->max_requests > RINGDEV_CTL_BATCH ||
+		    !all_zero(t->reserved, sizeof(t->reserved))) {
+			free(t);
+			dev->ops->reply_error(req, EINVAL);
+			return true;
+		}
+		relay_transact(dev, ctl, req, t); /* owns t now */
+		return true;
+	}
+	struct ringdev_ctl_bulk *b = malloc(sizeof(*b));
+	if (!b) {
+		dev->ops->reply_error(req, ENOMEM);
+		return true;
+	}
+	memcpy(b, in, sizeof(*b));
+	if (b->reserved0 || b->reserved[0] || (cmd == RINGDEV_IOC_CTL_STAGE && b->size > RINGDEV_CTL_BULK))
+		r = -EINVAL;
+	else if (cmd == RINGDEV_IOC_CTL_FETCH)
+		r = relay_fetch(dev, b);
+	else
+		r = relay_stage(dev, b);
+	if (r < 0)
+		dev->ops->reply_error(req, -r);
+	else if (cmd == RINGDEV_IOC_CTL_FETCH)
+		dev->ops->reply_ioctl(req, 0, b, sizeof(*b));
+	else
+		dev->ops->reply_ioctl(req, 0, NULL, 0);
+	free(b);
+	return true;
+}
+
+bool device_ioctl_async(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
+			unsigned int cmd, const void *in, size_t in_size, size_t out_size)
+{
+	bool taken = false;
+	pthread_mutex_lock(&dev->lock);
+	if (ctx && ctx->ctl) {
+		taken = ctl_command(dev, ctx, req, cmd, in, in_size, out_size);
+	} else if (ctx && relay_active(dev) && cmd == RINGDEV_IOC_ATTACH && in_size >= sizeof(struct ringdev_attach)) {
+		struct ringdev_attach a;
+		struct attach_args args;
+		int r = ioctl_decode_attach(in, &a, &args);
+		if (r < 0)
+			dev->ops->reply_error(req, -r);
+		else
+			relay_attach(dev, ctx, cred, req, &a);
+		taken = true;
+	} else if (ctx && relay_active(dev) && device_specific(cmd)) {
+		relay_device_ioctl(dev, ctx, cred, req, cmd, in, in_size, out_size);
+		taken = true;
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return taken;
 }
 
 int device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, unsigned int cmd,

@@ -276,14 +276,6 @@ static void relay_wake(struct device *dev)
 
 /* ---- answers ---- */
 
-static bool all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
 
 /* The out-payload of an answer (READ, IOCTL): staged or inline, NULL if short. */
 static const uint8_t *answer_payload(const struct relay_req *r, const struct ringdev_ctl_answer *a)
@@ -300,9 +292,8 @@ static bool settings_ok(const struct ringdev_ctl_answer *a)
 {
 	if (!(a->flags & RINGDEV_ANSWER_SETTINGS))
 		return true;
-	return a->kind >= RINGDEV_KIND_STREAM && a->kind <= RINGDEV_KIND_MESSAGE && a->policy >= RINGDEV_POLICY_BLOCK &&
-	       a->policy <= RINGDEV_POLICY_FAIL && a->mode <= 0777 &&
-	       (a->capacity == 0 || (a->capacity >= RINGDEV_CAPACITY_MIN && a->capacity <= RINGDEV_CAPACITY_MAX));
+	return settings_kind_ok(a->kind) && settings_policy_ok(a->policy) && settings_mode_ok(a->mode) &&
+	       (a->capacity == 0 || settings_capacity_ok(a->capacity));
 }
 
 /* Why an answer cannot be used, or NULL. */
@@ -311,7 +302,7 @@ static const char *answer_problem(const struct relay_req *r, const struct ringde
 	uint32_t type = r->msg.type;
 	if (a->flags & ~RINGDEV_ANSWER_FLAGS_ALL)
 		return "unknown flags";
-	if (!all_zero(a->reserved, sizeof(a->reserved)))
+	if (!ioctl_all_zero(a->reserved, sizeof(a->reserved)))
 		return "reserved fields set";
 	if (a->result < -RINGDEV_ERRNO_MAX)
 		return "errno out of range 1..511"; /* the kernel refuses to carry it: the app would hang */
@@ -453,20 +444,8 @@ static void relay_apply(struct device *dev, const struct ringdev_ctl_answer *a, 
 
 /* ---- the control node's commands ---- */
 
-static void ctl_transact(struct device *dev, struct open_ctx *ctl, void *req, const void *in)
+void relay_transact(struct device *dev, struct open_ctx *ctl, void *req, struct ringdev_ctl_transact *t)
 {
-	struct ringdev_ctl_transact *t = malloc(sizeof(*t));
-	if (!t) {
-		dev->ops->reply_error(req, ENOMEM);
-		return;
-	}
-	memcpy(t, in, sizeof(*t));
-	if (t->nanswers > RINGDEV_CTL_BATCH || t->max_requests > RINGDEV_CTL_BATCH ||
-	    !all_zero(t->reserved, sizeof(t->reserved))) {
-		free(t);
-		dev->ops->reply_error(req, EINVAL);
-		return;
-	}
 	t->rejected = t->failed = 0;
 	for (uint32_t i = 0; i < t->nanswers; i++)
 		relay_apply(dev, &t->answers[i], &t->rejected, &t->failed);
@@ -501,13 +480,12 @@ static struct relay_req *taken(struct device *dev, uint64_t id)
 	return r && r->state == RELAY_TAKEN ? r : NULL;
 }
 
-static int ctl_fetch(struct device *dev, const void *in, struct ringdev_ctl_bulk *out)
+int relay_fetch(struct device *dev, struct ringdev_ctl_bulk *out)
 {
-	memcpy(out, in, sizeof(*out));
 	struct relay_req *r = taken(dev, out->id);
 	if (!r || !r->payload)
 		return -ENOENT;
-	if (out->offset > r->msg.size || out->reserved0 || out->reserved[0])
+	if (out->offset > r->msg.size)
 		return -EINVAL;
 	size_t n = r->msg.size - out->offset;
 	if (n > out->size)
@@ -519,14 +497,12 @@ static int ctl_fetch(struct device *dev, const void *in, struct ringdev_ctl_bulk
 	return 0;
 }
 
-static int ctl_stage(struct device *dev, const void *in)
+int relay_stage(struct device *dev, const struct ringdev_ctl_bulk *b)
 {
-	const struct ringdev_ctl_bulk *b = in;
 	struct relay_req *r = taken(dev, b->id);
 	if (!r || !r->staged_limit)
 		return -ENOENT;
-	if (b->size > RINGDEV_CTL_BULK || b->offset > r->staged_limit || b->size > r->staged_limit - b->offset ||
-	    b->reserved0 || b->reserved[0])
+	if (b->offset > r->staged_limit || b->size > r->staged_limit - b->offset)
 		return -EINVAL;
 	if (!r->staged && !(r->staged = calloc(1, r->staged_limit)))
 		return -ENOMEM;
@@ -539,33 +515,27 @@ static int ctl_stage(struct device *dev, const void *in)
 
 /* ---- app operations that go to the broker ---- */
 
-static bool device_specific(unsigned int cmd)
+void relay_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
+		  const struct ringdev_attach *a)
 {
-	return _IOC_TYPE(cmd) == RINGDEV_IOC_MAGIC && _IOC_NR(cmd) >= RINGDEV_IOC_DEVICE_NR_FIRST;
-}
-
-static void relay_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req, const void *in)
-{
-	struct ringdev_attach a;
-	struct attach_args args;
-	int err = ioctl_decode_attach(in, &a, &args);
-	struct relay_req *r = err < 0 ? NULL : relay_new(dev, RINGDEV_CTL_ATTACH, &relay_parked, ctx, cred, req, &err);
+	int err;
+	struct relay_req *r = relay_new(dev, RINGDEV_CTL_ATTACH, &relay_parked, ctx, cred, req, &err);
 	if (!r) {
-		dev->ops->reply_error(req, err < 0 ? -err : err);
+		dev->ops->reply_error(req, err);
 		return;
 	}
-	memcpy(r->msg.name, a.name, sizeof(a.name));
-	r->msg.attach_flags = a.flags;
-	r->msg.kind = a.kind;
-	r->msg.policy = a.policy;
-	r->msg.mode = a.mode;
-	r->msg.capacity = a.capacity;
+	memcpy(r->msg.name, a->name, sizeof(a->name));
+	r->msg.attach_flags = a->flags;
+	r->msg.kind = a->kind;
+	r->msg.policy = a->policy;
+	r->msg.mode = a->mode;
+	r->msg.capacity = a->capacity;
 	ctx->broker_knows = true;
 	relay_submit(dev, r);
 }
 
-static void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
-			       unsigned int cmd, const void *in, size_t in_size, size_t out_size)
+void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req,
+			unsigned int cmd, const void *in, size_t in_size, size_t out_size)
 {
 	int err;
 	struct relay_req *r = relay_new(dev, RINGDEV_CTL_IOCTL, &relay_parked, ctx, cred, req, &err);
@@ -586,66 +556,6 @@ static void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, const s
 		r->msg.size = (uint32_t)in_size;
 	}
 	relay_submit(dev, r);
-}
-
-bool relay_ioctl(struct device *dev, struct open_ctx *ctx, const struct cred *cred, void *req, unsigned int cmd,
-		 const void *in, size_t in_size, size_t out_size)
-{
-	if (ctx && ctx->ctl) {
-		size_t need = _IOC_SIZE(cmd);
-		int r;
-		switch (cmd) {
-		case RINGDEV_IOC_CTL_TRANSACT:
-			if (in_size < need || out_size < need)
-				break;
-			ctl_transact(dev, ctx, req, in);
-			return true;
-		case RINGDEV_IOC_CTL_FETCH: {
-			if (in_size < need || out_size < need)
-				break;
-			struct ringdev_ctl_bulk *out = malloc(sizeof(*out));
-			if (!out) {
-				dev->ops->reply_error(req, ENOMEM);
-				return true;
-			}
-			r = ctl_fetch(dev, in, out);
-			if (r < 0)
-				dev->ops->reply_error(req, -r);
-			else
-				dev->ops->reply_ioctl(req, 0, out, sizeof(*out));
-			free(out);
-			return true;
-		}
-		case RINGDEV_IOC_CTL_STAGE:
-			if (in_size < need)
-				break;
-			r = ctl_stage(dev, in);
-			if (r < 0)
-				dev->ops->reply_error(req, -r);
-			else
-				dev->ops->reply_ioctl(req, 0, NULL, 0);
-			return true;
-		case RINGDEV_IOC_VERSION:
-		case RINGDEV_IOC_STATS:
-			return false;
-		default:
-			dev->ops->reply_error(req, ENOTTY);
-			return true;
-		}
-		dev->ops->reply_error(req, EINVAL);
-		return true;
-	}
-	if (!ctx || !relay_active(dev))
-		return false;
-	if (cmd == RINGDEV_IOC_ATTACH && in_size >= sizeof(struct ringdev_attach)) {
-		relay_attach(dev, ctx, cred, req, in);
-		return true;
-	}
-	if (device_specific(cmd)) {
-		relay_device_ioctl(dev, ctx, cred, req, cmd, in, in_size, out_size);
-		return true;
-	}
-	return false;
 }
 
 void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type, const void *buf, size_t size)

@@ -56,11 +56,7 @@ static bool known_command(unsigned int cmd, size_t *in, size_t *out)
 		*out = sizeof(int);
 		return true;
 	}
-	if (_IOC_TYPE(cmd) != RINGDEV_IOC_MAGIC)
-		return false;
-	*in = (_IOC_DIR(cmd) & _IOC_WRITE) ? _IOC_SIZE(cmd) : 0;
-	*out = (_IOC_DIR(cmd) & _IOC_READ) ? _IOC_SIZE(cmd) : 0;
-	return true;
+	return device_ioctl_arg_sizes(cmd, in, out);
 }
 
 static void cuse_ioctl(fuse_req_t req, int cmd_signed, void *arg, struct fuse_file_info *fi, unsigned flags,
