@@ -246,6 +246,15 @@ void device_open_fail(struct device *dev, struct open_ctx *ctx, void *req, int e
 void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, const struct open_args *args);
 void ctx_free_locked(struct device *dev, struct open_ctx *ctx);
 
+/* handle.c */
+/* A new handle of cred, charged to its uid unless it is the control node's. */
+int handle_new(struct device *dev, const struct cred *cred, int oflags, bool ctl, struct open_ctx **out);
+void handle_attach_pipe(struct device *dev, struct open_ctx *ctx, struct pipe *p);
+/* Take ctx off its pipe; what it waited for there ends with err. */
+void handle_detach_pipe(struct device *dev, struct open_ctx *ctx, int err);
+/* The rwx bits a handle needs on its pipe: 4 reader, 2 writer. */
+unsigned handle_want(const struct open_ctx *ctx);
+
 /* relay.c */
 /* Is a broker in charge (connected, or required)? */
 bool relay_active(const struct device *dev);
@@ -296,6 +305,8 @@ void pipe_hold(struct device *dev, struct pipe *p, uint32_t uid, uint64_t deadli
 bool pipe_release_hold(struct device *dev, struct pipe *p);
 /* End holds past their deadline (timer thread); the next deadline or UINT64_MAX. */
 uint64_t pipe_expire_holds(struct device *dev, uint64_t now);
+/* A new pipe from attach arguments (0: defaults), owned by uid:gid. */
+int pipe_create(struct device *dev, const struct attach_args *a, uint32_t uid, uint32_t gid, struct pipe **out);
 /* Remove p if nothing keeps it any more; returns true if it was freed. */
 bool pipe_collect(struct device *dev, struct pipe *p);
 void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation);

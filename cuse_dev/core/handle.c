@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handle.c - handles (open contexts, the NT FILE_OBJECT with its FsContext2):
+ * made by an open, attached to one pipe at a time, moved by ATTACH, detached,
+ * released. Attaching is where a handle meets the permission rule (access.c)
+ * with the caller's credentials, or the broker's authority; leaving a pipe
+ * ends what the handle waited for there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "access.h"
+#include "device_internal.h"
+#include "log.h"
+#include "name.h"
+
+/* A new handle of cred, charged to its uid unless it is the control node's. */
+int handle_new(struct device *dev, const struct cred *cred, int oflags, bool ctl, struct open_ctx **out)
+{
+	if (!ctl) {
+		int r = limit_charge(&dev->limits, LIMIT_OPENS, cred->uid, 1, "open");
+		if (r < 0)
+			return r;
+	}
+	struct open_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		if (!ctl)
+			limit_uncharge(&dev->limits, LIMIT_OPENS, cred->uid, 1);
+		return -ENOMEM;
+	}
+	ctx->ctl = ctl;
+	list_init(&ctx->pipe_link);
+	list_init(&ctx->parked);
+	list_init(&ctx->poll_link);
+	ctx->cred = *cred;
+	ctx->oflags = oflags;
+	int acc = oflags & O_ACCMODE;
+	ctx->reader = acc == O_RDONLY || acc == O_RDWR;
+	ctx->writer = acc == O_WRONLY || acc == O_RDWR;
+	ctx->id = dev->next_open_id++;
+	list_add_tail(&dev->opens, &ctx->dev_link);
+	dev->nopens++;
+	*out = ctx;
+	return 0;
+}
+
+int device_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out)
+{
+	pthread_mutex_lock(&dev->lock);
+	int r = handle_new(dev, cred, oflags, false, out);
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+int device_ctl_open(struct device *dev, const struct cred *cred, int oflags, struct open_ctx **out)
+{
+	int r = 0;
+	pthread_mutex_lock(&dev->lock);
+	if ((oflags & O_ACCMODE) != O_RDWR)
+		r = -EINVAL;
+	else if (!access_may_control(dev, cred))
+		r = -EACCES;
+	else if (dev->broker)
+		r = -EBUSY;
+	else if ((r = handle_new(dev, cred, oflags, true, out)) == 0) {
+		dev->broker = *out;
+		log_info("broker connected (uid %u, pid %u)", cred->uid, cred->pid);
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+void handle_attach_pipe(struct device *dev, struct open_ctx *ctx, struct pipe *p)
+{
+	list_add_tail(&p->opens, &ctx->pipe_link);
+	ctx->pipe = p;
+	p->handles++;
+	if (ctx->reader)
+		p->readers++;
+	if (ctx->writer)
+		p->writers++;
+	pipe_settle(dev, p); /* a new writer ends the EOF state */
+}
+
+/* Take ctx off its pipe; its parked requests end with err. A writer that
+ * closes counts for the EOF rule; one that only passes through (a CUSE open
+ * starts on the default pipe, then ATTACHes elsewhere) leaves no mark unless
+ * it wrote there (pipe_write sets the mark). */
+void handle_detach_pipe(struct device *dev, struct open_ctx *ctx, int err)
+{
+	struct pipe *p = ctx->pipe;
+	if (!p)
+		return;
+	parked_end_pipe_bound(dev, ctx, err);
+	ctx_poll_drop(dev, ctx);
+	list_unlink(&ctx->pipe_link);
+	ctx->pipe = NULL;
+	p->handles--;
+	if (ctx->reader)
+		p->readers--;
+	if (ctx->writer) {
+		p->writers--;
+		if (err == EBADF)
+			p->had_writer = true; /* closed */
+	}
+	pipe_settle(dev, p); /* the last writer leaving is EOF for parked readers */
+	pipe_collect(dev, p);
+}
+
+unsigned handle_want(const struct open_ctx *ctx)
+{
+	return (ctx->reader ? 4u : 0u) | (ctx->writer ? 2u : 0u);
+}
+
+int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct cred *cred,
+			 const struct attach_args *a)
+{
+	int r = attach_args_check(a);
+	if (r < 0)
+		return r;
+	struct pipe *p = pipe_table_find(&dev->table, a->name, a->len);
+	if (p) {
+		if ((a->flags & RINGDEV_ATTACH_CREATE) && (a->flags & RINGDEV_ATTACH_EXCL))
+			return -EEXIST;
+		if (!access_permits(p, cred, handle_want(ctx)))
+			return -EACCES;
+	} else {
+		if (!(a->flags & RINGDEV_ATTACH_CREATE))
+			return -ENOENT;
+		if (!access_may_create(dev, cred))
+			return -EACCES;
+		r = pipe_create(dev, a, cred->uid, cred->gid, &p);
+		if (r < 0)
+			return r;
+	}
+	if (ctx->pipe == p)
+		return 0;
+	handle_detach_pipe(dev, ctx, ENXIO);
+	handle_attach_pipe(dev, ctx, p);
+	return 0;
+}
+
+int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const char *name,
+			    size_t len, bool create, bool excl, const struct ringdev_ctl_answer *settings, bool brokered)
+{
+	int r = name_check(name, len);
+	if (r < 0)
+		return r;
+	struct pipe *p = pipe_table_find(&dev->table, name, len);
+	if (p && excl)
+		return -EEXIST;
+	struct pipe_settings set = {
+		.kind = settings ? settings->kind : RINGDEV_KIND_STREAM,
+		.policy = settings ? settings->policy : RINGDEV_POLICY_BLOCK,
+		.mode = settings && settings->mode ? settings->mode : 0600,
+		.uid = settings ? settings->uid : cred->uid,
+		.gid = settings ? settings->gid : cred->gid,
+		.capacity = settings && settings->capacity ? settings->capacity : dev->cfg.ring_size,
+	};
+	if (!p) {
+		if (!create)
+			return -ENOENT;
+		r = pipe_new(dev, &set, name, len, &p);
+		if (r < 0)
+			return r;
+	} else if (settings && p->hold_deadline_ns && p->handles == 0 && p->ring.used == 0) {
+		/* Made by mknod just before this open: the answer's settings
+		 * are those of the pipe being created. */
+		r = pipe_set_owner(dev, p, set.uid, set.gid);
+		if (r == 0)
+			r = pipe_set_capacity(dev, p, set.capacity);
+		if (r < 0)
+			return r;
+		p->kind = set.kind;
+		p->policy = set.policy;
+		p->mode = set.mode;
+	}
+	if (brokered)
+		p->brokered = true;
+	if (ctx->pipe != p) {
+		handle_detach_pipe(dev, ctx, ENXIO);
+		handle_attach_pipe(dev, ctx, p);
+	}
+	return 0;
+}
+
+int device_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const struct attach_args *args)
+{
+	pthread_mutex_lock(&dev->lock);
+	int r = device_attach_locked(dev, ctx, cred, args);
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+int device_attach_ino(struct device *dev, struct open_ctx *ctx, uint64_t ino)
+{
+	int r = 0;
+	pthread_mutex_lock(&dev->lock);
+	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
+	if (!p)
+		r = -ENOENT;
+	else if (!access_permits(p, &ctx->cred, handle_want(ctx)))
+		r = -EACCES;
+	else if (ctx->pipe != p) {
+		handle_detach_pipe(dev, ctx, ENXIO);
+		handle_attach_pipe(dev, ctx, p);
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+int device_detach_locked(struct device *dev, struct open_ctx *ctx)
+{
+	handle_detach_pipe(dev, ctx, ENXIO);
+	return 0;
+}
+
+int device_detach(struct device *dev, struct open_ctx *ctx)
+{
+	pthread_mutex_lock(&dev->lock);
+	int r = device_detach_locked(dev, ctx);
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+void ctx_free_locked(struct device *dev, struct open_ctx *ctx)
+{
+	if (ctx->ctl)
+		relay_ctl_release(dev, ctx);
+	handle_detach_pipe(dev, ctx, EBADF);
+	parked_end_ctx(dev, ctx, EBADF);
+	ctx_poll_drop(dev, ctx);
+	list_unlink(&ctx->dev_link);
+	dev->nopens--;
+	if (!ctx->ctl)
+		limit_uncharge(&dev->limits, LIMIT_OPENS, ctx->cred.uid, 1);
+	free(ctx);
+}
+
+void device_release(struct device *dev, struct open_ctx *ctx)
+{
+	pthread_mutex_lock(&dev->lock);
+	relay_notice_release(dev, ctx);
+	ctx_free_locked(dev, ctx);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+int device_ctx_attr(struct device *dev, struct open_ctx *ctx, struct pipe_attr *out)
+{
+	int r = 0;
+	pthread_mutex_lock(&dev->lock);
+	if (ctx->pipe)
+		pipe_attr(ctx->pipe, out);
+	else
+		r = -ENXIO;
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+bool device_ctx_note_once(struct device *dev, struct open_ctx *ctx)
+{
+	pthread_mutex_lock(&dev->lock);
+	bool first = !ctx->noted;
+	ctx->noted = true;
+	pthread_mutex_unlock(&dev->lock);
+	return first;
+}
