@@ -255,7 +255,23 @@ void handle_detach_pipe(struct device *dev, struct open_ctx *ctx, int err);
 /* The rwx bits a handle needs on its pipe: 4 reader, 2 writer. */
 unsigned handle_want(const struct open_ctx *ctx);
 
-/* relay.c */
+/* relay.c: the transport of the inverted call. What a relayed request of
+ * each type does to the device comes from the device's modules through a
+ * relay_kind: the relay calls nothing of the device by name. */
+struct relay_waiter {
+	struct open_ctx *ctx;         /* the handle the request is about */
+	void *req;                    /* the app's request, to be answered */
+	uint64_t hold_ino;            /* OPEN: the pipe held for its creator's open, 0 */
+};
+struct relay_kind {
+	/* Apply a checked answer: answer w->req, exactly once. */
+	void (*apply)(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
+		      const struct ringdev_ctl_answer *a);
+	/* Decide as with no broker: answer w->req, exactly once. */
+	void (*builtin)(struct device *dev, struct relay_req *r, const struct relay_waiter *w);
+};
+extern const struct relay_kind open_relay_kind;    /* open.c */
+extern const struct relay_kind handle_relay_attach; /* handle.c */
 /* Is a broker in charge (connected, or required)? */
 bool relay_active(const struct device *dev);
 /* An app's open for the broker, parked on ctx (kind PARKED_OPEN); NULL and

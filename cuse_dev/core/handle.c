@@ -267,3 +267,44 @@ bool device_ctx_note_once(struct device *dev, struct open_ctx *ctx)
 	pthread_mutex_unlock(&dev->lock);
 	return first;
 }
+
+/* ---- the ATTACH kind of relayed request ---- */
+
+static void reply_attach(struct device *dev, void *req, int rc)
+{
+	if (rc < 0)
+		dev->ops->reply_error(req, -rc);
+	else
+		dev->ops->reply_ioctl(req, 0, NULL, 0);
+}
+
+static void attach_apply(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
+			 const struct ringdev_ctl_answer *a)
+{
+	if (a->result < 0) {
+		dev->ops->reply_error(w->req, -a->result);
+		return;
+	}
+	bool create = (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || (a->flags & RINGDEV_ANSWER_SETTINGS);
+	reply_attach(dev, w->req,
+		     device_attach_as_broker(dev, w->ctx, &r->cred, r->msg.name, strlen(r->msg.name), create,
+					     r->msg.attach_flags & RINGDEV_ATTACH_EXCL,
+					     (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL,
+					     a->flags & RINGDEV_ANSWER_BROKERED));
+}
+
+static void attach_builtin(struct device *dev, struct relay_req *r, const struct relay_waiter *w)
+{
+	struct attach_args args = {
+		.name = r->msg.name,
+		.len = strlen(r->msg.name),
+		.flags = r->msg.attach_flags,
+		.kind = r->msg.kind,
+		.policy = r->msg.policy,
+		.mode = r->msg.mode,
+		.capacity = r->msg.capacity,
+	};
+	reply_attach(dev, w->req, device_attach_locked(dev, w->ctx, &r->cred, &args));
+}
+
+const struct relay_kind handle_relay_attach = { .apply = attach_apply, .builtin = attach_builtin };

@@ -126,3 +126,35 @@ const struct parked_ops open_parked = {
 	.end = open_parked_end,
 	.release = relay_parked_release,
 };
+
+/* ---- the OPEN kind of relayed request ---- */
+
+static void open_apply(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
+		       const struct ringdev_ctl_answer *a)
+{
+	if (a->result < 0) {
+		log_info("broker denied open of handle %llu (uid %u): %s", (unsigned long long)r->msg.handle, r->msg.uid,
+			 strerror(-a->result));
+		device_open_fail(dev, w->ctx, w->req, -a->result, w->hold_ino);
+		return;
+	}
+	const char *name = a->name[0] ? a->name : r->default_pipe ? dev->cfg.default_pipe : r->msg.name;
+	/* A name the broker chose is created if missing; the app's own name
+	 * only if it is being created (mknod) or the broker gave settings. */
+	bool create = a->name[0] || (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || r->default_pipe ||
+		      (a->flags & RINGDEV_ANSWER_SETTINGS);
+	int rc = device_attach_as_broker(dev, w->ctx, &r->cred, name, strlen(name), create, false,
+					 (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL, a->flags & RINGDEV_ANSWER_BROKERED);
+	if (rc < 0)
+		device_open_fail(dev, w->ctx, w->req, -rc, w->hold_ino);
+	else
+		device_open_finish(dev, w->ctx, w->req, w->hold_ino);
+}
+
+static void open_builtin(struct device *dev, struct relay_req *r, const struct relay_waiter *w)
+{
+	struct open_args args = { .default_pipe = r->default_pipe, .ino = r->open_ino };
+	device_open_builtin(dev, w->ctx, w->req, &args);
+}
+
+const struct relay_kind open_relay_kind = { .apply = open_apply, .builtin = open_builtin };

@@ -346,77 +346,79 @@ static const char *answer_problem(const struct relay_req *r, const struct ringde
 	}
 }
 
-static void apply_open(struct device *dev, struct relay_req *r, const struct ringdev_ctl_answer *a)
+/* What waits for an answer, taken off r: its handle and request. */
+static struct relay_waiter relay_take_waiter(struct device *dev, struct relay_req *r)
 {
 	struct parked_req *p = relay_unhook(r);
-	struct open_ctx *ctx = p->ctx;
-	void *req = p->req;
-	uint64_t hold_ino = p->u.relay.hold_ino;
+	struct relay_waiter w = { p->ctx, p->req, p->u.relay.hold_ino };
 	parked_free(dev, p);
-	if (a->result < 0) {
-		log_info("broker denied open of handle %llu (uid %u): %s", (unsigned long long)r->msg.handle, r->msg.uid,
-			 strerror(-a->result));
-		device_open_fail(dev, ctx, req, -a->result, hold_ino);
-		return;
-	}
-	const char *name = a->name[0] ? a->name : r->default_pipe ? dev->cfg.default_pipe : r->msg.name;
-	/* A name the broker chose is created if missing; the app's own name
-	 * only if it is being created (mknod) or the broker gave settings. */
-	bool create = a->name[0] || (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || r->default_pipe ||
-		      (a->flags & RINGDEV_ANSWER_SETTINGS);
-	int rc = device_attach_as_broker(dev, ctx, &r->cred, name, strlen(name), create, false,
-					 (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL, a->flags & RINGDEV_ANSWER_BROKERED);
-	if (rc < 0)
-		device_open_fail(dev, ctx, req, -rc, hold_ino);
-	else
-		device_open_finish(dev, ctx, req, hold_ino);
+	return w;
 }
 
-static void relay_builtin(struct device *dev, struct relay_req *r);
-
-static void apply_answer(struct device *dev, struct relay_req *r, const struct ringdev_ctl_answer *a)
+/* READ, WRITE and IOCTL are the relay's own: the answer is a payload or a
+ * count for the app. OPEN and ATTACH change the device: their kinds come
+ * from the device's modules (open.c, handle.c). */
+static void payload_apply(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
+			  const struct ringdev_ctl_answer *a)
 {
 	uint32_t type = r->msg.type;
-	if (a->flags & RINGDEV_ANSWER_BUILTIN) {
-		relay_builtin(dev, r); /* the broker defers to the owner and mode bits */
-		return;
-	}
-	if (type == RINGDEV_CTL_OPEN) {
-		apply_open(dev, r, a);
-		relay_free(dev, r);
-		return;
-	}
-	struct parked_req *p = relay_unhook(r);
-	struct open_ctx *ctx = p->ctx;
-	void *req = p->req;
-	parked_free(dev, p);
 	if (a->result < 0) {
-		dev->ops->reply_error(req, -a->result);
-	} else if (type == RINGDEV_CTL_ATTACH) {
-		bool create = (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || (a->flags & RINGDEV_ANSWER_SETTINGS);
-		int rc = device_attach_as_broker(dev, ctx, &r->cred, r->msg.name, strlen(r->msg.name), create,
-						 r->msg.attach_flags & RINGDEV_ATTACH_EXCL,
-						 (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL,
-						 a->flags & RINGDEV_ANSWER_BROKERED);
-		if (rc < 0)
-			dev->ops->reply_error(req, -rc);
-		else
-			dev->ops->reply_ioctl(req, 0, NULL, 0);
+		dev->ops->reply_error(w->req, -a->result);
 	} else if (type == RINGDEV_CTL_IOCTL) {
 		uint8_t *out = calloc(1, r->msg.out_size ? r->msg.out_size : 1);
 		if (!out) {
-			dev->ops->reply_error(req, ENOMEM);
+			dev->ops->reply_error(w->req, ENOMEM);
 		} else {
 			memcpy(out, answer_payload(r, a), a->size);
-			dev->ops->reply_ioctl(req, a->result, out, r->msg.out_size);
+			dev->ops->reply_ioctl(w->req, a->result, out, r->msg.out_size);
 			free(out);
 		}
 	} else if (type == RINGDEV_CTL_READ) {
 		struct iovec iov = { (void *)answer_payload(r, a), a->size };
-		dev->ops->reply_data(req, &iov, a->size ? 1 : 0);
+		dev->ops->reply_data(w->req, &iov, a->size ? 1 : 0);
 	} else {
-		dev->ops->reply_written(req, (size_t)a->result);
+		dev->ops->reply_written(w->req, (size_t)a->result);
 	}
+}
+
+/* With no broker: device-specific ioctls are unknown, brokered reads and
+ * writes have nobody at the other end. */
+static void payload_builtin(struct device *dev, struct relay_req *r, const struct relay_waiter *w)
+{
+	dev->ops->reply_error(w->req, r->msg.type == RINGDEV_CTL_IOCTL ? ENOTTY : ENOTCONN);
+}
+
+static const struct relay_kind payload_kind = { .apply = payload_apply, .builtin = payload_builtin };
+
+static const struct relay_kind *kind_of(const struct relay_req *r)
+{
+	switch (r->msg.type) {
+	case RINGDEV_CTL_OPEN:
+		return &open_relay_kind;
+	case RINGDEV_CTL_ATTACH:
+		return &handle_relay_attach;
+	default:
+		return &payload_kind;
+	}
+}
+
+/* Decide r as if there never was a broker (it went away, or answered
+ * BUILTIN), and forget it. */
+static void relay_builtin(struct device *dev, struct relay_req *r)
+{
+	struct relay_waiter w = relay_take_waiter(dev, r);
+	kind_of(r)->builtin(dev, r, &w);
+	relay_free(dev, r);
+}
+
+static void apply_answer(struct device *dev, struct relay_req *r, const struct ringdev_ctl_answer *a)
+{
+	if (a->flags & RINGDEV_ANSWER_BUILTIN) {
+		relay_builtin(dev, r); /* the broker defers to the owner and mode bits */
+		return;
+	}
+	struct relay_waiter w = relay_take_waiter(dev, r);
+	kind_of(r)->apply(dev, r, &w, a);
 	relay_free(dev, r);
 }
 
@@ -589,47 +591,6 @@ void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type
 }
 
 /* ---- ends ---- */
-
-/* With no broker in charge any more, decide r as if there never was one. */
-static void relay_builtin(struct device *dev, struct relay_req *r)
-{
-	struct parked_req *p = relay_unhook(r);
-	struct open_ctx *ctx = p->ctx;
-	void *req = p->req;
-	parked_free(dev, p);
-	if (r->msg.type == RINGDEV_CTL_OPEN) {
-		struct open_args args = { .default_pipe = r->default_pipe, .ino = r->open_ino };
-		device_open_builtin(dev, ctx, req, &args);
-		relay_free(dev, r);
-		return;
-	}
-	switch (r->msg.type) {
-	case RINGDEV_CTL_ATTACH: {
-		struct attach_args args = {
-			.name = r->msg.name,
-			.len = strlen(r->msg.name),
-			.flags = r->msg.attach_flags,
-			.kind = r->msg.kind,
-			.policy = r->msg.policy,
-			.mode = r->msg.mode,
-			.capacity = r->msg.capacity,
-		};
-		int rc = device_attach_locked(dev, ctx, &r->cred, &args);
-		if (rc < 0)
-			dev->ops->reply_error(req, -rc);
-		else
-			dev->ops->reply_ioctl(req, 0, NULL, 0);
-		break;
-	}
-	case RINGDEV_CTL_IOCTL:
-		dev->ops->reply_error(req, ENOTTY);
-		break;
-	default:
-		dev->ops->reply_error(req, ENOTCONN);
-		break;
-	}
-	relay_free(dev, r);
-}
 
 static void drop_pending_notices(struct device *dev)
 {
