@@ -36,15 +36,9 @@ struct device *device_new(const struct device_config *cfg, const struct device_o
 			     [LIMIT_MEMORY] = cfg->max_memory_per_uid, [LIMIT_PARKED] = cfg->max_parked_per_uid },
 	};
 	limit_init(&dev->limits, &lc);
-	dev->parked = (struct hashmap)HASHMAP_INIT;
-	dev->relay_ids = (struct hashmap)HASHMAP_INIT;
-	list_init(&dev->opens);
-	list_init(&dev->relay_pending);
-	list_init(&dev->relay_taken);
-	list_init(&dev->held_pipes);
-	list_init(&dev->transacts);
-	dev->next_open_id = 1;
-	dev->next_relay_id = 1;
+	handles_init(&dev->handles);
+	parked_registry_init(&dev->parked);
+	relay_init(&dev->relay);
 	if (timer_start(dev) < 0) {
 		pthread_mutex_destroy(&dev->lock);
 		free(dev);
@@ -66,10 +60,10 @@ void device_free(struct device *dev)
 		return;
 	timer_stop(dev);
 	pthread_mutex_lock(&dev->lock);
-	relay_destroy(dev);
+	relay_shutdown(dev);
 	pthread_mutex_unlock(&dev->lock);
 	struct list_node *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dev->opens) {
+	list_for_each_safe(pos, tmp, &dev->handles.list) {
 		struct open_ctx *ctx = list_entry(pos, struct open_ctx, dev_link);
 		device_release(dev, ctx);
 	}
@@ -82,10 +76,11 @@ void device_free(struct device *dev)
 			pipe_destroy(dev, all[i]);
 		free(all);
 	}
-	assert(dev->parked.count == 0);
-	hashmap_destroy(&dev->parked);
-	if (pipe_table_count(&dev->table) == 0)
-		pipe_table_destroy(&dev->table);
+	/* Each module asserts it was left empty. */
+	relay_deinit(&dev->relay);
+	parked_registry_deinit(&dev->parked);
+	handles_deinit(&dev->handles);
+	pipe_table_deinit(&dev->table);
 	limit_deinit(&dev->limits);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
@@ -96,7 +91,7 @@ void device_shutdown(struct device *dev)
 	pthread_mutex_lock(&dev->lock);
 	relay_shutdown(dev); /* first: it may drop handles whose open never completed */
 	struct list_node *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dev->opens) {
+	list_for_each_safe(pos, tmp, &dev->handles.list) {
 		struct open_ctx *ctx = list_entry(pos, struct open_ctx, dev_link);
 		parked_end_ctx(dev, ctx, ESHUTDOWN);
 		ctx_poll_drop(dev, ctx);
@@ -216,13 +211,13 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->pipes = pipe_table_count(&dev->table);
-	s->opens = dev->nopens;
-	s->parked_reads = dev->parked_count[PARKED_READ];
-	s->parked_writes = dev->parked_count[PARKED_WRITE];
-	s->parked_other = dev->parked_count[PARKED_OPEN] + dev->parked_count[PARKED_RELAY] +
-			  dev->parked_count[PARKED_TRANSACT];
+	s->opens = dev->handles.count;
+	s->parked_reads = dev->parked.count[PARKED_READ];
+	s->parked_writes = dev->parked.count[PARKED_WRITE];
+	s->parked_other = dev->parked.count[PARKED_OPEN] + dev->parked.count[PARKED_RELAY] +
+			  dev->parked.count[PARKED_TRANSACT];
 	s->parked_total = s->parked_reads + s->parked_writes + s->parked_other;
-	s->pollers = dev->npollers;
+	s->pollers = dev->handles.pollers;
 	s->memory_used = limit_used(&dev->limits, LIMIT_MEMORY);
 	s->memory_limit = dev->cfg.max_memory;
 	s->pipes_limit = dev->cfg.max_pipes;
@@ -237,7 +232,7 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->limit_memory_hits = dev->limits.total_hits[LIMIT_MEMORY] + dev->limits.uid_hits[LIMIT_MEMORY];
 	s->pipes_created = dev->count.pipes_created;
 	s->pipes_removed = dev->count.pipes_removed;
-	s->broker_connected = dev->broker != NULL;
+	s->broker_connected = dev->relay.broker != NULL;
 	s->relayed = dev->count.relayed;
 	s->relay_rejected = dev->count.relay_rejected;
 	s->relay_failed = dev->count.relay_failed;

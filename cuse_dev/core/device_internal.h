@@ -49,6 +49,7 @@ struct pipe {
 struct pipe_table {
 	struct hashmap by_name;
 	struct hashmap by_ino;
+	struct list_node held;        /* pipe.hold_link: made by mknod, waiting for their creator's open */
 	uint64_t next_ino;
 	bool case_sensitive;
 };
@@ -156,29 +157,58 @@ struct device_counters {
 	uint64_t flushed_bytes;
 };
 
+/* The parked-request registry (request.c). */
+struct parked_registry {
+	struct hashmap index;         /* parked_req.index_node, by request pointer */
+	uint64_t count[PARKED_TRANSACT + 1]; /* by kind */
+};
+
+/* The relay's state (relay.c). */
+struct relay {
+	struct open_ctx *broker;      /* the control node's handle while open */
+	struct list_node pending;     /* relay_req.queue_link, FIFO, not taken yet */
+	struct list_node taken;       /* relay_req.queue_link: taken, not answered */
+	struct hashmap ids;           /* relay_req.id_node: every answerable request */
+	struct list_node transacts;   /* parked TRANSACTs (parked_req.queue_link) */
+	uint64_t next_id;
+};
+
+/* Every handle (handle.c). */
+struct handles {
+	struct list_node list;        /* open_ctx.dev_link */
+	uint64_t count;
+	uint64_t pollers;             /* handles holding a poll handle */
+	uint64_t next_id;
+};
+
+/* The core's one thread (timer.c). */
+struct timer {
+	pthread_cond_t cond;          /* wakes it: a new deadline, or stop */
+	pthread_t thread;
+	bool running, stop;
+};
+
+/* The device: one lock over the state of every module, each embedded with
+ * its own init and a deinit that asserts it is empty. */
 struct device {
 	pthread_mutex_t lock;
-	pthread_cond_t timer_cond;    /* wakes the timer thread: a new deadline, or stop */
-	pthread_t timer_thread;
-	bool timer_running, timer_stop;
 	struct device_config cfg;
 	const struct device_ops *ops;
+	struct timer timer;
 	struct pipe_table table;
-	struct hashmap parked;        /* parked_req.index_node */
-	uint64_t parked_count[PARKED_TRANSACT + 1]; /* by kind */
-	struct open_ctx *broker;      /* the control node's handle while open */
-	struct list_node relay_pending; /* relay_req.queue_link, FIFO */
-	struct list_node relay_taken; /* relay_req.queue_link: taken, not answered */
-	struct hashmap relay_ids;     /* relay_req.id_node */
-	struct list_node transacts;   /* parked TRANSACTs (parked_req.queue_link) */
-	uint64_t next_relay_id;
-	struct list_node opens;
-	uint64_t nopens, npollers;
-	uint64_t next_open_id;
+	struct handles handles;
+	struct parked_registry parked;
+	struct relay relay;
 	struct limits limits;
-	struct list_node held_pipes;  /* pipe.hold_link */
 	struct device_counters count;
 };
+
+void parked_registry_init(struct parked_registry *r);
+void parked_registry_deinit(struct parked_registry *r);
+void relay_init(struct relay *r);
+void relay_deinit(struct relay *r);
+void handles_init(struct handles *h);
+void handles_deinit(struct handles *h);
 
 /* device.c: the same as the public calls, for callers holding the lock */
 int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct cred *cred,
@@ -206,7 +236,7 @@ bool ioctl_all_zero(const void *p, size_t n);
 
 /* pipe_table.c */
 void pipe_table_init(struct pipe_table *t, bool case_sensitive);
-void pipe_table_destroy(struct pipe_table *t);
+void pipe_table_deinit(struct pipe_table *t); /* asserts it is empty */
 struct pipe *pipe_table_find(struct pipe_table *t, const char *name, size_t len);
 struct pipe *pipe_table_find_ino(struct pipe_table *t, uint64_t ino);
 int pipe_table_add(struct pipe_table *t, struct pipe *p);
@@ -299,7 +329,6 @@ void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type
 void relay_shutdown(struct device *dev);
 /* End what waited too long (timer thread); returns the next deadline or UINT64_MAX. */
 uint64_t relay_expire(struct device *dev, uint64_t now);
-void relay_destroy(struct device *dev);
 int timer_start(struct device *dev);
 void timer_stop(struct device *dev);
 void timer_kick(struct device *dev);

@@ -6,6 +6,7 @@
  * with the caller's credentials, or the broker's authority; leaving a pipe
  * ends what the handle waited for there.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -15,6 +16,17 @@
 #include "device_internal.h"
 #include "log.h"
 #include "name.h"
+
+void handles_init(struct handles *h)
+{
+	*h = (struct handles){ .next_id = 1 };
+	list_init(&h->list);
+}
+
+void handles_deinit(struct handles *h)
+{
+	assert(list_empty(&h->list) && h->count == 0 && h->pollers == 0);
+}
 
 /* A new handle of cred, charged to its uid unless it is the control node's. */
 int handle_new(struct device *dev, const struct cred *cred, int oflags, bool ctl, struct open_ctx **out)
@@ -39,9 +51,9 @@ int handle_new(struct device *dev, const struct cred *cred, int oflags, bool ctl
 	int acc = oflags & O_ACCMODE;
 	ctx->reader = acc == O_RDONLY || acc == O_RDWR;
 	ctx->writer = acc == O_WRONLY || acc == O_RDWR;
-	ctx->id = dev->next_open_id++;
-	list_add_tail(&dev->opens, &ctx->dev_link);
-	dev->nopens++;
+	ctx->id = dev->handles.next_id++;
+	list_add_tail(&dev->handles.list, &ctx->dev_link);
+	dev->handles.count++;
 	*out = ctx;
 	return 0;
 }
@@ -62,10 +74,10 @@ int device_ctl_open(struct device *dev, const struct cred *cred, int oflags, str
 		r = -EINVAL;
 	else if (!access_may_control(dev, cred))
 		r = -EACCES;
-	else if (dev->broker)
+	else if (dev->relay.broker)
 		r = -EBUSY;
 	else if ((r = handle_new(dev, cred, oflags, true, out)) == 0) {
-		dev->broker = *out;
+		dev->relay.broker = *out;
 		log_info("broker connected (uid %u, pid %u)", cred->uid, cred->pid);
 	}
 	pthread_mutex_unlock(&dev->lock);
@@ -233,7 +245,7 @@ void ctx_free_locked(struct device *dev, struct open_ctx *ctx)
 	parked_end_ctx(dev, ctx, EBADF);
 	ctx_poll_drop(dev, ctx);
 	list_unlink(&ctx->dev_link);
-	dev->nopens--;
+	dev->handles.count--;
 	if (!ctx->ctl)
 		limit_uncharge(&dev->limits, LIMIT_OPENS, ctx->cred.uid, 1);
 	free(ctx);

@@ -223,7 +223,7 @@ static int ioctl_list_opens(struct device *dev, const struct cred *cred, const v
 	memset(l, 0, sizeof(*l));
 	bool admin = access_is_admin(dev, cred);
 	struct list_node *pos;
-	list_for_each(pos, &dev->opens) {
+	list_for_each(pos, &dev->handles.list) {
 		struct open_ctx *c = list_entry(pos, struct open_ctx, dev_link);
 		if (!admin && c->cred.uid != cred->uid)
 			continue;

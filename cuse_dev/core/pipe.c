@@ -83,7 +83,7 @@ void pipe_hold(struct device *dev, struct pipe *p, uint32_t uid, uint64_t deadli
 	p->hold_uid = uid;
 	p->hold_deadline_ns = deadline_ns;
 	if (!list_linked(&p->hold_link))
-		list_add_tail(&dev->held_pipes, &p->hold_link);
+		list_add_tail(&dev->table.held, &p->hold_link);
 	timer_kick(dev);
 }
 
@@ -100,7 +100,7 @@ uint64_t pipe_expire_holds(struct device *dev, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
 	struct list_node *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dev->held_pipes) {
+	list_for_each_safe(pos, tmp, &dev->table.held) {
 		struct pipe *p = list_entry(pos, struct pipe, hold_link);
 		if (p->hold_deadline_ns <= now) {
 			log_info("pipe %s: its creator never opened it: hold released", p->name);
@@ -575,7 +575,7 @@ void ctx_poll_keep(struct device *dev, struct open_ctx *ctx, struct list_node *p
 	} else {
 		if (pollers)
 			list_add_tail(pollers, &ctx->poll_link);
-		dev->npollers++;
+		dev->handles.pollers++;
 	}
 	ctx->ph = ph;
 	ctx->poll_mask = mask;
@@ -592,7 +592,7 @@ static void ctx_poll_end(struct device *dev, struct open_ctx *ctx, bool wake)
 		dev->ops->poll_destroy(ctx->ph);
 	ctx->ph = NULL;
 	list_unlink(&ctx->poll_link);
-	dev->npollers--;
+	dev->handles.pollers--;
 }
 
 void ctx_poll_wake(struct device *dev, struct open_ctx *ctx)

@@ -13,11 +13,14 @@
 void pipe_table_init(struct pipe_table *t, bool case_sensitive)
 {
 	/* Inodes below 16 are the FUSE mount's own (root 1, control node 2). */
-	*t = (struct pipe_table){ HASHMAP_INIT, HASHMAP_INIT, 16, case_sensitive };
+	*t = (struct pipe_table){ .by_name = HASHMAP_INIT, .by_ino = HASHMAP_INIT, .next_ino = 16,
+				  .case_sensitive = case_sensitive };
+	list_init(&t->held);
 }
 
-void pipe_table_destroy(struct pipe_table *t)
+void pipe_table_deinit(struct pipe_table *t)
 {
+	assert(t->by_name.count == 0 && t->by_ino.count == 0 && list_empty(&t->held));
 	hashmap_destroy(&t->by_name);
 	hashmap_destroy(&t->by_ino);
 }

@@ -16,6 +16,7 @@
  * duplicate id is counted and ignored; a malformed answer fails only its own
  * request, with EIO for the app. Everything runs under the device lock.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -36,7 +37,7 @@ static const char *type_name(uint32_t type)
 
 bool relay_active(const struct device *dev)
 {
-	return dev->broker || dev->cfg.require_broker;
+	return dev->relay.broker || dev->cfg.require_broker;
 }
 
 static bool is_notice(const struct relay_req *r)
@@ -47,7 +48,7 @@ static bool is_notice(const struct relay_req *r)
 static struct relay_req *relay_find(struct device *dev, uint64_t id)
 {
 	uint64_t h = hash_u64(id);
-	for (struct hash_node *n = hashmap_bucket(&dev->relay_ids, h); n; n = n->next) {
+	for (struct hash_node *n = hashmap_bucket(&dev->relay.ids, h); n; n = n->next) {
 		struct relay_req *r = container_of(n, struct relay_req, id_node);
 		if (r->msg.id == id)
 			return r;
@@ -61,7 +62,7 @@ static struct relay_req *relay_alloc(struct device *dev, uint32_t type)
 	if (!r)
 		return NULL;
 	list_init(&r->queue_link);
-	r->msg.id = dev->next_relay_id++;
+	r->msg.id = dev->relay.next_id++;
 	r->msg.type = type;
 	return r;
 }
@@ -71,7 +72,7 @@ static void relay_free(struct device *dev, struct relay_req *r)
 {
 	list_unlink(&r->queue_link);
 	if (!is_notice(r))
-		hashmap_remove(&dev->relay_ids, &r->id_node);
+		hashmap_remove(&dev->relay.ids, &r->id_node);
 	free(r->payload);
 	free(r->staged);
 	free(r);
@@ -88,14 +89,14 @@ static struct relay_req *relay_new(struct device *dev, uint32_t type, const stru
 		*err = ENOMEM;
 		return NULL;
 	}
-	if (hashmap_insert(&dev->relay_ids, &r->id_node, hash_u64(r->msg.id)) < 0) {
+	if (hashmap_insert(&dev->relay.ids, &r->id_node, hash_u64(r->msg.id)) < 0) {
 		free(r);
 		*err = ENOMEM;
 		return NULL;
 	}
 	struct parked_req *p = parked_new(dev, kind, req, ctx, err);
 	if (!p) {
-		hashmap_remove(&dev->relay_ids, &r->id_node);
+		hashmap_remove(&dev->relay.ids, &r->id_node);
 		free(r);
 		return NULL;
 	}
@@ -164,7 +165,7 @@ const struct parked_ops relay_parked_transact = {
 
 unsigned relay_poll_mask(const struct device *dev)
 {
-	return list_empty(&dev->relay_pending) ? 0 : POLLIN | POLLRDNORM;
+	return list_empty(&dev->relay.pending) ? 0 : POLLIN | POLLRDNORM;
 }
 
 /* Hand pending requests to parked TRANSACTs, as many as they take. */
@@ -176,17 +177,17 @@ void relay_submit(struct device *dev, struct relay_req *r)
 		r->deadline_ns = now_ns() + (uint64_t)dev->cfg.broker_timeout_ms * 1000000u;
 		timer_kick(dev);
 	}
-	list_add_tail(&dev->relay_pending, &r->queue_link);
+	list_add_tail(&dev->relay.pending, &r->queue_link);
 	log_debug("relay %llu: %s queued (handle %llu, uid %u)", (unsigned long long)r->msg.id, type_name(r->msg.type),
 		  (unsigned long long)r->msg.handle, r->msg.uid);
 	relay_wake(dev);
-	if (dev->broker && !list_empty(&dev->relay_pending))
-		ctx_poll_wake(dev, dev->broker); /* a broker polling the control node */
+	if (dev->relay.broker && !list_empty(&dev->relay.pending))
+		ctx_poll_wake(dev, dev->relay.broker); /* a broker polling the control node */
 }
 
 static void relay_notice(struct device *dev, uint32_t type, uint64_t handle, uint64_t ref)
 {
-	if (!dev->broker)
+	if (!dev->relay.broker)
 		return; /* notices are for the broker that saw the request */
 	struct relay_req *r = relay_alloc(dev, type);
 	if (!r) {
@@ -248,7 +249,7 @@ static void relay_take(struct device *dev, struct relay_req *r, struct ringdev_c
 		relay_free(dev, r);
 		return;
 	}
-	list_add_tail(&dev->relay_taken, &r->queue_link);
+	list_add_tail(&dev->relay.taken, &r->queue_link);
 	r->state = RELAY_TAKEN;
 	r->deadline_ns = 0;
 	dev->count.relayed++;
@@ -258,14 +259,14 @@ static void transact_fill(struct device *dev, struct ringdev_ctl_transact *t)
 {
 	struct list_node *first;
 	t->nrequests = 0;
-	while (t->nrequests < t->max_requests && (first = list_first(&dev->relay_pending)))
+	while (t->nrequests < t->max_requests && (first = list_first(&dev->relay.pending)))
 		relay_take(dev, list_entry(first, struct relay_req, queue_link), &t->requests[t->nrequests++]);
 }
 
 static void relay_wake(struct device *dev)
 {
 	struct list_node *first;
-	while (!list_empty(&dev->relay_pending) && (first = list_first(&dev->transacts))) {
+	while (!list_empty(&dev->relay.pending) && (first = list_first(&dev->relay.transacts))) {
 		struct parked_req *p = list_entry(first, struct parked_req, queue_link);
 		struct ringdev_ctl_transact *t = p->u.transact.t;
 		transact_fill(dev, t);
@@ -471,7 +472,7 @@ void relay_transact(struct device *dev, struct open_ctx *ctl, void *req, struct 
 	}
 	p->u.transact.t = t;
 	p->u.transact.deadline_ns = now_ns() + (uint64_t)t->timeout_ms * 1000000u;
-	list_add_tail(&dev->transacts, &p->queue_link);
+	list_add_tail(&dev->relay.transacts, &p->queue_link);
 	timer_kick(dev);
 }
 
@@ -595,7 +596,7 @@ void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type
 static void drop_pending_notices(struct device *dev)
 {
 	struct list_node *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dev->relay_pending) {
+	list_for_each_safe(pos, tmp, &dev->relay.pending) {
 		struct relay_req *r = list_entry(pos, struct relay_req, queue_link);
 		if (is_notice(r))
 			relay_free(dev, r);
@@ -624,11 +625,11 @@ void relay_ctl_release(struct device *dev, struct open_ctx *ctl)
 {
 	parked_end_ctx(dev, ctl, EBADF); /* its own TRANSACTs, if any */
 	ctx_poll_drop(dev, ctl);
-	dev->broker = NULL;
+	dev->relay.broker = NULL;
 	drop_pending_notices(dev);
-	size_t gone = end_queue(dev, &dev->relay_taken, ECONNRESET);
+	size_t gone = end_queue(dev, &dev->relay.taken, ECONNRESET);
 	if (!dev->cfg.require_broker)
-		end_queue(dev, &dev->relay_pending, 0); /* nobody took them: the built-in policy decides */
+		end_queue(dev, &dev->relay.pending, 0); /* nobody took them: the built-in policy decides */
 	dev->count.relay_broker_gone += gone;
 	log_info("broker gone: %zu request(s) it held ended with ECONNRESET", gone);
 }
@@ -636,24 +637,33 @@ void relay_ctl_release(struct device *dev, struct open_ctx *ctl)
 void relay_shutdown(struct device *dev)
 {
 	struct list_node *first;
-	while ((first = list_first(&dev->transacts)))
+	while ((first = list_first(&dev->relay.transacts)))
 		parked_end(dev, list_entry(first, struct parked_req, queue_link), ESHUTDOWN);
 	drop_pending_notices(dev);
-	end_queue(dev, &dev->relay_taken, ESHUTDOWN);
-	end_queue(dev, &dev->relay_pending, ESHUTDOWN);
+	end_queue(dev, &dev->relay.taken, ESHUTDOWN);
+	end_queue(dev, &dev->relay.pending, ESHUTDOWN);
 }
 
-void relay_destroy(struct device *dev)
+void relay_init(struct relay *r)
 {
-	relay_shutdown(dev);
-	hashmap_destroy(&dev->relay_ids);
+	*r = (struct relay){ .ids = HASHMAP_INIT, .next_id = 1 };
+	list_init(&r->pending);
+	list_init(&r->taken);
+	list_init(&r->transacts);
+}
+
+void relay_deinit(struct relay *r)
+{
+	assert(!r->broker && list_empty(&r->pending) && list_empty(&r->taken) && list_empty(&r->transacts) &&
+	       r->ids.count == 0);
+	hashmap_destroy(&r->ids);
 }
 
 uint64_t relay_expire(struct device *dev, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
 	struct list_node *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dev->relay_pending) {
+	list_for_each_safe(pos, tmp, &dev->relay.pending) {
 		struct relay_req *r = list_entry(pos, struct relay_req, queue_link);
 		if (!r->deadline_ns)
 			continue;
@@ -666,7 +676,7 @@ uint64_t relay_expire(struct device *dev, uint64_t now)
 			next = r->deadline_ns;
 		}
 	}
-	list_for_each_safe(pos, tmp, &dev->transacts) {
+	list_for_each_safe(pos, tmp, &dev->relay.transacts) {
 		struct parked_req *p = list_entry(pos, struct parked_req, queue_link);
 		if (p->u.transact.deadline_ns <= now) {
 			struct ringdev_ctl_transact *t = p->u.transact.t;

@@ -11,6 +11,7 @@
  * meanwhile is simply not found (libfuse keeps the request alive during the
  * callback, so the pointer cannot be reused under us).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +22,19 @@
 static uint64_t req_hash(void *req)
 {
 	return hash_u64((uint64_t)(uintptr_t)req);
+}
+
+void parked_registry_init(struct parked_registry *r)
+{
+	*r = (struct parked_registry){ .index = HASHMAP_INIT };
+}
+
+void parked_registry_deinit(struct parked_registry *r)
+{
+	assert(r->index.count == 0);
+	for (size_t k = 0; k < sizeof(r->count) / sizeof(r->count[0]); k++)
+		assert(r->count[k] == 0);
+	hashmap_destroy(&r->index);
 }
 
 struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, void *req, struct open_ctx *ctx,
@@ -35,7 +49,7 @@ struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, 
 	}
 	*err = ENOMEM;
 	struct parked_req *p = calloc(1, sizeof(*p));
-	if (!p || hashmap_insert(&dev->parked, &p->index_node, req_hash(req)) < 0) {
+	if (!p || hashmap_insert(&dev->parked.index, &p->index_node, req_hash(req)) < 0) {
 		free(p);
 		if (ops->charged)
 			limit_uncharge(&dev->limits, LIMIT_PARKED, ctx->cred.uid, 1);
@@ -47,14 +61,14 @@ struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, 
 	p->req = req;
 	p->ctx = ctx;
 	list_add_tail(&ctx->parked, &p->ctx_link);
-	dev->parked_count[ops->kind]++;
+	dev->parked.count[ops->kind]++;
 	return p;
 }
 
 struct parked_req *parked_find(struct device *dev, void *req)
 {
 	uint64_t h = req_hash(req);
-	for (struct hash_node *n = hashmap_bucket(&dev->parked, h); n; n = n->next) {
+	for (struct hash_node *n = hashmap_bucket(&dev->parked.index, h); n; n = n->next) {
 		struct parked_req *p = container_of(n, struct parked_req, index_node);
 		if (p->req == req)
 			return p;
@@ -66,8 +80,8 @@ void parked_free(struct device *dev, struct parked_req *p)
 {
 	list_unlink(&p->queue_link);
 	list_unlink(&p->ctx_link);
-	hashmap_remove(&dev->parked, &p->index_node);
-	dev->parked_count[p->ops->kind]--;
+	hashmap_remove(&dev->parked.index, &p->index_node);
+	dev->parked.count[p->ops->kind]--;
 	if (p->ops->charged)
 		limit_uncharge(&dev->limits, LIMIT_PARKED, p->ctx->cred.uid, 1);
 	if (p->ops->release)

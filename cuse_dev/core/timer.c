@@ -42,15 +42,15 @@ static void *timer_main(void *arg)
 {
 	struct device *dev = arg;
 	pthread_mutex_lock(&dev->lock);
-	while (!dev->timer_stop) {
+	while (!dev->timer.stop) {
 		uint64_t now = now_ns(), next = relay_expire(dev, now), holds = pipe_expire_holds(dev, now);
 		if (holds < next)
 			next = holds;
 		if (next == UINT64_MAX) {
-			pthread_cond_wait(&dev->timer_cond, &dev->lock);
+			pthread_cond_wait(&dev->timer.cond, &dev->lock);
 		} else {
 			struct timespec ts = { (time_t)(next / 1000000000u), (long)(next % 1000000000u) };
-			pthread_cond_timedwait(&dev->timer_cond, &dev->lock, &ts);
+			pthread_cond_timedwait(&dev->timer.cond, &dev->lock, &ts);
 		}
 	}
 	pthread_mutex_unlock(&dev->lock);
@@ -62,37 +62,37 @@ int timer_start(struct device *dev)
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	int r = pthread_cond_init(&dev->timer_cond, &attr);
+	int r = pthread_cond_init(&dev->timer.cond, &attr);
 	pthread_condattr_destroy(&attr);
 	if (r != 0)
 		return -r;
-	dev->timer_stop = false; /* started again after device_before_fork */
-	r = daemon_thread_create(&dev->timer_thread, NULL, timer_main, dev);
+	dev->timer.stop = false; /* started again after device_before_fork */
+	r = daemon_thread_create(&dev->timer.thread, NULL, timer_main, dev);
 	if (r < 0) {
-		pthread_cond_destroy(&dev->timer_cond);
+		pthread_cond_destroy(&dev->timer.cond);
 		return r;
 	}
-	dev->timer_running = true;
+	dev->timer.running = true;
 	return 0;
 }
 
 void timer_kick(struct device *dev)
 {
-	if (dev->timer_running)
-		pthread_cond_signal(&dev->timer_cond);
+	if (dev->timer.running)
+		pthread_cond_signal(&dev->timer.cond);
 }
 
 void timer_stop(struct device *dev)
 {
-	if (!dev->timer_running)
+	if (!dev->timer.running)
 		return;
 	pthread_mutex_lock(&dev->lock);
-	dev->timer_stop = true;
-	pthread_cond_signal(&dev->timer_cond);
+	dev->timer.stop = true;
+	pthread_cond_signal(&dev->timer.cond);
 	pthread_mutex_unlock(&dev->lock);
-	pthread_join(dev->timer_thread, NULL);
-	pthread_cond_destroy(&dev->timer_cond);
-	dev->timer_running = false;
+	pthread_join(dev->timer.thread, NULL);
+	pthread_cond_destroy(&dev->timer.cond);
+	dev->timer.running = false;
 }
 
 void device_before_fork(struct device *dev)
