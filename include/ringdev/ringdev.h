@@ -6,10 +6,13 @@
  * Every structure has fixed-width fields only (no pointers, no size_t, no
  * off_t), natural alignment and explicit reserved space, so its layout is the
  * same for 32- and 64-bit callers; tests/unit/test_abi.c pins every size and
- * offset.  All ioctls are "restricted" (the kernel copies _IOC_SIZE bytes in
- * and out), which is what a FUSE file accepts and what CUSE needs to avoid a
- * retry round trip.  Reserved fields must be zero on input and are zero on
- * output.  Strings are NUL-terminated within their arrays.
+ * offset.  Every ioctl encodes its argument's size in its number
+ * (_IOR/_IOW/_IOWR), so the kernel copies _IOC_SIZE bytes in and out: that is
+ * what a FUSE file accepts. The CUSE node runs with unrestricted ioctls (so
+ * that FIONREAD, which encodes no size, can be answered), and the daemon asks
+ * the kernel to retry each command with the buffers its number describes: one
+ * extra round trip per ioctl there.  Reserved fields must be zero on input
+ * and are zero on output.  Strings are NUL-terminated within their arrays.
  *
  * Numbers: magic RINGDEV_IOC_MAGIC, nr 0x00-0x7f belong to ringdev itself,
  * nr 0x80-0xff are the device-specific range (relayed to the broker).
