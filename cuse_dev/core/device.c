@@ -127,10 +127,7 @@ int device_create(struct device *dev, const struct cred *cred, const struct atta
 void device_remove_locked(struct device *dev, struct pipe *p)
 {
 	struct list_node *pos, *tmp;
-	list_for_each_safe(pos, tmp, &p->readq)
-		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
-	list_for_each_safe(pos, tmp, &p->writeq)
-		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
+	pipe_end_waiters(dev, p, EIDRM);
 	/* Handles stay open, attached to nothing: ENXIO from now on. The pipe
 	 * is held (persistent) meanwhile, or the last detach would free it
 	 * under this loop. */

@@ -342,6 +342,8 @@ struct pipe_settings {
 /* A new pipe, charged to its owner (limit.h): 0 or -errno. */
 int pipe_new(struct device *dev, const struct pipe_settings *set, const char *name, size_t len, struct pipe **out);
 void pipe_destroy(struct device *dev, struct pipe *p);
+/* End every read and write waiting on p with err. */
+void pipe_end_waiters(struct device *dev, struct pipe *p, int err);
 /* Give p to uid:gid, moving its charges. */
 int pipe_set_owner(struct device *dev, struct pipe *p, uint32_t uid, uint32_t gid);
 /* Keep p (unused and empty) until its creator uid opens it or the deadline. */

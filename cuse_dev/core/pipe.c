@@ -112,13 +112,18 @@ uint64_t pipe_expire_holds(struct device *dev, uint64_t now)
 	return next;
 }
 
+void pipe_end_waiters(struct device *dev, struct pipe *p, int err)
+{
+	struct list_node *first;
+	while ((first = list_first(&p->readq)))
+		parked_end(dev, list_entry(first, struct parked_req, queue_link), err);
+	while ((first = list_first(&p->writeq)))
+		parked_end(dev, list_entry(first, struct parked_req, queue_link), err);
+}
+
 void pipe_destroy(struct device *dev, struct pipe *p)
 {
-	struct list_node *pos, *tmp;
-	list_for_each_safe(pos, tmp, &p->readq)
-		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
-	list_for_each_safe(pos, tmp, &p->writeq)
-		parked_end(dev, list_entry(pos, struct parked_req, queue_link), EIDRM);
+	pipe_end_waiters(dev, p, EIDRM);
 	list_unlink(&p->hold_link);
 	pipe_table_remove(&dev->table, p);
 	limit_uncharge(&dev->limits, LIMIT_MEMORY, p->uid, p->allocated);
