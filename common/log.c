@@ -55,6 +55,10 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
 	if (log_level >= LOG_LEVEL_DEBUG) {
 		const char *base = strrchr(file, '/');
 		n = snprintf(buf, sizeof(buf), "%s:%d: ", base ? base + 1 : file, line);
+		if (n < 0)
+			n = 0;
+		else if ((size_t)n >= sizeof(buf))
+			n = sizeof(buf) - 1; /* the location alone fills the line: cut, like a long message */
 	}
 	va_list ap;
 	va_start(ap, fmt);
