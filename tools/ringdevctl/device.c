@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * device.c - reaching the device and asking it: the device path rule shared
- * with ringcat(1), the ABI check, the paged lists, the error line with its
- * hints, and the id and pid names the printers show.
+ * device.c - asking the device: the admin handle (found, opened and
+ * ABI-checked by the client module, as ringcat(1) does), the paged lists,
+ * and the id and pid names the printers show.
  *
  * A FUSE mount is asked through its root directory, which holds no pipe. A
  * CUSE open always starts on a pipe (--default-pipe) and would count as a
@@ -12,223 +12,38 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <limits.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "device_path.h"
 #include "ringdevctl.h"
 
-static const char *hint_gone(int err)
+int ctl_open(struct ctl *ctl, const char *device)
 {
-	switch (err) {
-	case ENOTCONN:
-	case ECONNABORTED:
-	case ENODEV:
-		return "ringdevd is gone";
-	case ESHUTDOWN:
-		return "ringdevd is shutting down";
-	case ENOTTY:
-		return "ringdevd does not know this request (older than ringdevctl?)";
-	default:
-		return NULL;
-	}
-}
-
-static const char *hint_device(int err)
-{
-	switch (err) {
-	case ENOENT:
-		return "is ringdevd running?";
-	case EACCES:
-		return "the device's mode does not let you open it";
-	case EMFILE:
-		return "you hold as many handles as --max-opens-per-uid allows";
-	case ENOTTY:
-		return "not a ringdev device";
-	default:
-		return hint_gone(err);
-	}
-}
-
-static const char *hint_pipe_common(int err)
-{
-	switch (err) {
-	case ENOENT:
-		return "no such pipe";
-	case EACCES:
-		return "the pipe's owner and mode do not let you see it";
-	case EINVAL:
-		return "invalid pipe name (1-63 of [A-Za-z0-9._-], not starting with '.')";
-	case ENAMETOOLONG:
-		return "pipe name longer than 63 bytes";
-	default:
-		return hint_gone(err);
-	}
-}
-
-static const char *hint_create(int err)
-{
-	switch (err) {
-	case EEXIST:
-		return "a pipe of that name exists";
-	case EPERM:
-		return "only root or the --admin-group may create a pipe for another owner";
-	case EACCES:
-		return "the device's mode does not let you create pipes";
-	case ENOSPC:
-		return "a limit is reached (ringdevd --max-pipes or --max-pipes-per-uid)";
-	case EINVAL:
-		return "invalid name or settings";
-	default:
-		return hint_gone(err);
-	}
-}
-
-static const char *hint_manage(int err, enum ctl_context context)
-{
-	switch (err) {
-	case EPERM:
-		return context == CONTEXT_OWNER ?
-			       "only root or the --admin-group may change a pipe's owner" :
-			       "only the pipe's owner, root or the --admin-group may change it";
-	case EBUSY:
-		return "the pipe holds more than the new capacity";
-	case ENOSPC:
-		return "the daemon's --max-memory limit is reached";
-	default:
-		return hint_pipe_common(err);
-	}
-}
-
-static const char *error_hint(int err, enum ctl_context context)
-{
-	switch (context) {
-	case CONTEXT_DEVICE:
-		return hint_device(err);
-	case CONTEXT_QUERY:
-		return hint_gone(err);
-	case CONTEXT_LOOKUP:
-		return hint_pipe_common(err);
-	case CONTEXT_CREATE:
-		return hint_create(err);
-	case CONTEXT_MANAGE:
-	case CONTEXT_OWNER:
-	case CONTEXT_RESIZE:
-		return hint_manage(err, context);
-	default:
-		return NULL;
-	}
-}
-
-void (*ctl_error_hook)(void);
-
-void ctl_error(const char *thing, const char *what, int err, enum ctl_context context)
-{
-	const char *hint = error_hint(err, context);
-	if (ctl_error_hook)
-		ctl_error_hook();
-	fflush(stdout); /* what was printed so far comes before the error */
-	fprintf(stderr, "ringdevctl: %s: %s%s%s%s%s\n", thing, what ? what : "", what ? ": " : "",
-		strerror(err), hint ? "; " : "", hint ? hint : "");
-}
-
-void ctl_fail(const char *thing, const char *fmt, ...)
-{
-	va_list ap;
-	if (ctl_error_hook)
-		ctl_error_hook();
-	fflush(stdout);
-	fprintf(stderr, "ringdevctl: %s: ", thing);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* -d, else the default device (device_path.h). NULL when the path does
- * not fit `buf`. */
-static const char *device_default(char *buf, size_t size)
-{
-	return device_path_default(buf, size) < 0 ? NULL : buf;
-}
-
-static int device_open(const char *path)
-{
-	struct stat st;
-	int fd;
-
-	if (stat(path, &st) < 0) {
-		ctl_error(path, NULL, errno, CONTEXT_DEVICE);
+	int r = client_device_open(&ctl->device, device, O_RDONLY | O_NONBLOCK);
+	if (r < 0)
 		return -1;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	} else if (S_ISCHR(st.st_mode)) {
-		do
-			fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-		while (fd < 0 && errno == EINTR);
-	} else {
-		ctl_error(path, NULL, ENOTTY, CONTEXT_DEVICE);
-		return -1;
-	}
-	if (fd < 0)
-		ctl_error(path, NULL, errno, CONTEXT_DEVICE);
-	return fd;
-}
-
-int ctl_open(struct ctl *ctl)
-{
-	static char buf[PATH_MAX];
-
-	if (!ctl->path)
-		ctl->path = device_default(buf, sizeof(buf));
-	if (!ctl->path) {
-		ctl_fail("$XDG_RUNTIME_DIR", "path too long");
-		return -1;
-	}
-	ctl->fd = device_open(ctl->path);
-	if (ctl->fd < 0)
-		return -1;
-	if (ioctl(ctl->fd, RINGDEV_IOC_VERSION, &ctl->version) < 0) {
-		ctl_error(ctl->path, NULL, errno, CONTEXT_DEVICE);
-		goto fail;
-	}
-	ctl->version.daemon_version[sizeof(ctl->version.daemon_version) - 1] = '\0';
-	if (ctl->version.abi_major != RINGDEV_ABI_MAJOR) {
-		ctl_fail(ctl->path, "ringdevd speaks ABI %u, ringdevctl %d", ctl->version.abi_major,
-			 RINGDEV_ABI_MAJOR);
-		goto fail;
-	}
 	/* A CUSE handle starts on the default pipe; a FUSE mount root is on
 	 * none, and detaching it is harmless, so no frontend test is needed. */
-	if (ctl->version.frontend == RINGDEV_FRONTEND_CUSE &&
-	    ioctl(ctl->fd, RINGDEV_IOC_DETACH) < 0) {
-		ctl_error(ctl->path, "detach", errno, CONTEXT_DEVICE);
-		goto fail;
+	if (ctl->device.version.frontend == RINGDEV_FRONTEND_CUSE &&
+	    ioctl(ctl->device.fd, RINGDEV_IOC_DETACH) < 0) {
+		client_error(ctl->device.path, "detach", errno, CLIENT_CONTEXT_DEVICE);
+		client_device_close(&ctl->device);
+		return -1;
 	}
 	return 0;
-fail:
-	close(ctl->fd);
-	ctl->fd = -1;
-	return -1;
 }
 
 void ctl_close(struct ctl *ctl)
 {
-	if (ctl->fd >= 0)
-		close(ctl->fd);
-	ctl->fd = -1;
+	client_device_close(&ctl->device);
 }
 
 const char *ctl_frontend_name(const struct ctl *ctl)
 {
-	switch (ctl->version.frontend) {
+	switch (ctl->device.version.frontend) {
 	case RINGDEV_FRONTEND_FUSE:
 		return "fuse";
 	case RINGDEV_FRONTEND_CUSE:
@@ -241,8 +56,8 @@ const char *ctl_frontend_name(const struct ctl *ctl)
 int ctl_stats(struct ctl *ctl, struct ringdev_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	if (ioctl(ctl->fd, RINGDEV_IOC_STATS, stats) < 0) {
-		ctl_error(ctl->path, "stats", errno, CONTEXT_QUERY);
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_STATS, stats) < 0) {
+		client_error(ctl->device.path, "stats", errno, CLIENT_CONTEXT_QUERY);
 		return -1;
 	}
 	return 0;
@@ -307,7 +122,7 @@ int ctl_list_pipes(struct ctl *ctl, struct ringdev_pipe_info **out, size_t *coun
 	for (uint32_t start = 0;;) {
 		memset(page, 0, sizeof(*page));
 		page->start = start;
-		if (ioctl(ctl->fd, RINGDEV_IOC_LIST_PIPES, page) < 0) {
+		if (ioctl(ctl->device.fd, RINGDEV_IOC_LIST_PIPES, page) < 0) {
 			err = errno;
 			goto done;
 		}
@@ -336,7 +151,7 @@ done:
 	free(page);
 	if (err) {
 		free(pipes);
-		ctl_error(ctl->path, "list pipes", err, CONTEXT_QUERY);
+		client_error(ctl->device.path, "list pipes", err, CLIENT_CONTEXT_QUERY);
 		return -1;
 	}
 	*out = pipes;
@@ -387,7 +202,7 @@ int ctl_list_opens(struct ctl *ctl, struct ringdev_open_info **out, size_t *coun
 	for (uint32_t start = 0;;) {
 		memset(page, 0, sizeof(*page));
 		page->start = start;
-		if (ioctl(ctl->fd, RINGDEV_IOC_LIST_OPENS, page) < 0) {
+		if (ioctl(ctl->device.fd, RINGDEV_IOC_LIST_OPENS, page) < 0) {
 			err = errno;
 			goto done;
 		}
@@ -419,7 +234,7 @@ done:
 	free(page);
 	if (err) {
 		free(opens);
-		ctl_error(ctl->path, "list opens", err, CONTEXT_QUERY);
+		client_error(ctl->device.path, "list opens", err, CLIENT_CONTEXT_QUERY);
 		return -1;
 	}
 	*out = opens;
@@ -434,7 +249,7 @@ int ctl_pipe_by_name(struct ctl *ctl, const char *name, struct ringdev_pipe_info
 	if (len >= sizeof(info->name))
 		return -ENAMETOOLONG;
 	memcpy(info->name, name, len);
-	if (ioctl(ctl->fd, RINGDEV_IOC_PIPE_BY_NAME, info) < 0)
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_PIPE_BY_NAME, info) < 0)
 		return -errno;
 	info->name[sizeof(info->name) - 1] = '\0';
 	return 0;

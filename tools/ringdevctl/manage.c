@@ -95,7 +95,7 @@ static int pipe_show_after(struct ctl *ctl, const char *name)
 		return EXIT_SUCCESS;
 	int r = ctl_pipe_by_name(ctl, name, &info);
 	if (r < 0) {
-		ctl_error(name, "info after the change", -r, CONTEXT_LOOKUP);
+		client_error(name, "info after the change", -r, CLIENT_CONTEXT_LOOKUP);
 		return EXIT_FAILURE;
 	}
 	pipe_json_document(&info);
@@ -111,11 +111,11 @@ static void name_copy(char dest[RINGDEV_NAME_SIZE], const char *name)
 }
 
 static int configure(struct ctl *ctl, struct ringdev_configure *c, const char *name,
-		     enum ctl_context context)
+		     enum client_context context)
 {
 	name_copy(c->name, name);
-	if (ioctl(ctl->fd, RINGDEV_IOC_CONFIGURE, c) < 0) {
-		ctl_error(name, NULL, errno, context);
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_CONFIGURE, c) < 0) {
+		client_error(name, NULL, errno, context);
 		return -1;
 	}
 	return 0;
@@ -135,15 +135,15 @@ int command_create(struct ctl *ctl, const char *name, const struct create_option
 		c.uid = o->owner.uid;
 		c.gid = o->owner.gid;
 	}
-	if (ioctl(ctl->fd, RINGDEV_IOC_CREATE, &c) < 0) {
-		ctl_error(name, NULL, errno, CONTEXT_CREATE);
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_CREATE, &c) < 0) {
+		client_error(name, NULL, errno, CLIENT_CONTEXT_CREATE);
 		return EXIT_FAILURE;
 	}
 	/* Mode 0 in the request means "the default, 0600"; an explicit
 	 * --mode 0 is set afterwards. */
 	if (o->has_mode && o->mode == 0) {
 		struct ringdev_configure cfg = { .set = RINGDEV_SET_MODE, .mode = 0 };
-		if (configure(ctl, &cfg, name, CONTEXT_MANAGE) < 0)
+		if (configure(ctl, &cfg, name, CLIENT_CONTEXT_MANAGE) < 0)
 			return EXIT_FAILURE;
 	}
 	return pipe_show_after(ctl, name);
@@ -153,8 +153,8 @@ int command_rm(struct ctl *ctl, const char *name)
 {
 	struct ringdev_name n = { 0 };
 	name_copy(n.name, name);
-	if (ioctl(ctl->fd, RINGDEV_IOC_REMOVE, &n) < 0) {
-		ctl_error(name, NULL, errno, CONTEXT_MANAGE);
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_REMOVE, &n) < 0) {
+		client_error(name, NULL, errno, CLIENT_CONTEXT_MANAGE);
 		return EXIT_FAILURE;
 	}
 	if (ctl->json) {
@@ -172,7 +172,7 @@ int command_rm(struct ctl *ctl, const char *name)
 int command_resize(struct ctl *ctl, const char *name, uint64_t capacity)
 {
 	struct ringdev_configure c = { .set = RINGDEV_SET_CAPACITY, .capacity = capacity };
-	if (configure(ctl, &c, name, CONTEXT_RESIZE) < 0)
+	if (configure(ctl, &c, name, CLIENT_CONTEXT_RESIZE) < 0)
 		return EXIT_FAILURE;
 	return pipe_show_after(ctl, name);
 }
@@ -180,7 +180,7 @@ int command_resize(struct ctl *ctl, const char *name, uint64_t capacity)
 int command_chmod(struct ctl *ctl, const char *name, uint32_t mode)
 {
 	struct ringdev_configure c = { .set = RINGDEV_SET_MODE, .mode = mode };
-	if (configure(ctl, &c, name, CONTEXT_MANAGE) < 0)
+	if (configure(ctl, &c, name, CLIENT_CONTEXT_MANAGE) < 0)
 		return EXIT_FAILURE;
 	return pipe_show_after(ctl, name);
 }
@@ -195,7 +195,7 @@ int command_chown(struct ctl *ctl, const char *name, const struct owner *owner)
 		struct ringdev_pipe_info info;
 		int r = ctl_pipe_by_name(ctl, name, &info);
 		if (r < 0) {
-			ctl_error(name, NULL, -r, CONTEXT_LOOKUP);
+			client_error(name, NULL, -r, CLIENT_CONTEXT_LOOKUP);
 			return EXIT_FAILURE;
 		}
 		if (!owner->has_uid)
@@ -203,7 +203,7 @@ int command_chown(struct ctl *ctl, const char *name, const struct owner *owner)
 		if (!owner->has_gid)
 			c.gid = info.gid;
 	}
-	if (configure(ctl, &c, name, CONTEXT_OWNER) < 0)
+	if (configure(ctl, &c, name, CLIENT_CONTEXT_OWNER) < 0)
 		return EXIT_FAILURE;
 	return pipe_show_after(ctl, name);
 }
@@ -212,8 +212,8 @@ int command_flush(struct ctl *ctl, const char *name)
 {
 	struct ringdev_flush f = { 0 };
 	name_copy(f.name, name);
-	if (ioctl(ctl->fd, RINGDEV_IOC_FLUSH, &f) < 0) {
-		ctl_error(name, NULL, errno, CONTEXT_MANAGE);
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_FLUSH, &f) < 0) {
+		client_error(name, NULL, errno, CLIENT_CONTEXT_MANAGE);
 		return EXIT_FAILURE;
 	}
 	if (ctl->json) {

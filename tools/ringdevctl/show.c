@@ -257,7 +257,7 @@ static int list_table(const struct ringdev_pipe_info *pipes, size_t count)
 	}
 	table_free(&t);
 	if (r < 0) {
-		ctl_error("list", NULL, -r, CONTEXT_OTHER);
+		client_error("list", NULL, -r, CLIENT_CONTEXT_OTHER);
 		return -1;
 	}
 	return 0;
@@ -357,7 +357,7 @@ int command_opens(struct ctl *ctl)
 	}
 	free(opens);
 	if (r < 0) {
-		ctl_error("opens", NULL, -r, CONTEXT_OTHER);
+		client_error("opens", NULL, -r, CLIENT_CONTEXT_OTHER);
 		return EXIT_FAILURE;
 	}
 	return EXIT_SUCCESS;
@@ -538,7 +538,7 @@ int command_info(struct ctl *ctl, const char *name)
 
 	int r = ctl_pipe_by_name(ctl, name, &info);
 	if (r < 0) {
-		ctl_error(name, NULL, -r, CONTEXT_LOOKUP);
+		client_error(name, NULL, -r, CLIENT_CONTEXT_LOOKUP);
 		return EXIT_FAILURE;
 	}
 	if (ctl_list_opens(ctl, &opens, &count) < 0)
@@ -563,12 +563,12 @@ static void stats_json(const struct ctl *ctl, const struct ringdev_stats *s)
 	struct json j;
 	json_init(&j, stdout, true);
 	json_object_begin(&j);
-	json_member_string(&j, "device", ctl->path);
+	json_member_string(&j, "device", ctl->device.path);
 	json_member_string(&j, "frontend", ctl_frontend_name(ctl));
 	json_key(&j, "daemon_version");
-	json_string_len(&j, ctl->version.daemon_version, FIELD_LEN(ctl->version.daemon_version));
-	json_member_u64(&j, "abi_major", ctl->version.abi_major);
-	json_member_u64(&j, "abi_minor", ctl->version.abi_minor);
+	json_string_len(&j, ctl->device.version.daemon_version, FIELD_LEN(ctl->device.version.daemon_version));
+	json_member_u64(&j, "abi_major", ctl->device.version.abi_major);
+	json_member_u64(&j, "abi_minor", ctl->device.version.abi_minor);
 	json_key(&j, "stats");
 	json_object_begin(&j);
 	stats_json_members(&j, s);
@@ -581,8 +581,8 @@ static void stats_print(const struct ctl *ctl, const struct ringdev_stats *s)
 {
 	char a[32], b[32];
 
-	printf("device      %s (%s), ringdevd %s, ABI %u.%u\n", ctl->path, ctl_frontend_name(ctl),
-	       ctl->version.daemon_version, ctl->version.abi_major, ctl->version.abi_minor);
+	printf("device      %s (%s), ringdevd %s, ABI %u.%u\n", ctl->device.path, ctl_frontend_name(ctl),
+	       ctl->device.version.daemon_version, ctl->device.version.abi_major, ctl->device.version.abi_minor);
 	printf("pipes       %" PRIu64 " of %" PRIu64 " (created %" PRIu64 ", removed %" PRIu64 ")\n",
 	       s->pipes, s->pipes_limit, s->pipes_created, s->pipes_removed);
 	printf("opens       %" PRIu64 "\n", s->opens);

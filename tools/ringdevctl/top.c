@@ -10,10 +10,11 @@
  * curses): the alternate screen, the cursor hidden, each frame written in
  * one write(2) from the top left corner. The terminal goes to non-canonical,
  * no-echo mode so a single 'q' quits; it is restored on every way out: 'q',
- * --count, SIGINT, SIGTERM, SIGHUP, an error (through ctl_error_hook, before
- * the error line), and on Ctrl-Z around the stop. Signal handlers only set
- * flags; the main loop waits in poll(2), which a signal always interrupts,
- * so a flag is seen within one refresh at worst. A second SIGINT or SIGTERM
+ * --count, SIGINT, SIGTERM, SIGHUP, an error (through the hook of
+ * client_error_hook_set(), before the error line), and on Ctrl-Z around the
+ * stop. Signal handlers only set flags; the main loop waits in poll(2),
+ * which a signal always interrupts, so a flag is seen within one refresh at
+ * worst. A second SIGINT or SIGTERM
  * while the first waits restores the terminal from the handler and exits.
  *
  * Elsewhere (stdout not a terminal, or --json) each refresh prints a block
@@ -313,7 +314,7 @@ static void frame_header(struct text *t, const struct ctl *ctl, const struct top
 
 	clock_format(clock, sizeof(clock));
 	snprintf(line, sizeof(line), "ringdevctl top - %s (%s, ringdevd %s)  %s  every %gs  q: quit",
-		 ctl->path, ctl_frontend_name(ctl), ctl->version.daemon_version, clock, o->interval);
+		 ctl->device.path, ctl_frontend_name(ctl), ctl->device.version.daemon_version, clock, o->interval);
 	frame_line(t, line, cols);
 
 	size_format(s->memory_used, a, sizeof(a));
@@ -502,7 +503,7 @@ static void lines_print(const struct ctl *ctl, const struct sample *now, const s
 	size_format(s->dropped_bytes, d, sizeof(d));
 	printf("%s device %s pipes=%" PRIu64 " opens=%" PRIu64 " parked=%" PRIu64
 	       " parked_reads=%" PRIu64 " parked_writes=%" PRIu64 " memory=%s in=%s/s out=%s/s dropped=%s\n",
-	       clock, ctl->path, s->pipes, s->opens, s->parked_total, s->parked_reads,
+	       clock, ctl->device.path, s->pipes, s->opens, s->parked_total, s->parked_reads,
 	       s->parked_writes, c, a, b, d);
 	for (size_t i = 0; i < now->count; i++) {
 		const struct ringdev_pipe_info *p = rows[i].pipe;
@@ -634,7 +635,7 @@ int command_top(struct ctl *ctl, const struct top_options *o)
 
 	signals_install(screen);
 	if (screen) {
-		ctl_error_hook = term_leave;
+		client_error_hook_set(term_leave);
 		atexit(term_leave);
 		term_enter(keys);
 	}
@@ -646,7 +647,7 @@ int command_top(struct ctl *ctl, const struct top_options *o)
 			break;
 		}
 		if (rows_build(now, before, &rows) < 0) {
-			ctl_error("top", NULL, ENOMEM, CONTEXT_OTHER);
+			client_error("top", NULL, ENOMEM, CLIENT_CONTEXT_OTHER);
 			status = EXIT_FAILURE;
 			break;
 		}
@@ -663,7 +664,7 @@ int command_top(struct ctl *ctl, const struct top_options *o)
 		}
 		free(rows);
 		if (r < 0) {
-			ctl_error("stdout", NULL, -r, CONTEXT_OTHER);
+			client_error("stdout", NULL, -r, CLIENT_CONTEXT_OTHER);
 			status = EXIT_FAILURE;
 			break;
 		}
@@ -689,7 +690,7 @@ int command_top(struct ctl *ctl, const struct top_options *o)
 			deadline = clock_seconds(CLOCK_MONOTONIC);
 	}
 	term_leave();
-	ctl_error_hook = NULL;
+	client_error_hook_set(NULL);
 	free(samples[0].pipes);
 	free(samples[1].pipes);
 	return status;
