@@ -24,6 +24,7 @@
 
 #include "client.h"
 #include "device_path.h"
+#include "parse.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -183,6 +184,45 @@ void client_version_print(void)
 {
 	printf("%s %s (ringdev ABI %d.%d)\n", program, RINGDEV_VERSION, RINGDEV_ABI_MAJOR,
 	       RINGDEV_ABI_MINOR);
+}
+
+int client_option_kind(const char *arg, uint32_t *out)
+{
+	if (parse_kind(arg, out) < 0)
+		return client_usage_error("--kind: '%s' is not stream or message", arg);
+	return 0;
+}
+
+int client_option_policy(const char *arg, uint32_t *out)
+{
+	if (parse_full_policy(arg, out) < 0)
+		return client_usage_error("--policy: '%s' is not block, overwrite or fail", arg);
+	return 0;
+}
+
+int client_option_capacity(const char *what, const char *arg, uint64_t *out)
+{
+	if (parse_size(arg, RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MAX, out) < 0)
+		return client_usage_error("%s: '%s' is not a size from %u to 1G", what, arg,
+					  RINGDEV_CAPACITY_MIN);
+	return 0;
+}
+
+int client_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* would loop forever */
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 int client_device_kind(const char *path, enum client_kind *kind)

@@ -3,7 +3,8 @@
  * client.h - what every ringdev tool does around its own work: find the
  * device (-d, else the default of device_path.h), open it, check that it
  * speaks our ABI, and say in one line what failed, with a hint a user can
- * act on.
+ * act on; also the pipe settings options both tools take and the write
+ * loop both need.
  *
  * The tools differ in what they ask the device, not in how they reach it or
  * how they fail, so this is the one place for both. What an errno means
@@ -19,6 +20,8 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <ringdev/ringdev.h>
@@ -76,6 +79,17 @@ int client_usage_unknown(char **argv, int c);
 
 /* --version: "PROGRAM VERSION (ringdev ABI MAJOR.MINOR)" on stdout. */
 void client_version_print(void);
+
+/* The pipe settings both tools take, with the same words and limits: 0 and
+ * *out, or CLIENT_EXIT_USAGE after the usage error. `what` names the
+ * capacity's place in the error ("--capacity", "resize"). */
+int client_option_kind(const char *arg, uint32_t *out);
+int client_option_policy(const char *arg, uint32_t *out);
+int client_option_capacity(const char *what, const char *arg, uint64_t *out);
+
+/* Writes all `len` bytes, over short writes and EINTR. 0, or -errno (-EIO
+ * for a write that moved nothing). */
+int client_write_all(int fd, const void *buf, size_t len);
 
 /* How a device is served. */
 enum client_kind {

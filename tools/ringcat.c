@@ -33,7 +33,6 @@
 
 #include "client.h"
 #include "name.h"
-#include "parse.h"
 
 /* Big enough for any message (a smaller read buffer gets EMSGSIZE) and for
  * the largest FUSE read request, so one read syscall moves as much as the
@@ -123,18 +122,11 @@ static int option_apply(struct options *o, int c, char **argv)
 		o->create = true;
 		return 0;
 	case OPTION_KIND:
-		if (parse_kind(optarg, &o->kind) < 0)
-			return client_usage_error("--kind: '%s' is not stream or message", optarg);
-		return 0;
+		return client_option_kind(optarg, &o->kind);
 	case OPTION_POLICY:
-		if (parse_full_policy(optarg, &o->policy) < 0)
-			return client_usage_error("--policy: '%s' is not block, overwrite or fail", optarg);
-		return 0;
+		return client_option_policy(optarg, &o->policy);
 	case OPTION_CAPACITY:
-		if (parse_size(optarg, RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MAX, &o->capacity) < 0)
-			return client_usage_error("--capacity: '%s' is not a size from %u to 1G", optarg,
-						  RINGDEV_CAPACITY_MIN);
-		return 0;
+		return client_option_capacity("--capacity", optarg, &o->capacity);
 	case 'h':
 		usage_print(stdout);
 		return -1;
@@ -265,24 +257,6 @@ static int pipe_configure(int fd, const struct options *o, struct ringdev_pipe_i
 	return 0;
 }
 
-/* Writes all `len` bytes, looping over short writes and EINTR.
- * 0, or -errno. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* would loop forever */
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* One read(2), retried on EINTR. Bytes read, 0 at EOF, or -errno. */
 static ssize_t read_some(int fd, char *buf, size_t len)
 {
@@ -310,7 +284,7 @@ static int copy_stream_in(int fd, const struct options *o, const struct ringdev_
 			client_error("stdin", NULL, (int)-n, CLIENT_CONTEXT_OTHER);
 			return -1;
 		}
-		int r = write_all(fd, copy_buffer, (size_t)n);
+		int r = client_write_all(fd, copy_buffer, (size_t)n);
 		if (r < 0) {
 			client_error(o->name, "write", -r, CLIENT_CONTEXT_PIPE);
 			return -1;
@@ -423,7 +397,7 @@ static int copy_out(int fd, const struct options *o)
 			client_error(o->name, "read", (int)-n, CLIENT_CONTEXT_PIPE);
 			return -1;
 		}
-		int r = write_all(STDOUT_FILENO, copy_buffer, (size_t)n);
+		int r = client_write_all(STDOUT_FILENO, copy_buffer, (size_t)n);
 		if (r < 0) {
 			client_error("stdout", NULL, -r, CLIENT_CONTEXT_OTHER);
 			return -1;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_client.c - the tools' client module (tools/client.c) alone: the hint
- * each context gives, the error lines byte for byte, and finding and
- * opening a device that is not one. What a real daemon answers is the
+ * each context gives, the error and usage lines byte for byte, the pipe
+ * settings options, the write loop, and finding and opening a device that
+ * is not one. What a real daemon answers is the
  * ringcat and ringdevctl integration tests' part.
  *
  * Criterion runs every test in its own process, so the environment and the
@@ -14,9 +15,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -187,6 +190,67 @@ Test(client, usage_errors, .init = cr_redirect_stderr)
 		"prog: unknown option '--frob' (see prog --help)\n"
 		"prog: unknown option '-x' (see prog --help)\n"
 		"prog: option '--interval' needs an argument (see prog --help)\n");
+}
+
+Test(client, pipe_settings_options, .init = cr_redirect_stderr)
+{
+	uint32_t kind = 0, policy = 0;
+	uint64_t capacity = 0;
+
+	client_program_set("prog");
+	cr_expect_eq(client_option_kind("message", &kind), 0);
+	cr_expect_eq(kind, RINGDEV_KIND_MESSAGE);
+	cr_expect_eq(client_option_policy("overwrite", &policy), 0);
+	cr_expect_eq(policy, RINGDEV_POLICY_OVERWRITE);
+	cr_expect_eq(client_option_capacity("--capacity", "64K", &capacity), 0);
+	cr_expect_eq(capacity, 65536);
+	cr_expect_eq(client_option_kind("datagram", &kind), CLIENT_EXIT_USAGE);
+	cr_expect_eq(client_option_policy("drop", &policy), CLIENT_EXIT_USAGE);
+	cr_expect_eq(client_option_capacity("resize", "10", &capacity), CLIENT_EXIT_USAGE);
+	cr_expect_eq(client_option_capacity("--capacity", "2G", &capacity), CLIENT_EXIT_USAGE);
+	cr_expect_eq(capacity, 65536, "a refused value leaves the setting");
+	fflush(stderr);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "prog: --kind: 'datagram' is not stream or message (see prog --help)\n"
+		 "prog: --policy: 'drop' is not block, overwrite or fail (see prog --help)\n"
+		 "prog: resize: '10' is not a size from %u to 1G (see prog --help)\n"
+		 "prog: --capacity: '2G' is not a size from %u to 1G (see prog --help)\n",
+		 RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MIN);
+	cr_assert_stderr_eq_str(want);
+}
+
+Test(client, write_all)
+{
+	static char big[256 * 1024]; /* more than a pipe holds: short writes */
+	int fds[2];
+
+	signal(SIGPIPE, SIG_IGN);
+	memset(big, 'x', sizeof(big));
+	cr_assert_eq(pipe(fds), 0);
+	pid_t child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		close(fds[0]);
+		_exit(client_write_all(fds[1], big, sizeof(big)) == 0 ? 0 : 1);
+	}
+	close(fds[1]);
+	size_t got = 0;
+	ssize_t n;
+	char buf[8192];
+	while ((n = read(fds[0], buf, sizeof(buf))) > 0)
+		got += (size_t)n;
+	close(fds[0]);
+	int status;
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_expect_eq(got, sizeof(big));
+
+	cr_assert_eq(pipe(fds), 0);
+	close(fds[0]);
+	cr_expect_eq(client_write_all(fds[1], "x", 1), -EPIPE);
+	cr_expect_eq(client_write_all(fds[1], "", 0), 0, "nothing to write is no write");
+	close(fds[1]);
 }
 
 /* A fresh directory and a regular file in it; the caller removes both. */

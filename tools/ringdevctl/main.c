@@ -194,20 +194,13 @@ static int option_apply(struct options *o, int c, char **argv)
 		return 0;
 	case OPTION_KIND:
 		create_option_seen(o, "--kind");
-		if (parse_kind(optarg, &o->create.kind) < 0)
-			return client_usage_error("--kind: '%s' is not stream or message", optarg);
-		return 0;
+		return client_option_kind(optarg, &o->create.kind);
 	case OPTION_POLICY:
 		create_option_seen(o, "--policy");
-		if (parse_full_policy(optarg, &o->create.policy) < 0)
-			return client_usage_error("--policy: '%s' is not block, overwrite or fail", optarg);
-		return 0;
+		return client_option_policy(optarg, &o->create.policy);
 	case OPTION_CAPACITY:
 		create_option_seen(o, "--capacity");
-		if (parse_size(optarg, RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MAX, &o->create.capacity) < 0)
-			return client_usage_error("--capacity: '%s' is not a size from %u to 1G", optarg,
-						  RINGDEV_CAPACITY_MIN);
-		return 0;
+		return client_option_capacity("--capacity", optarg, &o->create.capacity);
 	case OPTION_MODE:
 		create_option_seen(o, "--mode");
 		if (mode_parse(optarg, &o->create.mode) < 0)
@@ -248,10 +241,7 @@ static int arguments_parse(struct options *o, char **args)
 {
 	switch (o->command) {
 	case COMMAND_RESIZE:
-		if (parse_size(args[1], RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MAX, &o->capacity) < 0)
-			return client_usage_error("resize: '%s' is not a size from %u to 1G", args[1],
-						  RINGDEV_CAPACITY_MIN);
-		break;
+		return client_option_capacity("resize", args[1], &o->capacity);
 	case COMMAND_CHMOD:
 		if (mode_parse(args[1], &o->mode) < 0)
 			return client_usage_error("chmod: '%s' is not an octal mode from 0 to 0777", args[1]);

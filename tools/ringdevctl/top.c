@@ -179,20 +179,6 @@ static size_t text_clip(struct text *t, const char *s, size_t width)
 	return len;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* ---- the terminal ---- */
 
 static struct termios term_saved;
@@ -475,7 +461,7 @@ static int frame_draw(const struct ctl *ctl, const struct top_options *o, const 
 		frame_line(&t, more, cols);
 	}
 	text_printf(&t, "\033[J");
-	int r = t.failed ? -ENOMEM : write_all(STDOUT_FILENO, t.data, t.len);
+	int r = t.failed ? -ENOMEM : client_write_all(STDOUT_FILENO, t.data, t.len);
 	free(t.data);
 	return r;
 }
