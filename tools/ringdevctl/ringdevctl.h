@@ -117,7 +117,10 @@ struct json {
 	bool after_key;               /* a key was written, its value is next */
 };
 
-void json_init(struct json *j, FILE *out, bool pretty);
+/* Every document is one object: begun here, members added, then ended
+ * with a newline. */
+void json_document_begin(struct json *j, FILE *out, bool pretty);
+void json_document_end(struct json *j);
 void json_key(struct json *j, const char *key);
 void json_object_begin(struct json *j);
 void json_object_end(struct json *j);
@@ -130,8 +133,6 @@ void json_null(struct json *j);
 /* `len` bytes of s (NUL bytes included, escaped). */
 void json_string_len(struct json *j, const char *s, size_t len);
 void json_string(struct json *j, const char *s);
-/* Ends the document with a newline. */
-void json_end(struct json *j);
 
 /* key: value shorthands. */
 void json_member_u64(struct json *j, const char *key, uint64_t v);

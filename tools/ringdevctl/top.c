@@ -277,6 +277,23 @@ static void rate_format(const struct top_row *row, double value, char *buf, size
 	size_format((uint64_t)(value + 0.5), buf, size);
 }
 
+/* The device's traffic in and out per second since `before` (in and out
+ * hold `size` bytes each), "-" on the first sample. */
+static void device_rates_format(const struct sample *now, const struct sample *before, char *in,
+				char *out, size_t size)
+{
+	if (!before->taken) {
+		snprintf(in, size, "-");
+		snprintf(out, size, "-");
+		return;
+	}
+	double seconds = now->time - before->time;
+	size_format((uint64_t)(rate(now->stats.bytes_in, before->stats.bytes_in, seconds) + 0.5), in,
+		    size);
+	size_format((uint64_t)(rate(now->stats.bytes_out, before->stats.bytes_out, seconds) + 0.5), out,
+		    size);
+}
+
 static void clock_format(char *buf, size_t size)
 {
 	time_t now = time(NULL);
@@ -300,7 +317,8 @@ static void frame_header(struct text *t, const struct ctl *ctl, const struct top
 
 	clock_format(clock, sizeof(clock));
 	snprintf(line, sizeof(line), "ringdevctl top - %s (%s, ringdevd %s)  %s  every %gs  q: quit",
-		 ctl->device.path, ctl_frontend_name(ctl), ctl->device.version.daemon_version, clock, o->interval);
+		 ctl->device.path, ctl_frontend_name(ctl), ctl->device.version.daemon_version, clock,
+		 o->interval);
 	frame_line(t, line, cols);
 
 	size_format(s->memory_used, a, sizeof(a));
@@ -318,16 +336,7 @@ static void frame_header(struct text *t, const struct ctl *ctl, const struct top
 		 s->interrupts);
 	frame_line(t, line, cols);
 
-	if (before->taken) {
-		double seconds = now->time - before->time;
-		size_format((uint64_t)(rate(s->bytes_in, before->stats.bytes_in, seconds) + 0.5), a,
-			    sizeof(a));
-		size_format((uint64_t)(rate(s->bytes_out, before->stats.bytes_out, seconds) + 0.5), b,
-			    sizeof(b));
-	} else {
-		snprintf(a, sizeof(a), "-");
-		snprintf(b, sizeof(b), "-");
-	}
+	device_rates_format(now, before, a, b, sizeof(a));
 	size_format(s->bytes_in, c, sizeof(c));
 	size_format(s->bytes_out, d, sizeof(d));
 	char dropped[16], flushed[16];
@@ -475,16 +484,7 @@ static void lines_print(const struct ctl *ctl, const struct sample *now, const s
 	char clock[16], a[16], b[16], c[16], d[16];
 
 	clock_format(clock, sizeof(clock));
-	if (before->taken) {
-		double seconds = now->time - before->time;
-		size_format((uint64_t)(rate(s->bytes_in, before->stats.bytes_in, seconds) + 0.5), a,
-			    sizeof(a));
-		size_format((uint64_t)(rate(s->bytes_out, before->stats.bytes_out, seconds) + 0.5), b,
-			    sizeof(b));
-	} else {
-		snprintf(a, sizeof(a), "-");
-		snprintf(b, sizeof(b), "-");
-	}
+	device_rates_format(now, before, a, b, sizeof(a));
 	size_format(s->memory_used, c, sizeof(c));
 	size_format(s->dropped_bytes, d, sizeof(d));
 	printf("%s device %s pipes=%" PRIu64 " opens=%" PRIu64 " parked=%" PRIu64
@@ -521,8 +521,7 @@ static void json_line_print(const struct sample *now, const struct sample *befor
 	struct json j;
 	double seconds = before->taken ? now->time - before->time : 0;
 
-	json_init(&j, stdout, false);
-	json_object_begin(&j);
+	json_document_begin(&j, stdout, false);
 	json_key(&j, "time");
 	json_double(&j, clock_seconds(CLOCK_REALTIME));
 	json_key(&j, "interval");
@@ -547,8 +546,7 @@ static void json_line_print(const struct sample *now, const struct sample *befor
 		json_object_end(&j);
 	}
 	json_array_end(&j);
-	json_object_end(&j);
-	json_end(&j);
+	json_document_end(&j);
 }
 
 /* ---- the loop ---- */
