@@ -10,16 +10,16 @@
  * settings that differ from what was asked, so one code path serves new and
  * existing pipes and an unchanged pipe never needs the owner's rights.  The
  * pipe's kind decides how stdin is cut: a message pipe gets one write per
- * input line, a stream pipe gets whatever read(2) returned.
+ * input line, a stream pipe gets whatever read(2) returned.  Finding and
+ * opening the device, the ABI check and the error lines are the client
+ * module's (client.h), shared with ringdevctl(8).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,12 +31,8 @@
 
 #include <ringdev/ringdev.h>
 
-#include "device_path.h"
+#include "client.h"
 #include "name.h"
-#include "parse.h"
-
-
-enum { EXIT_USAGE = 2 };
 
 /* Big enough for any message (a smaller read buffer gets EMSGSIZE) and for
  * the largest FUSE read request, so one read syscall moves as much as the
@@ -98,132 +94,21 @@ static void usage_print(FILE *out)
 		RINGDEV_CAPACITY_MIN);
 }
 
-/* Usage errors: one line, exit code 2. */
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
+/* What an errno from opening the pipe means depends on --create. */
+static enum client_context open_context(const struct options *o)
 {
-	va_list ap;
-	fputs("ringcat: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see ringcat --help)\n", stderr);
-	return EXIT_USAGE;
-}
-
-/* What failed decides what an errno means: EINVAL from opening is a bad
- * name, from a write it is something else. */
-enum error_context {
-	CONTEXT_DEVICE,               /* reaching DEVICE itself */
-	CONTEXT_OPEN,                 /* opening or attaching, without --create */
-	CONTEXT_CREATE,               /* the same with --create */
-	CONTEXT_PIPE,                 /* configuring, reading, writing the pipe */
-	CONTEXT_OTHER,                /* stdin, stdout: strerror says it all */
-};
-
-static const char *hint_gone(int err)
-{
-	switch (err) {
-	case ENOTCONN:
-	case ECONNABORTED:
-	case ENODEV:
-		return "ringdevd is gone";
-	case ESHUTDOWN:
-		return "ringdevd is shutting down";
-	case ENOTTY:
-		return "not a ringdev device";
-	default:
-		return NULL;
-	}
-}
-
-static const char *hint_open(int err, bool create)
-{
-	switch (err) {
-	case ENOENT:
-		return create ? NULL : "no such pipe (use --create)";
-	case EACCES:
-		return "the pipe's owner and mode do not allow this";
-	case EINVAL:
-		return "invalid pipe name (1-63 of [A-Za-z0-9._-], not starting with '.')";
-	case ENAMETOOLONG:
-		return "pipe name longer than 63 bytes";
-	case ENOSPC:
-		return "the daemon's --max-pipes limit is reached";
-	default:
-		return hint_gone(err);
-	}
-}
-
-static const char *hint_pipe(int err)
-{
-	switch (err) {
-	case EPERM:
-		return "only the pipe's owner or root may change it";
-	case EBUSY:
-		return "the pipe holds data (kind) or more than the new capacity";
-	case ENOSPC:
-		return "the daemon's --max-memory limit is reached";
-	case EAGAIN:
-		return "the pipe is full (policy fail), or the daemon's --max-parked limit is reached";
-	case EFBIG:
-		return "write larger than the pipe's capacity (policy fail)";
-	case ENXIO:
-		return "the handle lost its pipe";
-	default:
-		return hint_gone(err);
-	}
-}
-
-/* The hint added after strerror() for errors a user can act on. */
-static const char *error_hint(int err, enum error_context context)
-{
-	switch (context) {
-	case CONTEXT_DEVICE:
-		return err == ENOENT ? "is ringdevd running?" : hint_gone(err);
-	case CONTEXT_OPEN:
-	case CONTEXT_CREATE:
-		return hint_open(err, context == CONTEXT_CREATE);
-	case CONTEXT_PIPE:
-		return hint_pipe(err);
-	default:
-		return NULL;
-	}
-}
-
-/* The one error line: "ringcat: THING: [WHAT: ]strerror[; hint]". */
-static void error_report(const char *thing, const char *what, int err,
-			 enum error_context context)
-{
-	const char *hint = error_hint(err, context);
-	fprintf(stderr, "ringcat: %s: %s%s%s%s%s\n", thing, what ? what : "", what ? ": " : "",
-		strerror(err), hint ? "; " : "", hint ? hint : "");
-}
-
-static enum error_context open_context(const struct options *o)
-{
-	return o->create ? CONTEXT_CREATE : CONTEXT_OPEN;
-}
-
-/* A usage error for the option getopt_long just rejected. */
-static int options_unknown(char **argv, int c)
-{
-	if (c == ':')
-		return usage_error("option '%s' needs an argument", argv[optind - 1]);
-	if (optopt)
-		return usage_error("unknown option '-%c'", optopt);
-	return usage_error("unknown option '%s'", argv[optind - 1]);
+	return o->create ? CLIENT_CONTEXT_OPEN_CREATE : CLIENT_CONTEXT_OPEN;
 }
 
 static int direction_set(struct options *o, char direction)
 {
 	if (o->direction && o->direction != direction)
-		return usage_error("give only one of -w and -r");
+		return client_usage_error("give only one of -w and -r");
 	o->direction = direction;
 	return 0;
 }
 
-/* One option. Returns 0, EXIT_USAGE after reporting, or -1 for "exit 0 now". */
+/* One option. Returns 0, CLIENT_EXIT_USAGE after reporting, or -1 for "exit 0 now". */
 static int option_apply(struct options *o, int c, char **argv)
 {
 	switch (c) {
@@ -237,32 +122,24 @@ static int option_apply(struct options *o, int c, char **argv)
 		o->create = true;
 		return 0;
 	case OPTION_KIND:
-		if (parse_kind(optarg, &o->kind) < 0)
-			return usage_error("--kind: '%s' is not stream or message", optarg);
-		return 0;
+		return client_option_kind(optarg, &o->kind);
 	case OPTION_POLICY:
-		if (parse_full_policy(optarg, &o->policy) < 0)
-			return usage_error("--policy: '%s' is not block, overwrite or fail", optarg);
-		return 0;
+		return client_option_policy(optarg, &o->policy);
 	case OPTION_CAPACITY:
-		if (parse_size(optarg, RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MAX, &o->capacity) < 0)
-			return usage_error("--capacity: '%s' is not a size from %u to 1G", optarg,
-					   RINGDEV_CAPACITY_MIN);
-		return 0;
+		return client_option_capacity("--capacity", optarg, &o->capacity);
 	case 'h':
 		usage_print(stdout);
 		return -1;
 	case OPTION_VERSION:
-		printf("ringcat %s (ringdev ABI %d.%d)\n", RINGDEV_VERSION, RINGDEV_ABI_MAJOR,
-		       RINGDEV_ABI_MINOR);
+		client_version_print();
 		return -1;
 	default:
-		return options_unknown(argv, c);
+		return client_usage_unknown(argv, c);
 	}
 }
 
 /* Fills `o` from the command line. Returns 0 to go on, else the exit code
- * (0 after --help/--version, EXIT_USAGE after a one-line error). */
+ * (0 after --help/--version, CLIENT_EXIT_USAGE after a one-line error). */
 static int options_parse(int argc, char **argv, struct options *o)
 {
 	int c;
@@ -276,58 +153,26 @@ static int options_parse(int argc, char **argv, struct options *o)
 			return r;
 	}
 	if (!o->direction)
-		return usage_error("give -w (write) or -r (read)");
+		return client_usage_error("give -w (write) or -r (read)");
 	if (optind >= argc)
-		return usage_error("missing pipe NAME");
+		return client_usage_error("missing pipe NAME");
 	if (optind + 1 < argc)
-		return usage_error("unexpected argument '%s'", argv[optind + 1]);
+		return client_usage_error("unexpected argument '%s'", argv[optind + 1]);
 	o->name = argv[optind];
 	return 0;
 }
 
-/* -d, else the default device (device_path.h). NULL when the path does
- * not fit `buf`. */
-static const char *device_default(char *buf, size_t size)
+/* FUSE mount: the pipe is the file NAME in the mount's directory `dirfd`;
+ * O_CREAT creates it with the usual 0666 & ~umask. The fd, or -1 after
+ * reporting. */
+static int pipe_open_mount(int dirfd, const struct options *o, int flags)
 {
-	return device_path_default(buf, size) < 0 ? NULL : buf;
-}
-
-/* Ends with an error unless `fd` is a ringdev of our ABI major. */
-static int device_check_version(int fd, const char *device)
-{
-	struct ringdev_version version = { 0 };
-	if (ioctl(fd, RINGDEV_IOC_VERSION, &version) < 0) {
-		error_report(device, NULL, errno, CONTEXT_DEVICE);
-		return -1;
-	}
-	if (version.abi_major != RINGDEV_ABI_MAJOR) {
-		fprintf(stderr, "ringcat: %s: ringdevd speaks ABI %u, ringcat %d\n", device,
-			version.abi_major, RINGDEV_ABI_MAJOR);
-		return -1;
-	}
-	return 0;
-}
-
-/* FUSE mount: the pipe is the file DEVICE/NAME; O_CREAT creates it with the
- * usual 0666 & ~umask. Returns the fd, or -1 after reporting. */
-static int pipe_open_mount(const char *device, const struct options *o, int flags)
-{
-	int dirfd = open(device, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0) {
-		error_report(device, NULL, errno, CONTEXT_DEVICE);
-		return -1;
-	}
-	if (device_check_version(dirfd, device) < 0) {
-		close(dirfd);
-		return -1;
-	}
 	int fd;
 	do
 		fd = openat(dirfd, o->name, flags | (o->create ? O_CREAT : 0), 0666);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
-		error_report(o->name, NULL, errno, open_context(o));
-	close(dirfd);
+		client_error(o->name, NULL, errno, open_context(o));
 	return fd;
 }
 
@@ -338,20 +183,11 @@ static mode_t umask_get(void)
 	return mask;
 }
 
-/* CUSE node: open it, then attach the handle to the pipe; a created pipe
- * gets the asked settings at once and mode 0666 & ~umask, as a file would.
- * Returns the fd, or -1 after reporting. */
-static int pipe_open_node(const char *device, const struct options *o, int flags)
+/* CUSE node: attaches the handle `fd` to the pipe; a created pipe gets the
+ * asked settings at once and mode 0666 & ~umask, as a file would. 0, or -1
+ * after reporting. */
+static int pipe_attach(int fd, const struct options *o)
 {
-	int fd = open(device, flags);
-	if (fd < 0) {
-		error_report(device, NULL, errno, CONTEXT_DEVICE);
-		return -1;
-	}
-	if (device_check_version(fd, device) < 0) {
-		close(fd);
-		return -1;
-	}
 	struct ringdev_attach attach = {
 		.flags = o->create ? RINGDEV_ATTACH_CREATE : 0,
 		.kind = o->kind,
@@ -361,29 +197,31 @@ static int pipe_open_node(const char *device, const struct options *o, int flags
 	};
 	memcpy(attach.name, o->name, strlen(o->name)); /* checked: at most 63 bytes */
 	if (ioctl(fd, RINGDEV_IOC_ATTACH, &attach) < 0) {
-		error_report(o->name, NULL, errno, open_context(o));
-		close(fd);
+		client_error(o->name, NULL, errno, open_context(o));
 		return -1;
 	}
-	return fd;
+	return 0;
 }
 
-/* Opens the pipe on whichever kind of device `device` is. */
-static int pipe_open(const char *device, const struct options *o)
+/* Opens the pipe on whichever kind of device -d (or the default) is: a
+ * node is opened for the pipe's direction, since its handle becomes the
+ * pipe's. The fd (the caller's), or -1 after reporting. */
+static int pipe_open(const struct options *o)
 {
+	struct client_device device = CLIENT_DEVICE_INIT;
 	int flags = (o->direction == 'w' ? O_WRONLY : O_RDONLY) | O_CLOEXEC;
-	struct stat st;
+	int fd = -1;
 
-	if (stat(device, &st) < 0) {
-		error_report(device, NULL, errno, CONTEXT_DEVICE);
+	if (client_device_open(&device, o->device, flags) < 0)
 		return -1;
+	if (device.kind == CLIENT_KIND_MOUNT) {
+		fd = pipe_open_mount(device.fd, o, flags);
+	} else if (pipe_attach(device.fd, o) == 0) {
+		fd = device.fd;
+		device.fd = -1;
 	}
-	if (S_ISDIR(st.st_mode))
-		return pipe_open_mount(device, o, flags);
-	if (S_ISCHR(st.st_mode))
-		return pipe_open_node(device, o, flags);
-	error_report(device, NULL, ENOTTY, CONTEXT_DEVICE);
-	return -1;
+	client_device_close(&device);
+	return fd;
 }
 
 /* Sends SET_CONFIG for the asked settings that differ from `info`, and
@@ -407,7 +245,7 @@ static int pipe_configure(int fd, const struct options *o, struct ringdev_pipe_i
 	if (!config.set)
 		return 0;
 	if (ioctl(fd, RINGDEV_IOC_SET_CONFIG, &config) < 0) {
-		error_report(o->name, "set config", errno, CONTEXT_PIPE);
+		client_error(o->name, "set config", errno, CLIENT_CONTEXT_PIPE);
 		return -1;
 	}
 	if (config.set & RINGDEV_SET_KIND)
@@ -416,24 +254,6 @@ static int pipe_configure(int fd, const struct options *o, struct ringdev_pipe_i
 		info->policy = config.policy;
 	if (config.set & RINGDEV_SET_CAPACITY)
 		info->capacity = config.capacity;
-	return 0;
-}
-
-/* Writes all `len` bytes, looping over short writes and EINTR.
- * 0, or -errno. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* would loop forever */
-		buf += n;
-		len -= (size_t)n;
-	}
 	return 0;
 }
 
@@ -461,12 +281,12 @@ static int copy_stream_in(int fd, const struct options *o, const struct ringdev_
 		if (n == 0)
 			return 0;
 		if (n < 0) {
-			error_report("stdin", NULL, (int)-n, CONTEXT_OTHER);
+			client_error("stdin", NULL, (int)-n, CLIENT_CONTEXT_OTHER);
 			return -1;
 		}
-		int r = write_all(fd, copy_buffer, (size_t)n);
+		int r = client_write_all(fd, copy_buffer, (size_t)n);
 		if (r < 0) {
-			error_report(o->name, "write", -r, CONTEXT_PIPE);
+			client_error(o->name, "write", -r, CLIENT_CONTEXT_PIPE);
 			return -1;
 		}
 	}
@@ -549,18 +369,17 @@ static int copy_lines_in(int fd, const struct options *o, const struct ringdev_p
 			return 0;
 		snprintf(where, sizeof(where), "line %lu", line_number);
 		if (r == -ENOBUFS) {
-			fprintf(stderr,
-				"ringcat: %s: %s: too long for one message (%zu bytes at most, newline included)\n",
-				o->name, where, limit);
+			client_fail(o->name, "%s: too long for one message (%zu bytes at most, newline included)",
+				    where, limit);
 			return -1;
 		}
 		if (r < 0) {
-			error_report("stdin", where, -r, CONTEXT_OTHER);
+			client_error("stdin", where, -r, CLIENT_CONTEXT_OTHER);
 			return -1;
 		}
 		r = message_write(fd, line, len);
 		if (r < 0) {
-			error_report(o->name, where, -r, CONTEXT_PIPE);
+			client_error(o->name, where, -r, CLIENT_CONTEXT_PIPE);
 			return -1;
 		}
 	}
@@ -575,12 +394,12 @@ static int copy_out(int fd, const struct options *o)
 		if (n == 0)
 			return 0;
 		if (n < 0) {
-			error_report(o->name, "read", (int)-n, CONTEXT_PIPE);
+			client_error(o->name, "read", (int)-n, CLIENT_CONTEXT_PIPE);
 			return -1;
 		}
-		int r = write_all(STDOUT_FILENO, copy_buffer, (size_t)n);
+		int r = client_write_all(STDOUT_FILENO, copy_buffer, (size_t)n);
 		if (r < 0) {
-			error_report("stdout", NULL, -r, CONTEXT_OTHER);
+			client_error("stdout", NULL, -r, CLIENT_CONTEXT_OTHER);
 			return -1;
 		}
 	}
@@ -589,17 +408,17 @@ static int copy_out(int fd, const struct options *o)
 static int pipe_info_get(int fd, const struct options *o, struct ringdev_pipe_info *info)
 {
 	if (ioctl(fd, RINGDEV_IOC_PIPE_INFO, info) < 0) {
-		error_report(o->name, "pipe info", errno, CONTEXT_PIPE);
+		client_error(o->name, "pipe info", errno, CLIENT_CONTEXT_PIPE);
 		return -1;
 	}
 	return 0;
 }
 
 /* Opens, configures and copies; the exit code. */
-static int ringcat_run(const char *device, const struct options *o)
+static int ringcat_run(const struct options *o)
 {
 	struct ringdev_pipe_info info = { 0 };
-	int fd = pipe_open(device, o);
+	int fd = pipe_open(o);
 	if (fd < 0)
 		return EXIT_FAILURE;
 
@@ -614,7 +433,7 @@ static int ringcat_run(const char *device, const struct options *o)
 		r = copy_stream_in(fd, o, &info);
 
 	if (close(fd) < 0 && errno != EINTR && r == 0) {
-		error_report(o->name, "close", errno, CONTEXT_PIPE);
+		client_error(o->name, "close", errno, CLIENT_CONTEXT_PIPE);
 		r = -1;
 	}
 	return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
@@ -623,8 +442,8 @@ static int ringcat_run(const char *device, const struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	char buf[PATH_MAX];
 
+	client_program_set("ringcat");
 	int r = options_parse(argc, argv, &o);
 	if (r != 0 || !o.name)
 		return r;
@@ -633,17 +452,12 @@ int main(int argc, char **argv)
 	 * would refuse it the same way. */
 	r = name_check_str(o.name);
 	if (r < 0) {
-		error_report(o.name, NULL, -r, CONTEXT_OPEN);
+		client_error(o.name, NULL, -r, CLIENT_CONTEXT_OPEN);
 		return EXIT_FAILURE;
 	}
 
 	/* The pipe never raises SIGPIPE; a closed stdout shows up as EPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 
-	const char *device = o.device ? o.device : device_default(buf, sizeof(buf));
-	if (!device) {
-		fprintf(stderr, "ringcat: $XDG_RUNTIME_DIR: path too long\n");
-		return EXIT_FAILURE;
-	}
-	return ringcat_run(device, &o);
+	return ringcat_run(&o);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * device.c - reaching the device and asking it: the device path rule shared
- * with ringcat(1), the ABI check, the paged lists, the error line with its
- * hints, and the id and pid names the printers show.
+ * device.c - asking the device: the admin handle (found, opened and
+ * ABI-checked by the client module, as ringcat(1) does), the paged lists,
+ * and the id and pid names the printers show.
  *
  * A FUSE mount is asked through its root directory, which holds no pipe. A
  * CUSE open always starts on a pipe (--default-pipe) and would count as a
@@ -12,223 +12,39 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <limits.h>
 #include <pwd.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "device_path.h"
 #include "ringdevctl.h"
 
-static const char *hint_gone(int err)
+int ctl_open(struct ctl *ctl, const char *device)
 {
-	switch (err) {
-	case ENOTCONN:
-	case ECONNABORTED:
-	case ENODEV:
-		return "ringdevd is gone";
-	case ESHUTDOWN:
-		return "ringdevd is shutting down";
-	case ENOTTY:
-		return "ringdevd does not know this request (older than ringdevctl?)";
-	default:
-		return NULL;
-	}
-}
-
-static const char *hint_device(int err)
-{
-	switch (err) {
-	case ENOENT:
-		return "is ringdevd running?";
-	case EACCES:
-		return "the device's mode does not let you open it";
-	case EMFILE:
-		return "you hold as many handles as --max-opens-per-uid allows";
-	case ENOTTY:
-		return "not a ringdev device";
-	default:
-		return hint_gone(err);
-	}
-}
-
-static const char *hint_pipe_common(int err)
-{
-	switch (err) {
-	case ENOENT:
-		return "no such pipe";
-	case EACCES:
-		return "the pipe's owner and mode do not let you see it";
-	case EINVAL:
-		return "invalid pipe name (1-63 of [A-Za-z0-9._-], not starting with '.')";
-	case ENAMETOOLONG:
-		return "pipe name longer than 63 bytes";
-	default:
-		return hint_gone(err);
-	}
-}
-
-static const char *hint_create(int err)
-{
-	switch (err) {
-	case EEXIST:
-		return "a pipe of that name exists";
-	case EPERM:
-		return "only root or the --admin-group may create a pipe for another owner";
-	case EACCES:
-		return "the device's mode does not let you create pipes";
-	case ENOSPC:
-		return "a limit is reached (ringdevd --max-pipes or --max-pipes-per-uid)";
-	case EINVAL:
-		return "invalid name or settings";
-	default:
-		return hint_gone(err);
-	}
-}
-
-static const char *hint_manage(int err, enum ctl_context context)
-{
-	switch (err) {
-	case EPERM:
-		return context == CONTEXT_OWNER ?
-			       "only root or the --admin-group may change a pipe's owner" :
-			       "only the pipe's owner, root or the --admin-group may change it";
-	case EBUSY:
-		return "the pipe holds more than the new capacity";
-	case ENOSPC:
-		return "the daemon's --max-memory limit is reached";
-	default:
-		return hint_pipe_common(err);
-	}
-}
-
-static const char *error_hint(int err, enum ctl_context context)
-{
-	switch (context) {
-	case CONTEXT_DEVICE:
-		return hint_device(err);
-	case CONTEXT_QUERY:
-		return hint_gone(err);
-	case CONTEXT_LOOKUP:
-		return hint_pipe_common(err);
-	case CONTEXT_CREATE:
-		return hint_create(err);
-	case CONTEXT_MANAGE:
-	case CONTEXT_OWNER:
-	case CONTEXT_RESIZE:
-		return hint_manage(err, context);
-	default:
-		return NULL;
-	}
-}
-
-void (*ctl_error_hook)(void);
-
-void ctl_error(const char *thing, const char *what, int err, enum ctl_context context)
-{
-	const char *hint = error_hint(err, context);
-	if (ctl_error_hook)
-		ctl_error_hook();
-	fflush(stdout); /* what was printed so far comes before the error */
-	fprintf(stderr, "ringdevctl: %s: %s%s%s%s%s\n", thing, what ? what : "", what ? ": " : "",
-		strerror(err), hint ? "; " : "", hint ? hint : "");
-}
-
-void ctl_fail(const char *thing, const char *fmt, ...)
-{
-	va_list ap;
-	if (ctl_error_hook)
-		ctl_error_hook();
-	fflush(stdout);
-	fprintf(stderr, "ringdevctl: %s: ", thing);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* -d, else the default device (device_path.h). NULL when the path does
- * not fit `buf`. */
-static const char *device_default(char *buf, size_t size)
-{
-	return device_path_default(buf, size) < 0 ? NULL : buf;
-}
-
-static int device_open(const char *path)
-{
-	struct stat st;
-	int fd;
-
-	if (stat(path, &st) < 0) {
-		ctl_error(path, NULL, errno, CONTEXT_DEVICE);
+	int r = client_device_open(&ctl->device, device, O_RDONLY | O_NONBLOCK);
+	if (r < 0)
 		return -1;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	} else if (S_ISCHR(st.st_mode)) {
-		do
-			fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-		while (fd < 0 && errno == EINTR);
-	} else {
-		ctl_error(path, NULL, ENOTTY, CONTEXT_DEVICE);
-		return -1;
-	}
-	if (fd < 0)
-		ctl_error(path, NULL, errno, CONTEXT_DEVICE);
-	return fd;
-}
-
-int ctl_open(struct ctl *ctl)
-{
-	static char buf[PATH_MAX];
-
-	if (!ctl->path)
-		ctl->path = device_default(buf, sizeof(buf));
-	if (!ctl->path) {
-		ctl_fail("$XDG_RUNTIME_DIR", "path too long");
-		return -1;
-	}
-	ctl->fd = device_open(ctl->path);
-	if (ctl->fd < 0)
-		return -1;
-	if (ioctl(ctl->fd, RINGDEV_IOC_VERSION, &ctl->version) < 0) {
-		ctl_error(ctl->path, NULL, errno, CONTEXT_DEVICE);
-		goto fail;
-	}
-	ctl->version.daemon_version[sizeof(ctl->version.daemon_version) - 1] = '\0';
-	if (ctl->version.abi_major != RINGDEV_ABI_MAJOR) {
-		ctl_fail(ctl->path, "ringdevd speaks ABI %u, ringdevctl %d", ctl->version.abi_major,
-			 RINGDEV_ABI_MAJOR);
-		goto fail;
-	}
 	/* A CUSE handle starts on the default pipe; a FUSE mount root is on
 	 * none, and detaching it is harmless, so no frontend test is needed. */
-	if (ctl->version.frontend == RINGDEV_FRONTEND_CUSE &&
-	    ioctl(ctl->fd, RINGDEV_IOC_DETACH) < 0) {
-		ctl_error(ctl->path, "detach", errno, CONTEXT_DEVICE);
-		goto fail;
+	if (ctl->device.version.frontend == RINGDEV_FRONTEND_CUSE &&
+	    ioctl(ctl->device.fd, RINGDEV_IOC_DETACH) < 0) {
+		client_error(ctl->device.path, "detach", errno, CLIENT_CONTEXT_DEVICE);
+		client_device_close(&ctl->device);
+		return -1;
 	}
 	return 0;
-fail:
-	close(ctl->fd);
-	ctl->fd = -1;
-	return -1;
 }
 
 void ctl_close(struct ctl *ctl)
 {
-	if (ctl->fd >= 0)
-		close(ctl->fd);
-	ctl->fd = -1;
+	client_device_close(&ctl->device);
 }
 
 const char *ctl_frontend_name(const struct ctl *ctl)
 {
-	switch (ctl->version.frontend) {
+	switch (ctl->device.version.frontend) {
 	case RINGDEV_FRONTEND_FUSE:
 		return "fuse";
 	case RINGDEV_FRONTEND_CUSE:
@@ -241,8 +57,8 @@ const char *ctl_frontend_name(const struct ctl *ctl)
 int ctl_stats(struct ctl *ctl, struct ringdev_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	if (ioctl(ctl->fd, RINGDEV_IOC_STATS, stats) < 0) {
-		ctl_error(ctl->path, "stats", errno, CONTEXT_QUERY);
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_STATS, stats) < 0) {
+		client_error(ctl->device.path, "stats", errno, CLIENT_CONTEXT_QUERY);
 		return -1;
 	}
 	return 0;
@@ -254,8 +70,59 @@ size_t field_length(const char *field, size_t size)
 	return end ? (size_t)(end - field) : size;
 }
 
-/* Both lists: grow `*items` (of `item_size` bytes, `*count` used, room for
- * `*room`) to hold `more` more. 0 or -ENOMEM. */
+/*
+ * The two paged lists differ only in their ioctl and the array after the
+ * common start of the page (start in, count and total out), so one loop
+ * reads both from what it is told here.
+ */
+struct list_page {
+	uint32_t start;
+	uint32_t count;
+	uint32_t total;
+};
+
+#define LIST_PAGE_MATCHES(type)                                                   \
+	(offsetof(type, start) == offsetof(struct list_page, start) &&            \
+	 offsetof(type, count) == offsetof(struct list_page, count) &&            \
+	 offsetof(type, total) == offsetof(struct list_page, total))
+_Static_assert(LIST_PAGE_MATCHES(struct ringdev_list_pipes), "LIST_PIPES page start");
+_Static_assert(LIST_PAGE_MATCHES(struct ringdev_list_opens), "LIST_OPENS page start");
+
+struct list_kind {
+	unsigned long request;
+	size_t page_size;
+	size_t items_offset;          /* of the array in the page */
+	size_t item_size;
+	uint32_t items_max;           /* a larger count is the daemon's error */
+	size_t name_offset;           /* a name field each item gets terminated */
+	size_t name_size;
+	const char *what;             /* for the error line */
+};
+
+static const struct list_kind list_pipes = {
+	.request = RINGDEV_IOC_LIST_PIPES,
+	.page_size = sizeof(struct ringdev_list_pipes),
+	.items_offset = offsetof(struct ringdev_list_pipes, pipes),
+	.item_size = sizeof(struct ringdev_pipe_info),
+	.items_max = RINGDEV_LIST_PIPES_MAX,
+	.name_offset = offsetof(struct ringdev_pipe_info, name),
+	.name_size = sizeof(((struct ringdev_pipe_info *)NULL)->name),
+	.what = "list pipes",
+};
+
+static const struct list_kind list_opens = {
+	.request = RINGDEV_IOC_LIST_OPENS,
+	.page_size = sizeof(struct ringdev_list_opens),
+	.items_offset = offsetof(struct ringdev_list_opens, opens),
+	.item_size = sizeof(struct ringdev_open_info),
+	.items_max = RINGDEV_LIST_OPENS_MAX,
+	.name_offset = offsetof(struct ringdev_open_info, pipe),
+	.name_size = sizeof(((struct ringdev_open_info *)NULL)->pipe),
+	.what = "list opens",
+};
+
+/* Grows `*items` (of `item_size` bytes, `count` used, room for `*room`) to
+ * hold `more` more. 0 or -ENOMEM. */
 static int list_reserve(void **items, size_t item_size, size_t count, size_t *room, size_t more)
 {
 	if (count + more <= *room)
@@ -271,75 +138,89 @@ static int list_reserve(void **items, size_t item_size, size_t count, size_t *ro
 	return 0;
 }
 
+/* Every entry of a list, page by page until start + count reaches total,
+ * in the daemon's order. *out is malloc'ed and the caller's (NULL with
+ * *count 0 when there are none). 0, or -1 after reporting. */
+static int list_read(struct ctl *ctl, const struct list_kind *kind, void **out, size_t *count)
+{
+	unsigned char *page = malloc(kind->page_size);
+	void *items = NULL;
+	size_t n = 0, room = 0;
+	int r = page ? 0 : -ENOMEM;
+
+	for (uint32_t start = 0; r == 0;) {
+		struct list_page *head = (struct list_page *)page;
+		memset(page, 0, kind->page_size);
+		head->start = start;
+		if (ioctl(ctl->device.fd, kind->request, page) < 0) {
+			r = -errno;
+			break;
+		}
+		if (head->count > kind->items_max) {
+			r = -EPROTO;
+			break;
+		}
+		r = list_reserve(&items, kind->item_size, n, &room, head->count);
+		if (r < 0)
+			break;
+		for (uint32_t i = 0; i < head->count; i++, n++) {
+			unsigned char *item = (unsigned char *)items + n * kind->item_size;
+			memcpy(item, page + kind->items_offset + i * kind->item_size, kind->item_size);
+			item[kind->name_offset + kind->name_size - 1] = '\0';
+		}
+		if (head->count == 0 || head->total - start <= head->count)
+			break; /* start + count >= total, without overflow */
+		start += head->count;
+	}
+	free(page);
+	if (r < 0) {
+		free(items);
+		client_error(ctl->device.path, kind->what, -r, CLIENT_CONTEXT_QUERY);
+		return -1;
+	}
+	*out = items;
+	*count = n;
+	return 0;
+}
+
+/* Drops from sorted `items` each one `compare` finds equal to the one
+ * before it. The number kept. */
+static size_t list_unique(void *items, size_t count, size_t size,
+			  int (*compare)(const void *, const void *))
+{
+	unsigned char *base = items;
+	size_t kept = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (kept && compare(base + (kept - 1) * size, base + i * size) == 0)
+			continue;
+		if (kept != i)
+			memcpy(base + kept * size, base + i * size, size);
+		kept++;
+	}
+	return kept;
+}
+
 static int pipe_compare(const void *a, const void *b)
 {
 	const struct ringdev_pipe_info *pa = a, *pb = b;
 	return strncmp(pa->name, pb->name, sizeof(pa->name));
 }
 
-/* Pages can shift while we read them (a pipe removed between two calls
- * moves the rest up, one created may land before `start`): a pipe may come
- * twice, and sorted, the second copy is dropped. */
-static size_t pipes_unique(struct ringdev_pipe_info *pipes, size_t count)
-{
-	size_t kept = 0;
-	for (size_t i = 0; i < count; i++) {
-		if (kept && pipe_compare(&pipes[kept - 1], &pipes[i]) == 0)
-			continue;
-		if (kept != i)
-			pipes[kept] = pipes[i];
-		kept++;
-	}
-	return kept;
-}
-
 int ctl_list_pipes(struct ctl *ctl, struct ringdev_pipe_info **out, size_t *count)
 {
-	struct ringdev_list_pipes *page = malloc(sizeof(*page));
-	struct ringdev_pipe_info *pipes = NULL;
-	size_t n = 0, room = 0;
-	int err = 0;
+	void *items;
+	size_t n;
 
-	if (!page) {
-		err = ENOMEM;
-		goto done;
-	}
-	for (uint32_t start = 0;;) {
-		memset(page, 0, sizeof(*page));
-		page->start = start;
-		if (ioctl(ctl->fd, RINGDEV_IOC_LIST_PIPES, page) < 0) {
-			err = errno;
-			goto done;
-		}
-		if (page->count > RINGDEV_LIST_PIPES_MAX) {
-			err = EPROTO;
-			goto done;
-		}
-		if (list_reserve((void **)&pipes, sizeof(*pipes), n, &room, page->count) < 0) {
-			err = ENOMEM;
-			goto done;
-		}
-		for (uint32_t i = 0; i < page->count; i++) {
-			pipes[n] = page->pipes[i];
-			pipes[n].name[sizeof(pipes[n].name) - 1] = '\0';
-			n++;
-		}
-		if (page->count == 0 || page->total - start <= page->count)
-			break; /* start + count >= total, without overflow */
-		start += page->count;
-	}
-	if (n > 1) {
-		qsort(pipes, n, sizeof(*pipes), pipe_compare);
-		n = pipes_unique(pipes, n);
-	}
-done:
-	free(page);
-	if (err) {
-		free(pipes);
-		ctl_error(ctl->path, "list pipes", err, CONTEXT_QUERY);
+	if (list_read(ctl, &list_pipes, &items, &n) < 0)
 		return -1;
+	/* Pages can shift while we read them (a pipe removed between two
+	 * calls moves the rest up, one created may land before `start`): a
+	 * pipe may come twice, and sorted, the second copy is dropped. */
+	if (n > 1) {
+		qsort(items, n, sizeof(**out), pipe_compare);
+		n = list_unique(items, n, sizeof(**out), pipe_compare);
 	}
-	*out = pipes;
+	*out = items;
 	*count = n;
 	return 0;
 }
@@ -359,70 +240,21 @@ static int open_compare_handle(const void *a, const void *b)
 	return oa->handle < ob->handle ? -1 : oa->handle > ob->handle;
 }
 
-/* Sorted by handle: keeps the first of each. */
-static size_t opens_unique(struct ringdev_open_info *opens, size_t count)
-{
-	size_t kept = 0;
-	for (size_t i = 0; i < count; i++) {
-		if (kept && opens[kept - 1].handle == opens[i].handle)
-			continue;
-		if (kept != i)
-			opens[kept] = opens[i];
-		kept++;
-	}
-	return kept;
-}
-
 int ctl_list_opens(struct ctl *ctl, struct ringdev_open_info **out, size_t *count)
 {
-	struct ringdev_list_opens *page = malloc(sizeof(*page));
-	struct ringdev_open_info *opens = NULL;
-	size_t n = 0, room = 0;
-	int err = 0;
+	void *items;
+	size_t n;
 
-	if (!page) {
-		err = ENOMEM;
-		goto done;
-	}
-	for (uint32_t start = 0;;) {
-		memset(page, 0, sizeof(*page));
-		page->start = start;
-		if (ioctl(ctl->fd, RINGDEV_IOC_LIST_OPENS, page) < 0) {
-			err = errno;
-			goto done;
-		}
-		if (page->count > RINGDEV_LIST_OPENS_MAX) {
-			err = EPROTO;
-			goto done;
-		}
-		if (list_reserve((void **)&opens, sizeof(*opens), n, &room, page->count) < 0) {
-			err = ENOMEM;
-			goto done;
-		}
-		for (uint32_t i = 0; i < page->count; i++) {
-			opens[n] = page->opens[i];
-			opens[n].pipe[sizeof(opens[n].pipe) - 1] = '\0';
-			n++;
-		}
-		if (page->count == 0 || page->total - start <= page->count)
-			break;
-		start += page->count;
-	}
+	if (list_read(ctl, &list_opens, &items, &n) < 0)
+		return -1;
 	if (n > 1) {
 		/* A handle can come twice if pages shifted (even on two pipes, if
 		 * it moved): by handle to drop repeats, then the order people read. */
-		qsort(opens, n, sizeof(*opens), open_compare_handle);
-		n = opens_unique(opens, n);
-		qsort(opens, n, sizeof(*opens), open_compare);
+		qsort(items, n, sizeof(**out), open_compare_handle);
+		n = list_unique(items, n, sizeof(**out), open_compare_handle);
+		qsort(items, n, sizeof(**out), open_compare);
 	}
-done:
-	free(page);
-	if (err) {
-		free(opens);
-		ctl_error(ctl->path, "list opens", err, CONTEXT_QUERY);
-		return -1;
-	}
-	*out = opens;
+	*out = items;
 	*count = n;
 	return 0;
 }
@@ -434,7 +266,7 @@ int ctl_pipe_by_name(struct ctl *ctl, const char *name, struct ringdev_pipe_info
 	if (len >= sizeof(info->name))
 		return -ENAMETOOLONG;
 	memcpy(info->name, name, len);
-	if (ioctl(ctl->fd, RINGDEV_IOC_PIPE_BY_NAME, info) < 0)
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_PIPE_BY_NAME, info) < 0)
 		return -errno;
 	info->name[sizeof(info->name) - 1] = '\0';
 	return 0;

@@ -16,11 +16,6 @@
 
 #include "ringdevctl.h"
 
-void json_init(struct json *j, FILE *out, bool pretty)
-{
-	*j = (struct json){ .out = out, .pretty = pretty, .depth = 0, .first = true };
-}
-
 static void json_newline(struct json *j)
 {
 	if (!j->pretty)
@@ -129,8 +124,15 @@ void json_string(struct json *j, const char *s)
 	json_string_len(j, s, strlen(s));
 }
 
-void json_end(struct json *j)
+void json_document_begin(struct json *j, FILE *out, bool pretty)
 {
+	*j = (struct json){ .out = out, .pretty = pretty, .depth = 0, .first = true };
+	json_object_begin(j);
+}
+
+void json_document_end(struct json *j)
+{
+	json_object_end(j);
 	fputc('\n', j->out);
 }
 

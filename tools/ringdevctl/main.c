@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,28 +139,6 @@ static void usage_print(FILE *out)
 		RINGDEV_CAPACITY_MIN);
 }
 
-/* Usage errors: one line, exit code 2. */
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("ringdevctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see ringdevctl --help)\n", stderr);
-	return EXIT_USAGE;
-}
-
-static int options_unknown(char **argv, int c)
-{
-	if (c == ':')
-		return usage_error("option '%s' needs an argument", argv[optind - 1]);
-	if (optopt)
-		return usage_error("unknown option '-%c'", optopt);
-	return usage_error("unknown option '%s'", argv[optind - 1]);
-}
-
 /* Seconds as a decimal number, e.g. 1, 0.5, 2.25: strtod on a string that
  * starts with a digit and ends where the number ends. */
 static int seconds_parse(const char *s, double min, double max, double *out)
@@ -194,7 +171,7 @@ static void create_option_seen(struct options *o, const char *option)
 		o->create_option = option;
 }
 
-/* One option. 0, EXIT_USAGE after reporting, or -1 for "exit 0 now". */
+/* One option. 0, CLIENT_EXIT_USAGE after reporting, or -1 for "exit 0 now". */
 static int option_apply(struct options *o, int c, char **argv)
 {
 	switch (c) {
@@ -207,34 +184,27 @@ static int option_apply(struct options *o, int c, char **argv)
 	case OPTION_INTERVAL:
 		o->top_given = true;
 		if (seconds_parse(optarg, 0.1, 3600, &o->top.interval) < 0)
-			return usage_error("--interval: '%s' is not a number of seconds from 0.1 to 3600",
-					   optarg);
+			return client_usage_error("--interval: '%s' is not a number of seconds from 0.1 to 3600",
+						  optarg);
 		return 0;
 	case OPTION_COUNT:
 		o->top_given = true;
 		if (parse_u64(optarg, 1, 1000000000, &o->top.count) < 0)
-			return usage_error("--count: '%s' is not a number from 1 to 1000000000", optarg);
+			return client_usage_error("--count: '%s' is not a number from 1 to 1000000000", optarg);
 		return 0;
 	case OPTION_KIND:
 		create_option_seen(o, "--kind");
-		if (parse_kind(optarg, &o->create.kind) < 0)
-			return usage_error("--kind: '%s' is not stream or message", optarg);
-		return 0;
+		return client_option_kind(optarg, &o->create.kind);
 	case OPTION_POLICY:
 		create_option_seen(o, "--policy");
-		if (parse_full_policy(optarg, &o->create.policy) < 0)
-			return usage_error("--policy: '%s' is not block, overwrite or fail", optarg);
-		return 0;
+		return client_option_policy(optarg, &o->create.policy);
 	case OPTION_CAPACITY:
 		create_option_seen(o, "--capacity");
-		if (parse_size(optarg, RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MAX, &o->create.capacity) < 0)
-			return usage_error("--capacity: '%s' is not a size from %u to 1G", optarg,
-					   RINGDEV_CAPACITY_MIN);
-		return 0;
+		return client_option_capacity("--capacity", optarg, &o->create.capacity);
 	case OPTION_MODE:
 		create_option_seen(o, "--mode");
 		if (mode_parse(optarg, &o->create.mode) < 0)
-			return usage_error("--mode: '%s' is not an octal mode from 0 to 0777", optarg);
+			return client_usage_error("--mode: '%s' is not an octal mode from 0 to 0777", optarg);
 		o->create.has_mode = true;
 		return 0;
 	case OPTION_OWNER:
@@ -245,11 +215,10 @@ static int option_apply(struct options *o, int c, char **argv)
 		usage_print(stdout);
 		return -1;
 	case OPTION_VERSION:
-		printf("ringdevctl %s (ringdev ABI %d.%d)\n", RINGDEV_VERSION, RINGDEV_ABI_MAJOR,
-		       RINGDEV_ABI_MINOR);
+		client_version_print();
 		return -1;
 	default:
-		return options_unknown(argv, c);
+		return client_usage_unknown(argv, c);
 	}
 }
 
@@ -260,10 +229,10 @@ static int owner_resolve(const char *s, bool group_only_ok, struct owner *out, c
 	const char *bad;
 	int r = owner_parse(s, group_only_ok, out, &bad);
 	if (r == -ENOENT)
-		return usage_error("%s: no such user or group '%s'", what, bad);
+		return client_usage_error("%s: no such user or group '%s'", what, bad);
 	if (r < 0)
-		return usage_error("%s: '%s' is not USER[:GROUP]%s", what, s,
-				   group_only_ok ? " or :GROUP" : "");
+		return client_usage_error("%s: '%s' is not USER[:GROUP]%s", what, s,
+					  group_only_ok ? " or :GROUP" : "");
 	return 0;
 }
 
@@ -272,13 +241,10 @@ static int arguments_parse(struct options *o, char **args)
 {
 	switch (o->command) {
 	case COMMAND_RESIZE:
-		if (parse_size(args[1], RINGDEV_CAPACITY_MIN, RINGDEV_CAPACITY_MAX, &o->capacity) < 0)
-			return usage_error("resize: '%s' is not a size from %u to 1G", args[1],
-					   RINGDEV_CAPACITY_MIN);
-		break;
+		return client_option_capacity("resize", args[1], &o->capacity);
 	case COMMAND_CHMOD:
 		if (mode_parse(args[1], &o->mode) < 0)
-			return usage_error("chmod: '%s' is not an octal mode from 0 to 0777", args[1]);
+			return client_usage_error("chmod: '%s' is not an octal mode from 0 to 0777", args[1]);
 		break;
 	case COMMAND_CHOWN:
 		return owner_resolve(args[1], true, &o->chown, "chown");
@@ -292,17 +258,17 @@ static int arguments_parse(struct options *o, char **args)
 static int options_check_command(struct options *o)
 {
 	if (o->top_given && o->command != COMMAND_TOP)
-		return usage_error("--interval and --count are for top only");
+		return client_usage_error("--interval and --count are for top only");
 	if (o->create_option && o->command != COMMAND_CREATE)
-		return usage_error("%s is for create only", o->create_option);
+		return client_usage_error("%s is for create only", o->create_option);
 	if (o->owner) {
 		int r = owner_resolve(o->owner, false, &o->create.owner, "--owner");
 		if (r)
 			return r;
 		if (!o->create.owner.has_gid &&
 		    !owner_primary_group(o->create.owner.uid, &o->create.owner.gid))
-			return usage_error("--owner: user %u has no login group; give --owner UID:GID",
-					   o->create.owner.uid);
+			return client_usage_error("--owner: user %u has no login group; give --owner UID:GID",
+						  o->create.owner.uid);
 		o->create.owner.has_gid = true;
 	}
 	return 0;
@@ -322,23 +288,23 @@ static int options_parse(int argc, char **argv, struct options *o)
 			return r;
 	}
 	if (optind >= argc)
-		return usage_error("missing COMMAND");
+		return client_usage_error("missing COMMAND");
 	const char *word = argv[optind++];
 	size_t i;
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(word, commands[i].name) == 0)
 			break;
 	if (i == sizeof(commands) / sizeof(commands[0]))
-		return usage_error("unknown command '%s'", word);
+		return client_usage_error("unknown command '%s'", word);
 	o->command = commands[i].command;
 	o->command_name = commands[i].name;
 
 	int given = argc - optind;
 	if (given < commands[i].arguments)
-		return usage_error("%s: missing argument (usage: %s)", word, commands[i].usage);
+		return client_usage_error("%s: missing argument (usage: %s)", word, commands[i].usage);
 	if (given > commands[i].arguments)
-		return usage_error("%s: unexpected argument '%s' (usage: %s)", word,
-				   argv[optind + commands[i].arguments], commands[i].usage);
+		return client_usage_error("%s: unexpected argument '%s' (usage: %s)", word,
+					  argv[optind + commands[i].arguments], commands[i].usage);
 	if (commands[i].arguments > 0)
 		o->name = argv[optind];
 	if (commands[i].arguments > 1)
@@ -375,7 +341,7 @@ static int command_run(struct ctl *ctl, const struct options *o)
 	case COMMAND_FLUSH:
 		return command_flush(ctl, o->name);
 	default:
-		return EXIT_USAGE;
+		return CLIENT_EXIT_USAGE;
 	}
 }
 
@@ -384,6 +350,7 @@ int main(int argc, char **argv)
 	struct options o = { .top = { .interval = 1.0, .count = 0 } };
 	struct ctl ctl = CTL_INIT;
 
+	client_program_set("ringdevctl");
 	int r = options_parse(argc, argv, &o);
 	if (r != 0 || o.command == COMMAND_NONE)
 		return r;
@@ -393,21 +360,20 @@ int main(int argc, char **argv)
 	if (o.name) {
 		r = name_check_str(o.name);
 		if (r < 0) {
-			ctl_error(o.name, NULL, -r, CONTEXT_LOOKUP);
+			client_error(o.name, NULL, -r, CLIENT_CONTEXT_LOOKUP);
 			return EXIT_FAILURE;
 		}
 	}
 
-	ctl.path = o.device;
 	ctl.json = o.json;
-	if (ctl_open(&ctl) < 0)
+	if (ctl_open(&ctl, o.device) < 0)
 		return EXIT_FAILURE;
 	r = command_run(&ctl, &o);
 	ctl_close(&ctl);
 
 	/* Output that could not be written is a failure, said once. */
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		ctl_error("stdout", NULL, errno ? errno : EIO, CONTEXT_OTHER);
+		client_error("stdout", NULL, errno ? errno : EIO, CLIENT_CONTEXT_OTHER);
 		return EXIT_FAILURE;
 	}
 	return r;

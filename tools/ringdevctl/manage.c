@@ -95,7 +95,7 @@ static int pipe_show_after(struct ctl *ctl, const char *name)
 		return EXIT_SUCCESS;
 	int r = ctl_pipe_by_name(ctl, name, &info);
 	if (r < 0) {
-		ctl_error(name, "info after the change", -r, CONTEXT_LOOKUP);
+		client_error(name, "info after the change", -r, CLIENT_CONTEXT_LOOKUP);
 		return EXIT_FAILURE;
 	}
 	pipe_json_document(&info);
@@ -110,15 +110,35 @@ static void name_copy(char dest[RINGDEV_NAME_SIZE], const char *name)
 	memcpy(dest, name, len);
 }
 
-static int configure(struct ctl *ctl, struct ringdev_configure *c, const char *name,
-		     enum ctl_context context)
+/* Every change is one ioctl on a pipe named in its argument: `name_field`
+ * is that argument's name array, filled in here. 0, or -1 after
+ * reporting in `context`. */
+static int name_ioctl(struct ctl *ctl, unsigned long request, void *arg,
+		      char name_field[RINGDEV_NAME_SIZE], const char *name,
+		      enum client_context context)
 {
-	name_copy(c->name, name);
-	if (ioctl(ctl->fd, RINGDEV_IOC_CONFIGURE, c) < 0) {
-		ctl_error(name, NULL, errno, context);
+	name_copy(name_field, name);
+	if (ioctl(ctl->device.fd, request, arg) < 0) {
+		client_error(name, NULL, errno, context);
 		return -1;
 	}
 	return 0;
+}
+
+static int configure(struct ctl *ctl, struct ringdev_configure *c, const char *name,
+		     enum client_context context)
+{
+	return name_ioctl(ctl, RINGDEV_IOC_CONFIGURE, c, c->name, name, context);
+}
+
+/* resize, chmod, chown: one CONFIGURE, then the pipe with --json. The
+ * exit code. */
+static int configure_command(struct ctl *ctl, struct ringdev_configure *c, const char *name,
+			     enum client_context context)
+{
+	if (configure(ctl, c, name, context) < 0)
+		return EXIT_FAILURE;
+	return pipe_show_after(ctl, name);
 }
 
 int command_create(struct ctl *ctl, const char *name, const struct create_options *o)
@@ -129,21 +149,18 @@ int command_create(struct ctl *ctl, const char *name, const struct create_option
 		.mode = o->has_mode ? o->mode : 0,
 		.capacity = o->capacity,
 	};
-	name_copy(c.name, name);
 	if (o->owner.has_uid) {
 		c.flags |= RINGDEV_CREATE_OWNER;
 		c.uid = o->owner.uid;
 		c.gid = o->owner.gid;
 	}
-	if (ioctl(ctl->fd, RINGDEV_IOC_CREATE, &c) < 0) {
-		ctl_error(name, NULL, errno, CONTEXT_CREATE);
+	if (name_ioctl(ctl, RINGDEV_IOC_CREATE, &c, c.name, name, CLIENT_CONTEXT_CREATE) < 0)
 		return EXIT_FAILURE;
-	}
 	/* Mode 0 in the request means "the default, 0600"; an explicit
 	 * --mode 0 is set afterwards. */
 	if (o->has_mode && o->mode == 0) {
 		struct ringdev_configure cfg = { .set = RINGDEV_SET_MODE, .mode = 0 };
-		if (configure(ctl, &cfg, name, CONTEXT_MANAGE) < 0)
+		if (configure(ctl, &cfg, name, CLIENT_CONTEXT_MANAGE) < 0)
 			return EXIT_FAILURE;
 	}
 	return pipe_show_after(ctl, name);
@@ -152,19 +169,14 @@ int command_create(struct ctl *ctl, const char *name, const struct create_option
 int command_rm(struct ctl *ctl, const char *name)
 {
 	struct ringdev_name n = { 0 };
-	name_copy(n.name, name);
-	if (ioctl(ctl->fd, RINGDEV_IOC_REMOVE, &n) < 0) {
-		ctl_error(name, NULL, errno, CONTEXT_MANAGE);
+	if (name_ioctl(ctl, RINGDEV_IOC_REMOVE, &n, n.name, name, CLIENT_CONTEXT_MANAGE) < 0)
 		return EXIT_FAILURE;
-	}
 	if (ctl->json) {
 		struct json j;
-		json_init(&j, stdout, true);
-		json_object_begin(&j);
+		json_document_begin(&j, stdout, true);
 		json_member_string(&j, "name", name);
 		json_member_bool(&j, "removed", true);
-		json_object_end(&j);
-		json_end(&j);
+		json_document_end(&j);
 	}
 	return EXIT_SUCCESS;
 }
@@ -172,17 +184,13 @@ int command_rm(struct ctl *ctl, const char *name)
 int command_resize(struct ctl *ctl, const char *name, uint64_t capacity)
 {
 	struct ringdev_configure c = { .set = RINGDEV_SET_CAPACITY, .capacity = capacity };
-	if (configure(ctl, &c, name, CONTEXT_RESIZE) < 0)
-		return EXIT_FAILURE;
-	return pipe_show_after(ctl, name);
+	return configure_command(ctl, &c, name, CLIENT_CONTEXT_RESIZE);
 }
 
 int command_chmod(struct ctl *ctl, const char *name, uint32_t mode)
 {
 	struct ringdev_configure c = { .set = RINGDEV_SET_MODE, .mode = mode };
-	if (configure(ctl, &c, name, CONTEXT_MANAGE) < 0)
-		return EXIT_FAILURE;
-	return pipe_show_after(ctl, name);
+	return configure_command(ctl, &c, name, CLIENT_CONTEXT_MANAGE);
 }
 
 int command_chown(struct ctl *ctl, const char *name, const struct owner *owner)
@@ -195,7 +203,7 @@ int command_chown(struct ctl *ctl, const char *name, const struct owner *owner)
 		struct ringdev_pipe_info info;
 		int r = ctl_pipe_by_name(ctl, name, &info);
 		if (r < 0) {
-			ctl_error(name, NULL, -r, CONTEXT_LOOKUP);
+			client_error(name, NULL, -r, CLIENT_CONTEXT_LOOKUP);
 			return EXIT_FAILURE;
 		}
 		if (!owner->has_uid)
@@ -203,28 +211,21 @@ int command_chown(struct ctl *ctl, const char *name, const struct owner *owner)
 		if (!owner->has_gid)
 			c.gid = info.gid;
 	}
-	if (configure(ctl, &c, name, CONTEXT_OWNER) < 0)
-		return EXIT_FAILURE;
-	return pipe_show_after(ctl, name);
+	return configure_command(ctl, &c, name, CLIENT_CONTEXT_OWNER);
 }
 
 int command_flush(struct ctl *ctl, const char *name)
 {
 	struct ringdev_flush f = { 0 };
-	name_copy(f.name, name);
-	if (ioctl(ctl->fd, RINGDEV_IOC_FLUSH, &f) < 0) {
-		ctl_error(name, NULL, errno, CONTEXT_MANAGE);
+	if (name_ioctl(ctl, RINGDEV_IOC_FLUSH, &f, f.name, name, CLIENT_CONTEXT_MANAGE) < 0)
 		return EXIT_FAILURE;
-	}
 	if (ctl->json) {
 		struct json j;
-		json_init(&j, stdout, true);
-		json_object_begin(&j);
+		json_document_begin(&j, stdout, true);
 		json_member_string(&j, "name", name);
 		json_member_u64(&j, "flushed_bytes", f.bytes);
 		json_member_u64(&j, "flushed_messages", f.messages);
-		json_object_end(&j);
-		json_end(&j);
+		json_document_end(&j);
 	} else {
 		char size[16];
 		size_format(f.bytes, size, sizeof(size));

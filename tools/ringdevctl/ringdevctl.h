@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ringdevctl.h - what the parts of ringdevctl(8) share: the opened device,
- * the snapshots taken from it, the error line, and the two output forms
- * (aligned tables for people, JSON for scripts).
+ * the snapshots taken from it, and the two output forms (aligned tables for
+ * people, JSON for scripts). The error lines are the client module's.
  *
  * The tool keeps no state of its own: every command opens the device, asks
  * with the admin ioctls of ringdev.h and prints. Lists are copied whole into
@@ -20,47 +20,21 @@
 
 #include <ringdev/ringdev.h>
 
+#include "client.h"
 #include "parse.h" /* kind_name, full_policy_name */
 
 
-enum { EXIT_USAGE = 2 };
-
 /* The device, opened for the admin ioctls. */
 struct ctl {
-	const char *path;             /* as given or defaulted */
-	int fd;                       /* -1 until ctl_open */
+	struct client_device device;  /* path, fd (-1 until ctl_open), version */
 	bool json;                    /* --json */
-	struct ringdev_version version;
 };
 
-#define CTL_INIT { .path = NULL, .fd = -1, .json = false, .version = { 0 } }
+#define CTL_INIT { .device = CLIENT_DEVICE_INIT, .json = false }
 
-/* What an errno means depends on what was asked; the hint after strerror. */
-enum ctl_context {
-	CONTEXT_DEVICE,               /* opening the device, VERSION */
-	CONTEXT_QUERY,                /* STATS, LIST_*: read-only, any caller */
-	CONTEXT_LOOKUP,               /* PIPE_BY_NAME */
-	CONTEXT_CREATE,
-	CONTEXT_MANAGE,               /* REMOVE, CONFIGURE, FLUSH */
-	CONTEXT_OWNER,                /* CONFIGURE with RINGDEV_SET_OWNER */
-	CONTEXT_RESIZE,               /* CONFIGURE with RINGDEV_SET_CAPACITY */
-	CONTEXT_OTHER,                /* stdout and friends: strerror says it */
-};
-
-/* The one error line: "ringdevctl: THING: [WHAT: ]strerror[; hint]". */
-void ctl_error(const char *thing, const char *what, int err, enum ctl_context context);
-
-/* Called before an error line is printed, when set: top leaves the
- * full-screen view first, so the line stays on the normal screen. */
-extern void (*ctl_error_hook)(void);
-
-/* A failure that is not an errno: "ringdevctl: THING: MESSAGE". */
-__attribute__((format(printf, 2, 3)))
-void ctl_fail(const char *thing, const char *fmt, ...);
-
-/* Opens ctl->path (or the default device when NULL) and checks the ABI.
- * 0, or -1 after reporting. */
-int ctl_open(struct ctl *ctl);
+/* Opens `device` (-d, or the default device when NULL), checks the ABI and
+ * detaches a CUSE handle from its default pipe. 0, or -1 after reporting. */
+int ctl_open(struct ctl *ctl, const char *device);
 void ctl_close(struct ctl *ctl);
 
 /* "fuse", "cuse" or "unknown". */
@@ -143,7 +117,10 @@ struct json {
 	bool after_key;               /* a key was written, its value is next */
 };
 
-void json_init(struct json *j, FILE *out, bool pretty);
+/* Every document is one object: begun here, members added, then ended
+ * with a newline. */
+void json_document_begin(struct json *j, FILE *out, bool pretty);
+void json_document_end(struct json *j);
 void json_key(struct json *j, const char *key);
 void json_object_begin(struct json *j);
 void json_object_end(struct json *j);
@@ -156,8 +133,6 @@ void json_null(struct json *j);
 /* `len` bytes of s (NUL bytes included, escaped). */
 void json_string_len(struct json *j, const char *s, size_t len);
 void json_string(struct json *j, const char *s);
-/* Ends the document with a newline. */
-void json_end(struct json *j);
 
 /* key: value shorthands. */
 void json_member_u64(struct json *j, const char *key, uint64_t v);

@@ -123,6 +123,27 @@ void stats_json_members(struct json *j, const struct ringdev_stats *s)
 #undef STAT
 }
 
+/* "pipe": {...} and "opens": [{...}, ...], inside the caller's object. */
+static void pipe_json_member(struct json *j, const struct ringdev_pipe_info *p)
+{
+	json_key(j, "pipe");
+	json_object_begin(j);
+	pipe_json_members(j, p);
+	json_object_end(j);
+}
+
+static void opens_json_member(struct json *j, const struct ringdev_open_info *opens, size_t count)
+{
+	json_key(j, "opens");
+	json_array_begin(j);
+	for (size_t i = 0; i < count; i++) {
+		json_object_begin(j);
+		open_json_members(j, &opens[i]);
+		json_object_end(j);
+	}
+	json_array_end(j);
+}
+
 /* ---- shared bits of the human forms ---- */
 
 const char *open_access(const struct ringdev_open_info *o)
@@ -188,8 +209,7 @@ static const char *plural(uint64_t n, const char *one, const char *many)
 static int list_json(const struct ringdev_pipe_info *pipes, size_t count)
 {
 	struct json j;
-	json_init(&j, stdout, true);
-	json_object_begin(&j);
+	json_document_begin(&j, stdout, true);
 	json_key(&j, "pipes");
 	json_array_begin(&j);
 	for (size_t i = 0; i < count; i++) {
@@ -198,8 +218,7 @@ static int list_json(const struct ringdev_pipe_info *pipes, size_t count)
 		json_object_end(&j);
 	}
 	json_array_end(&j);
-	json_object_end(&j);
-	json_end(&j);
+	json_document_end(&j);
 	return 0;
 }
 
@@ -257,7 +276,7 @@ static int list_table(const struct ringdev_pipe_info *pipes, size_t count)
 	}
 	table_free(&t);
 	if (r < 0) {
-		ctl_error("list", NULL, -r, CONTEXT_OTHER);
+		client_error("list", NULL, -r, CLIENT_CONTEXT_OTHER);
 		return -1;
 	}
 	return 0;
@@ -338,18 +357,9 @@ int command_opens(struct ctl *ctl)
 		return EXIT_FAILURE;
 	if (ctl->json) {
 		struct json j;
-		json_init(&j, stdout, true);
-		json_object_begin(&j);
-		json_key(&j, "opens");
-		json_array_begin(&j);
-		for (size_t i = 0; i < count; i++) {
-			json_object_begin(&j);
-			open_json_members(&j, &opens[i]);
-			json_object_end(&j);
-		}
-		json_array_end(&j);
-		json_object_end(&j);
-		json_end(&j);
+		json_document_begin(&j, stdout, true);
+		opens_json_member(&j, opens, count);
+		json_document_end(&j);
 	} else if (count == 0) {
 		puts("no opens");
 	} else {
@@ -357,7 +367,7 @@ int command_opens(struct ctl *ctl)
 	}
 	free(opens);
 	if (r < 0) {
-		ctl_error("opens", NULL, -r, CONTEXT_OTHER);
+		client_error("opens", NULL, -r, CLIENT_CONTEXT_OTHER);
 		return EXIT_FAILURE;
 	}
 	return EXIT_SUCCESS;
@@ -497,37 +507,20 @@ static void info_print(const struct ringdev_pipe_info *p, const struct ringdev_o
 void pipe_json_document(const struct ringdev_pipe_info *p)
 {
 	struct json j;
-	json_init(&j, stdout, true);
-	json_object_begin(&j);
-	json_key(&j, "pipe");
-	json_object_begin(&j);
-	pipe_json_members(&j, p);
-	json_object_end(&j);
-	json_object_end(&j);
-	json_end(&j);
+	json_document_begin(&j, stdout, true);
+	pipe_json_member(&j, p);
+	json_document_end(&j);
 }
 
 static void info_json(const struct ringdev_pipe_info *p, const struct ringdev_open_info *opens,
 		      size_t count)
 {
 	struct json j;
-	json_init(&j, stdout, true);
-	json_object_begin(&j);
-	json_key(&j, "pipe");
-	json_object_begin(&j);
-	pipe_json_members(&j, p);
-	json_object_end(&j);
-	json_key(&j, "opens");
-	json_array_begin(&j);
-	for (size_t i = 0; i < count; i++) {
-		json_object_begin(&j);
-		open_json_members(&j, &opens[i]);
-		json_object_end(&j);
-	}
-	json_array_end(&j);
+	json_document_begin(&j, stdout, true);
+	pipe_json_member(&j, p);
+	opens_json_member(&j, opens, count);
 	json_member_u64(&j, "opens_hidden", count < p->handles ? p->handles - count : 0);
-	json_object_end(&j);
-	json_end(&j);
+	json_document_end(&j);
 }
 
 int command_info(struct ctl *ctl, const char *name)
@@ -538,7 +531,7 @@ int command_info(struct ctl *ctl, const char *name)
 
 	int r = ctl_pipe_by_name(ctl, name, &info);
 	if (r < 0) {
-		ctl_error(name, NULL, -r, CONTEXT_LOOKUP);
+		client_error(name, NULL, -r, CLIENT_CONTEXT_LOOKUP);
 		return EXIT_FAILURE;
 	}
 	if (ctl_list_opens(ctl, &opens, &count) < 0)
@@ -560,29 +553,29 @@ int command_info(struct ctl *ctl, const char *name)
 
 static void stats_json(const struct ctl *ctl, const struct ringdev_stats *s)
 {
+	const struct ringdev_version *v = &ctl->device.version;
 	struct json j;
-	json_init(&j, stdout, true);
-	json_object_begin(&j);
-	json_member_string(&j, "device", ctl->path);
+	json_document_begin(&j, stdout, true);
+	json_member_string(&j, "device", ctl->device.path);
 	json_member_string(&j, "frontend", ctl_frontend_name(ctl));
 	json_key(&j, "daemon_version");
-	json_string_len(&j, ctl->version.daemon_version, FIELD_LEN(ctl->version.daemon_version));
-	json_member_u64(&j, "abi_major", ctl->version.abi_major);
-	json_member_u64(&j, "abi_minor", ctl->version.abi_minor);
+	json_string_len(&j, v->daemon_version, FIELD_LEN(v->daemon_version));
+	json_member_u64(&j, "abi_major", v->abi_major);
+	json_member_u64(&j, "abi_minor", v->abi_minor);
 	json_key(&j, "stats");
 	json_object_begin(&j);
 	stats_json_members(&j, s);
 	json_object_end(&j);
-	json_object_end(&j);
-	json_end(&j);
+	json_document_end(&j);
 }
 
 static void stats_print(const struct ctl *ctl, const struct ringdev_stats *s)
 {
+	const struct ringdev_version *v = &ctl->device.version;
 	char a[32], b[32];
 
-	printf("device      %s (%s), ringdevd %s, ABI %u.%u\n", ctl->path, ctl_frontend_name(ctl),
-	       ctl->version.daemon_version, ctl->version.abi_major, ctl->version.abi_minor);
+	printf("device      %s (%s), ringdevd %s, ABI %u.%u\n", ctl->device.path, ctl_frontend_name(ctl),
+	       v->daemon_version, v->abi_major, v->abi_minor);
 	printf("pipes       %" PRIu64 " of %" PRIu64 " (created %" PRIu64 ", removed %" PRIu64 ")\n",
 	       s->pipes, s->pipes_limit, s->pipes_created, s->pipes_removed);
 	printf("opens       %" PRIu64 "\n", s->opens);

@@ -10,10 +10,11 @@
  * curses): the alternate screen, the cursor hidden, each frame written in
  * one write(2) from the top left corner. The terminal goes to non-canonical,
  * no-echo mode so a single 'q' quits; it is restored on every way out: 'q',
- * --count, SIGINT, SIGTERM, SIGHUP, an error (through ctl_error_hook, before
- * the error line), and on Ctrl-Z around the stop. Signal handlers only set
- * flags; the main loop waits in poll(2), which a signal always interrupts,
- * so a flag is seen within one refresh at worst. A second SIGINT or SIGTERM
+ * --count, SIGINT, SIGTERM, SIGHUP, an error (through the hook of
+ * client_error_hook_set(), before the error line), and on Ctrl-Z around the
+ * stop. Signal handlers only set flags; the main loop waits in poll(2),
+ * which a signal always interrupts, so a flag is seen within one refresh at
+ * worst. A second SIGINT or SIGTERM
  * while the first waits restores the terminal from the handler and exits.
  *
  * Elsewhere (stdout not a terminal, or --json) each refresh prints a block
@@ -178,20 +179,6 @@ static size_t text_clip(struct text *t, const char *s, size_t width)
 	return len;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* ---- the terminal ---- */
 
 static struct termios term_saved;
@@ -290,6 +277,23 @@ static void rate_format(const struct top_row *row, double value, char *buf, size
 	size_format((uint64_t)(value + 0.5), buf, size);
 }
 
+/* The device's traffic in and out per second since `before` (in and out
+ * hold `size` bytes each), "-" on the first sample. */
+static void device_rates_format(const struct sample *now, const struct sample *before, char *in,
+				char *out, size_t size)
+{
+	if (!before->taken) {
+		snprintf(in, size, "-");
+		snprintf(out, size, "-");
+		return;
+	}
+	double seconds = now->time - before->time;
+	size_format((uint64_t)(rate(now->stats.bytes_in, before->stats.bytes_in, seconds) + 0.5), in,
+		    size);
+	size_format((uint64_t)(rate(now->stats.bytes_out, before->stats.bytes_out, seconds) + 0.5), out,
+		    size);
+}
+
 static void clock_format(char *buf, size_t size)
 {
 	time_t now = time(NULL);
@@ -313,7 +317,8 @@ static void frame_header(struct text *t, const struct ctl *ctl, const struct top
 
 	clock_format(clock, sizeof(clock));
 	snprintf(line, sizeof(line), "ringdevctl top - %s (%s, ringdevd %s)  %s  every %gs  q: quit",
-		 ctl->path, ctl_frontend_name(ctl), ctl->version.daemon_version, clock, o->interval);
+		 ctl->device.path, ctl_frontend_name(ctl), ctl->device.version.daemon_version, clock,
+		 o->interval);
 	frame_line(t, line, cols);
 
 	size_format(s->memory_used, a, sizeof(a));
@@ -331,16 +336,7 @@ static void frame_header(struct text *t, const struct ctl *ctl, const struct top
 		 s->interrupts);
 	frame_line(t, line, cols);
 
-	if (before->taken) {
-		double seconds = now->time - before->time;
-		size_format((uint64_t)(rate(s->bytes_in, before->stats.bytes_in, seconds) + 0.5), a,
-			    sizeof(a));
-		size_format((uint64_t)(rate(s->bytes_out, before->stats.bytes_out, seconds) + 0.5), b,
-			    sizeof(b));
-	} else {
-		snprintf(a, sizeof(a), "-");
-		snprintf(b, sizeof(b), "-");
-	}
+	device_rates_format(now, before, a, b, sizeof(a));
 	size_format(s->bytes_in, c, sizeof(c));
 	size_format(s->bytes_out, d, sizeof(d));
 	char dropped[16], flushed[16];
@@ -474,7 +470,7 @@ static int frame_draw(const struct ctl *ctl, const struct top_options *o, const 
 		frame_line(&t, more, cols);
 	}
 	text_printf(&t, "\033[J");
-	int r = t.failed ? -ENOMEM : write_all(STDOUT_FILENO, t.data, t.len);
+	int r = t.failed ? -ENOMEM : client_write_all(STDOUT_FILENO, t.data, t.len);
 	free(t.data);
 	return r;
 }
@@ -488,21 +484,12 @@ static void lines_print(const struct ctl *ctl, const struct sample *now, const s
 	char clock[16], a[16], b[16], c[16], d[16];
 
 	clock_format(clock, sizeof(clock));
-	if (before->taken) {
-		double seconds = now->time - before->time;
-		size_format((uint64_t)(rate(s->bytes_in, before->stats.bytes_in, seconds) + 0.5), a,
-			    sizeof(a));
-		size_format((uint64_t)(rate(s->bytes_out, before->stats.bytes_out, seconds) + 0.5), b,
-			    sizeof(b));
-	} else {
-		snprintf(a, sizeof(a), "-");
-		snprintf(b, sizeof(b), "-");
-	}
+	device_rates_format(now, before, a, b, sizeof(a));
 	size_format(s->memory_used, c, sizeof(c));
 	size_format(s->dropped_bytes, d, sizeof(d));
 	printf("%s device %s pipes=%" PRIu64 " opens=%" PRIu64 " parked=%" PRIu64
 	       " parked_reads=%" PRIu64 " parked_writes=%" PRIu64 " memory=%s in=%s/s out=%s/s dropped=%s\n",
-	       clock, ctl->path, s->pipes, s->opens, s->parked_total, s->parked_reads,
+	       clock, ctl->device.path, s->pipes, s->opens, s->parked_total, s->parked_reads,
 	       s->parked_writes, c, a, b, d);
 	for (size_t i = 0; i < now->count; i++) {
 		const struct ringdev_pipe_info *p = rows[i].pipe;
@@ -534,8 +521,7 @@ static void json_line_print(const struct sample *now, const struct sample *befor
 	struct json j;
 	double seconds = before->taken ? now->time - before->time : 0;
 
-	json_init(&j, stdout, false);
-	json_object_begin(&j);
+	json_document_begin(&j, stdout, false);
 	json_key(&j, "time");
 	json_double(&j, clock_seconds(CLOCK_REALTIME));
 	json_key(&j, "interval");
@@ -560,8 +546,7 @@ static void json_line_print(const struct sample *now, const struct sample *befor
 		json_object_end(&j);
 	}
 	json_array_end(&j);
-	json_object_end(&j);
-	json_end(&j);
+	json_document_end(&j);
 }
 
 /* ---- the loop ---- */
@@ -634,7 +619,7 @@ int command_top(struct ctl *ctl, const struct top_options *o)
 
 	signals_install(screen);
 	if (screen) {
-		ctl_error_hook = term_leave;
+		client_error_hook_set(term_leave);
 		atexit(term_leave);
 		term_enter(keys);
 	}
@@ -646,7 +631,7 @@ int command_top(struct ctl *ctl, const struct top_options *o)
 			break;
 		}
 		if (rows_build(now, before, &rows) < 0) {
-			ctl_error("top", NULL, ENOMEM, CONTEXT_OTHER);
+			client_error("top", NULL, ENOMEM, CLIENT_CONTEXT_OTHER);
 			status = EXIT_FAILURE;
 			break;
 		}
@@ -663,7 +648,7 @@ int command_top(struct ctl *ctl, const struct top_options *o)
 		}
 		free(rows);
 		if (r < 0) {
-			ctl_error("stdout", NULL, -r, CONTEXT_OTHER);
+			client_error("stdout", NULL, -r, CLIENT_CONTEXT_OTHER);
 			status = EXIT_FAILURE;
 			break;
 		}
@@ -689,7 +674,7 @@ int command_top(struct ctl *ctl, const struct top_options *o)
 			deadline = clock_seconds(CLOCK_MONOTONIC);
 	}
 	term_leave();
-	ctl_error_hook = NULL;
+	client_error_hook_set(NULL);
 	free(samples[0].pipes);
 	free(samples[1].pipes);
 	return status;
