@@ -737,5 +737,7 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LEVEL_DEBUG);
 	/* Replies to apps never raise SIGPIPE; neither does anything else here. */
 	signal(SIGPIPE, SIG_IGN);
-	return broker_run(&o);
+	int code = broker_run(&o);
+	log_flush(); /* a flood held back by the rate limit is still counted */
+	return code;
 }

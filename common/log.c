@@ -45,6 +45,24 @@ static void log_emit(enum log_level level, const char *line)
 			level <= LOG_LEVEL_WARN ? ": " : "", line);
 }
 
+/* Say how many lines the rate limit held back, once; under log_lock. */
+static void report_suppressed(void)
+{
+	if (!log_suppressed)
+		return;
+	char note[96];
+	snprintf(note, sizeof(note), "%lu log messages suppressed (rate limit)", log_suppressed);
+	log_emit(LOG_LEVEL_WARN, note);
+	log_suppressed = 0;
+}
+
+void log_flush(void)
+{
+	pthread_mutex_lock(&log_lock);
+	report_suppressed();
+	pthread_mutex_unlock(&log_lock);
+}
+
 void log_write(enum log_level level, const char *file, int line, const char *fmt, ...)
 {
 	if (level > log_level)
@@ -68,11 +86,7 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
 	pthread_mutex_lock(&log_lock);
 	time_t now = time(NULL);
 	if (now != log_window) {
-		if (log_suppressed) {
-			char note[96];
-			snprintf(note, sizeof(note), "%lu log messages suppressed (rate limit)", log_suppressed);
-			log_emit(LOG_LEVEL_WARN, note);
-		}
+		report_suppressed();
 		log_window = now;
 		log_in_window = 0;
 		log_suppressed = 0;

@@ -23,6 +23,10 @@ void log_set_sink(log_sink_fn fn, void *data);
 void log_use_syslog(const char *ident);
 /* Lines per second after which messages are counted instead of written (0 = no limit). */
 void log_set_rate_limit(unsigned per_second);
+/* Report now how many lines the rate limit held back (else that is said
+ * before the next line of a later second): call before exiting, so a flood
+ * that was the last thing logged is still counted. */
+void log_flush(void);
 
 void log_write(enum log_level level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -310,5 +310,7 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LEVEL_DEBUG);
 
 	bool cuse = strcmp(cfg.frontend, "cuse") == 0 || (strcmp(cfg.frontend, "auto") == 0 && cuse_available());
-	return cuse ? cuse_frontend_run(&cfg) : fuse_frontend_run(&cfg);
+	code = cuse ? cuse_frontend_run(&cfg) : fuse_frontend_run(&cfg);
+	log_flush(); /* a flood held back by the rate limit is still counted */
+	return code;
 }

@@ -265,6 +265,21 @@ Test(log, rate_limit_counts_suppressed_lines_and_reports_them_next_second)
 	assert_line(5, LOG_LEVEL_INFO, "quiet again");
 }
 
+Test(log, flush_reports_what_the_limit_held_back_at_once)
+{
+	capture();
+	log_set_rate_limit(2);
+	wait_next_second();
+	for (int i = 0; i < 5; i++)
+		log_info("burst %d", i);
+	cr_assert_eq(cap.count, 2);
+	log_flush();
+	cr_assert_eq(cap.count, 3, "the count is said at once, not before a later line");
+	assert_line(2, LOG_LEVEL_WARN, "3 log messages suppressed (rate limit)");
+	log_flush();
+	cr_assert_eq(cap.count, 3, "and said once");
+}
+
 Test(log, rate_limit_never_drops_errors)
 {
 	capture();
