@@ -876,7 +876,18 @@ Test(loop, run_checks_its_arguments)
 	broker = NULL;
 
 	start(allow_all, 1);
-	pause_ms(20);
+	/* Wait until the loop runs (it called TRANSACT), not a fixed time: a
+	 * second rdb_run before that would serve instead of saying EBUSY. */
+	uint64_t deadline = now_ms() + WAIT_MS;
+	for (;;) {
+		pthread_mutex_lock(&fake.lock);
+		unsigned calls = fake.ncalls;
+		pthread_mutex_unlock(&fake.lock);
+		if (calls > 0)
+			break;
+		cr_assert_lt(now_ms(), deadline, "the loop made no TRANSACT within %d ms", WAIT_MS);
+		pause_ms(1);
+	}
 	cr_assert_eq(rdb_run(broker, 1), -EBUSY);
 }
 
