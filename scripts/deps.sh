@@ -5,7 +5,7 @@
 # Installs only what is missing, so a prepared machine pays nothing.
 set -euo pipefail
 
-build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base)
+build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base libcap-ng-dev libsystemd-dev)
 test_pkgs=(libcriterion-dev linux-image-amd64 qemu-system-x86 busybox-static kmod)
 
 case "${1:-build}" in
