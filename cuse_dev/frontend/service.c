@@ -138,7 +138,7 @@ int service_drop_privileges(const struct run_as *who)
 #if HAVE_SYSTEMD
 void service_notify_ready(const char *status)
 {
-	sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", status, (unsigned long)getpid());
+	sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 }
 
 void service_notify_stopping(void)
