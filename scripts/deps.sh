@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base libcap-ng-dev libsystemd-dev)
-test_pkgs=(libcriterion-dev linux-image-amd64 qemu-system-x86 busybox-static kmod)
+test_pkgs=(libcriterion-dev linux-image-amd64 qemu-system-x86 busybox-static kmod systemd)
 
 case "${1:-build}" in
 build) pkgs=("${build_pkgs[@]}") ;;
