@@ -62,7 +62,7 @@ soname=$(readelf -d "$libdir/libringdev-broker.so" | sed -n 's/.*(SONAME).*\[\(.
 [[ $soname == libringdev-broker.so.0 ]] || fail "soname is '$soname', want libringdev-broker.so.0"
 [[ -L $libdir/libringdev-broker.so ]] || fail "libringdev-broker.so is not a symlink"
 for f in "$sbindir"/* "$bindir"/* "$libdir"/libringdev-broker.so.0; do
-	if readelf -d "$f" | grep -qE '\((RPATH|RUNPATH)\)'; then
+	if [[ $(readelf -d "$f") =~ \((RPATH|RUNPATH)\) ]]; then
 		fail "${f#"$dest"} keeps an RPATH into the build tree"
 	fi
 done
@@ -81,8 +81,9 @@ read -ra cflags <<<"$(pkg-config --cflags libringdev-broker)"
 read -ra libs <<<"$(pkg-config --libs libringdev-broker)"
 $CC -Wall -Werror -o "$tmp/echo-broker" "$SOURCE_ROOT/broker/examples/echo-broker.c" "${cflags[@]}" "${libs[@]}" \
 	2>"$tmp/cc.log" || { cat "$tmp/cc.log" >&2; fail "the example broker does not build from the installed files"; }
-ldd "$tmp/echo-broker" | grep -q "libringdev-broker.so.0 => $libdir/" ||
-	fail "the example broker does not link the installed library: $(ldd "$tmp/echo-broker")"
+linked=$(ldd "$tmp/echo-broker")
+[[ $linked == *"libringdev-broker.so.0 => $libdir/"* ]] ||
+	fail "the example broker does not link the installed library: $linked"
 
 # The units: their programs are the installed ones, and systemd accepts them.
 for u in ringdevd ringdev-broker; do
