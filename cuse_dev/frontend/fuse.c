@@ -522,7 +522,10 @@ int fuse_frontend_run(struct daemon_config *cfg)
 	log_info("serving FUSE mount %s", mount);
 	code = frontend_serve(&se, 1, dev, cfg, mount);
 	fuse_session_unmount(se);
-	log_info("unmounted %s", mount);
+	if (cfg->run_as.set)
+		log_info("%s: fusermount3 unmounts it once ringdevd exits", mount);
+	else
+		log_info("unmounted %s", mount);
 out_session:
 	fuse_session_destroy(se);
 	while (!list_empty(&fuse_snapshots))
