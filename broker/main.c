@@ -44,6 +44,7 @@
 #include "parse.h"
 #include "policy.h"
 #include "rendezvous.h"
+#include "service.h"
 
 
 enum { EXIT_USAGE = 2 };
@@ -58,6 +59,7 @@ struct options {
 	bool foreground;
 	bool verbose;
 	bool check;                     /* --check: parse the policy and exit */
+	struct run_as run_as;           /* --user: who to become once the control node is open */
 };
 
 /* What the handler shares between loop threads; all under `lock`. */
@@ -75,6 +77,7 @@ struct broker {
 
 enum {
 	OPTION_CHECK = 0x100,
+	OPTION_USER,
 };
 
 static const struct option long_options[] = {
@@ -84,6 +87,7 @@ static const struct option long_options[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "check", no_argument, NULL, OPTION_CHECK },
+	{ "user", required_argument, NULL, OPTION_USER },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -106,6 +110,8 @@ static void usage_print(FILE *out)
 		"  -t, --threads N      TRANSACT threads, 1 to %d (default 1)\n"
 		"  -f, --foreground     stay in the foreground, log to stderr\n"
 		"  -v, --verbose        log at debug level too (every read and write)\n"
+		"  --user USER[:GROUP]  once the control node is open, run as USER (and GROUP,\n"
+		"                       default USER's group) with no capabilities\n"
 		"  --check              check the policy file and exit\n"
 		"  -h, --help           show this help and exit\n"
 		"  -V, --version        show the version and exit\n"
@@ -163,6 +169,13 @@ static int option_apply(struct options *o, int c, char **argv)
 		return 0;
 	case OPTION_CHECK:
 		o->check = true;
+		return 0;
+	case OPTION_USER:
+		if (!service_drop_supported())
+			return usage_error("--user: %s", "ringdev-broker was built without libcap-ng");
+		if (service_parse_user(optarg, &o->run_as) < 0)
+			return usage_error("--user: no such user or group '%s' (USER[:GROUP]; a uid with no passwd "
+					   "entry needs :GROUP)", optarg);
 		return 0;
 	case 'h':
 		usage_print(stdout);
@@ -667,12 +680,18 @@ static int serve(struct broker *b, const struct options *o)
 		}
 		log_use_syslog("ringdev-broker");
 	}
+	/* No thread runs yet (credentials are per thread), the control node
+	 * is open, and SIGHUP's reload needs only a readable policy file. */
+	if (o->run_as.set && service_drop_privileges(&o->run_as) < 0)
+		return EXIT_FAILURE;
+	service_notify_ready("serving the control node");
 	int r = pthread_create(&signals, NULL, signal_thread, b);
 	if (r) {
 		log_error("signal thread: %s", strerror(r));
 		return EXIT_FAILURE;
 	}
 	r = rdb_run(b->channel, o->threads);
+	service_notify_stopping();
 	atomic_store(&b->quit, true);
 	pthread_kill(signals, SIGUSR1);
 	pthread_join(signals, NULL);

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "name.h"
 #include "parse.h"
+#include "service.h"
 
 
 static const char usage_text[] =
@@ -53,6 +54,8 @@ static const char usage_text[] =
 	"  --max-parked-per-uid N     most requests of one user's handles waiting at once\n"
 	"                             (default: a quarter of --max-parked; 0: no limit)\n"
 	"  --case-sensitive           HELLO and hello are different pipes\n"
+	"  --user USER[:GROUP]        once the node or mount is there, run as USER (and\n"
+	"                             GROUP, default USER's group) with no capabilities\n"
 	"  -v, --verbose              log every decision (debug level)\n"
 	"  -h, --help                 show this help and exit\n"
 	"  -V, --version              show the version and exit\n"
@@ -80,6 +83,7 @@ enum {
 	OPT_MAX_PIPES,
 	OPT_MAX_MEMORY,
 	OPT_CASE_SENSITIVE,
+	OPT_USER,
 };
 
 static const struct option long_options[] = {
@@ -103,6 +107,7 @@ static const struct option long_options[] = {
 	{ "max-pipes", required_argument, NULL, OPT_MAX_PIPES },
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
 	{ "case-sensitive", no_argument, NULL, OPT_CASE_SENSITIVE },
+	{ "user", required_argument, NULL, OPT_USER },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -246,6 +251,13 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 		case OPT_CASE_SENSITIVE:
 			cfg->dev.case_sensitive = true;
 			break;
+		case OPT_USER:
+			if (!service_drop_supported())
+				return usage_error("--user: %s", "ringdevd was built without libcap-ng");
+			if (service_parse_user(optarg, &cfg->run_as) < 0)
+				return usage_error("--user: no such user or group '%s' (USER[:GROUP]; a uid with no "
+						   "passwd entry needs :GROUP)", optarg);
+			break;
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -308,6 +320,10 @@ int main(int argc, char **argv)
 		cfg.dev.max_parked_per_uid = cfg.dev.max_parked / 4 ? cfg.dev.max_parked / 4 : 1;
 	if (cfg.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);
+	if (cfg.run_as.set && geteuid() != 0) {
+		fprintf(stderr, "ringdevd: --user: only root can change to another user\n");
+		return 1;
+	}
 
 	bool cuse = strcmp(cfg.frontend, "cuse") == 0 || (strcmp(cfg.frontend, "auto") == 0 && cuse_available());
 	code = cuse ? cuse_frontend_run(&cfg) : fuse_frontend_run(&cfg);

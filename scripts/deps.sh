@@ -5,8 +5,8 @@
 # Installs only what is missing, so a prepared machine pays nothing.
 set -euo pipefail
 
-build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base)
-test_pkgs=(libcriterion-dev python3-pytest linux-image-amd64 qemu-system-x86 busybox-static kmod)
+build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base libcap-ng-dev libsystemd-dev)
+test_pkgs=(libcriterion-dev python3-pytest linux-image-amd64 qemu-system-x86 busybox-static kmod systemd)
 
 case "${1:-build}" in
 build) pkgs=("${build_pkgs[@]}") ;;

@@ -11,6 +11,7 @@
  * device lock, one interrupted after by the callback: no window is lost.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <linux/fuse.h>
 #include <poll.h>
@@ -222,6 +223,25 @@ static int serve_loop(struct fuse_session **se, int n)
 	return result > 0 ? 0 : result;
 }
 
+int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg, const char *what)
+{
+	if (cfg->run_as.set) {
+		device_before_fork(dev);
+		int r = service_drop_privileges(&cfg->run_as);
+		int t = device_after_fork(dev);
+		if (r < 0)
+			return r;
+		if (t < 0) {
+			log_error("%s: cannot start the timer thread: %s", what, strerror(-t));
+			return t;
+		}
+	}
+	char status[PATH_MAX + 16];
+	snprintf(status, sizeof(status), "serving %s", what);
+	service_notify_ready(status);
+	return 0;
+}
+
 int frontend_serve(struct fuse_session **se, int n, struct device *dev, const struct daemon_config *cfg,
 		   const char *what)
 {
@@ -245,7 +265,14 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 			return 1;
 		}
 	}
+	/* The mount is there now; CUSE nodes only once the loop answered INIT. */
+	if (cfg->dev.frontend == RINGDEV_FRONTEND_FUSE && frontend_drop_and_notify(dev, cfg, what) < 0) {
+		device_shutdown(dev);
+		fuse_remove_signal_handlers(se[0]);
+		return 1;
+	}
 	int r = serve_loop(se, n);
+	service_notify_stopping();
 	if (r < 0)
 		log_error("%s: session failed: %s", what, strerror(-r));
 	else

@@ -136,18 +136,26 @@ static void *permission_keeper(void *arg)
 	return NULL;
 }
 
-static void cuse_init_done(void *userdata)
-{
-	/* The kernel created the node while taking our INIT answer: set its
-	 * permissions before any other request is served. */
-	node_permissions(cuse_cfg);
-	log_info("serving CUSE device %s", cuse_node);
-}
+static struct fuse_session *cuse_sessions[2];
+static int cuse_inits;   /* INITs answered: both nodes exist after two */
+static bool cuse_failed; /* the drop failed: stop serving, exit 1 */
 
-static void ctl_init_done(void *userdata)
+/* Both nodes exist and have their permissions: drop to --user and say
+ * READY. As root, the permission keeper then holds the modes against udev
+ * for a few seconds; after --user it could not (chmod and chown of a
+ * root-owned node need root), so the udev rule must give the same mode and
+ * group (dist/60-ringdev.rules does for the defaults; see ringdevd(8)). */
+static void nodes_ready(struct device *dev)
 {
-	node_permissions(cuse_cfg);
-	log_info("serving CUSE control node %s", ctl_node);
+	if (++cuse_inits < 2)
+		return;
+	if (frontend_drop_and_notify(dev, cuse_cfg, cuse_node) < 0) {
+		cuse_failed = true;
+		fuse_session_exit(cuse_sessions[0]);
+		return;
+	}
+	if (cuse_cfg->run_as.set)
+		return;
 	pthread_t t;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
@@ -155,6 +163,22 @@ static void ctl_init_done(void *userdata)
 	if (daemon_thread_create(&t, &attr, permission_keeper, cuse_cfg) < 0)
 		log_warn("%s: cannot start the permission thread", cuse_node);
 	pthread_attr_destroy(&attr);
+}
+
+static void cuse_init_done(void *userdata)
+{
+	/* The kernel created the node while taking our INIT answer: set its
+	 * permissions before any other request is served. */
+	node_permissions(cuse_cfg);
+	log_info("serving CUSE device %s", cuse_node);
+	nodes_ready(userdata);
+}
+
+static void ctl_init_done(void *userdata)
+{
+	node_permissions(cuse_cfg);
+	log_info("serving CUSE control node %s", ctl_node);
+	nodes_ready(userdata);
 }
 
 static void cuse_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
@@ -277,7 +301,11 @@ int cuse_frontend_run(struct daemon_config *cfg)
 	if (!ctl)
 		goto out_session;
 	struct fuse_session *sessions[] = { se, ctl };
+	cuse_sessions[0] = se;
+	cuse_sessions[1] = ctl;
 	code = frontend_serve(sessions, 2, dev, cfg, cuse_node);
+	if (cuse_failed)
+		code = 1;
 	fuse_session_destroy(ctl); /* closes its /dev/cuse fd: the kernel removes the node */
 out_session:
 	fuse_session_destroy(se);

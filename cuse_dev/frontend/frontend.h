@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "device.h"
+#include "service.h"
 
 struct daemon_config {
 	const char *frontend;     /* "auto", "fuse" or "cuse" */
@@ -28,6 +29,7 @@ struct daemon_config {
 	bool mode_set;            /* --mode given */
 	bool memory_per_uid_set;  /* --max-memory-per-uid given */
 	bool parked_per_uid_set;  /* --max-parked-per-uid given */
+	struct run_as run_as;     /* --user: who to become once the node or mount is there */
 };
 
 /* The device_ops answering through libfuse. */
@@ -58,6 +60,13 @@ void frontend_ioctl(fuse_req_t req, struct open_ctx *ctx, unsigned int cmd, unsi
  * starts at offset 0 (libfuse's fuse_file_info has no stream bit). False if
  * the answer could not be delivered (the opener is gone). */
 bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx);
+
+/* Become --user (if given) with no capabilities left, and say READY to
+ * systemd: once the mount is there (FUSE, from frontend_serve) or once the
+ * kernel made both nodes (CUSE, from its INIT callbacks). The core's thread
+ * is stopped around the drop, because credentials are per thread: no
+ * thread may keep root. 0 or -errno. */
+int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg, const char *what);
 
 /* Serve mounted sessions until SIGTERM/SIGINT (daemonizing first without
  * -f), then end every parked request. Returns the process exit code; the

@@ -498,8 +498,15 @@ int fuse_frontend_run(struct daemon_config *cfg)
 		fprintf(stderr, "ringdevd: out of memory\n");
 		return 1;
 	}
-	const char *opts = geteuid() == 0 ? "fsname=ringdev,subtype=ringdev,allow_other"
-					  : "fsname=ringdev,subtype=ringdev";
+	/* After --user the daemon can no longer unmount a mount root made
+	 * (umount2 needs CAP_SYS_ADMIN, and fusermount3 -u refuses a mount
+	 * whose user_id is 0). auto_unmount makes libfuse mount through
+	 * fusermount3, which stays behind as root, blocks signals, and
+	 * unmounts once this process's end of its socket closes: at exit,
+	 * clean or not. */
+	const char *opts = geteuid() != 0 ? "fsname=ringdev,subtype=ringdev"
+			   : cfg->run_as.set ? "fsname=ringdev,subtype=ringdev,allow_other,auto_unmount"
+					     : "fsname=ringdev,subtype=ringdev,allow_other";
 	char *argv[] = { "ringdevd", "-o", (char *)opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	int code = 1;
@@ -515,7 +522,10 @@ int fuse_frontend_run(struct daemon_config *cfg)
 	log_info("serving FUSE mount %s", mount);
 	code = frontend_serve(&se, 1, dev, cfg, mount);
 	fuse_session_unmount(se);
-	log_info("unmounted %s", mount);
+	if (cfg->run_as.set)
+		log_info("%s: fusermount3 unmounts it once ringdevd exits", mount);
+	else
+		log_info("unmounted %s", mount);
 out_session:
 	fuse_session_destroy(se);
 	while (!list_empty(&fuse_snapshots))
