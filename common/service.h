@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * frontend/service.h - what running as a system service needs: becoming an
+ * service.h - what running as a system service needs: becoming an
  * unprivileged user once the privileged part of starting is done (--user
  * USER[:GROUP] of ringdevd and ringdev-broker), and telling systemd when
  * the service is ready (sd_notify; nothing when built without libsystemd).

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * frontend/service.c - see service.h.
+ * service.c - see service.h.
  *
  * libcap-ng does the drop because it gets the order right (bounding set
  * while CAP_SETPCAP is still there, groups before the uid, keepcaps off)
