@@ -117,13 +117,16 @@ static int configure(struct device *dev, struct pipe *p, const struct cred *cred
 		return -EPERM;
 	if ((set & RINGDEV_SET_KIND) && kind != p->kind && p->ring.used > 0)
 		return -EBUSY;
-	if (set & RINGDEV_SET_OWNER) {
-		int r = pipe_set_owner(dev, p, uid, gid);
+	/* The capacity first: it is the change that can be refused (EBUSY,
+	 * the memory limits). Giving the pipe away then fails only for want of
+	 * memory for the new owner's entry, with the capacity already set. */
+	if (set & RINGDEV_SET_CAPACITY) {
+		int r = pipe_set_capacity(dev, p, capacity);
 		if (r < 0)
 			return r;
 	}
-	if (set & RINGDEV_SET_CAPACITY) {
-		int r = pipe_set_capacity(dev, p, capacity);
+	if (set & RINGDEV_SET_OWNER) {
+		int r = pipe_set_owner(dev, p, uid, gid);
 		if (r < 0)
 			return r;
 	}

@@ -155,7 +155,7 @@ struct ringdev_stats {
 	uint64_t dropped_messages;
 	uint64_t interrupts;          /* parked requests ended by an interrupt */
 	uint64_t limit_pipes_hits;    /* creations refused by --max-pipes */
-	uint64_t limit_memory_hits;   /* allocations refused by --max-memory */
+	uint64_t limit_memory_hits;   /* allocations refused by --max-memory(-per-uid) */
 	uint64_t pipes_created;
 	uint64_t pipes_removed;
 	uint64_t broker_connected;    /* 1 while the control node is open */
@@ -167,7 +167,7 @@ struct ringdev_stats {
 	uint64_t relay_broker_gone;   /* requests ended because the broker went away */
 	uint64_t limit_uid_pipes_hits; /* creations refused by --max-pipes-per-uid */
 	uint64_t limit_uid_opens_hits; /* opens refused by --max-opens-per-uid */
-	uint64_t limit_parked_hits;   /* requests refused by --max-parked (EAGAIN) */
+	uint64_t limit_parked_hits;   /* requests refused by --max-parked(-per-uid) (ENOBUFS) */
 	uint64_t flushed_bytes;       /* bytes discarded by RINGDEV_IOC_FLUSH */
 };
 
