@@ -2,7 +2,11 @@
 # test.sh - install what the tests need, build twice (warnings as errors;
 # then with AddressSanitizer and UBSan) and run every test: unit, the
 # integration suite on a real FUSE mount, the same suite against a real CUSE
-# node inside a VM, man pages. Ends with one "N passed, N failed" line.
+# node inside a VM, man pages, the install tree and the privilege drop, the
+# stress suite; then every fuzz target for a minute and the analysis checks
+# (valgrind, ThreadSanitizer, clang, clang-tidy). Ends with one
+# "N passed, N failed" line. Longer runs: tests/fuzz/README.md,
+# tests/stress/README.md, tests/analysis/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
@@ -27,6 +31,21 @@ tally() {
 	fi
 }
 
+# Count a script's closing "NAME: N passed, M failed" line from its output.
+tally_script() {
+	local out=$1 line p f
+	line=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+	if [[ -z $line ]]; then
+		echo "test.sh: $out has no closing count" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	p=$(sed -E 's/^[a-z]+: ([0-9]+) passed.*/\1/' <<<"$line")
+	f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
 run_build() {
 	local dir=$1
 	shift
@@ -40,16 +59,16 @@ run_build() {
 
 echo "== build: warnings are errors"
 run_build build-test --werror -Dman=enabled
-echo "== tests: unit, integration (FUSE mount), man, CUSE in a VM"
+echo "== tests: unit, integration (FUSE mount), man, install, stress, CUSE in a VM"
 meson test -C build-test --print-errorlogs --num-processes 2 || status=1
 tally build-test
 
 echo "== build: AddressSanitizer + UndefinedBehaviorSanitizer"
 run_build build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false -Dman=disabled
-echo "== tests under the sanitizers: unit, integration (FUSE mount)"
+echo "== tests under the sanitizers: unit, integration (FUSE mount), stress"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 \
-	meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite integration || status=1
+	meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite integration --suite stress || status=1
 tally build-asan
 
 echo "test.sh: $passed passed, $failed failed"
