@@ -26,9 +26,9 @@ declare -A extra=([ioctl]=-entropic=0 [ctl]=-entropic=0 [ops]=-entropic=0)
 build="build-fuzz"
 
 # clang with libFuzzer and the symbolizer, and what the project needs to
-# configure (the tests are built too: Criterion); installed only if missing.
-scripts/deps.sh build
-pkgs=(clang libclang-rt-14-dev llvm-14 libcriterion-dev)
+# configure (fuse3; the tests are configured too: Criterion); installed only
+# if missing, as scripts/deps.sh does.
+pkgs=(clang libclang-rt-14-dev llvm-14 meson ninja-build pkg-config libfuse3-dev libcriterion-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -242,8 +242,10 @@ static void transact_seen(struct fuzz_req *r, const void *out, size_t size)
 		    t->rejected, t->failed, t->nanswers);
 	for (uint32_t i = 0; i < t->nrequests; i++) {
 		const struct ringdev_ctl_request *q = &t->requests[i];
-		FUZZ_ASSERT(ctl_request_check(q) == 0, "request %llu (type %u) fails the broker's check",
-			    (unsigned long long)q->id, q->type);
+		FUZZ_ASSERT(ctl_request_check(q) == 0,
+			    "request %llu fails the broker's check: type %u cmd 0x%x size %u out_size %u inline %u "
+			    "name %s", (unsigned long long)q->id, q->type, q->cmd, q->size, q->out_size, q->inline_size,
+			    memchr(q->name, '\0', sizeof(q->name)) ? "terminated" : "unterminated");
 		FUZZ_ASSERT(q->id != 0, "request id 0");
 		if (q->id < IDS_TRACKED) {
 			FUZZ_ASSERT(!(ids_seen[q->id / 8] & (1u << (q->id % 8))), "request id %llu handed out twice",

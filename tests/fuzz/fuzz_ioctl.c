@@ -3,9 +3,9 @@
  * fuzz_ioctl.c - target "ioctl": argument decoding on the data node.
  * device_ioctl_async, then device_ioctl (as frontend_ioctl calls them) with
  * any command number (biased to ringdev's magic 0xE5 and the commands of
- * ringdev.h), any argument bytes and any in/out sizes, on a handle, on the
- * control handle and on the device itself (ctx NULL), as root and as other
- * uids. The world has pipes with data, handles attached and detached, and
+ * ringdev.h), any argument bytes and any in/out sizes a kernel can pass (up
+ * to FUZZ_IOCTL_SIZE_MAX), on a handle, on the control handle and on the
+ * device itself (ctx NULL), as root and as other uids. The world has pipes with data, handles attached and detached, and
  * maybe a broker, so the decoded arguments reach real objects. Buffers are
  * exactly as large as the sizes claim; invariants after every call.
  *
@@ -23,6 +23,16 @@
 #include "fuzz_fake.h"
 
 #define STEPS_MAX 256
+
+/* The largest argument either way: what a kernel can copy (_IOC_SIZE is 14
+ * bits; the FUSE mount's ioctls are restricted to it, and the CUSE node asks
+ * for exactly what the number encodes). device_ioctl_async relays larger
+ * sizes unchecked, and the broker library then refuses the request (EIO):
+ * see tests/fuzz/crashes/ioctl-relay-out-size-over-16383. Build with
+ * -Dc_args=-DFUZZ_IOCTL_SIZE_MAX=65535 to go past the kernel's bound. */
+#ifndef FUZZ_IOCTL_SIZE_MAX
+#define FUZZ_IOCTL_SIZE_MAX _IOC_SIZEMASK
+#endif
 
 static struct open_ctx *open_on(const struct cred *cred, int oflags, const char *name, uint32_t kind)
 {
@@ -91,10 +101,10 @@ static void step(struct fuzz_input *in)
 		out_size = clamp_size(out_size, 1 + fin_u8(in));
 		break;
 	case 6:
-		in_size = fin_u16(in) % 17000;
+		in_size = fin_u16(in) % (FUZZ_IOCTL_SIZE_MAX + 1);
 		break;
 	case 7:
-		out_size = fin_u16(in) % 17000;
+		out_size = fin_u16(in) % (FUZZ_IOCTL_SIZE_MAX + 1);
 		break;
 	default:
 		break;
