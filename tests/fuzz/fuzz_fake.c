@@ -69,6 +69,8 @@ void *fuzz_req_new(enum fuzz_req_kind kind, size_t size, bool interrupted)
 		return NULL;
 	struct fuzz_req *r = &fz.reqs[fz.nreqs++];
 	*r = (struct fuzz_req){ .kind = kind, .size = size, .interrupted = interrupted };
+	fz.unanswered++;
+	fz.unanswered_opens += kind == FUZZ_REQ_OPEN;
 	return (void *)(uintptr_t)fz.nreqs; /* index + 1: never NULL */
 }
 
@@ -81,18 +83,12 @@ struct fuzz_req *fuzz_req_of(void *req)
 
 unsigned fuzz_unanswered(void)
 {
-	unsigned n = 0;
-	for (unsigned i = 0; i < fz.nreqs; i++)
-		n += fz.reqs[i].answers == 0;
-	return n;
+	return fz.unanswered;
 }
 
 static unsigned unanswered_opens(void)
 {
-	unsigned n = 0;
-	for (unsigned i = 0; i < fz.nreqs; i++)
-		n += fz.reqs[i].answers == 0 && fz.reqs[i].kind == FUZZ_REQ_OPEN;
-	return n;
+	return fz.unanswered_opens;
 }
 
 void *fuzz_req_pick_unanswered(unsigned sel)
@@ -199,6 +195,8 @@ static struct fuzz_req *answer(void *req, enum fuzz_reply how)
 	FUZZ_ASSERT(r->answers == 0, "request %p answered twice (reply %d, then %d)", req, r->reply, how);
 	r->answers = 1;
 	r->reply = how;
+	fz.unanswered--;
+	fz.unanswered_opens -= r->kind == FUZZ_REQ_OPEN;
 	if (trace)
 		fprintf(stderr, "fuzz: step %u: request %lu (%s) answered: %s\n", fz.steps, (unsigned long)(uintptr_t)req,
 			kind_names[r->kind], reply_names[how]);

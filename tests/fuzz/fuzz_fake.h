@@ -66,6 +66,7 @@ struct fuzz_world {
 	struct device_config cfg;
 	struct fuzz_req reqs[FUZZ_REQS];
 	unsigned nreqs;
+	unsigned unanswered, unanswered_opens; /* kept as requests come and go */
 	struct fuzz_handle handles[FUZZ_HANDLES];
 	unsigned nhandles;
 	bool poll_live[FUZZ_POLLS];
