@@ -525,7 +525,14 @@ bool device_ioctl_async(struct device *dev, struct open_ctx *ctx, const struct c
 			relay_attach(dev, ctx, cred, req, &a);
 		taken = true;
 	} else if (ctx && relay_active(dev) && device_specific(cmd)) {
-		relay_device_ioctl(dev, ctx, cred, req, cmd, in, in_size, out_size);
+		/* The broker gets exactly the bytes the number encodes: a kernel
+		 * passes no other sizes, and nothing else may reach it. */
+		size_t need_in, need_out;
+		device_ioctl_arg_sizes(cmd, &need_in, &need_out);
+		if (in_size != need_in || out_size != need_out || (need_in && !in))
+			dev->ops->reply_error(req, EINVAL);
+		else
+			relay_device_ioctl(dev, ctx, cred, req, cmd, in, in_size, out_size);
 		taken = true;
 	}
 	pthread_mutex_unlock(&dev->lock);
