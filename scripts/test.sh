@@ -71,6 +71,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 	meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite integration --suite stress || status=1
 tally build-asan
 
+echo "== fuzz: every libFuzzer target for 60 s, then the crash inputs found before"
+mkdir -p build-fuzz
+scripts/fuzz.sh 60 2>&1 | tee build-fuzz/fuzz.log || status=1
+tally_script build-fuzz/fuzz.log
+
 echo "test.sh: $passed passed, $failed failed"
 if ((failed)); then status=1; fi
 exit $status
