@@ -47,7 +47,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what)
+static __attribute__((noreturn)) void die(const char *what)
 {
 	fprintf(stderr, "ringdev-bench: %s: %s\n", what, strerror(errno));
 	exit(1);

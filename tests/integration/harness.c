@@ -233,7 +233,7 @@ static bool node_mode_applied(const struct rd_daemon *d)
 	return stat(d->device, &st) == 0 && (st.st_mode & 07777) == expected_node_mode(d);
 }
 
-static void daemon_exec(const struct rd_daemon *d, pid_t parent)
+static __attribute__((noreturn)) void daemon_exec(const struct rd_daemon *d, pid_t parent)
 {
 	const char *bin = getenv("RINGDEVD");
 	const char *argv[40];

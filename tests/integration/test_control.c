@@ -2254,7 +2254,7 @@ Test(control, broker_gone_with_an_attach_and_an_ioctl_pending_decides_both)
 	 * IOCTL of the same handle at least once. */
 	for (int round = 0; round < 2; round++) {
 		struct app *att, *io[3];
-		int queued = 0;
+		uint64_t queued = 0;
 
 		broker_open(&b, d);
 		att = app_new(d, fd, 0);

@@ -23,8 +23,11 @@ RD_SUITE(isolation, 60);
 /* Act as uid:gid from now on (effective ids: FUSE and CUSE see fsuid). */
 static int become(uid_t uid, gid_t gid)
 {
-	if (setresuid(-1, 0, -1) != 0 || setgroups(0, NULL) != 0 || setresgid(-1, gid, -1) != 0 ||
-	    setresuid(-1, uid, -1) != 0)
+	const uid_t keep_uid = (uid_t)-1; /* "leave this id as it is" */
+	const gid_t keep_gid = (gid_t)-1;
+
+	if (setresuid(keep_uid, 0, keep_uid) != 0 || setgroups(0, NULL) != 0 ||
+	    setresgid(keep_gid, gid, keep_gid) != 0 || setresuid(keep_uid, uid, keep_uid) != 0)
 		return -1;
 	return 0;
 }

@@ -40,7 +40,7 @@ static const char *const map_names[] = { "SIGBUS", "refused (ENODEV)", "readable
 
 static sigjmp_buf bus_jump;
 
-static void on_sigbus(int sig)
+static __attribute__((noreturn)) void on_sigbus(int sig)
 {
 	(void)sig;
 	siglongjmp(bus_jump, 1);
