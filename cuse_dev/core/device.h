@@ -100,9 +100,9 @@ struct attach_args {
 /* pthread_create for every thread the daemon starts: the new thread begins
  * with every signal blocked (the caller's mask is restored after). Only the
  * serving thread may take SIGTERM, SIGINT and SIGHUP: libfuse's handlers
- * just mark the session exited, and only the thread waiting in
- * read(/dev/fuse) or poll wakes with EINTR to see that; a signal some other
- * thread takes leaves the loop serving on. 0 or -errno. */
+ * just mark the session exited, and only the thread waiting in the serving
+ * loop's ppoll wakes with EINTR to see that; a signal some other thread
+ * takes leaves the loop serving on. 0 or -errno. */
 int daemon_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
 /* Threads do not follow fork() into the child: a daemon that forks after

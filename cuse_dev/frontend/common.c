@@ -11,10 +11,13 @@
  * device lock, one interrupted after by the callback: no window is lost.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <linux/fuse.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -182,25 +185,49 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 	return fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) == 0;
 }
 
-/* Serve several sessions (the CUSE data and control nodes) from one thread:
- * no handler blocks, so one thread never waits for another. Returns 0 when
- * the sessions ended normally (signal, or the kernel side went away), or
- * -errno. */
+/* Serve the sessions (the FUSE mount; the CUSE data and control nodes) from
+ * one thread: no handler blocks, so one thread never waits for another.
+ * Returns 0 when the sessions ended normally (signal, or the kernel side went
+ * away), or -errno.
+ *
+ * Not fuse_session_loop: it checks fuse_session_exited and then blocks in
+ * read(/dev/fuse), so a SIGTERM whose handler runs between the two only
+ * marks the session exited and the daemon serves on until the next request
+ * arrives (under valgrind, which delivers signals at the next system call,
+ * every stop of an idle daemon hung so). Here the stop signals are blocked
+ * in this thread except inside ppoll, which opens them atomically: a signal
+ * is taken only while the loop waits, and ppoll then ends with EINTR, so the
+ * check of fuse_session_exited always sees it. The fds are non-blocking so
+ * the one read after ppoll cannot wait with the signals shut (a request
+ * the kernel withdrew in between gives EAGAIN). */
 static int serve_loop(struct fuse_session **se, int n)
 {
-	if (n == 1) {
-		/* libfuse returns the signal number after SIGTERM/SIGINT/SIGHUP. */
-		int r = fuse_session_loop(se[0]);
-		return r > 0 ? 0 : r;
-	}
+	sigset_t stop, old_mask, open_mask;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM); /* the signals fuse_set_signal_handlers handles */
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	int r = pthread_sigmask(SIG_BLOCK, &stop, &old_mask);
+	if (r != 0)
+		return -r;
+	open_mask = old_mask;
+	sigdelset(&open_mask, SIGTERM);
+	sigdelset(&open_mask, SIGINT);
+	sigdelset(&open_mask, SIGHUP);
+
 	struct fuse_buf bufs[2];
 	struct pollfd pfd[2];
 	memset(bufs, 0, sizeof(bufs));
-	for (int i = 0; i < n; i++)
-		pfd[i] = (struct pollfd){ .fd = fuse_session_fd(se[i]), .events = POLLIN };
 	int result = 0;
+	for (int i = 0; i < n && result == 0; i++) {
+		int fd = fuse_session_fd(se[i]);
+		int flags = fcntl(fd, F_GETFL);
+		if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+			result = -errno;
+		pfd[i] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	}
 	while (!fuse_session_exited(se[0]) && result == 0) {
-		if (poll(pfd, (nfds_t)n, -1) < 0) {
+		if (ppoll(pfd, (nfds_t)n, NULL, &open_mask) < 0) {
 			if (errno != EINTR)
 				result = -errno;
 			continue;
@@ -208,7 +235,7 @@ static int serve_loop(struct fuse_session **se, int n)
 		for (int i = 0; i < n && result == 0; i++) {
 			if (!pfd[i].revents)
 				continue;
-			int r = fuse_session_receive_buf(se[i], &bufs[i]);
+			r = fuse_session_receive_buf(se[i], &bufs[i]);
 			if (r == -EINTR || r == -EAGAIN)
 				continue;
 			if (r <= 0) {
@@ -220,6 +247,7 @@ static int serve_loop(struct fuse_session **se, int n)
 	}
 	for (int i = 0; i < n; i++)
 		free(bufs[i].mem);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	return result > 0 ? 0 : result;
 }
 
