@@ -365,12 +365,17 @@ Test(relay_timeout, required_broker_times_out)
 	struct open_args args = { .default_pipe = true };
 	device_open_request(dev, &root, O_RDWR, &args, REQ(1));
 	cr_assert_eq(fake_parked(dev), 1, "no broker, but one is required: the open waits");
-	for (int i = 0; i < 400 && !fake_replies[1].answers; i++)
-		usleep(10000);
-	cr_assert_eq(fake_replies[1].kind, FAKE_ERROR);
-	cr_assert_eq(fake_replies[1].err, ETIMEDOUT);
+	/* The timer thread answers, under the device lock: wait through the
+	 * counters (device_stats takes the lock), never by reading the reply
+	 * while that thread may be writing it. */
 	struct ringdev_stats s;
 	device_stats(dev, &s);
+	for (int i = 0; i < 400 && s.parked_total != 0; i++) {
+		usleep(10000);
+		device_stats(dev, &s);
+	}
+	cr_assert_eq(fake_replies[1].kind, FAKE_ERROR);
+	cr_assert_eq(fake_replies[1].err, ETIMEDOUT);
 	cr_assert_eq(s.relay_timeouts, 1);
 	cr_assert_eq(s.parked_total, 0);
 	cr_assert_eq(s.opens, 0);
