@@ -76,6 +76,11 @@ mkdir -p build-fuzz
 scripts/fuzz.sh 60 2>&1 | tee build-fuzz/fuzz.log || status=1
 tally_script build-fuzz/fuzz.log
 
+echo "== analysis: clang + clang-tidy, ringdevd under valgrind, ThreadSanitizer (tests/analysis/README.md)"
+mkdir -p build-analysis
+scripts/analyze.sh --quick 2>&1 | tee build-analysis/analyze.log || status=1
+tally_script build-analysis/analyze.log
+
 echo "test.sh: $passed passed, $failed failed"
 if ((failed)); then status=1; fi
 exit $status
