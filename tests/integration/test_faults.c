@@ -94,6 +94,24 @@ static int keep_stats(struct rd_daemon *d)
 	return fd;
 }
 
+/* Four apps that wait: a read on r, a write on the full pipe w, and, held
+ * by a broker (the returned control fd) that never answers, an ioctl on io
+ * and an open of `pipe`. */
+static int start_four_waiting(struct rd_daemon *d, struct fault_app *a[4], pid_t pid[4], int r, int w, int io,
+			      const char *pipe)
+{
+	pid[0] = fault_app_start(d, &a[0], OP_READ, r, NULL);
+	pid[1] = fault_app_start(d, &a[1], OP_WRITE, w, NULL);
+	rd_wait_parked(d, 1, 1);
+	int ctl = rd_ctl_open(d);
+	cr_assert_geq(ctl, 0, "open the control node: %s", rd_errname(errno));
+	pid[2] = fault_app_start(d, &a[2], OP_IOCTL, io, NULL);
+	rd_wait_other(d, 1);
+	pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, pipe);
+	rd_wait_other(d, 2);
+	return ctl;
+}
+
 /* Kill every app with SIGKILL while each one waits (a read, a write, an
  * open and an ioctl held by a broker that never answers): each wait ends,
  * nothing stays parked, and the ring memory is what it was before. */
@@ -108,15 +126,7 @@ Test(faults, killed_apps_leave_nothing_parked_and_no_memory_behind)
 	struct fault_app *a[4];
 	pid_t pid[4];
 
-	pid[0] = fault_app_start(d, &a[0], OP_READ, r, NULL);
-	pid[1] = fault_app_start(d, &a[1], OP_WRITE, w, NULL);
-	rd_wait_parked(d, 1, 1);
-	int ctl = rd_ctl_open(d);
-	cr_assert_geq(ctl, 0, "open the control node: %s", rd_errname(errno));
-	pid[2] = fault_app_start(d, &a[2], OP_IOCTL, io, NULL);
-	rd_wait_other(d, 1);
-	pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, "KRead");
-	rd_wait_other(d, 2);
+	int ctl = start_four_waiting(d, a, pid, r, w, io, "KRead");
 	for (int i = 0; i < 4; i++)
 		kill(pid[i], SIGKILL);
 	for (int i = 0; i < 4; i++) {
@@ -180,15 +190,7 @@ Test(faults, a_killed_daemon_fails_every_waiting_app_and_a_new_one_serves)
 	struct fault_app *a[4];
 	pid_t pid[4];
 
-	pid[0] = fault_app_start(d, &a[0], OP_READ, r, NULL);
-	pid[1] = fault_app_start(d, &a[1], OP_WRITE, w, NULL);
-	rd_wait_parked(d, 1, 1);
-	int ctl = rd_ctl_open(d);
-	cr_assert_geq(ctl, 0, "open the control node: %s", rd_errname(errno));
-	pid[2] = fault_app_start(d, &a[2], OP_IOCTL, io, NULL);
-	rd_wait_other(d, 1);
-	pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, "DRead");
-	rd_wait_other(d, 2);
+	int ctl = start_four_waiting(d, a, pid, r, w, io, "DRead");
 	rd_kill(d, SIGKILL);
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(rd_join(pid[i]), 0, "app %d", i);
