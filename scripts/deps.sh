@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # deps.sh - install what ringdev needs on Debian 12, as root.
 #   deps.sh build   the toolchain and libraries to build and run ringdevd
-#   deps.sh test    also what the tests need (Criterion, pytest, the CUSE test VM)
+#   deps.sh test    also what the tests need (Criterion, pytest, the CUSE test VM,
+#                   the device exercisers run in it)
 # Installs only what is missing, so a prepared machine pays nothing.
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base libcap-ng-dev libsystemd-dev)
-test_pkgs=(libcriterion-dev python3-pytest linux-image-amd64 qemu-system-x86 busybox-static kmod systemd)
+test_pkgs=(libcriterion-dev python3-pytest linux-image-amd64 qemu-system-x86 busybox-static kmod systemd stress-ng socat pv fio)
 
 case "${1:-build}" in
 build) pkgs=("${build_pkgs[@]}") ;;

@@ -13,6 +13,7 @@
 
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <time.h>
 
 RD_SUITE(faults, 120);
 
@@ -239,4 +240,114 @@ Test(faults, a_slow_broker_is_waited_for)
 	close(ctl);
 	rd_close(d, io);
 	rd_end(d);
+}
+
+/* Kills racing every parked kind: each round starts the four waiting apps
+ * (a read, a write on a full pipe, and an ioctl and an open held by a broker
+ * that never answers) and kills them a random 0 to 3 ms later, before,
+ * while or after each request parks; every few rounds the broker goes too,
+ * racing the kills with its own release. Whatever order the kernel's
+ * INTERRUPT, RELEASE and the broker's close come in, nothing stays parked,
+ * no handle or ring memory is left, and the daemon serves the next round. */
+Test(faults, kills_racing_every_parked_kind_leave_nothing_behind)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int r = rd_create(d, "RRead", O_RDWR, 0, 0, 0);
+	int w = full_pipe(d, "RWrite");
+	int io = rd_create(d, "RIoctl", O_RDWR, 0, 0, 0);
+	int stats = keep_stats(d);
+	struct ringdev_stats before = rd_stats(d);
+	unsigned seed = (unsigned)time(NULL);
+	fprintf(stderr, "kills_racing: seed %u\n", seed);
+	int ctl = rd_ctl_open(d);
+	cr_assert_geq(ctl, 0, "open the control node: %s", rd_errname(errno));
+	for (int round = 0; round < 20; round++) {
+		struct fault_app *a[4];
+		pid_t pid[4];
+		pid[0] = fault_app_start(d, &a[0], OP_READ, r, NULL);
+		pid[1] = fault_app_start(d, &a[1], OP_WRITE, w, NULL);
+		pid[2] = fault_app_start(d, &a[2], OP_IOCTL, io, NULL);
+		pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, "RRead");
+		usleep((useconds_t)(rand_r(&seed) % 3000));
+		bool broker_goes = round % 4 == 3;
+		for (int i = 0; i < 4; i++) {
+			kill(pid[i], SIGKILL);
+			if (broker_goes && i == 1) {
+				close(ctl);
+				ctl = -1;
+			}
+		}
+		for (int i = 0; i < 4; i++) {
+			int status;
+			cr_assert(rd_wait_child(pid[i], RD_CHILD_TIMEOUT_MS, &status), "round %d: app %d hangs after SIGKILL",
+				  round, i);
+		}
+		rd_wait_parked(d, 0, 0);
+		rd_wait_other(d, 0);
+		if (ctl < 0) {
+			ctl = rd_ctl_open(d);
+			cr_assert_geq(ctl, 0, "round %d: the control node opens again: %s", round, rd_errname(errno));
+		}
+	}
+	close(ctl);
+	struct ringdev_stats after = rd_stats(d);
+	cr_assert_eq(after.parked_reads + after.parked_writes + after.parked_other, 0, "nothing parked");
+	cr_assert_eq(after.memory_used, before.memory_used, "ring memory back at its baseline: %llu, was %llu",
+		     (unsigned long long)after.memory_used, (unsigned long long)before.memory_used);
+	cr_assert_eq(after.opens, before.opens, "no handle left by a killed opener: %llu, was %llu",
+		     (unsigned long long)after.opens, (unsigned long long)before.opens);
+	char buf[8];
+	int fd = rd_open(d, "RRead", O_RDWR | O_NONBLOCK, 0);
+	cr_assert_geq(fd, 0, "the daemon still opens pipes: %s", rd_errname(errno));
+	rd_write_ok(fd, "alive", 5);
+	rd_read_ok(fd, buf, sizeof(buf), 5);
+	rd_close(d, fd);
+	rd_close(d, io);
+	rd_close(d, w);
+	rd_close(d, r);
+	rd_end(d);
+	close(stats);
+}
+
+/* Every parked kind stopped: SIGSTOP interrupts each wait (the daemon ends
+ * the request, and for a relayed one tells the broker), so while the apps
+ * are stopped nothing is parked; after SIGCONT each call has ended with
+ * EINTR and none took or left anything. */
+Test(faults, stopped_apps_of_every_parked_kind_leave_nothing_parked)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int r = rd_create(d, "SRead", O_RDWR, 0, 0, 0);
+	int w = full_pipe(d, "SWrite");
+	int io = rd_create(d, "SIoctl", O_RDWR, 0, 0, 0);
+	int stats = keep_stats(d);
+	struct ringdev_stats before = rd_stats(d);
+	struct fault_app *a[4];
+	pid_t pid[4];
+
+	int ctl = start_four_waiting(d, a, pid, r, w, io, "SRead");
+	for (int i = 0; i < 4; i++) {
+		int status;
+		cr_assert_eq(kill(pid[i], SIGSTOP), 0);
+		cr_assert_eq(waitpid(pid[i], &status, WUNTRACED), pid[i]);
+		cr_assert(WIFSTOPPED(status), "app %d is stopped", i);
+	}
+	rd_wait_parked(d, 0, 0);
+	rd_wait_other(d, 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(kill(pid[i], SIGCONT), 0);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(rd_join(pid[i]), 0, "app %d", i);
+		cr_assert(a[i]->done && a[i]->ret == -1 && a[i]->err == EINTR, "app %d: the stopped call: %ld (%s)", i,
+			  a[i]->ret, rd_errname(a[i]->err));
+	}
+	close(ctl);
+	struct ringdev_stats after = rd_stats(d);
+	cr_assert_eq(after.memory_used, before.memory_used, "ring memory back at its baseline");
+	cr_assert_eq(after.opens, before.opens, "the stopped open left no handle: %llu, was %llu",
+		     (unsigned long long)after.opens, (unsigned long long)before.opens);
+	rd_close(d, io);
+	rd_close(d, w);
+	rd_close(d, r);
+	rd_end(d);
+	close(stats);
 }
