@@ -749,6 +749,7 @@ int main(int argc, char **argv)
 	struct options o = { .policy = policy_default(), .threads = 1 };
 
 	log_set_ident("ringdev-broker");
+	log_detect_journal();
 	int r = options_parse(argc, argv, &o);
 	if (r != 0)
 		return r < 0 ? EXIT_SUCCESS : r;

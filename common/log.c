@@ -9,7 +9,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <syslog.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -21,6 +23,7 @@ static unsigned log_limit = 200;
 static time_t log_window;
 static unsigned log_in_window;
 static unsigned long log_suppressed;
+static int log_journal; /* stderr is the journal: "<N>" priority prefixes */
 
 void log_set_level(enum log_level level) { log_level = level; }
 enum log_level log_get_level(void) { return log_level; }
@@ -35,11 +38,27 @@ void log_set_sink(log_sink_fn fn, void *data)
 	pthread_mutex_unlock(&log_lock);
 }
 
+static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+
+bool log_detect_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	int end = 0;
+	struct stat st;
+	log_journal = env && sscanf(env, "%llu:%llu%n", &dev, &ino, &end) == 2 && env[end] == '\0' &&
+		      fstat(2, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+		      (unsigned long long)st.st_ino == ino;
+	return log_journal;
+}
+
 static void log_emit(enum log_level level, const char *line)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 	if (log_sink)
 		log_sink(level, line, log_sink_data);
+	else if (log_journal)
+		fprintf(stderr, "<%d>%s\n", syslog_prio[level], line);
 	else
 		fprintf(stderr, "%s: %s%s%s\n", log_ident, level <= LOG_LEVEL_WARN ? names[level] : "",
 			level <= LOG_LEVEL_WARN ? ": " : "", line);
@@ -101,8 +120,7 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
 
 static void syslog_sink(enum log_level level, const char *line, void *data)
 {
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	syslog(prio[level], "%s", line);
+	syslog(syslog_prio[level], "%s", line);
 }
 
 void log_use_syslog(const char *ident)

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
@@ -17,6 +18,11 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Program name prefixed to each line by the default (stderr) sink. */
 void log_set_ident(const char *ident);
+/* If stderr is the journal ($JOURNAL_STREAM names its device and inode,
+ * as systemd sets it for a service), the stderr sink writes each line with
+ * its syslog priority as a "<N>" prefix, which the journal keeps, instead
+ * of the ident and severity words. Returns whether it is. */
+bool log_detect_journal(void);
 /* Replace the sink (NULL restores stderr). */
 void log_set_sink(log_sink_fn fn, void *data);
 /* Send every line to syslog (the journal, for a service) as `ident`. */

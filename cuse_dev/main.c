@@ -306,6 +306,7 @@ int main(int argc, char **argv)
 		},
 	};
 	log_set_ident("ringdevd");
+	log_detect_journal();
 	int code = parse_args(argc, argv, &cfg);
 	if (code >= 0)
 		return code;

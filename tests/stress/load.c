@@ -1709,8 +1709,8 @@ static void settings_init(void)
 	bool long_mode = stress_long_mode();
 
 	/* At least 4: their own pipes must outnumber the free slots (ENOSPC). */
-	cfg.clients = (unsigned)stress_env_u64("RINGDEV_STRESS_CLIENTS", long_mode ? 64 : 16, 4, MAX_CLIENTS);
-	cfg.pipes = (unsigned)stress_env_u64("RINGDEV_STRESS_PIPES", long_mode ? 1000 : 200, 4, MAX_PIPES);
+	cfg.clients = (unsigned)stress_env_u64("RINGDEV_STRESS_CLIENTS", 64, 4, MAX_CLIENTS);
+	cfg.pipes = (unsigned)stress_env_u64("RINGDEV_STRESS_PIPES", 1000, 4, MAX_PIPES);
 	cfg.seconds = (unsigned)stress_env_u64("RINGDEV_STRESS_SECONDS", long_mode ? 600 : 30, 2, 86400);
 	cfg.hang_ms = (unsigned)stress_env_u64("RINGDEV_STRESS_HANG_MS", 20000, 1000, 3600000);
 	cfg.fair_ms = long_mode ? 10000 : 3000;

@@ -743,9 +743,9 @@ static void settings_init(void)
 {
 	bool long_mode = stress_long_mode();
 
-	cfg.writers = (unsigned)stress_env_u64("RINGDEV_STRESS_WRITERS", long_mode ? 8 : 4, 1, MAX_WORKERS);
-	cfg.readers = (unsigned)stress_env_u64("RINGDEV_STRESS_READERS", long_mode ? 8 : 4, 1, MAX_WORKERS);
-	cfg.bytes = stress_env_u64("RINGDEV_STRESS_BYTES", long_mode ? 1ull << 30 : 256ull << 20, 1u << 20, 1ull << 40);
+	cfg.writers = (unsigned)stress_env_u64("RINGDEV_STRESS_WRITERS", long_mode ? 16 : 8, 1, MAX_WORKERS);
+	cfg.readers = (unsigned)stress_env_u64("RINGDEV_STRESS_READERS", long_mode ? 16 : 8, 1, MAX_WORKERS);
+	cfg.bytes = stress_env_u64("RINGDEV_STRESS_BYTES", long_mode ? 16ull << 30 : 1ull << 30, 1u << 20, 1ull << 40);
 	cfg.stall_ms = (unsigned)stress_env_u64("RINGDEV_STRESS_STALL_MS", 20000, 1000, 3600000);
 	cfg.seed = stress_env_u64("RINGDEV_STRESS_SEED", (uint64_t)time(NULL), 0, UINT64_MAX);
 }

@@ -16,7 +16,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
@@ -413,4 +415,48 @@ Test(log, syslog_sink_does_not_crash_or_write_stderr, .init = cr_redirect_stderr
 	cr_assert_eq(cap.count, 1);
 	assert_line(0, LOG_LEVEL_INFO, "captured");
 	cr_assert_stderr_eq_str("");
+}
+
+/* Under systemd, $JOURNAL_STREAM names stderr's device and inode: each line
+ * then carries its syslog priority as "<N>", without ident or severity
+ * words. A stale or malformed value (another file, trailing junk) leaves the
+ * plain format. */
+Test(log, journal_stream_gets_priority_prefixes)
+{
+	char path[] = "/tmp/rd-journal-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	int saved = dup(2);
+	cr_assert_eq(dup2(fd, 2), 2);
+	struct stat st;
+	cr_assert_eq(fstat(2, &st), 0);
+	char env[64];
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+
+	setenv("JOURNAL_STREAM", "1:2", 1);
+	bool other = log_detect_journal();
+	char junk[80];
+	snprintf(junk, sizeof(junk), "%sx", env);
+	setenv("JOURNAL_STREAM", junk, 1);
+	bool trailing = log_detect_journal();
+	setenv("JOURNAL_STREAM", env, 1);
+	bool match = log_detect_journal();
+	log_set_ident("ringdevd");
+	log_error("e");
+	log_warn("w");
+	log_info("i on pipe HELLO");
+	unsetenv("JOURNAL_STREAM");
+	bool unset = log_detect_journal();
+	log_info("plain");
+	fflush(stderr);
+	cr_assert_eq(dup2(saved, 2), 2);
+	close(saved);
+
+	char buf[256] = { 0 };
+	cr_assert_geq(pread(fd, buf, sizeof(buf) - 1, 0), 0);
+	close(fd);
+	unlink(path);
+	cr_assert(!other && !trailing && match && !unset, "detection: other %d trailing %d match %d unset %d", other,
+		  trailing, match, unset);
+	cr_assert_str_eq(buf, "<3>e\n<4>w\n<6>i on pipe HELLO\nringdevd: plain\n");
 }
