@@ -56,6 +56,7 @@ static const char usage_text[] =
 	"  --case-sensitive           HELLO and hello are different pipes\n"
 	"  --user USER[:GROUP]        once the node or mount is there, run as USER (and\n"
 	"                             GROUP, default USER's group) with no capabilities\n"
+	"  --threads N                serving threads, 1 to 64 (default: the CPUs, at most 4)\n"
 	"  -v, --verbose              log every decision (debug level)\n"
 	"  -h, --help                 show this help and exit\n"
 	"  -V, --version              show the version and exit\n"
@@ -84,6 +85,7 @@ enum {
 	OPT_MAX_MEMORY,
 	OPT_CASE_SENSITIVE,
 	OPT_USER,
+	OPT_THREADS,
 };
 
 static const struct option long_options[] = {
@@ -108,6 +110,7 @@ static const struct option long_options[] = {
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
 	{ "case-sensitive", no_argument, NULL, OPT_CASE_SENSITIVE },
 	{ "user", required_argument, NULL, OPT_USER },
+	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -258,6 +261,11 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 				return usage_error("--user: no such user or group '%s' (USER[:GROUP]; a uid with no "
 						   "passwd entry needs :GROUP)", optarg);
 			break;
+		case OPT_THREADS:
+			if (parse_u64(optarg, 1, 64, &v) < 0)
+				return usage_error("--threads: '%s' is not a number from 1 to 64", optarg);
+			cfg->threads = (unsigned)v;
+			break;
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -319,6 +327,12 @@ int main(int argc, char **argv)
 		cfg.dev.max_memory_per_uid = cfg.dev.max_memory / 4;
 	if (!cfg.parked_per_uid_set)
 		cfg.dev.max_parked_per_uid = cfg.dev.max_parked / 4 ? cfg.dev.max_parked / 4 : 1;
+	if (!cfg.threads) {
+		/* One thread per CPU the daemon may use, at most 4: past that
+		 * the one device lock, not the threads, is what limits. */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg.threads = cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned)cpus;
+	}
 	if (cfg.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);
 	if (cfg.run_as.set && geteuid() != 0) {

@@ -200,6 +200,16 @@ static void count_in(struct device *dev, struct pipe *p, struct open_ctx *ctx, s
 	p->mtime = now_realtime();
 }
 
+static void count_out(struct device *dev, struct pipe *p, struct open_ctx *ctx, size_t n)
+{
+	p->bytes_out += n;
+	p->reads++;
+	dev->count.bytes_out += n;
+	dev->count.reads++;
+	ctx->bytes_out += n;
+	p->atime = now_realtime();
+}
+
 static void count_write_done(struct device *dev, struct pipe *p)
 {
 	p->writes++;
@@ -275,12 +285,7 @@ static int deliver(struct device *dev, struct pipe *p, struct open_ctx *ctx, voi
 	ring_consume(&p->ring, consumed);
 	if (is_message(p))
 		p->queued_messages--;
-	p->bytes_out += n;
-	p->reads++;
-	dev->count.bytes_out += n;
-	dev->count.reads++;
-	ctx->bytes_out += n;
-	p->atime = now_realtime();
+	count_out(dev, p, ctx, n);
 	return 0;
 }
 
@@ -354,12 +359,38 @@ static void put_payload(struct pipe *p, const void *buf, size_t n)
 		ring_write(&p->ring, buf, n);
 }
 
-/* A write that fits entirely: store it, answer it, serve whoever waits. */
+/* A reader waits on an empty ring: answer it straight from the write's
+ * buffer, before the writer (the reader is the one the data is for), and
+ * skip the copy into the ring and out again. A stream reader takes what
+ * fits its buffer, a message reader the whole message or nothing (a message
+ * larger than its buffer goes through the ring, where the reader gets
+ * EMSGSIZE as always). Returns the bytes handed over. */
+static size_t hand_to_reader(struct device *dev, struct pipe *p, const uint8_t *buf, size_t n)
+{
+	struct list_node *first = list_first(&p->readq);
+	if (!first || p->ring.used > 0)
+		return 0;
+	struct parked_req *rd = list_entry(first, struct parked_req, queue_link);
+	size_t size = rd->u.read.size;
+	size_t m = is_message(p) ? (n <= size ? n : 0) : (n < size ? n : size);
+	if (m == 0)
+		return 0;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = m };
+	dev->ops->reply_data(rd->req, &iov, 1);
+	count_out(dev, p, rd->ctx, m);
+	parked_free(dev, rd);
+	return m;
+}
+
+/* A write that fits entirely: hand it to a waiting reader or store it,
+ * answer it, serve whoever else waits. */
 static void store_whole(struct device *dev, struct pipe *p, struct open_ctx *ctx, void *req, const void *buf,
 			size_t n)
 {
-	put_payload(p, buf, n);
 	count_in(dev, p, ctx, n);
+	size_t handed = hand_to_reader(dev, p, buf, n);
+	if (handed < n)
+		put_payload(p, (const uint8_t *)buf + handed, n - handed);
 	write_complete(dev, p, req, n);
 	pipe_settle(dev, p);
 }

@@ -185,22 +185,171 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 	return fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) == 0;
 }
 
-/* Serve the sessions (the FUSE mount; the CUSE data and control nodes) from
- * one thread: no handler blocks, so one thread never waits for another.
- * Returns 0 when the sessions ended normally (signal, or the kernel side went
- * away), or -errno.
+/* ---- serving: N threads over the sessions' fds ----
+ *
+ * Thread 0 (the caller of frontend_serve) serves every session (the FUSE
+ * mount; the CUSE data and control nodes) and is the only thread that takes
+ * the stop signals. Threads 1..N-1 (--threads) serve the data session only:
+ * the mount, or /dev/NAME. Each thread waits in its own epoll instance on
+ * the session fd with EPOLLEXCLUSIVE, so one request wakes one thread, and
+ * then reads requests until none is left (at most SERVE_BATCH in a row, so
+ * thread 0 still looks at its signals under a flood). A request is handled
+ * start to end by the thread that read it: there is no hand-off between
+ * threads. The core's one lock makes the handlers safe side by side; the
+ * kernel's reads, copies and replies of one thread overlap the next
+ * request's handler in another.
  *
  * Not fuse_session_loop: it checks fuse_session_exited and then blocks in
  * read(/dev/fuse), so a SIGTERM whose handler runs between the two only
  * marks the session exited and the daemon serves on until the next request
  * arrives (under valgrind, which delivers signals at the next system call,
  * every stop of an idle daemon hung so). Here the stop signals are blocked
- * in this thread except inside ppoll, which opens them atomically: a signal
- * is taken only while the loop waits, and ppoll then ends with EINTR, so the
- * check of fuse_session_exited always sees it. The fds are non-blocking so
- * the one read after ppoll cannot wait with the signals shut (a request
- * the kernel withdrew in between gives EAGAIN). */
-static int serve_loop(struct fuse_session **se, int n)
+ * in thread 0 except inside epoll_pwait, which opens them atomically: a
+ * signal is taken only while the loop waits, and the wait then ends with
+ * EINTR, so the check of fuse_session_exited always sees it. The fds are
+ * non-blocking, so a read never waits with the signals shut (a request
+ * another thread took, or the kernel withdrew, gives EAGAIN).
+ *
+ * The extra threads start only once the node or mount is ready and any
+ * --user drop is done (frontend_threads_may_start): capabilities are per
+ * thread, and on CUSE the drop happens in the INIT callbacks thread 0 runs.
+ * They get the stop from an eventfd and are joined before the core shuts
+ * down. */
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define SERVE_BATCH 16
+#define SERVE_THREADS_MAX 64
+
+struct server {
+	struct fuse_session **se;
+	int n;             /* sessions thread 0 serves; the others serve se[0] */
+	int stop_fd;       /* eventfd: the extra threads end when it is readable */
+	unsigned threads;  /* wanted, including thread 0 */
+	unsigned started;  /* extra threads running */
+	pthread_t tid[SERVE_THREADS_MAX];
+	int result;        /* first failure of an extra thread (-errno), or 1: the kernel side is gone */
+	pthread_mutex_t lock;
+};
+
+static bool threads_may_start;
+
+void frontend_threads_may_start(void)
+{
+	threads_may_start = true;
+}
+
+/* One request of session se, if one is there: 1 handled, 0 none (EAGAIN,
+ * EINTR), or <0: the session ended (-ENODEV and 0 reads: the kernel side is
+ * gone, reported as 1 by the callers) or failed. */
+static int serve_one(struct fuse_session *se, struct fuse_buf *buf)
+{
+	int r = fuse_session_receive_buf(se, buf);
+	if (r == -EINTR || r == -EAGAIN)
+		return 0;
+	if (r == 0 || r == -ENODEV)
+		return -ENODEV;
+	if (r < 0)
+		return r;
+	fuse_session_process_buf(se, buf);
+	return 1;
+}
+
+/* Serve se until no request is left, at most SERVE_BATCH of them. */
+static int serve_batch(struct fuse_session *se, struct fuse_buf *buf)
+{
+	for (int i = 0; i < SERVE_BATCH; i++) {
+		int r = serve_one(se, buf);
+		if (r <= 0)
+			return r;
+	}
+	return 0;
+}
+
+static int epoll_add(int ep, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = tag };
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void *serve_extra(void *arg)
+{
+	struct server *sv = arg;
+	struct fuse_session *se = sv->se[0];
+	struct fuse_buf buf;
+	memset(&buf, 0, sizeof(buf));
+	int result = 0;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		result = -errno;
+	if (result == 0)
+		result = epoll_add(ep, fuse_session_fd(se), EPOLLIN | EPOLLEXCLUSIVE, 0);
+	if (result == 0)
+		result = epoll_add(ep, sv->stop_fd, EPOLLIN, 1);
+	while (result == 0 && !fuse_session_exited(se)) {
+		struct epoll_event ev[2];
+		int k = epoll_wait(ep, ev, 2, -1);
+		if (k < 0) {
+			if (errno != EINTR)
+				result = -errno;
+			continue;
+		}
+		bool stop = false;
+		for (int i = 0; i < k; i++)
+			stop |= ev[i].data.u64 == 1;
+		if (stop)
+			break;
+		int r = serve_batch(se, &buf);
+		if (r < 0)
+			result = r == -ENODEV ? 1 : r;
+	}
+	if (result != 0) {
+		pthread_mutex_lock(&sv->lock);
+		if (sv->result == 0)
+			sv->result = result;
+		pthread_mutex_unlock(&sv->lock);
+		fuse_session_exit(se); /* thread 0 sees it at its next wake-up */
+		uint64_t one = 1;
+		if (write(sv->stop_fd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow from a few writes */
+		}
+	}
+	if (ep >= 0)
+		close(ep);
+	free(buf.mem);
+	return NULL;
+}
+
+/* Start the extra threads, once allowed. Failing to start one is logged and
+ * leaves fewer threads serving, not a daemon that stops. */
+static void start_extra_threads(struct server *sv)
+{
+	while (sv->started + 1 < sv->threads) {
+		int r = daemon_thread_create(&sv->tid[sv->started], NULL, serve_extra, sv);
+		if (r < 0) {
+			log_warn("cannot start serving thread %u of %u: %s; serving with %u", sv->started + 2,
+				 sv->threads, strerror(-r), sv->started + 1);
+			sv->threads = sv->started + 1;
+			break;
+		}
+		sv->started++;
+	}
+	if (sv->threads > 1)
+		log_debug("serving with %u threads", sv->threads);
+}
+
+static void stop_extra_threads(struct server *sv)
+{
+	uint64_t one = 1;
+	if (sv->started && write(sv->stop_fd, &one, sizeof(one)) < 0)
+		log_error("cannot stop the serving threads: %s", strerror(errno));
+	for (unsigned i = 0; i < sv->started; i++)
+		pthread_join(sv->tid[i], NULL);
+	sv->started = 0;
+}
+
+static int serve_loop(struct fuse_session **se, int n, unsigned threads)
 {
 	sigset_t stop, old_mask, open_mask;
 	sigemptyset(&stop);
@@ -215,38 +364,58 @@ static int serve_loop(struct fuse_session **se, int n)
 	sigdelset(&open_mask, SIGINT);
 	sigdelset(&open_mask, SIGHUP);
 
+	struct server sv = {
+		.se = se,
+		.n = n,
+		.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+		.threads = threads < 1 ? 1 : threads > SERVE_THREADS_MAX ? SERVE_THREADS_MAX : threads,
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+	};
 	struct fuse_buf bufs[2];
-	struct pollfd pfd[2];
 	memset(bufs, 0, sizeof(bufs));
-	int result = 0;
+	int result = sv.stop_fd < 0 ? -errno : 0;
+	int ep = result == 0 ? epoll_create1(EPOLL_CLOEXEC) : -1;
+	if (result == 0 && ep < 0)
+		result = -errno;
 	for (int i = 0; i < n && result == 0; i++) {
 		int fd = fuse_session_fd(se[i]);
 		int flags = fcntl(fd, F_GETFL);
 		if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
 			result = -errno;
-		pfd[i] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		else
+			result = epoll_add(ep, fd, EPOLLIN | (i == 0 ? EPOLLEXCLUSIVE : 0), (uint64_t)i);
 	}
+	if (result == 0)
+		result = epoll_add(ep, sv.stop_fd, EPOLLIN, (uint64_t)n);
 	while (!fuse_session_exited(se[0]) && result == 0) {
-		if (ppoll(pfd, (nfds_t)n, NULL, &open_mask) < 0) {
+		if (threads_may_start && sv.started + 1 < sv.threads)
+			start_extra_threads(&sv);
+		struct epoll_event ev[3];
+		int k = epoll_pwait(ep, ev, 3, -1, &open_mask);
+		if (k < 0) {
 			if (errno != EINTR)
 				result = -errno;
 			continue;
 		}
-		for (int i = 0; i < n && result == 0; i++) {
-			if (!pfd[i].revents)
-				continue;
-			r = fuse_session_receive_buf(se[i], &bufs[i]);
-			if (r == -EINTR || r == -EAGAIN)
-				continue;
-			if (r <= 0) {
-				result = r == 0 || r == -ENODEV ? 1 : r; /* 1: the kernel side is gone */
-				break;
-			}
-			fuse_session_process_buf(se[i], &bufs[i]);
+		for (int e = 0; e < k && result == 0; e++) {
+			uint64_t i = ev[e].data.u64;
+			if (i >= (uint64_t)n)
+				continue; /* an extra thread failed: the session is marked exited */
+			r = serve_batch(se[i], &bufs[i]);
+			if (r < 0)
+				result = r == -ENODEV ? 1 : r; /* 1: the kernel side is gone */
 		}
 	}
+	stop_extra_threads(&sv);
+	if (result == 0)
+		result = sv.result;
+	if (ep >= 0)
+		close(ep);
+	if (sv.stop_fd >= 0)
+		close(sv.stop_fd);
 	for (int i = 0; i < n; i++)
 		free(bufs[i].mem);
+	pthread_mutex_destroy(&sv.lock);
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	return result > 0 ? 0 : result;
 }
@@ -267,6 +436,7 @@ int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg
 	char status[PATH_MAX + 16];
 	snprintf(status, sizeof(status), "serving %s", what);
 	service_notify_ready(status);
+	frontend_threads_may_start();
 	return 0;
 }
 
@@ -299,7 +469,7 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 		fuse_remove_signal_handlers(se[0]);
 		return 1;
 	}
-	int r = serve_loop(se, n);
+	int r = serve_loop(se, n, cfg->threads);
 	service_notify_stopping();
 	if (r < 0)
 		log_error("%s: session failed: %s", what, strerror(-r));

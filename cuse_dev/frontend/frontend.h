@@ -30,6 +30,7 @@ struct daemon_config {
 	bool memory_per_uid_set;  /* --max-memory-per-uid given */
 	bool parked_per_uid_set;  /* --max-parked-per-uid given */
 	struct run_as run_as;     /* --user: who to become once the node or mount is there */
+	unsigned threads;         /* --threads: serving threads (the data session's) */
 };
 
 /* The device_ops answering through libfuse. */
@@ -67,6 +68,10 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx);
  * is stopped around the drop, because credentials are per thread: no
  * thread may keep root. 0 or -errno. */
 int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg, const char *what);
+
+/* Let the extra serving threads (--threads) start: once the node or mount
+ * is ready and any --user drop is done (frontend_drop_and_notify calls it). */
+void frontend_threads_may_start(void);
 
 /* Serve mounted sessions until SIGTERM/SIGINT (daemonizing first without
  * -f), then end every parked request. Returns the process exit code; the

@@ -264,6 +264,12 @@ static __attribute__((noreturn)) void daemon_exec(const struct rd_daemon *d, pid
 		argv[argc++] = "--mount";
 		argv[argc++] = d->mount;
 	}
+	/* More serving threads than this machine kind has cores, so every
+	 * test runs the handlers side by side (a test's own --threads, later
+	 * on the line, wins). $RINGDEV_TEST_THREADS changes it. */
+	const char *threads = getenv("RINGDEV_TEST_THREADS");
+	argv[argc++] = "--threads";
+	argv[argc++] = threads && *threads ? threads : "3";
 	for (int i = 0; i < d->nargs; i++)
 		argv[argc++] = d->args[i];
 	argv[argc] = NULL;
