@@ -95,6 +95,47 @@ static int keep_stats(struct rd_daemon *d)
 	return fd;
 }
 
+/* What the tests that make four apps wait share: a pipe to read (`r`), a
+ * full one to write (`w`), one for the brokered ioctl (`io`), the handle the
+ * counters are read through, and the counters before anything waits. */
+struct fault_pipes {
+	int r, w, io, stats;
+	struct ringdev_stats before;
+};
+
+static void fault_pipes_make(struct rd_daemon *d, char prefix, struct fault_pipes *fp)
+{
+	char name[3][16];
+	snprintf(name[0], sizeof(name[0]), "%cRead", prefix);
+	snprintf(name[1], sizeof(name[1]), "%cWrite", prefix);
+	snprintf(name[2], sizeof(name[2]), "%cIoctl", prefix);
+	fp->r = rd_create(d, name[0], O_RDWR, 0, 0, 0);
+	fp->w = full_pipe(d, name[1]);
+	fp->io = rd_create(d, name[2], O_RDWR, 0, 0, 0);
+	fp->stats = keep_stats(d);
+	fp->before = rd_stats(d);
+}
+
+/* Nothing waits, and neither ring memory nor handles were left behind. */
+static void fault_pipes_check_baseline(struct rd_daemon *d, const struct fault_pipes *fp, const char *who)
+{
+	struct ringdev_stats after = rd_stats(d);
+	cr_assert_eq(after.parked_reads + after.parked_writes + after.parked_other, 0, "%s: nothing parked", who);
+	cr_assert_eq(after.memory_used, fp->before.memory_used, "%s: ring memory back at its baseline: %llu, was %llu",
+		     who, (unsigned long long)after.memory_used, (unsigned long long)fp->before.memory_used);
+	cr_assert_eq(after.opens, fp->before.opens, "%s: no handle left behind: %llu, was %llu", who,
+		     (unsigned long long)after.opens, (unsigned long long)fp->before.opens);
+}
+
+static void fault_pipes_close(struct rd_daemon *d, struct fault_pipes *fp)
+{
+	rd_close(d, fp->io);
+	rd_close(d, fp->w);
+	rd_close(d, fp->r);
+	rd_end(d);
+	close(fp->stats);
+}
+
 /* Four apps that wait: a read on r, a write on the full pipe w, and, held
  * by a broker (the returned control fd) that never answers, an ioctl on io
  * and an open of `pipe`. */
@@ -119,15 +160,12 @@ static int start_four_waiting(struct rd_daemon *d, struct fault_app *a[4], pid_t
 Test(faults, killed_apps_leave_nothing_parked_and_no_memory_behind)
 {
 	struct rd_daemon *d = rd_start(NULL);
-	int r = rd_create(d, "KRead", O_RDWR, 0, 0, 0);
-	int w = full_pipe(d, "KWrite");
-	int io = rd_create(d, "KIoctl", O_RDWR, 0, 0, 0);
-	int stats = keep_stats(d);
-	struct ringdev_stats before = rd_stats(d);
+	struct fault_pipes fp;
+	fault_pipes_make(d, 'K', &fp);
 	struct fault_app *a[4];
 	pid_t pid[4];
 
-	int ctl = start_four_waiting(d, a, pid, r, w, io, "KRead");
+	int ctl = start_four_waiting(d, a, pid, fp.r, fp.w, fp.io, "KRead");
 	for (int i = 0; i < 4; i++)
 		kill(pid[i], SIGKILL);
 	for (int i = 0; i < 4; i++) {
@@ -138,16 +176,8 @@ Test(faults, killed_apps_leave_nothing_parked_and_no_memory_behind)
 	rd_wait_parked(d, 0, 0);
 	rd_wait_other(d, 0);
 	close(ctl);
-	struct ringdev_stats after = rd_stats(d);
-	cr_assert_eq(after.memory_used, before.memory_used, "ring memory back at its baseline: %llu, was %llu",
-		     (unsigned long long)after.memory_used, (unsigned long long)before.memory_used);
-	cr_assert_eq(after.opens, before.opens, "no handle left by the killed opener: %llu, was %llu",
-		     (unsigned long long)after.opens, (unsigned long long)before.opens);
-	rd_close(d, io);
-	rd_close(d, w);
-	rd_close(d, r);
-	rd_end(d);
-	close(stats);
+	fault_pipes_check_baseline(d, &fp, "after the kills");
+	fault_pipes_close(d, &fp);
 }
 
 /* A stopped app loses nothing. A stop is a signal: the kernel interrupts
@@ -184,14 +214,12 @@ Test(faults, a_stopped_reader_gets_eintr_after_sigcont_and_loses_nothing)
 Test(faults, a_killed_daemon_fails_every_waiting_app_and_a_new_one_serves)
 {
 	struct rd_daemon *d = rd_start(NULL);
-	int r = rd_create(d, "DRead", O_RDWR, 0, 0, 0);
-	int w = full_pipe(d, "DWrite");
-	int io = rd_create(d, "DIoctl", O_RDWR, 0, 0, 0);
-	int stats = keep_stats(d);
+	struct fault_pipes fp;
+	fault_pipes_make(d, 'D', &fp);
 	struct fault_app *a[4];
 	pid_t pid[4];
 
-	int ctl = start_four_waiting(d, a, pid, r, w, io, "DRead");
+	int ctl = start_four_waiting(d, a, pid, fp.r, fp.w, fp.io, "DRead");
 	rd_kill(d, SIGKILL);
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(rd_join(pid[i]), 0, "app %d", i);
@@ -201,10 +229,10 @@ Test(faults, a_killed_daemon_fails_every_waiting_app_and_a_new_one_serves)
 			  rd_errname(a[i]->err));
 	}
 	close(ctl);
-	close(io);
-	close(w);
-	close(r);
-	close(stats);
+	close(fp.io);
+	close(fp.w);
+	close(fp.r);
+	close(fp.stats);
 	rd_restart(d);
 	int fd = rd_create(d, "After", O_RDWR | O_NONBLOCK, 0, 0, 0);
 	char buf[8];
@@ -252,11 +280,8 @@ Test(faults, a_slow_broker_is_waited_for)
 Test(faults, kills_racing_every_parked_kind_leave_nothing_behind)
 {
 	struct rd_daemon *d = rd_start(NULL);
-	int r = rd_create(d, "RRead", O_RDWR, 0, 0, 0);
-	int w = full_pipe(d, "RWrite");
-	int io = rd_create(d, "RIoctl", O_RDWR, 0, 0, 0);
-	int stats = keep_stats(d);
-	struct ringdev_stats before = rd_stats(d);
+	struct fault_pipes fp;
+	fault_pipes_make(d, 'R', &fp);
 	unsigned seed = (unsigned)time(NULL);
 	fprintf(stderr, "kills_racing: seed %u\n", seed);
 	int ctl = rd_ctl_open(d);
@@ -264,9 +289,9 @@ Test(faults, kills_racing_every_parked_kind_leave_nothing_behind)
 	for (int round = 0; round < 20; round++) {
 		struct fault_app *a[4];
 		pid_t pid[4];
-		pid[0] = fault_app_start(d, &a[0], OP_READ, r, NULL);
-		pid[1] = fault_app_start(d, &a[1], OP_WRITE, w, NULL);
-		pid[2] = fault_app_start(d, &a[2], OP_IOCTL, io, NULL);
+		pid[0] = fault_app_start(d, &a[0], OP_READ, fp.r, NULL);
+		pid[1] = fault_app_start(d, &a[1], OP_WRITE, fp.w, NULL);
+		pid[2] = fault_app_start(d, &a[2], OP_IOCTL, fp.io, NULL);
 		pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, "RRead");
 		usleep((useconds_t)(rand_r(&seed) % 3000));
 		bool broker_goes = round % 4 == 3;
@@ -290,23 +315,14 @@ Test(faults, kills_racing_every_parked_kind_leave_nothing_behind)
 		}
 	}
 	close(ctl);
-	struct ringdev_stats after = rd_stats(d);
-	cr_assert_eq(after.parked_reads + after.parked_writes + after.parked_other, 0, "nothing parked");
-	cr_assert_eq(after.memory_used, before.memory_used, "ring memory back at its baseline: %llu, was %llu",
-		     (unsigned long long)after.memory_used, (unsigned long long)before.memory_used);
-	cr_assert_eq(after.opens, before.opens, "no handle left by a killed opener: %llu, was %llu",
-		     (unsigned long long)after.opens, (unsigned long long)before.opens);
+	fault_pipes_check_baseline(d, &fp, "after 20 rounds");
 	char buf[8];
 	int fd = rd_open(d, "RRead", O_RDWR | O_NONBLOCK, 0);
 	cr_assert_geq(fd, 0, "the daemon still opens pipes: %s", rd_errname(errno));
 	rd_write_ok(fd, "alive", 5);
 	rd_read_ok(fd, buf, sizeof(buf), 5);
 	rd_close(d, fd);
-	rd_close(d, io);
-	rd_close(d, w);
-	rd_close(d, r);
-	rd_end(d);
-	close(stats);
+	fault_pipes_close(d, &fp);
 }
 
 /* Every parked kind stopped: SIGSTOP interrupts each wait (the daemon ends
@@ -316,15 +332,12 @@ Test(faults, kills_racing_every_parked_kind_leave_nothing_behind)
 Test(faults, stopped_apps_of_every_parked_kind_leave_nothing_parked)
 {
 	struct rd_daemon *d = rd_start(NULL);
-	int r = rd_create(d, "SRead", O_RDWR, 0, 0, 0);
-	int w = full_pipe(d, "SWrite");
-	int io = rd_create(d, "SIoctl", O_RDWR, 0, 0, 0);
-	int stats = keep_stats(d);
-	struct ringdev_stats before = rd_stats(d);
+	struct fault_pipes fp;
+	fault_pipes_make(d, 'S', &fp);
 	struct fault_app *a[4];
 	pid_t pid[4];
 
-	int ctl = start_four_waiting(d, a, pid, r, w, io, "SRead");
+	int ctl = start_four_waiting(d, a, pid, fp.r, fp.w, fp.io, "SRead");
 	for (int i = 0; i < 4; i++) {
 		int status;
 		cr_assert_eq(kill(pid[i], SIGSTOP), 0);
@@ -341,13 +354,6 @@ Test(faults, stopped_apps_of_every_parked_kind_leave_nothing_parked)
 			  a[i]->ret, rd_errname(a[i]->err));
 	}
 	close(ctl);
-	struct ringdev_stats after = rd_stats(d);
-	cr_assert_eq(after.memory_used, before.memory_used, "ring memory back at its baseline");
-	cr_assert_eq(after.opens, before.opens, "the stopped open left no handle: %llu, was %llu",
-		     (unsigned long long)after.opens, (unsigned long long)before.opens);
-	rd_close(d, io);
-	rd_close(d, w);
-	rd_close(d, r);
-	rd_end(d);
-	close(stats);
+	fault_pipes_check_baseline(d, &fp, "after the stops");
+	fault_pipes_close(d, &fp);
 }
