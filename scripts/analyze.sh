@@ -25,22 +25,7 @@ case "${1:-}" in
 *) echo "usage: analyze.sh [--quick]" >&2; exit 2 ;;
 esac
 
-scripts/deps.sh build
-need=(libcriterion-dev valgrind clang clang-tidy-14 python3)
-missing=()
-for p in "${need[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "analyze.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
-		exit 1
-	fi
-	echo "analyze.sh: installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/deps.sh analyze
 
 # Other builds and tests share the machine: everything from here is niced.
 renice -n 10 $$ >/dev/null

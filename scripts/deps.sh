@@ -3,16 +3,23 @@
 #   deps.sh build   the toolchain and libraries to build and run ringdevd
 #   deps.sh test    also what the tests need (Criterion, pytest, the CUSE test VM,
 #                   the device exercisers run in it)
+#   deps.sh fuzz    the build set plus clang with libFuzzer (scripts/fuzz.sh)
+#   deps.sh analyze the build set plus valgrind, clang, clang-tidy (scripts/analyze.sh)
 # Installs only what is missing, so a prepared machine pays nothing.
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base libcap-ng-dev libsystemd-dev)
 test_pkgs=(libcriterion-dev python3-pytest linux-image-amd64 qemu-system-x86 busybox-static kmod systemd stress-ng socat pv fio)
 
+fuzz_pkgs=(clang libclang-rt-14-dev llvm-14 libcriterion-dev)
+analyze_pkgs=(libcriterion-dev valgrind clang clang-tidy-14 python3)
+
 case "${1:-build}" in
 build) pkgs=("${build_pkgs[@]}") ;;
 test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-*) echo "usage: deps.sh build|test" >&2; exit 2 ;;
+fuzz) pkgs=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+analyze) pkgs=("${build_pkgs[@]}" "${analyze_pkgs[@]}") ;;
+*) echo "usage: deps.sh build|test|fuzz|analyze" >&2; exit 2 ;;
 esac
 
 missing=()

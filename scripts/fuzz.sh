@@ -26,23 +26,8 @@ declare -A extra=([ioctl]=-entropic=0 [ctl]=-entropic=0 [ops]=-entropic=0)
 build="build-fuzz"
 
 # clang with libFuzzer and the symbolizer, and what the project needs to
-# configure (fuse3; the tests are configured too: Criterion); installed only
-# if missing, as scripts/deps.sh does.
-pkgs=(clang libclang-rt-14-dev llvm-14 meson ninja-build pkg-config libfuse3-dev libcriterion-dev)
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "fuzz.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
-		exit 1
-	fi
-	echo "fuzz.sh: installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# configure (the tests are configured too: Criterion); installed if missing.
+scripts/deps.sh fuzz
 
 options=(-Dfuzz=true "-Db_sanitize=address,undefined" -Db_lundef=false -Dman=disabled -Dvm_tests=false)
 if [[ -f $build/build.ninja ]]; then

@@ -14,21 +14,37 @@
 #   (fusermount3's auto_unmount helper removes it, ringdevd no longer can);
 # - --user as a non-root user fails (status 1) before mounting, and an
 #   unknown user is a usage error (status 2).
-# Needs root and /dev/fuse; daemons are killed by pid, the mount and the
-# temporary folder removed at exit.
+# With RINGDEV_TEST_FRONTEND=cuse (the CUSE VM of tests/vm) the same checks
+# run on /dev/NAME: the drop happens once the kernel made both nodes, the
+# pipes are reached through the node's default pipe, and the nodes are gone
+# after SIGTERM.
+# Needs root and /dev/fuse (or /dev/cuse); daemons are killed by pid, the
+# mount and the temporary folder removed at exit.
 set -euo pipefail
 
 fail() { echo "test-privilege: $*" >&2; exit 1; }
 skip() { echo "test-privilege: SKIP: $*" >&2; exit 77; }
 [[ -n ${RINGDEVD:-} && -n ${RINGDEV_BROKER:-} ]] || fail "RINGDEVD and RINGDEV_BROKER must be set (run through meson test)"
 [[ $(id -u) -eq 0 ]] || skip "needs root"
-[[ -e /dev/fuse ]] || skip "no /dev/fuse"
+frontend=${RINGDEV_TEST_FRONTEND:-fuse}
+[[ $frontend == fuse || $frontend == cuse ]] || fail "RINGDEV_TEST_FRONTEND is fuse or cuse, not '$frontend'"
+[[ -e /dev/$frontend ]] || skip "no /dev/$frontend"
 [[ ${HAVE_CAPNG:-} == true ]] || skip "built without libcap-ng: --user is refused"
 user=nobody
 uid=$(id -u "$user") gid=$(id -g "$user")
 
 tmp=$(mktemp -d)
 mnt=$tmp/mnt
+node=/dev/rdpriv$$
+if [[ $frontend == cuse ]]; then
+	where=(--frontend=cuse --name "${node#/dev/}")
+	dev=$node
+	present() { [[ -c $node ]]; }
+else
+	where=(--frontend=fuse --mount "$mnt")
+	dev=$mnt
+	present() { grep -q " $mnt " /proc/mounts; }
+fi
 daemon= broker=
 cleanup() {
 	[[ -n $broker ]] && kill -KILL "$broker" 2>/dev/null
@@ -62,30 +78,33 @@ check_status() {
 
 # Refusals first: they must not mount anything.
 set +e
-setpriv --reuid="$uid" --regid="$gid" --clear-groups "$RINGDEVD" -f --frontend=fuse --mount "$mnt" --user "$user" \
+setpriv --reuid="$uid" --regid="$gid" --clear-groups "$RINGDEVD" -f "${where[@]}" --user "$user" \
 	>"$tmp/nonroot.log" 2>&1
 rc=$?
 set -e
 [[ $rc -eq 1 ]] || fail "--user as non-root: status $rc, want 1: $(cat "$tmp/nonroot.log")"
 grep -q -- '--user' "$tmp/nonroot.log" || fail "--user as non-root: $(cat "$tmp/nonroot.log")"
-grep -q " $mnt " /proc/mounts && fail "--user as non-root mounted"
+present && fail "--user as non-root made $dev"
 set +e
-"$RINGDEVD" -f --frontend=fuse --mount "$mnt" --user no-such-user-here >"$tmp/nouser.log" 2>&1
+"$RINGDEVD" -f "${where[@]}" --user no-such-user-here >"$tmp/nouser.log" 2>&1
 rc=$?
 set -e
 [[ $rc -eq 2 ]] || fail "--user no-such-user: status $rc, want 2"
 
-"$RINGDEVD" -f -v --frontend=fuse --mount "$mnt" --user "$user" >"$tmp/daemon.log" 2>&1 &
+"$RINGDEVD" -f -v "${where[@]}" --user "$user" >"$tmp/daemon.log" 2>&1 &
 daemon=$!
-wait_for grep -q " $mnt " /proc/mounts || fail "no mount: $(cat "$tmp/daemon.log")"
+wait_for present || fail "no $dev: $(cat "$tmp/daemon.log")"
 wait_for dropped "$daemon" || fail "ringdevd did not drop to $user: $(cat "$tmp/daemon.log")"
 check_status "$daemon" ringdevd
 
-# It serves: write then read, and a reader waiting for a later writer.
-printf 'hello' >"$mnt/HELLO"
-[[ $(timeout 5 cat "$mnt/hello") == hello ]] || fail "read back through the mount failed"
-exec 4>"$mnt/LATER" # held open: the reader waits instead of seeing EOF
-timeout 5 cat "$mnt/LATER" >"$tmp/later.out" 4>&- &
+# It serves: write then read, and a reader waiting for a later writer. On
+# the mount each through a pipe file an open creates; on CUSE through the
+# default pipe every open of the node starts on.
+pipe_of() { if [[ $frontend == cuse ]]; then echo "$node"; else echo "$mnt/$1"; fi; }
+printf 'hello' >"$(pipe_of HELLO)"
+[[ $(timeout 5 head -c 5 "$(pipe_of hello)") == hello ]] || fail "read back through $dev failed"
+exec 4>"$(pipe_of LATER)" # held open: the reader waits instead of seeing EOF
+timeout 5 head -c 4 "$(pipe_of LATER)" >"$tmp/later.out" 4>&- &
 reader=$!
 sleep 0.3
 printf 'late' >&4
@@ -94,13 +113,13 @@ wait "$reader" || fail "the waiting reader failed"
 [[ $(cat "$tmp/later.out") == late ]] || fail "the waiting reader got '$(cat "$tmp/later.out")'"
 
 # The broker, through the control node.
-RINGDEV_BROKER_POLICY=$tmp/no-policy "$RINGDEV_BROKER" -f -d "$mnt" --user "$user" >"$tmp/broker.log" 2>&1 &
+RINGDEV_BROKER_POLICY=$tmp/no-policy "$RINGDEV_BROKER" -f -d "$dev" --user "$user" >"$tmp/broker.log" 2>&1 &
 broker=$!
 wait_for grep -q 'no capabilities' "$tmp/broker.log" || fail "ringdev-broker did not drop: $(cat "$tmp/broker.log")"
 check_status "$broker" ringdev-broker
-printf 'via' >"$mnt/BROKERED"
-[[ $(timeout 5 cat "$mnt/BROKERED") == via ]] || fail "read back with the broker failed"
-grep -q "open pipe 'BROKERED'" "$tmp/broker.log" || fail "the broker saw no open: $(cat "$tmp/broker.log")"
+printf 'via' >"$(pipe_of BROKERED)"
+[[ $(timeout 5 head -c 3 "$(pipe_of BROKERED)") == via ]] || fail "read back with the broker failed"
+grep -q "open pipe '" "$tmp/broker.log" || fail "the broker saw no open: $(cat "$tmp/broker.log")"
 kill -TERM "$broker"
 rc=0; wait "$broker" || rc=$?
 broker=
@@ -110,5 +129,9 @@ kill -TERM "$daemon"
 rc=0; wait "$daemon" || rc=$?
 daemon=
 [[ $rc -eq 0 ]] || fail "ringdevd exited with $rc after SIGTERM: $(cat "$tmp/daemon.log")"
-wait_for sh -c "! grep -q ' $mnt ' /proc/mounts" || fail "the mount stayed after ringdevd exited"
-echo "test-privilege: ok"
+if [[ $frontend == cuse ]]; then
+	wait_for sh -c "[ ! -e $node ]" || fail "$node stayed after ringdevd exited"
+else
+	wait_for sh -c "! grep -q ' $mnt ' /proc/mounts" || fail "the mount stayed after ringdevd exited"
+fi
+echo "test-privilege: ok ($frontend)"
