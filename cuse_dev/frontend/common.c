@@ -210,9 +210,11 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
  * non-blocking, so a read never waits with the signals shut (a request
  * another thread took, or the kernel withdrew, gives EAGAIN).
  *
- * The extra threads start only once the node or mount is ready and any
- * --user drop is done (frontend_threads_may_start): capabilities are per
- * thread, and on CUSE the drop happens in the INIT callbacks thread 0 runs.
+ * The extra threads start only once thread 0 has answered INIT and any
+ * --user drop is done (frontend_threads_may_start, from the frontends' INIT
+ * callbacks): capabilities are per thread, on CUSE the drop happens in the
+ * INIT callbacks, and what INIT sets up is then written before any other
+ * thread exists.
  * They get the stop from an eventfd and are joined before the core shuts
  * down. */
 #include <sys/epoll.h>
@@ -436,7 +438,6 @@ int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg
 	char status[PATH_MAX + 16];
 	snprintf(status, sizeof(status), "serving %s", what);
 	service_notify_ready(status);
-	frontend_threads_may_start();
 	return 0;
 }
 

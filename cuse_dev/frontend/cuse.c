@@ -154,6 +154,7 @@ static void nodes_ready(struct device *dev)
 		fuse_session_exit(cuse_sessions[0]);
 		return;
 	}
+	frontend_threads_may_start();
 	if (cuse_cfg->run_as.set)
 		return;
 	pthread_t t;

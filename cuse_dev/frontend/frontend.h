@@ -69,8 +69,8 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx);
  * thread may keep root. 0 or -errno. */
 int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg, const char *what);
 
-/* Let the extra serving threads (--threads) start: once the node or mount
- * is ready and any --user drop is done (frontend_drop_and_notify calls it). */
+/* Let the extra serving threads (--threads) start: from the INIT callbacks,
+ * once the node or mount is ready and any --user drop is done. */
 void frontend_threads_may_start(void);
 
 /* Serve mounted sessions until SIGTERM/SIGINT (daemonizing first without

@@ -126,6 +126,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_READ;
 	log_debug("FUSE connection: proto %u.%u, max_write %u", conn->proto_major, conn->proto_minor,
 		  conn->max_write);
+	frontend_threads_may_start(); /* the mount, and any --user drop, came before */
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
