@@ -225,12 +225,16 @@ static mode_t expected_node_mode(const struct rd_daemon *d)
 }
 
 /* A CUSE node appears 0600 and the daemon applies its mode a moment later:
- * other users can open it only then. */
+ * other users can open it only then. The control node is made by its own
+ * INIT, which the daemon may answer after the data node's: ready means both
+ * are there (as systemd's READY does). */
 static bool node_mode_applied(const struct rd_daemon *d)
 {
 	struct stat st;
+	char ctl[PATH_MAX];
 
-	return stat(d->device, &st) == 0 && (st.st_mode & 07777) == expected_node_mode(d);
+	rd_ctl_path(d, ctl, sizeof(ctl));
+	return stat(d->device, &st) == 0 && (st.st_mode & 07777) == expected_node_mode(d) && stat(ctl, &st) == 0;
 }
 
 static __attribute__((noreturn)) void daemon_exec(const struct rd_daemon *d, pid_t parent)
