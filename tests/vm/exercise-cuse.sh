@@ -88,12 +88,19 @@ still_serving() {
 
 # One copy: $1 names it, $2 is the writer (a command line reading $data),
 # $3 the reader (writing $out). Both run at once, each under a time limit.
+# The reader starts once the writer has the pipe open: a pipe that had a
+# writer and has none reads as end-of-file (ringdev(4)), so a reader that
+# came first would rightly see the previous copy's end.
 copy_check() {
-	local what=$1 writer=$2 reader=$3 wpid wrc rrc
+	local what=$1 writer=$2 reader=$3 wpid wrc rrc i
 	rm -f "$out"
 	ctl flush default >/dev/null || true
 	timeout 300 bash -c "$writer" &
 	wpid=$!
+	for ((i = 0; i < 200; i++)); do
+		ctl --json info default | grep -q '"writers": [1-9]' && break
+		sleep 0.05
+	done
 	timeout 300 bash -c "$reader"
 	rrc=$?
 	wait "$wpid"
