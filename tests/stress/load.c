@@ -1206,7 +1206,11 @@ static void random_load(struct watch *w, struct load_totals *tot, struct broker 
 	cr_assert_gt(b->opens + b->attaches, 0, "the broker decided opens and attaches");
 	cr_assert_gt(tot->ops_brokered, 0, "clients ran while the broker was connected");
 	cr_assert_gt(tot->ops - tot->ops_brokered, 0, "clients ran while no broker was connected");
-	st = rd_stats(d);
+	/* The broker's close sends its RELEASE without waiting for it, and
+	 * another serving thread may answer the STATS first: wait for it. */
+	uint64_t gone_by = stress_now_ns() + (uint64_t)cfg.hang_ms * 1000000u;
+	while ((st = rd_stats(d)).broker_connected && stress_now_ns() < gone_by)
+		stress_sleep_us(1000);
 	cr_assert_eq(st.broker_connected, 0, "the broker is gone");
 	cr_assert_eq(st.relay_failed, 0, "relay_failed: %" PRIu64, st.relay_failed);
 	/* Every request a vanished broker held ended with ECONNRESET for its app, and no other did. */
