@@ -4,8 +4,10 @@
  * threads never interleave.
  */
 #include "log.h"
+#include "parse.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <syslog.h>
@@ -40,15 +42,24 @@ void log_set_sink(log_sink_fn fn, void *data)
 
 static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 
+/* "DEV:INO", both decimal, as systemd writes $JOURNAL_STREAM. */
+static bool journal_stream_parse(const char *env, uint64_t *dev, uint64_t *ino)
+{
+	char first[32];
+	const char *colon = env ? strchr(env, ':') : NULL;
+	if (!colon || (size_t)(colon - env) >= sizeof(first))
+		return false;
+	memcpy(first, env, (size_t)(colon - env));
+	first[colon - env] = '\0';
+	return parse_u64(first, 0, UINT64_MAX, dev) == 0 && parse_u64(colon + 1, 0, UINT64_MAX, ino) == 0;
+}
+
 bool log_detect_journal(void)
 {
-	const char *env = getenv("JOURNAL_STREAM");
-	unsigned long long dev, ino;
-	int end = 0;
+	uint64_t dev, ino;
 	struct stat st;
-	log_journal = env && sscanf(env, "%llu:%llu%n", &dev, &ino, &end) == 2 && env[end] == '\0' &&
-		      fstat(2, &st) == 0 && (unsigned long long)st.st_dev == dev &&
-		      (unsigned long long)st.st_ino == ino;
+	log_journal = journal_stream_parse(getenv("JOURNAL_STREAM"), &dev, &ino) && fstat(2, &st) == 0 &&
+		      (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
 	return log_journal;
 }
 
