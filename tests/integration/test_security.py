@@ -318,7 +318,6 @@ while True:
 
     # 8. Oversized, truncated and unterminated inputs, unprivileged.
     got = as_user(mallory, """
-fd = os.open(DEV, os.O_RDONLY | (os.O_DIRECTORY if os.path.isdir(DEV) else os.O_NONBLOCK))
 h = ringdev.open_pipe('m-inputs', 'rw', capacity=64 << 10)
 res = []
 # ATTACH with a name that fills its field and has no NUL
