@@ -225,8 +225,7 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 #define SERVE_THREADS_MAX 64
 
 struct server {
-	struct fuse_session **se;
-	int n;             /* sessions thread 0 serves; the others serve se[0] */
+	struct fuse_session **se; /* the extra threads serve se[0] */
 	int stop_fd;       /* eventfd: the extra threads end when it is readable */
 	unsigned threads;  /* wanted, including thread 0 */
 	unsigned started;  /* extra threads running */
@@ -368,7 +367,6 @@ static int serve_loop(struct fuse_session **se, int n, unsigned threads)
 
 	struct server sv = {
 		.se = se,
-		.n = n,
 		.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
 		.threads = threads < 1 ? 1 : threads > SERVE_THREADS_MAX ? SERVE_THREADS_MAX : threads,
 		.lock = PTHREAD_MUTEX_INITIALIZER,

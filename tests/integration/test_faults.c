@@ -100,18 +100,19 @@ static int keep_stats(struct rd_daemon *d)
  * counters are read through, and the counters before anything waits. */
 struct fault_pipes {
 	int r, w, io, stats;
+	char read_name[16]; /* r's pipe: what the waiting open opens */
 	struct ringdev_stats before;
 };
 
 static void fault_pipes_make(struct rd_daemon *d, char prefix, struct fault_pipes *fp)
 {
-	char name[3][16];
-	snprintf(name[0], sizeof(name[0]), "%cRead", prefix);
-	snprintf(name[1], sizeof(name[1]), "%cWrite", prefix);
-	snprintf(name[2], sizeof(name[2]), "%cIoctl", prefix);
-	fp->r = rd_create(d, name[0], O_RDWR, 0, 0, 0);
-	fp->w = full_pipe(d, name[1]);
-	fp->io = rd_create(d, name[2], O_RDWR, 0, 0, 0);
+	char name[2][16];
+	snprintf(fp->read_name, sizeof(fp->read_name), "%cRead", prefix);
+	snprintf(name[0], sizeof(name[0]), "%cWrite", prefix);
+	snprintf(name[1], sizeof(name[1]), "%cIoctl", prefix);
+	fp->r = rd_create(d, fp->read_name, O_RDWR, 0, 0, 0);
+	fp->w = full_pipe(d, name[0]);
+	fp->io = rd_create(d, name[1], O_RDWR, 0, 0, 0);
 	fp->stats = keep_stats(d);
 	fp->before = rd_stats(d);
 }
@@ -141,20 +142,19 @@ static void fault_pipes_close(struct rd_daemon *d, struct fault_pipes *fp)
 	close(fp->stats);
 }
 
-/* Four apps that wait: a read on r, a write on the full pipe w, and, held
- * by a broker (the returned control fd) that never answers, an ioctl on io
- * and an open of `pipe`. */
-static int start_four_waiting(struct rd_daemon *d, struct fault_app *a[4], pid_t pid[4], int r, int w, int io,
-			      const char *pipe)
+/* Four apps that wait: a read on fp->r, a write on the full pipe fp->w,
+ * and, held by a broker (the returned control fd) that never answers, an
+ * ioctl on fp->io and an open of fp->r's pipe. */
+static int start_four_waiting(struct rd_daemon *d, const struct fault_pipes *fp, struct fault_app *a[4], pid_t pid[4])
 {
-	pid[0] = fault_app_start(d, &a[0], OP_READ, r, NULL);
-	pid[1] = fault_app_start(d, &a[1], OP_WRITE, w, NULL);
+	pid[0] = fault_app_start(d, &a[0], OP_READ, fp->r, NULL);
+	pid[1] = fault_app_start(d, &a[1], OP_WRITE, fp->w, NULL);
 	rd_wait_parked(d, 1, 1);
 	int ctl = rd_ctl_open(d);
 	cr_assert_geq(ctl, 0, "open the control node: %s", rd_errname(errno));
-	pid[2] = fault_app_start(d, &a[2], OP_IOCTL, io, NULL);
+	pid[2] = fault_app_start(d, &a[2], OP_IOCTL, fp->io, NULL);
 	rd_wait_other(d, 1);
-	pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, pipe);
+	pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, fp->read_name);
 	rd_wait_other(d, 2);
 	return ctl;
 }
@@ -170,7 +170,7 @@ Test(faults, killed_apps_leave_nothing_parked_and_no_memory_behind)
 	struct fault_app *a[4];
 	pid_t pid[4];
 
-	int ctl = start_four_waiting(d, a, pid, fp.r, fp.w, fp.io, "KRead");
+	int ctl = start_four_waiting(d, &fp, a, pid);
 	for (int i = 0; i < 4; i++)
 		kill(pid[i], SIGKILL);
 	for (int i = 0; i < 4; i++) {
@@ -224,7 +224,7 @@ Test(faults, a_killed_daemon_fails_every_waiting_app_and_a_new_one_serves)
 	struct fault_app *a[4];
 	pid_t pid[4];
 
-	int ctl = start_four_waiting(d, a, pid, fp.r, fp.w, fp.io, "DRead");
+	int ctl = start_four_waiting(d, &fp, a, pid);
 	rd_kill(d, SIGKILL);
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(rd_join(pid[i]), 0, "app %d", i);
@@ -297,7 +297,7 @@ Test(faults, kills_racing_every_parked_kind_leave_nothing_behind)
 		pid[0] = fault_app_start(d, &a[0], OP_READ, fp.r, NULL);
 		pid[1] = fault_app_start(d, &a[1], OP_WRITE, fp.w, NULL);
 		pid[2] = fault_app_start(d, &a[2], OP_IOCTL, fp.io, NULL);
-		pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, "RRead");
+		pid[3] = fault_app_start(d, &a[3], OP_OPEN, -1, fp.read_name);
 		usleep((useconds_t)(rand_r(&seed) % 3000));
 		bool broker_goes = round % 4 == 3;
 		for (int i = 0; i < 4; i++) {
@@ -322,7 +322,7 @@ Test(faults, kills_racing_every_parked_kind_leave_nothing_behind)
 	close(ctl);
 	fault_pipes_check_baseline(d, &fp, "after 20 rounds");
 	char buf[8];
-	int fd = rd_open(d, "RRead", O_RDWR | O_NONBLOCK, 0);
+	int fd = rd_open(d, fp.read_name, O_RDWR | O_NONBLOCK, 0);
 	cr_assert_geq(fd, 0, "the daemon still opens pipes: %s", rd_errname(errno));
 	rd_write_ok(fd, "alive", 5);
 	rd_read_ok(fd, buf, sizeof(buf), 5);
@@ -342,7 +342,7 @@ Test(faults, stopped_apps_of_every_parked_kind_leave_nothing_parked)
 	struct fault_app *a[4];
 	pid_t pid[4];
 
-	int ctl = start_four_waiting(d, a, pid, fp.r, fp.w, fp.io, "SRead");
+	int ctl = start_four_waiting(d, &fp, a, pid);
 	for (int i = 0; i < 4; i++) {
 		int status;
 		cr_assert_eq(kill(pid[i], SIGSTOP), 0);
