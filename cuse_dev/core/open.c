@@ -73,8 +73,14 @@ void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, co
 			r = 0; /* the default pipe refuses this caller: start detached, ATTACH decides */
 	} else {
 		struct pipe *p = open_target(dev, &ctx->cred, args->ino, &hold_ino);
+		/* The inode the kernel looked up is gone: its last handle's
+		 * RELEASE (asynchronous on FUSE, maybe served by another
+		 * thread) or an unlink came between the LOOKUP and this OPEN.
+		 * ESTALE makes the kernel walk the path again (LOOKUP_REVAL),
+		 * so the app's open finds the name anew or creates it, instead
+		 * of a false ENOENT for an O_CREAT open. */
 		if (!p)
-			r = -ENOENT;
+			r = -ESTALE;
 		else if (!hold_ino && !access_permits(p, &ctx->cred, handle_want(ctx)))
 			r = -EACCES;
 		else

@@ -238,3 +238,28 @@ Test(lifetime, unlink_keeps_open_handles_working)
 			     (unsigned long long)rd_stats(d).pipes);
 	rd_end(d);
 }
+
+/* Closing the last handles of an empty pipe and opening its name again at
+ * once must always succeed: the FUSE mount releases asynchronously, and
+ * with several serving threads the RELEASE that removes the pipe can run
+ * between the LOOKUP and the OPEN of the next open(O_CREAT). That OPEN names
+ * an inode that is gone; ringdevd answers ESTALE, so the kernel walks the
+ * path again and creates the pipe anew (ENOENT here was a bug). */
+Test(lifetime, reopen_right_after_last_close_always_opens)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	char c = 'x';
+	for (int i = 0; i < 2000; i++) {
+		int w = rd_open(d, "Again", O_WRONLY | O_CREAT, 0600);
+		cr_assert_geq(w, 0, "round %d: open Again for writing: %s", i, strerror(errno));
+		int r = rd_open(d, "Again", O_RDONLY | O_CREAT, 0600);
+		cr_assert_geq(r, 0, "round %d: open Again for reading: %s", i, strerror(errno));
+		rd_write_ok(w, &c, 1);
+		rd_read_ok(r, &c, 1, 1);
+		close(w); /* raw closes: the next round races their RELEASEs */
+		close(r);
+	}
+	rd_wait_opens(d, 0);
+	rd_assert_idle(d);
+	rd_end(d);
+}
