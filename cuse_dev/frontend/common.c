@@ -199,6 +199,13 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
  * kernel's reads, copies and replies of one thread overlap the next
  * request's handler in another.
  *
+ * --busy-poll: when a thread has found no request left, it may keep
+ * looking (a non-blocking read, then sched_yield) for up to that long after
+ * its last one before it sleeps; one thread at a time does so. A request
+ * that follows within the window skips a sleep and a wake-up, which on a VM
+ * whose idle vCPUs halt costs tens of microseconds; an idle daemon never
+ * polls.
+ *
  * Not fuse_session_loop: it checks fuse_session_exited and then blocks in
  * read(/dev/fuse), so a SIGTERM whose handler runs between the two only
  * marks the session exited and the daemon serves on until the next request
@@ -217,8 +224,11 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
  * thread exists.
  * They get the stop from an eventfd and are joined before the core shuts
  * down. */
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SERVE_BATCH 16
@@ -226,6 +236,8 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 
 struct server {
 	struct fuse_session **se; /* the extra threads serve se[0] */
+	int64_t poll_ns;   /* --busy-poll, in ns; 0: sleep as soon as nothing is queued */
+	atomic_bool polling; /* a thread is polling se[0] now */
 	int stop_fd;       /* eventfd: the extra threads end when it is readable */
 	unsigned threads;  /* wanted, including thread 0 */
 	unsigned started;  /* extra threads running */
@@ -257,15 +269,58 @@ static int serve_one(struct fuse_session *se, struct fuse_buf *buf)
 	return 1;
 }
 
-/* Serve se until no request is left, at most SERVE_BATCH of them. */
-static int serve_batch(struct fuse_session *se, struct fuse_buf *buf)
+static int64_t mono_ns(void)
 {
-	for (int i = 0; i < SERVE_BATCH; i++) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Serve se until no request is left, at most SERVE_BATCH of them. With
+ * poll_ns, this thread is the poller: when none is left it keeps looking
+ * for up to poll_ns after the last one before it goes back to sleep. */
+static int serve_batch(struct fuse_session *se, struct fuse_buf *buf, int64_t poll_ns)
+{
+	int64_t idle_since = 0;
+	for (int i = 0; i < SERVE_BATCH;) {
 		int r = serve_one(se, buf);
-		if (r <= 0)
+		if (r < 0)
 			return r;
+		if (r > 0) {
+			i++;
+			idle_since = 0;
+			continue;
+		}
+		if (poll_ns <= 0)
+			return 0;
+		int64_t t = mono_ns();
+		if (!idle_since)
+			idle_since = t;
+		else if (t - idle_since > poll_ns)
+			return 0;
+		/* An app woken by this thread's reply may be waiting for
+		 * this CPU: let it run first (one run of the benchmark: the
+		 * streams 1.1x to 2.2x faster than with a plain spin). */
+		sched_yield();
 	}
 	return 0;
+}
+
+/* --busy-poll: one thread at a time polls; the others sleep in epoll. */
+static int64_t poll_window(struct server *sv)
+{
+	if (!sv->poll_ns || atomic_exchange(&sv->polling, true))
+		return 0;
+	return sv->poll_ns;
+}
+
+static int serve_data(struct server *sv, struct fuse_session *se, struct fuse_buf *buf)
+{
+	int64_t window = poll_window(sv);
+	int r = serve_batch(se, buf, window);
+	if (window)
+		atomic_store(&sv->polling, false);
+	return r;
 }
 
 static int epoll_add(int ep, int fd, uint32_t events, uint64_t tag)
@@ -301,7 +356,7 @@ static void *serve_extra(void *arg)
 			stop |= ev[i].data.u64 == 1;
 		if (stop)
 			break;
-		int r = serve_batch(se, &buf);
+		int r = serve_data(sv, se, &buf);
 		if (r < 0)
 			result = r == -ENODEV ? 1 : r;
 	}
@@ -350,7 +405,7 @@ static void stop_extra_threads(struct server *sv)
 	sv->started = 0;
 }
 
-static int serve_loop(struct fuse_session **se, int n, unsigned threads)
+static int serve_loop(struct fuse_session **se, int n, unsigned threads, unsigned poll_us)
 {
 	sigset_t stop, old_mask, open_mask;
 	sigemptyset(&stop);
@@ -369,6 +424,7 @@ static int serve_loop(struct fuse_session **se, int n, unsigned threads)
 		.se = se,
 		.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
 		.threads = threads < 1 ? 1 : threads > SERVE_THREADS_MAX ? SERVE_THREADS_MAX : threads,
+		.poll_ns = (int64_t)poll_us * 1000,
 		.lock = PTHREAD_MUTEX_INITIALIZER,
 	};
 	struct fuse_buf bufs[2];
@@ -401,7 +457,7 @@ static int serve_loop(struct fuse_session **se, int n, unsigned threads)
 			uint64_t i = ev[e].data.u64;
 			if (i >= (uint64_t)n)
 				continue; /* an extra thread failed: the session is marked exited */
-			r = serve_batch(se[i], &bufs[i]);
+			r = i == 0 ? serve_data(&sv, se[0], &bufs[0]) : serve_batch(se[i], &bufs[i], 0);
 			if (r < 0)
 				result = r == -ENODEV ? 1 : r; /* 1: the kernel side is gone */
 		}
@@ -468,7 +524,7 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 		fuse_remove_signal_handlers(se[0]);
 		return 1;
 	}
-	int r = serve_loop(se, n, cfg->threads);
+	int r = serve_loop(se, n, cfg->threads, cfg->busy_poll_us);
 	service_notify_stopping();
 	if (r < 0)
 		log_error("%s: session failed: %s", what, strerror(-r));

@@ -31,6 +31,7 @@ struct daemon_config {
 	bool parked_per_uid_set;  /* --max-parked-per-uid given */
 	struct run_as run_as;     /* --user: who to become once the node or mount is there */
 	unsigned threads;         /* --threads: serving threads (the data session's) */
+	unsigned busy_poll_us;    /* --busy-poll: how long a thread looks for more before it sleeps */
 };
 
 /* The device_ops answering through libfuse. */

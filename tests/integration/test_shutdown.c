@@ -148,8 +148,9 @@ Test(shutdown, refuses_a_live_mount_and_bad_command_lines)
 	const char *const bad_frontend[] = { "--frontend=bogus", NULL };
 	const char *const bad_size[] = { "--ring-size", "12Q", NULL };
 	const char *const bad_option[] = { "--no-such-option", NULL };
-	const char *const bad_threads[][3] = { { "--threads", "0", NULL }, { "--threads", "65", NULL },
-					       { "--threads", "2x", NULL } };
+	const char *const bad_threads[][3] = { { "--threads", "0", NULL },     { "--threads", "65", NULL },
+					       { "--threads", "2x", NULL },    { "--busy-poll", "1001", NULL },
+					       { "--busy-poll", "-1", NULL }, { "--busy-poll", "5us", NULL } };
 	int code;
 
 	code = rd_start_expect_exit(d, NULL);
@@ -163,7 +164,8 @@ Test(shutdown, refuses_a_live_mount_and_bad_command_lines)
 	cr_assert_eq(code, 2, "an unknown option: expected exit 2 (usage), got %d", code);
 	for (size_t i = 0; i < sizeof(bad_threads) / sizeof(bad_threads[0]); i++) {
 		code = rd_start_expect_exit(d, bad_threads[i]);
-		cr_assert_eq(code, 2, "--threads %s: expected exit 2 (usage), got %d", bad_threads[i][1], code);
+		cr_assert_eq(code, 2, "%s %s: expected exit 2 (usage), got %d", bad_threads[i][0], bad_threads[i][1],
+			     code);
 	}
 
 	/* The first daemon is unharmed. */
@@ -176,4 +178,56 @@ Test(shutdown, refuses_a_live_mount_and_bad_command_lines)
 		close(fd);
 	}
 	rd_end(d);
+}
+
+/* The CPU time (user + system, in clock ticks) the daemon has used. */
+static unsigned long long daemon_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long utime = 0, stime = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	cr_assert_gt(n, 0, "read %s", path);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* the command may hold spaces */
+	cr_assert_not_null(p, "%s: no ')'", path);
+	/* After ") ": state(3) ... utime(14) stime(15). */
+	cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime), 2,
+		     "%s: no utime and stime", path);
+	return utime + stime;
+}
+
+/* --busy-poll: a thread polls only within USEC of its last request, so a
+ * daemon that served a burst and then has nothing to do uses no CPU time,
+ * even at the longest window (a window that never ended would burn a CPU:
+ * about 100 ticks a second). With --busy-poll 0 it serves as well. */
+Test(shutdown, busy_poll_ends_when_requests_stop)
+{
+	const char *const poll_max[] = { "--busy-poll", "1000", NULL };
+	const char *const poll_off[] = { "--busy-poll", "0", NULL };
+	const char *const *args[] = { poll_max, poll_off };
+	for (size_t k = 0; k < 2; k++) {
+		struct rd_daemon *d = rd_start(args[k]);
+		int fd = rd_create(d, "Burst", O_RDWR, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+		char buf[64];
+		memset(buf, 'b', sizeof(buf));
+		for (int i = 0; i < 500; i++) {
+			rd_write_ok(fd, buf, sizeof(buf));
+			rd_read_ok(fd, buf, sizeof(buf), sizeof(buf));
+		}
+		usleep(100 * 1000); /* far past any window */
+		unsigned long long before = daemon_ticks(d->pid);
+		usleep(1000 * 1000);
+		unsigned long long used = daemon_ticks(d->pid) - before;
+		long hz = sysconf(_SC_CLK_TCK);
+		cr_assert_leq(used, (unsigned long long)(hz / 20),
+			      "--busy-poll %s: an idle daemon used %llu ticks of CPU in 1 s (at most %ld allowed)",
+			      args[k][1], used, hz / 20);
+		rd_close(d, fd);
+		rd_assert_idle(d);
+		rd_end(d);
+	}
 }
