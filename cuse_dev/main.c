@@ -32,7 +32,6 @@
 #define BUSY_POLL_DEFAULT_US 50
 #define BUSY_POLL_MAX_US 1000
 
-
 static const char usage_text[] =
 	"Usage: ringdevd [OPTION]...\n"
 	"Serve named ring-buffer pipes as a device: a CUSE node /dev/NAME, or a FUSE\n"

@@ -249,7 +249,7 @@ Test(lifetime, reopen_right_after_last_close_always_opens)
 {
 	struct rd_daemon *d = rd_start(NULL);
 	char c = 'x';
-	for (int i = 0; i < 2000; i++) {
+	for (int i = 0; i < 300; i++) {
 		int w = rd_open(d, "Again", O_WRONLY | O_CREAT, 0600);
 		cr_assert_geq(w, 0, "round %d: open Again for writing: %s", i, strerror(errno));
 		int r = rd_open(d, "Again", O_RDONLY | O_CREAT, 0600);

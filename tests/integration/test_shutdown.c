@@ -148,7 +148,7 @@ Test(shutdown, refuses_a_live_mount_and_bad_command_lines)
 	const char *const bad_frontend[] = { "--frontend=bogus", NULL };
 	const char *const bad_size[] = { "--ring-size", "12Q", NULL };
 	const char *const bad_option[] = { "--no-such-option", NULL };
-	const char *const bad_threads[][3] = { { "--threads", "0", NULL },     { "--threads", "65", NULL },
+	const char *const bad_numbers[][3] = { { "--threads", "0", NULL },     { "--threads", "65", NULL },
 					       { "--threads", "2x", NULL },    { "--busy-poll", "1001", NULL },
 					       { "--busy-poll", "-1", NULL }, { "--busy-poll", "5us", NULL } };
 	int code;
@@ -162,9 +162,9 @@ Test(shutdown, refuses_a_live_mount_and_bad_command_lines)
 	cr_assert_eq(code, 2, "--ring-size 12Q: expected exit 2 (usage), got %d", code);
 	code = rd_start_expect_exit(d, bad_option);
 	cr_assert_eq(code, 2, "an unknown option: expected exit 2 (usage), got %d", code);
-	for (size_t i = 0; i < sizeof(bad_threads) / sizeof(bad_threads[0]); i++) {
-		code = rd_start_expect_exit(d, bad_threads[i]);
-		cr_assert_eq(code, 2, "%s %s: expected exit 2 (usage), got %d", bad_threads[i][0], bad_threads[i][1],
+	for (size_t i = 0; i < sizeof(bad_numbers) / sizeof(bad_numbers[0]); i++) {
+		code = rd_start_expect_exit(d, bad_numbers[i]);
+		cr_assert_eq(code, 2, "%s %s: expected exit 2 (usage), got %d", bad_numbers[i][0], bad_numbers[i][1],
 			     code);
 	}
 
