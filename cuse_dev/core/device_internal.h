@@ -14,6 +14,7 @@
 
 #include <ringdev/ringdev.h>
 
+#include "clock.h"
 #include "device.h"
 #include "hashmap.h"
 #include "limit.h"
@@ -332,7 +333,6 @@ uint64_t relay_expire(struct device *dev, uint64_t now);
 int timer_start(struct device *dev);
 void timer_stop(struct device *dev);
 void timer_kick(struct device *dev);
-uint64_t now_ns(void);
 
 /* pipe.c */
 struct pipe_settings {

@@ -24,6 +24,7 @@
 
 #include <ringdev/ringdev.h>
 
+#include "clock.h"
 #include "frontend.h"
 #include "log.h"
 
@@ -228,7 +229,6 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 #include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SERVE_BATCH 16
@@ -236,7 +236,7 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 
 struct server {
 	struct fuse_session **se; /* the extra threads serve se[0] */
-	int64_t poll_ns;   /* --busy-poll, in ns; 0: sleep as soon as nothing is queued */
+	uint64_t poll_ns;  /* --busy-poll, in ns; 0: sleep as soon as nothing is queued */
 	atomic_bool polling; /* a thread is polling se[0] now */
 	int stop_fd;       /* eventfd: the extra threads end when it is readable */
 	unsigned threads;  /* wanted, including thread 0 */
@@ -269,19 +269,12 @@ static int serve_one(struct fuse_session *se, struct fuse_buf *buf)
 	return 1;
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Serve se until no request is left, at most SERVE_BATCH of them. With
  * poll_ns, this thread is the poller: when none is left it keeps looking
  * for up to poll_ns after the last one before it goes back to sleep. */
-static int serve_batch(struct fuse_session *se, struct fuse_buf *buf, int64_t poll_ns)
+static int serve_batch(struct fuse_session *se, struct fuse_buf *buf, uint64_t poll_ns)
 {
-	int64_t idle_since = 0;
+	uint64_t idle_since = 0;
 	for (int i = 0; i < SERVE_BATCH;) {
 		int r = serve_one(se, buf);
 		if (r < 0)
@@ -291,9 +284,9 @@ static int serve_batch(struct fuse_session *se, struct fuse_buf *buf, int64_t po
 			idle_since = 0;
 			continue;
 		}
-		if (poll_ns <= 0)
+		if (!poll_ns)
 			return 0;
-		int64_t t = mono_ns();
+		uint64_t t = now_ns();
 		if (!idle_since)
 			idle_since = t;
 		else if (t - idle_since > poll_ns)
@@ -307,7 +300,7 @@ static int serve_batch(struct fuse_session *se, struct fuse_buf *buf, int64_t po
 }
 
 /* --busy-poll: one thread at a time polls; the others sleep in epoll. */
-static int64_t poll_window(struct server *sv)
+static uint64_t poll_window(struct server *sv)
 {
 	if (!sv->poll_ns || atomic_exchange(&sv->polling, true))
 		return 0;
@@ -316,7 +309,7 @@ static int64_t poll_window(struct server *sv)
 
 static int serve_data(struct server *sv, struct fuse_session *se, struct fuse_buf *buf)
 {
-	int64_t window = poll_window(sv);
+	uint64_t window = poll_window(sv);
 	int r = serve_batch(se, buf, window);
 	if (window)
 		atomic_store(&sv->polling, false);
@@ -424,7 +417,7 @@ static int serve_loop(struct fuse_session **se, int n, unsigned threads, unsigne
 		.se = se,
 		.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
 		.threads = threads < 1 ? 1 : threads > SERVE_THREADS_MAX ? SERVE_THREADS_MAX : threads,
-		.poll_ns = (int64_t)poll_us * 1000,
+		.poll_ns = (uint64_t)poll_us * 1000,
 		.lock = PTHREAD_MUTEX_INITIALIZER,
 	};
 	struct fuse_buf bufs[2];
