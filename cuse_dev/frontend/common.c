@@ -131,7 +131,8 @@ static void ops_reply_data(void *req, const struct iovec *iov, int count)
 	}
 	char *to = outbox.bytes + e->off;
 	for (int i = 0; i < count; i++) {
-		memcpy(to, iov[i].iov_base, iov[i].iov_len);
+		if (iov[i].iov_len)
+			memcpy(to, iov[i].iov_base, iov[i].iov_len);
 		to += iov[i].iov_len;
 	}
 }
