@@ -7,7 +7,9 @@
  * `void *req` the core either answers at once or parks, answering it later
  * through `struct device_ops` from whichever call makes it answerable.
  * Every entry point here takes the lock itself; the ops are called with the
- * lock held and must not call back into the device.
+ * lock held and must not call back into the device. An op may send its
+ * answer later, once the lock is dropped (the frontend's outbox); whatever
+ * it keeps of the data it is lent, it copies.
  *
  * Errors: 0 or a negative errno, passed up unchanged. Ops take positive errnos
  * (that is what goes on the wire).
