@@ -119,22 +119,27 @@ static void outbox_flush(void)
 	o->armed = false;
 }
 
-static void ops_reply_data(void *req, const struct iovec *iov, int count)
+/* Copy the data lent for e (e->count bytes in all) into the outbox. */
+static void outbox_copy(const struct outbox_entry *e, const struct iovec *iov, int count)
 {
-	size_t size = 0;
-	for (int i = 0; i < count; i++)
-		size += iov[i].iov_len;
-	struct outbox_entry *e = outbox_slot(OUT_DATA, req, size);
-	if (!e) {
-		send_data(req, iov, count);
-		return;
-	}
 	char *to = outbox.bytes + e->off;
 	for (int i = 0; i < count; i++) {
 		if (iov[i].iov_len)
 			memcpy(to, iov[i].iov_base, iov[i].iov_len);
 		to += iov[i].iov_len;
 	}
+}
+
+static void ops_reply_data(void *req, const struct iovec *iov, int count)
+{
+	size_t size = 0;
+	for (int i = 0; i < count; i++)
+		size += iov[i].iov_len;
+	struct outbox_entry *e = outbox_slot(OUT_DATA, req, size);
+	if (e)
+		outbox_copy(e, iov, count);
+	else
+		send_data(req, iov, count);
 }
 
 static void ops_reply_written(void *req, size_t count)
@@ -191,8 +196,7 @@ static void ops_reply_ioctl(void *req, int result, const void *out, size_t size)
 		return;
 	}
 	e->value = result;
-	if (size)
-		memcpy(outbox.bytes + e->off, out, size);
+	outbox_copy(e, &(struct iovec){ (void *)out, size }, 1);
 }
 
 const struct device_ops frontend_ops = {
