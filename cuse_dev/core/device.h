@@ -9,7 +9,7 @@
  * Every entry point here takes the lock itself; the ops are called with the
  * lock held and must not call back into the device. An op may send its
  * answer later, once the lock is dropped (the frontend's outbox); whatever
- * it keeps of the data it is lent, it copies.
+ * it keeps of the data it is lent, it copies (except reply_data_held's).
  *
  * Errors: 0 or a negative errno, passed up unchanged. Ops take positive errnos
  * (that is what goes on the wire).
@@ -33,6 +33,11 @@ struct device_ops {
 	/* Answer a read with data (count 0 and no iov: 0 bytes, EOF). The
 	 * iovecs point into the ring and are valid only during the call. */
 	void (*reply_data)(void *req, const struct iovec *iov, int count);
+	/* The same with data that stays valid until the frontend's handler
+	 * returns: the bytes of the write that handler serves, handed to a
+	 * parked reader; the frontend may send them later without a copy.
+	 * Optional: the core uses reply_data without it. */
+	void (*reply_data_held)(void *req, const struct iovec *iov, int count);
 	/* Answer a write with the number of bytes taken. */
 	void (*reply_written)(void *req, size_t count);
 	/* Answer any request with an error (positive errno). */

@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -39,31 +40,48 @@
  * sends them when the core has returned and let go of the lock. An answer
  * queued is one no one else can reach: the core has taken its request off
  * every queue under the lock, and libfuse counts its own references to a
- * request against a racing INTERRUPT. Data the core lends (iovecs into the
- * ring, valid only during the call) is copied, so only short data waits;
- * longer data, and anything past a full outbox, is sent at once as before.
- * Other callers (the timer thread, opens) are not armed and answer at once. */
+ * request against a racing INTERRUPT.
+ *
+ * Data: what the core lends only for the call (iovecs into the ring) is
+ * copied. Up to 4 KiB goes into the outbox itself. Longer data is copied
+ * into a buffer of the thread's own, and only while more than one thread
+ * serves: one thread has no one to hand the lock to, and the copy would be
+ * all cost. (Lending the ring space instead until the answer is sent was
+ * tried: as fast within noise, but the reader's read returns before the
+ * loan does, and an app that then writes finds the room it just emptied
+ * still taken: EAGAIN from a pipe it has drained.) Data the core holds for
+ * the handler (a write handed to a parked reader: reply_data_held) waits
+ * where it is, uncopied. Past a full outbox, or OUTBOX_LARGE_MAX bytes, an
+ * answer is sent at once. Other callers (the timer thread, opens) are not
+ * armed and answer at once. */
 #define OUTBOX_SLOTS 32
 #define OUTBOX_COPY_MAX 4096
 #define OUTBOX_BYTES (16 * 1024)
+#define OUTBOX_LARGE_MAX (4u << 20)
 
-enum outbox_kind { OUT_DATA, OUT_WRITTEN, OUT_ERROR, OUT_IOCTL };
+enum outbox_kind { OUT_DATA, OUT_LARGE, OUT_HELD, OUT_WRITTEN, OUT_ERROR, OUT_IOCTL };
 
 struct outbox_entry {
 	enum outbox_kind kind;
 	fuse_req_t req;
-	int value;     /* OUT_ERROR: the errno; OUT_IOCTL: the result */
-	size_t count;  /* OUT_WRITTEN: bytes taken; OUT_DATA, OUT_IOCTL: bytes at off */
+	int value;     /* OUT_ERROR: the errno; OUT_IOCTL: the result; OUT_HELD: iovecs */
+	size_t count;  /* OUT_WRITTEN: bytes taken; OUT_DATA, OUT_IOCTL: bytes at off; OUT_LARGE: in large */
 	size_t off;
+	struct iovec held[2]; /* OUT_HELD: the data, where the core holds it */
 };
 
 struct outbox {
 	bool armed;
 	unsigned n;
 	size_t used;
+	char *large;        /* OUT_LARGE data; kept for the next handler, freed at thread end */
+	size_t large_size, large_used;
 	struct outbox_entry e[OUTBOX_SLOTS];
 	char bytes[OUTBOX_BYTES];
 };
+
+/* More than one thread serves: long answers are worth copying out. */
+static atomic_bool outbox_copies_large;
 
 static _Thread_local struct outbox outbox;
 
@@ -103,6 +121,13 @@ static void outbox_flush(void)
 		case OUT_DATA:
 			send_data(e->req, &iov, e->count ? 1 : 0);
 			break;
+		case OUT_LARGE:
+			iov.iov_base = o->large + e->off;
+			send_data(e->req, &iov, 1);
+			break;
+		case OUT_HELD:
+			send_data(e->req, e->held, e->value);
+			break;
 		case OUT_WRITTEN:
 			fuse_reply_write(e->req, e->count);
 			break;
@@ -116,13 +141,48 @@ static void outbox_flush(void)
 	}
 	o->n = 0;
 	o->used = 0;
+	o->large_used = 0;
 	o->armed = false;
+}
+
+/* At the end of a serving thread. */
+static void outbox_free(void)
+{
+	free(outbox.large);
+	outbox.large = NULL;
+	outbox.large_size = 0;
+}
+
+/* A slot for size bytes of long data copied into the thread's own buffer,
+ * or NULL: answer at once. */
+static struct outbox_entry *outbox_slot_large(fuse_req_t req, size_t size)
+{
+	struct outbox *o = &outbox;
+	if (!o->armed || o->n == OUTBOX_SLOTS || !atomic_load_explicit(&outbox_copies_large, memory_order_relaxed) ||
+	    size > OUTBOX_LARGE_MAX - o->large_used)
+		return NULL;
+	if (o->large_used + size > o->large_size) {
+		size_t want = o->large_size ? o->large_size * 2 : 256 * 1024;
+		while (want < o->large_used + size)
+			want *= 2;
+		if (want > OUTBOX_LARGE_MAX)
+			want = OUTBOX_LARGE_MAX;
+		char *b = realloc(o->large, want);
+		if (!b)
+			return NULL;
+		o->large = b;
+		o->large_size = want;
+	}
+	struct outbox_entry *e = &o->e[o->n++];
+	*e = (struct outbox_entry){ .kind = OUT_LARGE, .req = req, .count = size, .off = o->large_used };
+	o->large_used += size;
+	return e;
 }
 
 /* Copy the data lent for e (e->count bytes in all) into the outbox. */
 static void outbox_copy(const struct outbox_entry *e, const struct iovec *iov, int count)
 {
-	char *to = outbox.bytes + e->off;
+	char *to = (e->kind == OUT_LARGE ? outbox.large : outbox.bytes) + e->off;
 	for (int i = 0; i < count; i++) {
 		if (iov[i].iov_len)
 			memcpy(to, iov[i].iov_base, iov[i].iov_len);
@@ -136,10 +196,24 @@ static void ops_reply_data(void *req, const struct iovec *iov, int count)
 	for (int i = 0; i < count; i++)
 		size += iov[i].iov_len;
 	struct outbox_entry *e = outbox_slot(OUT_DATA, req, size);
+	if (!e && size > OUTBOX_COPY_MAX)
+		e = outbox_slot_large(req, size);
 	if (e)
 		outbox_copy(e, iov, count);
 	else
 		send_data(req, iov, count);
+}
+
+static void ops_reply_data_held(void *req, const struct iovec *iov, int count)
+{
+	struct outbox_entry *e = count <= 2 ? outbox_slot(OUT_HELD, req, 0) : NULL;
+	if (!e) {
+		ops_reply_data(req, iov, count);
+		return;
+	}
+	e->value = count;
+	for (int i = 0; i < count; i++)
+		e->held[i] = iov[i];
 }
 
 static void ops_reply_written(void *req, size_t count)
@@ -201,6 +275,7 @@ static void ops_reply_ioctl(void *req, int result, const void *out, size_t size)
 
 const struct device_ops frontend_ops = {
 	.reply_data = ops_reply_data,
+	.reply_data_held = ops_reply_data_held,
 	.reply_written = ops_reply_written,
 	.reply_error = ops_reply_error,
 	.req_interrupted = ops_req_interrupted,
@@ -355,7 +430,6 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
  * They get the stop from an eventfd and are joined before the core shuts
  * down. */
 #include <sched.h>
-#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -496,6 +570,7 @@ static void *serve_extra(void *arg)
 	if (ep >= 0)
 		close(ep);
 	free(buf.mem);
+	outbox_free();
 	return NULL;
 }
 
@@ -512,6 +587,7 @@ static void start_extra_threads(struct server *sv)
 			break;
 		}
 		sv->started++;
+		atomic_store(&outbox_copies_large, true);
 	}
 	if (sv->threads > 1)
 		log_debug("serving with %u threads", sv->threads);
@@ -525,6 +601,7 @@ static void stop_extra_threads(struct server *sv)
 	for (unsigned i = 0; i < sv->started; i++)
 		pthread_join(sv->tid[i], NULL);
 	sv->started = 0;
+	atomic_store(&outbox_copies_large, false);
 }
 
 static int serve_loop(struct fuse_session **se, int n, unsigned threads, unsigned poll_us)
@@ -593,6 +670,7 @@ static int serve_loop(struct fuse_session **se, int n, unsigned threads, unsigne
 		close(sv.stop_fd);
 	for (int i = 0; i < n; i++)
 		free(bufs[i].mem);
+	outbox_free();
 	pthread_mutex_destroy(&sv.lock);
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	return result > 0 ? 0 : result;

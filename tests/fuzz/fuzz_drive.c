@@ -208,7 +208,10 @@ void drive_write(struct fuzz_input *in)
 		return;
 	uint8_t *buf = fuzz_payload(size);
 	int oflags = h->oflags ^ ((f & 2) ? O_NONBLOCK : 0);
+	fz.writing = buf; /* what reply_data_held may point into */
+	fz.writing_size = size;
 	device_write(fz.dev, h->ctx, req, buf, size, oflags);
+	fz.writing = NULL;
 	free(buf); /* the core keeps a copy of what it parks: only the request outlives the call */
 }
 

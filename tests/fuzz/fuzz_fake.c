@@ -8,7 +8,8 @@
  *   buffer, a write at most what it offered, an ioctl at most its out
  *   buffer; every iovec byte is readable; each TRANSACT's requests pass the
  *   broker library's own check (ctl_request_check) and their ids are never
- *   reused.
+ *   reused; data offered as held (reply_data_held) lies in the write being
+ *   served.
  * - after every step (fuzz_check): the parked counts equal our unanswered
  *   requests, the handle count our handles plus opens in flight, pollers our
  *   live poll handles; as root, LIST_PIPES' allocated bytes add up to
@@ -312,6 +313,19 @@ static void hook_data(void *req, const struct iovec *iov, int count)
 		fprintf(stderr, "fuzz:   %zu bytes\n", total);
 }
 
+/* Data held until the frontend's handler returns can only be the bytes of
+ * the write being served. */
+static void hook_data_held(void *req, const struct iovec *iov, int count)
+{
+	for (int i = 0; i < count; i++) {
+		const uint8_t *b = iov[i].iov_base;
+		FUZZ_ASSERT(fz.writing && b >= fz.writing && iov[i].iov_len <= fz.writing_size &&
+				    (size_t)(b - fz.writing) <= fz.writing_size - iov[i].iov_len,
+			    "reply_data_held with %zu bytes outside the write being served", iov[i].iov_len);
+	}
+	hook_data(req, iov, count);
+}
+
 static void hook_written(void *req, size_t count)
 {
 	lock_held("reply_written");
@@ -369,6 +383,7 @@ static void hook_ioctl(void *req, int result, const void *out, size_t size)
 
 static const struct device_ops fuzz_ops = {
 	.reply_data = hook_data,
+	.reply_data_held = hook_data_held,
 	.reply_written = hook_written,
 	.reply_error = hook_error,
 	.req_interrupted = hook_interrupted,

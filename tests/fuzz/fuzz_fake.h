@@ -79,6 +79,8 @@ struct fuzz_world {
 	} flushed[FUZZ_PIPES];
 	unsigned nflushed;
 	unsigned steps;
+	const uint8_t *writing;   /* the data of the device_write in progress, or NULL */
+	size_t writing_size;
 };
 
 extern struct fuzz_world fz;

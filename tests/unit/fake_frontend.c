@@ -36,6 +36,12 @@ static void fk_data(void *req, const struct iovec *iov, int count)
 	}
 }
 
+static void fk_data_held(void *req, const struct iovec *iov, int count)
+{
+	fk_data(req, iov, count);
+	fake_replies[(uintptr_t)req].held = true;
+}
+
 static void fk_written(void *req, size_t count)
 {
 	struct fake_reply *r = slot(req);
@@ -86,6 +92,7 @@ static void fk_ioctl(void *req, int result, const void *out, size_t size)
 
 const struct device_ops fake_ops = {
 	.reply_data = fk_data,
+	.reply_data_held = fk_data_held,
 	.reply_written = fk_written,
 	.reply_error = fk_error,
 	.req_interrupted = fk_interrupted,

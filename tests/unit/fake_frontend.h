@@ -21,6 +21,7 @@ struct fake_reply {
 	int answers;            /* must end at 1 */
 	int err;                /* error, or an ioctl's result */
 	size_t count;           /* written count or data length */
+	bool held;              /* data came through reply_data_held */
 	struct open_ctx *ctx;   /* an open's handle */
 	uint8_t data[131072];   /* copy of the data answered */
 };

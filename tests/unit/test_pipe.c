@@ -261,6 +261,10 @@ Test(pipe, parked_readers_are_served_in_fifo_order)
 	expect_data(1, "aaaa", 4);
 	expect_data(2, "bbbb", 4);
 	expect_data(3, "cc", 2);
+	/* The first straight from the write's buffer, held until the handler
+	 * returns; the rest through the ring, lent only for the call. */
+	cr_assert(fake_replies[1].held, "handed over from the write");
+	cr_assert(!fake_replies[2].held && !fake_replies[3].held, "served from the ring");
 	cr_assert_eq(fake_parked(dev), 0);
 	device_release(dev, w);
 	device_release(dev, r1);
