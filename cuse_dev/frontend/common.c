@@ -58,6 +58,7 @@
 #define OUTBOX_COPY_MAX 4096
 #define OUTBOX_BYTES (16 * 1024)
 #define OUTBOX_LARGE_MAX (4u << 20)
+#define OUTBOX_LARGE_KEEP (1u << 20) /* kept between handlers, at most */
 
 enum outbox_kind { OUT_DATA, OUT_LARGE, OUT_HELD, OUT_WRITTEN, OUT_ERROR, OUT_IOCTL };
 
@@ -110,6 +111,14 @@ static void send_data(fuse_req_t req, const struct iovec *iov, int count)
 		fuse_reply_iov(req, iov, count);
 }
 
+/* At the end of a serving thread, and after a burst. */
+static void outbox_free(void)
+{
+	free(outbox.large);
+	outbox.large = NULL;
+	outbox.large_size = 0;
+}
+
 /* Send what was queued, in order; the caller holds no lock of the core. */
 static void outbox_flush(void)
 {
@@ -143,14 +152,8 @@ static void outbox_flush(void)
 	o->used = 0;
 	o->large_used = 0;
 	o->armed = false;
-}
-
-/* At the end of a serving thread. */
-static void outbox_free(void)
-{
-	free(outbox.large);
-	outbox.large = NULL;
-	outbox.large_size = 0;
+	if (o->large_size > OUTBOX_LARGE_KEEP)
+		outbox_free(); /* a burst: do not keep its memory */
 }
 
 /* A slot for size bytes of long data copied into the thread's own buffer,

@@ -255,31 +255,33 @@ Test(blocking, closing_other_handles_while_a_write_is_parked_does_not_hang)
  * answers for after the device lock (frontend/common.c, the outbox: 32
  * answers, 16 KiB of data): every reader gets its own whole chunk, none is
  * lost or doubled, and nothing stays parked. 100-byte chunks fill the
- * outbox's slots first, 1000-byte chunks its bytes. */
+ * outbox's slots first, 1000-byte chunks its bytes; 12 chunks of 5000
+ * bytes (one request, within the 64 KiB ring) are long answers: the first
+ * goes from the write's buffer, the others are copied out of the ring. */
 #define MANY_READERS 40
 
-static void one_write_completes_parked_readers(size_t chunk_size)
+static void one_write_completes_parked_readers(size_t chunk_size, unsigned readers)
 {
 	struct rd_daemon *d = rd_start(NULL);
 	int w = rd_create(d, "many", O_WRONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 65536);
 	struct rd_io *rd[MANY_READERS];
-	static unsigned char data[MANY_READERS * 1000];
+	static unsigned char data[120000];
 	bool seen[MANY_READERS] = { false };
 
-	cr_assert(chunk_size * MANY_READERS <= sizeof(data));
-	for (unsigned i = 0; i < MANY_READERS; i++) {
+	cr_assert(chunk_size * readers <= sizeof(data) && readers <= MANY_READERS);
+	for (unsigned i = 0; i < readers; i++) {
 		rd[i] = rd_io_new(rd_open_ok(d, "many", O_RDONLY), RD_IO_READ, chunk_size);
 		rd_io_start(rd[i]);
 		memset(data + i * chunk_size, (int)i + 1, chunk_size);
 	}
-	rd_wait_parked(d, MANY_READERS, 0);
-	rd_write_ok(w, data, chunk_size * MANY_READERS);
-	for (unsigned i = 0; i < MANY_READERS; i++) {
+	rd_wait_parked(d, readers, 0);
+	rd_write_ok(w, data, chunk_size * readers);
+	for (unsigned i = 0; i < readers; i++) {
 		rd_io_join(rd[i]);
 		cr_assert_eq(rd[i]->ret, (ssize_t)chunk_size, "reader %u: read %zd (%s)", i, rd[i]->ret,
 			     rd_errname(rd[i]->err));
 		unsigned chunk = rd[i]->buf[0] - 1u;
-		cr_assert(chunk < MANY_READERS && !seen[chunk], "reader %u: chunk %u twice or unknown", i, chunk);
+		cr_assert(chunk < readers && !seen[chunk], "reader %u: chunk %u twice or unknown", i, chunk);
 		seen[chunk] = true;
 		for (size_t j = 0; j < chunk_size; j++)
 			cr_assert_eq(rd[i]->buf[j], chunk + 1u, "reader %u: byte %zu of chunk %u", i, j, chunk);
@@ -292,10 +294,15 @@ static void one_write_completes_parked_readers(size_t chunk_size)
 
 Test(blocking, one_write_completes_forty_parked_readers_of_100_bytes)
 {
-	one_write_completes_parked_readers(100);
+	one_write_completes_parked_readers(100, MANY_READERS);
 }
 
 Test(blocking, one_write_completes_forty_parked_readers_of_1000_bytes)
 {
-	one_write_completes_parked_readers(1000);
+	one_write_completes_parked_readers(1000, MANY_READERS);
+}
+
+Test(blocking, one_write_completes_12_parked_readers_of_5000_bytes)
+{
+	one_write_completes_parked_readers(5000, 12);
 }
