@@ -35,8 +35,7 @@ struct device_ops {
 	void (*reply_data)(void *req, const struct iovec *iov, int count);
 	/* The same with data that stays valid until the frontend's handler
 	 * returns: the bytes of the write that handler serves, handed to a
-	 * parked reader; the frontend may send them later without a copy.
-	 * Optional: the core uses reply_data without it. */
+	 * parked reader; the frontend may send them later without a copy. */
 	void (*reply_data_held)(void *req, const struct iovec *iov, int count);
 	/* Answer a write with the number of bytes taken. */
 	void (*reply_written)(void *req, size_t count);

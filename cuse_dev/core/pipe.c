@@ -377,10 +377,7 @@ static size_t hand_to_reader(struct device *dev, struct pipe *p, const uint8_t *
 		return 0;
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = m };
 	/* buf is the write's own, valid until the frontend's handler returns */
-	if (dev->ops->reply_data_held)
-		dev->ops->reply_data_held(rd->req, &iov, 1);
-	else
-		dev->ops->reply_data(rd->req, &iov, 1);
+	dev->ops->reply_data_held(rd->req, &iov, 1);
 	count_out(dev, p, rd->ctx, m);
 	parked_free(dev, rd);
 	return m;
