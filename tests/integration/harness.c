@@ -703,6 +703,19 @@ void rd_wait_other(const struct rd_daemon *d, uint64_t n)
 		     (unsigned long long)n, (unsigned long long)s.parked_other);
 }
 
+void rd_wait_broker(const struct rd_daemon *d, uint64_t connected)
+{
+	uint64_t deadline = now_ms() + RD_IDLE_TIMEOUT_MS;
+	struct ringdev_stats s = rd_stats(d);
+
+	while (s.broker_connected != connected && now_ms() < deadline) {
+		poll_pause();
+		s = rd_stats(d);
+	}
+	cr_assert_eq(s.broker_connected, connected, "stats.broker_connected: expected %llu, got %llu",
+		     (unsigned long long)connected, (unsigned long long)s.broker_connected);
+}
+
 void rd_ctl_path(const struct rd_daemon *d, char *out, size_t size)
 {
 	if (d->cuse)

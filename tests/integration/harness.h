@@ -169,6 +169,10 @@ int rd_transact(int fd, const struct ringdev_ctl_answer *answers, uint32_t n, ui
 void rd_stats_through(struct rd_daemon *d, int fd);
 /* Wait until stats.parked_other == n (relayed requests and parked TRANSACTs). */
 void rd_wait_other(const struct rd_daemon *d, uint64_t n);
+/* Wait until stats.broker_connected is `connected`: on FUSE the release of
+ * the control node arrives after close(2) returns, so a reopen right after
+ * a close can still find the old broker and get EBUSY. */
+void rd_wait_broker(const struct rd_daemon *d, uint64_t connected);
 
 /* Helper processes.  fn runs in a child whose exit code is fn's result; the
  * child closes every fd >= 3 except keep_fd (-1: keep none), so it holds no

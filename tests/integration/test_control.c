@@ -113,21 +113,6 @@ static bool has_arg(const struct rd_daemon *d, const char *arg)
 	return false;
 }
 
-/* Wait until stats.broker_connected is `connected` (a FUSE release arrives
- * after close(2) returns). */
-static void wait_broker(const struct rd_daemon *d, uint64_t connected)
-{
-	uint64_t deadline = now_ms() + RD_IDLE_TIMEOUT_MS;
-	struct ringdev_stats s = rd_stats(d);
-
-	while (s.broker_connected != connected && now_ms() < deadline) {
-		pause_2ms();
-		s = rd_stats(d);
-	}
-	cr_assert_eq(s.broker_connected, connected, "stats.broker_connected: expected %llu, got %llu",
-		     (unsigned long long)connected, (unsigned long long)s.broker_connected);
-}
-
 /* An app's open: FUSE MOUNT/pipe (O_CREAT, so a new name reaches the
  * daemon); CUSE the node itself (the broker's answer names the pipe). */
 static int app_open(const struct rd_daemon *d, const char *pipe, int flags)
@@ -162,7 +147,7 @@ static void broker_close(struct broker *b, const struct rd_daemon *d)
 {
 	cr_assert_eq(close(b->fd), 0, "close the control fd: %s", strerror(errno));
 	b->fd = -1;
-	wait_broker(d, 0);
+	rd_wait_broker(d, 0);
 }
 
 /* One TRANSACT without answers; what it returns goes to the inbox. */
@@ -390,7 +375,7 @@ static int open_served(struct rd_daemon *d, const char *pipe, int flags, uint32_
 	cr_assert_geq(s.served, 1, "the helper broker answered the open");
 	if (!pipe)
 		rd_stats_through(d, fd);
-	wait_broker(d, 0);
+	rd_wait_broker(d, 0);
 	return fd;
 }
 
@@ -619,7 +604,7 @@ Test(control, node_is_exclusive_root_only_and_answers_only_its_ioctls)
 	rd_assert_errno(write(ctl, "x", 1), EINVAL, "write(2) on the control fd");
 
 	cr_assert_eq(close(ctl), 0, "close: %s", strerror(errno));
-	wait_broker(d, 0);
+	rd_wait_broker(d, 0);
 	ctl = rd_ctl_open(d);
 	cr_assert_geq(ctl, 0, "the control node opens again after close: %s", rd_errname(errno));
 	broker_close(&(struct broker){ .fd = ctl }, d);
@@ -633,7 +618,7 @@ Test(control, node_is_exclusive_root_only_and_answers_only_its_ioctls)
 	ctl = rd_ctl_open(d);
 	cr_assert_geq(ctl, 0, "root still opens it: %s", rd_errname(errno));
 	close(ctl);
-	wait_broker(d, 0);
+	rd_wait_broker(d, 0);
 	end(d, sfd);
 }
 
@@ -663,7 +648,7 @@ Test(control, ctl_group_members_may_be_the_broker)
 	cr_assert_eq(err, 0, "uid/gid %d with --ctl-group %d: open the control node: %s", NOBODY, NOBODY,
 		     rd_errname(err));
 	cr_assert_eq(terr, 0, "its TRANSACT (timeout 0): %s", rd_errname(terr));
-	wait_broker(d, 0);
+	rd_wait_broker(d, 0);
 	err = ctl_open_as(d, NOBODY - 1, NULL);
 	cr_assert_eq(err, EACCES, "uid/gid %d (not in --ctl-group): expected EACCES, got %s", NOBODY - 1,
 		     rd_errname(err));
@@ -1495,7 +1480,7 @@ Test(control, broker_killed_in_a_parked_transact_dies)
 	cr_assert(rd_wait_child(pid, KILL_LIMIT_MS, &status),
 		  "a broker killed while its TRANSACT is parked did not die within %d ms", KILL_LIMIT_MS);
 	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "it died of SIGKILL");
-	wait_broker(d, 0);
+	rd_wait_broker(d, 0);
 	rd_assert_idle(d);
 	broker_open(&b, d);
 	broker_close(&b, d);

@@ -315,6 +315,7 @@ Test(faults, kills_racing_every_parked_kind_leave_nothing_behind)
 		rd_wait_parked(d, 0, 0);
 		rd_wait_other(d, 0);
 		if (ctl < 0) {
+			rd_wait_broker(d, 0);
 			ctl = rd_ctl_open(d);
 			cr_assert_geq(ctl, 0, "round %d: the control node opens again: %s", round, rd_errname(errno));
 		}
