@@ -19,6 +19,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -690,28 +691,36 @@ void rd_stats_through(struct rd_daemon *d, int fd)
 	d->stats_fd = fd;
 }
 
-void rd_wait_other(const struct rd_daemon *d, uint64_t n)
+/* Read stats until the uint64_t field at offset `off` is `want` or
+ * timeout_ms pass; the last stats read. */
+static struct ringdev_stats wait_field(const struct rd_daemon *d, uint64_t timeout_ms, size_t off, uint64_t want)
 {
-	uint64_t deadline = now_ms() + RD_PARK_TIMEOUT_MS;
+	uint64_t deadline = now_ms() + timeout_ms;
 	struct ringdev_stats s = rd_stats(d);
+	uint64_t v;
 
-	while (s.parked_other != n && now_ms() < deadline) {
+	for (;;) {
+		memcpy(&v, (const char *)&s + off, sizeof(v));
+		if (v == want || now_ms() >= deadline)
+			return s;
 		poll_pause();
 		s = rd_stats(d);
 	}
+}
+
+void rd_wait_other(const struct rd_daemon *d, uint64_t n)
+{
+	struct ringdev_stats s = wait_field(d, RD_PARK_TIMEOUT_MS, offsetof(struct ringdev_stats, parked_other), n);
+
 	cr_assert_eq(s.parked_other, n, "expected %llu parked relayed requests/TRANSACTs, daemon has %llu",
 		     (unsigned long long)n, (unsigned long long)s.parked_other);
 }
 
 void rd_wait_broker(const struct rd_daemon *d, uint64_t connected)
 {
-	uint64_t deadline = now_ms() + RD_IDLE_TIMEOUT_MS;
-	struct ringdev_stats s = rd_stats(d);
+	struct ringdev_stats s =
+		wait_field(d, RD_IDLE_TIMEOUT_MS, offsetof(struct ringdev_stats, broker_connected), connected);
 
-	while (s.broker_connected != connected && now_ms() < deadline) {
-		poll_pause();
-		s = rd_stats(d);
-	}
 	cr_assert_eq(s.broker_connected, connected, "stats.broker_connected: expected %llu, got %llu",
 		     (unsigned long long)connected, (unsigned long long)s.broker_connected);
 }
@@ -750,13 +759,8 @@ int rd_transact(int fd, const struct ringdev_ctl_answer *answers, uint32_t n, ui
 
 void rd_wait_opens(const struct rd_daemon *d, uint64_t n)
 {
-	uint64_t deadline = now_ms() + RD_IDLE_TIMEOUT_MS;
-	struct ringdev_stats s = rd_stats(d);
+	struct ringdev_stats s = wait_field(d, RD_IDLE_TIMEOUT_MS, offsetof(struct ringdev_stats, opens), n);
 
-	while (s.opens != n && now_ms() < deadline) {
-		poll_pause();
-		s = rd_stats(d);
-	}
 	cr_assert_eq(s.opens, n, "expected %llu open handles, daemon counts %llu",
 		     (unsigned long long)n, (unsigned long long)s.opens);
 }
