@@ -99,23 +99,6 @@ void device_shutdown(struct device *dev)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-int device_create_locked(struct device *dev, const struct cred *cred, const struct attach_args *a, uint32_t uid,
-			 uint32_t gid)
-{
-	int r = attach_args_check(a);
-	if (r < 0)
-		return r;
-	if (!access_may_create(dev, cred))
-		return -EACCES;
-	if (pipe_table_find(&dev->table, a->name, a->len))
-		return -EEXIST;
-	struct pipe *p;
-	r = pipe_create(dev, a, uid, gid, &p);
-	if (r == 0)
-		p->persistent = true;
-	return r;
-}
-
 int device_create(struct device *dev, const struct cred *cred, const struct attach_args *a)
 {
 	pthread_mutex_lock(&dev->lock);
@@ -135,6 +118,7 @@ void device_remove_locked(struct device *dev, struct pipe *p)
 	list_for_each_safe(pos, tmp, &p->opens)
 		handle_detach_pipe(dev, list_entry(pos, struct open_ctx, pipe_link), EIDRM);
 	p->persistent = false;
+	p->name_removed = true;
 	pipe_table_unlink(&dev->table, p);
 	pipe_collect(dev, p);
 }

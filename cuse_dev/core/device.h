@@ -200,8 +200,10 @@ int device_getattr(struct device *dev, const struct cred *cred, uint64_t ino, st
 /* A new pipe by name, owned by cred, for the open that follows (the FUSE
  * mount's O_CREAT: the kernel sends MKNOD, then OPEN outside its directory
  * lock, so a broker deciding the open blocks nobody else's lookups). The
- * pipe is held for cred's first open. -EEXIST, -EACCES (no write permission
- * on the device, or an existing pipe cred may not see), limit errnos. */
+ * pipe is held for cred's first open; with a broker in charge it is reachable
+ * by nobody else until that open is allowed. -EEXIST, -EACCES (no write
+ * permission on the device, whatever a broker says; an existing pipe cred
+ * may not see), limit errnos. */
 int device_mknod(struct device *dev, const struct cred *cred, const char *name, size_t len, uint32_t mode,
 		 struct pipe_attr *out);
 /* chmod/chown through the mount: set_mode/set_uid/set_gid choose what changes. */

@@ -38,6 +38,9 @@ struct pipe {
 	bool had_writer;              /* a writer wrote or closed here: the EOF rule */
 	struct list_node hold_link;   /* dev->held_pipes while held */
 	uint32_t hold_uid;            /* held for this creator's first open (see pipe_hold) */
+	bool hold_void;               /* the hold gives its creator nothing any more (admit.c) */
+	bool provisional;             /* made by MKNOD, not allowed by the broker yet: by no name */
+	bool name_removed;            /* unlink(2) or REMOVE took its name */
 	uint64_t hold_deadline_ns;    /* 0: not held */
 	uint32_t readers, writers, handles;
 	struct ring ring;             /* ring.capacity is the pipe's capacity */
@@ -47,12 +50,24 @@ struct pipe {
 	struct timespec atime, mtime, ctime;
 };
 
+/* How many removed pipes the table remembers by inode (see pipe_table_gone). */
+#define PIPE_TABLE_GONE 256
+
 struct pipe_table {
 	struct hashmap by_name;
 	struct hashmap by_ino;
 	struct list_node held;        /* pipe.hold_link: made by mknod, waiting for their creator's open */
 	uint64_t next_ino;
 	bool case_sensitive;
+	struct pipe_gone {            /* the last pipes removed, oldest overwritten first */
+		uint64_t ino;
+		bool unlinked;        /* its name was removed (unlink, REMOVE), not just unused */
+		bool brokered;
+		uint32_t kind, policy, mode, uid, gid;
+		uint64_t capacity;
+		char name[RINGDEV_NAME_SIZE];
+	} gone[PIPE_TABLE_GONE];
+	unsigned gone_next;
 };
 
 struct open_ctx {
@@ -149,6 +164,7 @@ struct relay_req {
 	bool default_pipe;            /* OPEN of the CUSE node */
 	uint64_t open_ino;            /* OPEN of a pipe file on the mount */
 	bool takes_hold;              /* OPEN by the creator of a held pipe */
+	const struct relay_kind *kind; /* what an answer does, if not the type's own (a creation) */
 };
 
 struct device_counters {
@@ -211,6 +227,32 @@ void relay_deinit(struct relay *r);
 void handles_init(struct handles *h);
 void handles_deinit(struct handles *h);
 
+/* admit.c: the one rule for reaching a pipe (see there). */
+struct pipe_settings;
+struct admit {
+	const struct cred *cred;      /* the process making the call */
+	const char *name;             /* the pipe by name, or */
+	size_t len;
+	struct pipe *pipe;            /* the pipe itself (an open by inode: maybe unlinked) */
+	unsigned want;                /* rwx bits the handle needs (handle_want) */
+	bool create;                  /* may create it: O_CREAT/MKNOD, ATTACH_CREATE, CREATE, a mapped or default pipe */
+	bool excl;                    /* must create it */
+	bool mapped;                  /* the broker picked this pipe, not the app */
+	bool grant;                   /* the broker vouches for a mapped pipe of another owner */
+	bool brokered;                /* a pipe this creates is brokered */
+	const struct pipe_settings *set; /* a pipe this creates gets these (NULL: defaults, owned by cred) */
+	uint64_t hold_ino;            /* the open follows its caller's MKNOD of this inode (0: no) */
+};
+/* Find or create the pipe a asks for and check the caller may reach it:
+ * 0 and *out, or -errno. */
+int admit_pipe(struct device *dev, const struct admit *a, struct pipe **out);
+/* The same, and move ctx onto it. */
+int admit_attach(struct device *dev, struct open_ctx *ctx, const struct admit *a);
+/* The settings of an answer with RINGDEV_ANSWER_SETTINGS (checked). */
+struct pipe_settings answer_settings(const struct ringdev_ctl_answer *a);
+/* Is p held for this caller's first open after its MKNOD of hold_ino? */
+bool admit_hold_valid(const struct pipe *p, const struct cred *cred, uint64_t hold_ino);
+
 /* device.c: the same as the public calls, for callers holding the lock */
 int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct cred *cred,
 			 const struct attach_args *args);
@@ -218,6 +260,9 @@ int device_detach_locked(struct device *dev, struct open_ctx *ctx);
 /* A persistent pipe made by an admin command (owner uid/gid). */
 int device_create_locked(struct device *dev, const struct cred *cred, const struct attach_args *args, uint32_t uid,
 			 uint32_t gid);
+/* RINGDEV_IOC_CREATE with a broker in charge: relayed as a creation
+ * (namespace.c) and answered to req; false if no broker is in charge. */
+bool device_create_relayed(struct device *dev, const struct cred *cred, const struct attach_args *a, void *req);
 /* Destroy a pipe now: parked requests end with EIDRM, handles are detached. */
 void device_remove_locked(struct device *dev, struct pipe *p);
 void device_stats_locked(struct device *dev, struct ringdev_stats *out);
@@ -240,8 +285,13 @@ void pipe_table_init(struct pipe_table *t, bool case_sensitive);
 void pipe_table_deinit(struct pipe_table *t); /* asserts it is empty */
 struct pipe *pipe_table_find(struct pipe_table *t, const char *name, size_t len);
 struct pipe *pipe_table_find_ino(struct pipe_table *t, uint64_t ino);
+/* What a removed pipe of inode ino was, if the table still remembers it
+ * (the last PIPE_TABLE_GONE removals): an open the kernel sends for an
+ * inode that went between its LOOKUP and the OPEN is an open of that name. */
+const struct pipe_gone *pipe_table_gone(const struct pipe_table *t, uint64_t ino);
 int pipe_table_add(struct pipe_table *t, struct pipe *p);
 void pipe_table_unlink(struct pipe_table *t, struct pipe *p);   /* name only */
+int pipe_table_link(struct pipe_table *t, struct pipe *p);      /* by its name again: 0, -EEXIST, -ENOMEM */
 void pipe_table_remove(struct pipe_table *t, struct pipe *p);   /* name (if linked) and ino */
 size_t pipe_table_count(const struct pipe_table *t);
 
@@ -264,10 +314,6 @@ void parked_end_ctx(struct device *dev, struct open_ctx *ctx, int err);
 void parked_end_pipe_bound(struct device *dev, struct open_ctx *ctx, int err);
 
 /* device.c */
-/* Attach with the broker's authority (no mode check); creates a missing
- * pipe when `create`, owned by cred or as the answer's settings say. */
-int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const char *name,
-			    size_t len, bool create, bool excl, const struct ringdev_ctl_answer *settings, bool brokered);
 /* The one way an app's open ends: answered with its handle (finish), or
  * with err and the handle dropped, since no release will come for it
  * (fail). hold_ino: the pipe its creator made by mknod for this open (0). */
@@ -309,6 +355,12 @@ bool relay_active(const struct device *dev);
  * *err (negative) if it cannot wait. The caller fills msg and submits. */
 struct relay_req *relay_open(struct device *dev, struct open_ctx *ctx, void *req, uint64_t hold_ino, int *err);
 void relay_submit(struct device *dev, struct relay_req *r);
+/* A creation (MKNOD, RINGDEV_IOC_CREATE) for the broker: an ATTACH with
+ * CREATE|EXCL on ctx, a handle made for it alone (parked as an open: it is
+ * dropped however the request ends), decided by `kind`. NULL and *err
+ * (negative) if it cannot wait. The caller fills msg and submits. */
+struct relay_req *relay_create(struct device *dev, struct open_ctx *ctx, void *req, const struct relay_kind *kind,
+			       int *err);
 /* The app's side ended (interrupt, release...): tell the broker if it took it. */
 void relay_abandon(struct device *dev, struct relay_req *r);
 /* A handle the broker knew was closed. */
@@ -350,6 +402,11 @@ int pipe_set_owner(struct device *dev, struct pipe *p, uint32_t uid, uint32_t gi
 void pipe_hold(struct device *dev, struct pipe *p, uint32_t uid, uint64_t deadline_ns);
 /* End p's hold; true if p was freed (nothing else keeps it). */
 bool pipe_release_hold(struct device *dev, struct pipe *p);
+/* Something about p changed (owner, mode, another handle): its hold gives
+ * its creator nothing any more (it still keeps p until its deadline). */
+void pipe_void_hold(struct pipe *p);
+/* chmod: the new permission bits (a change voids a hold). */
+void pipe_set_mode(struct pipe *p, uint32_t mode);
 /* End holds past their deadline (timer thread); the next deadline or UINT64_MAX. */
 uint64_t pipe_expire_holds(struct device *dev, uint64_t now);
 /* A new pipe from attach arguments (0: defaults), owned by uid:gid. */

@@ -86,6 +86,7 @@ int device_ctl_open(struct device *dev, const struct cred *cred, int oflags, str
 
 void handle_attach_pipe(struct device *dev, struct open_ctx *ctx, struct pipe *p)
 {
+	pipe_void_hold(p); /* a hold is for the first open only (admit.c) */
 	list_add_tail(&p->opens, &ctx->pipe_link);
 	ctx->pipe = p;
 	p->handles++;
@@ -126,76 +127,37 @@ unsigned handle_want(const struct open_ctx *ctx)
 	return (ctx->reader ? 4u : 0u) | (ctx->writer ? 2u : 0u);
 }
 
+/* The settings an app's attach arguments give a pipe it creates. */
+static struct pipe_settings attach_settings(const struct device *dev, const struct cred *cred,
+					    const struct attach_args *a)
+{
+	return (struct pipe_settings){
+		.kind = a->kind ? a->kind : RINGDEV_KIND_STREAM,
+		.policy = a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
+		.mode = a->mode ? a->mode : 0600,
+		.uid = cred->uid,
+		.gid = cred->gid,
+		.capacity = a->capacity ? a->capacity : dev->cfg.ring_size,
+	};
+}
+
 int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct cred *cred,
 			 const struct attach_args *a)
 {
 	int r = attach_args_check(a);
 	if (r < 0)
 		return r;
-	struct pipe *p = pipe_table_find(&dev->table, a->name, a->len);
-	if (p) {
-		if ((a->flags & RINGDEV_ATTACH_CREATE) && (a->flags & RINGDEV_ATTACH_EXCL))
-			return -EEXIST;
-		if (!access_permits(p, cred, handle_want(ctx)))
-			return -EACCES;
-	} else {
-		if (!(a->flags & RINGDEV_ATTACH_CREATE))
-			return -ENOENT;
-		if (!access_may_create(dev, cred))
-			return -EACCES;
-		r = pipe_create(dev, a, cred->uid, cred->gid, &p);
-		if (r < 0)
-			return r;
-	}
-	if (ctx->pipe == p)
-		return 0;
-	handle_detach_pipe(dev, ctx, ENXIO);
-	handle_attach_pipe(dev, ctx, p);
-	return 0;
-}
-
-int device_attach_as_broker(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const char *name,
-			    size_t len, bool create, bool excl, const struct ringdev_ctl_answer *settings, bool brokered)
-{
-	int r = name_check(name, len);
-	if (r < 0)
-		return r;
-	struct pipe *p = pipe_table_find(&dev->table, name, len);
-	if (p && excl)
-		return -EEXIST;
-	struct pipe_settings set = {
-		.kind = settings ? settings->kind : RINGDEV_KIND_STREAM,
-		.policy = settings ? settings->policy : RINGDEV_POLICY_BLOCK,
-		.mode = settings && settings->mode ? settings->mode : 0600,
-		.uid = settings ? settings->uid : cred->uid,
-		.gid = settings ? settings->gid : cred->gid,
-		.capacity = settings && settings->capacity ? settings->capacity : dev->cfg.ring_size,
+	struct pipe_settings set = attach_settings(dev, cred, a);
+	struct admit ad = {
+		.cred = cred,
+		.name = a->name,
+		.len = a->len,
+		.want = handle_want(ctx),
+		.create = a->flags & RINGDEV_ATTACH_CREATE,
+		.excl = (a->flags & RINGDEV_ATTACH_CREATE) && (a->flags & RINGDEV_ATTACH_EXCL),
+		.set = &set,
 	};
-	if (!p) {
-		if (!create)
-			return -ENOENT;
-		r = pipe_new(dev, &set, name, len, &p);
-		if (r < 0)
-			return r;
-	} else if (settings && p->hold_deadline_ns && p->handles == 0 && p->ring.used == 0) {
-		/* Made by mknod just before this open: the answer's settings
-		 * are those of the pipe being created. */
-		r = pipe_set_owner(dev, p, set.uid, set.gid);
-		if (r == 0)
-			r = pipe_set_capacity(dev, p, set.capacity);
-		if (r < 0)
-			return r;
-		p->kind = set.kind;
-		p->policy = set.policy;
-		p->mode = set.mode;
-	}
-	if (brokered)
-		p->brokered = true;
-	if (ctx->pipe != p) {
-		handle_detach_pipe(dev, ctx, ENXIO);
-		handle_attach_pipe(dev, ctx, p);
-	}
-	return 0;
+	return admit_attach(dev, ctx, &ad);
 }
 
 int device_attach(struct device *dev, struct open_ctx *ctx, const struct cred *cred, const struct attach_args *args)
@@ -208,16 +170,12 @@ int device_attach(struct device *dev, struct open_ctx *ctx, const struct cred *c
 
 int device_attach_ino(struct device *dev, struct open_ctx *ctx, uint64_t ino)
 {
-	int r = 0;
 	pthread_mutex_lock(&dev->lock);
 	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
-	if (!p)
-		r = -ENOENT;
-	else if (!access_permits(p, &ctx->cred, handle_want(ctx)))
-		r = -EACCES;
-	else if (ctx->pipe != p) {
-		handle_detach_pipe(dev, ctx, ENXIO);
-		handle_attach_pipe(dev, ctx, p);
+	int r = -ENOENT;
+	if (p) {
+		struct admit ad = { .cred = &ctx->cred, .name = p->name, .len = p->name_len, .want = handle_want(ctx) };
+		r = p->linked ? admit_attach(dev, ctx, &ad) : -ENOENT;
 	}
 	pthread_mutex_unlock(&dev->lock);
 	return r;
@@ -290,6 +248,9 @@ static void reply_attach(struct device *dev, void *req, int rc)
 		dev->ops->reply_ioctl(req, 0, NULL, 0);
 }
 
+/* A broker's answer to an app's ATTACH: it may refuse, or let the app's own
+ * request go ahead with the settings of a pipe it creates; the request
+ * itself (its name, CREATE, EXCL) and every rule of admit.c stand. */
 static void attach_apply(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
 			 const struct ringdev_ctl_answer *a)
 {
@@ -297,12 +258,28 @@ static void attach_apply(struct device *dev, struct relay_req *r, const struct r
 		dev->ops->reply_error(w->req, -a->result);
 		return;
 	}
-	bool create = (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || (a->flags & RINGDEV_ANSWER_SETTINGS);
-	reply_attach(dev, w->req,
-		     device_attach_as_broker(dev, w->ctx, &r->cred, r->msg.name, strlen(r->msg.name), create,
-					     r->msg.attach_flags & RINGDEV_ATTACH_EXCL,
-					     (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL,
-					     a->flags & RINGDEV_ANSWER_BROKERED));
+	struct pipe_settings set;
+	bool with_settings = a->flags & RINGDEV_ANSWER_SETTINGS;
+	if (with_settings)
+		set = answer_settings(a);
+	struct admit ad = {
+		.cred = &r->cred,
+		.name = r->msg.name,
+		.len = strlen(r->msg.name),
+		.want = handle_want(w->ctx),
+		.create = r->msg.attach_flags & RINGDEV_ATTACH_CREATE,
+		.excl = (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) && (r->msg.attach_flags & RINGDEV_ATTACH_EXCL),
+		.brokered = a->flags & RINGDEV_ANSWER_BROKERED,
+		.set = with_settings ? &set : NULL,
+	};
+	if (!with_settings) {
+		/* No settings from the broker: the app's own, as with no broker. */
+		struct attach_args args = { .kind = r->msg.kind, .policy = r->msg.policy, .mode = r->msg.mode,
+					    .capacity = r->msg.capacity };
+		set = attach_settings(dev, &r->cred, &args);
+		ad.set = &set;
+	}
+	reply_attach(dev, w->req, admit_attach(dev, w->ctx, &ad));
 }
 
 static void attach_builtin(struct device *dev, struct relay_req *r, const struct relay_waiter *w)

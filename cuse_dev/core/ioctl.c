@@ -135,7 +135,7 @@ static int configure(struct device *dev, struct pipe *p, const struct cred *cred
 	if (set & RINGDEV_SET_POLICY)
 		p->policy = policy;
 	if (set & RINGDEV_SET_MODE)
-		p->mode = mode;
+		pipe_set_mode(p, mode);
 	p->ctime = now_realtime();
 	pipe_settle(dev, p); /* a policy change may release parked writers */
 	return 0;
@@ -265,26 +265,38 @@ static int ioctl_pipe_by_name(struct device *dev, const struct cred *cred, const
 	return 0;
 }
 
+/* Decode and check a RINGDEV_IOC_CREATE argument (copied to *c; a points
+ * into it). */
+static int decode_create(struct device *dev, const struct cred *cred, const void *in, struct ringdev_create *c,
+			 struct attach_args *a)
+{
+	memcpy(c, in, sizeof(*c));
+	size_t len;
+	if ((c->flags & ~RINGDEV_CREATE_FLAGS_ALL) || !all_zero(c->reserved, sizeof(c->reserved)))
+		return -EINVAL;
+	int r = name_arg(c->name, &len);
+	if (r < 0)
+		return r;
+	if ((c->flags & RINGDEV_CREATE_OWNER) && !access_is_admin(dev, cred))
+		return -EPERM;
+	*a = (struct attach_args){
+		.name = c->name,
+		.len = len,
+		.kind = c->kind,
+		.policy = c->policy,
+		.mode = c->mode,
+		.capacity = c->capacity,
+	};
+	return attach_args_check(a);
+}
+
 static int ioctl_create(struct device *dev, const struct cred *cred, const void *in)
 {
 	struct ringdev_create c;
-	memcpy(&c, in, sizeof(c));
-	size_t len;
-	if ((c.flags & ~RINGDEV_CREATE_FLAGS_ALL) || !all_zero(c.reserved, sizeof(c.reserved)))
-		return -EINVAL;
-	int r = name_arg(c.name, &len);
+	struct attach_args a;
+	int r = decode_create(dev, cred, in, &c, &a);
 	if (r < 0)
 		return r;
-	if ((c.flags & RINGDEV_CREATE_OWNER) && !access_is_admin(dev, cred))
-		return -EPERM;
-	struct attach_args a = {
-		.name = c.name,
-		.len = len,
-		.kind = c.kind,
-		.policy = c.policy,
-		.mode = c.mode,
-		.capacity = c.capacity,
-	};
 	bool owner = c.flags & RINGDEV_CREATE_OWNER;
 	return device_create_locked(dev, cred, &a, owner ? c.uid : cred->uid, owner ? c.gid : cred->gid);
 }
@@ -524,6 +536,22 @@ bool device_ioctl_async(struct device *dev, struct open_ctx *ctx, const struct c
 		else
 			relay_attach(dev, ctx, cred, req, &a);
 		taken = true;
+	} else if (relay_active(dev) && cmd == RINGDEV_IOC_CREATE && in_size >= sizeof(struct ringdev_create) && in) {
+		/* A user's creation is the broker's to decide, like an O_CREAT
+		 * open; an admin's (root, --admin-group) is the admin's own. */
+		struct ringdev_create c;
+		struct attach_args a;
+		int r = decode_create(dev, cred, in, &c, &a);
+		if (r < 0) {
+			dev->ops->reply_error(req, -r);
+			taken = true;
+		} else if (!access_is_admin(dev, cred)) {
+			if (pipe_table_find(&dev->table, a.name, a.len))
+				dev->ops->reply_error(req, EEXIST);
+			else
+				device_create_relayed(dev, cred, &a, req);
+			taken = true;
+		}
 	} else if (ctx && relay_active(dev) && device_specific(cmd)) {
 		/* The broker gets exactly the bytes the number encodes: a kernel
 		 * passes no other sizes, and nothing else may reach it. */

@@ -117,6 +117,16 @@ int limit_move(struct limits *l, enum limit_kind kind, uint32_t from, uint32_t t
 	struct user_charge *dst = user_get(l, to);
 	if (!dst)
 		return -ENOMEM;
+	/* The new owner is charged as if it made the object itself: an answer
+	 * or a chown never lets a uid hold more than its own limit. */
+	uint64_t per_uid = to == 0 ? 0 : l->cfg.per_uid[kind];
+	if (per_uid && (n > per_uid || dst->used[kind] > per_uid - n)) {
+		l->uid_hits[kind]++;
+		log_info("a change of owner: refused for uid %u: %s (%llu) reached", to, kind_info[kind].per_uid,
+			 (unsigned long long)per_uid);
+		user_put(l, dst);
+		return -kind_info[kind].err;
+	}
 	dst->used[kind] += n;
 	l->used[kind] += n;
 	limit_uncharge(l, kind, from, n);

@@ -44,8 +44,10 @@ void limit_deinit(struct limits *l);
  * failure. */
 int limit_charge(struct limits *l, enum limit_kind kind, uint32_t uid, uint64_t n, const char *what);
 void limit_uncharge(struct limits *l, enum limit_kind kind, uint32_t uid, uint64_t n);
-/* Move a charge from one uid to another without checking the bounds (an
- * admin gave a pipe to someone else). 0 or -ENOMEM (nothing moved). */
+/* Move a charge from one uid to another (a chown, a broker's answer that
+ * names the owner of a pipe being created). The new owner's per-uid bound
+ * applies as if it had made the object itself (the total does not change).
+ * 0, or -errno of that bound or -ENOMEM with nothing moved. */
 int limit_move(struct limits *l, enum limit_kind kind, uint32_t from, uint32_t to, uint64_t n);
 
 uint64_t limit_used(const struct limits *l, enum limit_kind kind);

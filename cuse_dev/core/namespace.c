@@ -33,6 +33,111 @@ bool device_may_create(struct device *dev, const struct cred *cred)
 	return r;
 }
 
+/* ---- creations: MKNOD on the mount, RINGDEV_IOC_CREATE ---- */
+
+/* The pipe a creation makes, by admit.c's rule: exclusive, with the
+ * settings of the answer (if it gave any) or of the request, owned by the
+ * caller unless the answer names another owner. */
+static int creation_admit(struct device *dev, const struct cred *cred, const struct attach_args *req_args,
+			  const struct ringdev_ctl_answer *a, struct pipe **out)
+{
+	struct pipe_settings set = {
+		.kind = req_args->kind ? req_args->kind : RINGDEV_KIND_STREAM,
+		.policy = req_args->policy ? req_args->policy : RINGDEV_POLICY_BLOCK,
+		.mode = req_args->mode,
+		.uid = cred->uid,
+		.gid = cred->gid,
+		.capacity = req_args->capacity,
+	};
+	if (a && (a->flags & RINGDEV_ANSWER_SETTINGS))
+		set = answer_settings(a);
+	struct admit ad = {
+		.cred = cred,
+		.name = req_args->name,
+		.len = req_args->len,
+		.create = true,
+		.excl = true,
+		.brokered = a && (a->flags & RINGDEV_ANSWER_BROKERED),
+		.set = &set,
+	};
+	return admit_pipe(dev, &ad, out);
+}
+
+/* What a relayed creation asked for. */
+static struct attach_args creation_args(const struct relay_req *r)
+{
+	return (struct attach_args){ .name = r->msg.name, .len = strlen(r->msg.name), .kind = r->msg.kind,
+				     .policy = r->msg.policy, .mode = r->msg.mode, .capacity = r->msg.capacity };
+}
+
+/* The handle made for a creation's request goes with its answer (the
+ * broker gets no RELEASE for it: it lived for that one request). */
+static void creation_done(struct device *dev, struct open_ctx *ctx)
+{
+	ctx_free_locked(dev, ctx);
+}
+
+static void create_decide(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
+			  const struct ringdev_ctl_answer *a)
+{
+	struct pipe *p;
+	struct attach_args args = creation_args(r);
+	int rc = a && a->result < 0 ? a->result : creation_admit(dev, &r->cred, &args, a, &p);
+	if (rc < 0) {
+		dev->ops->reply_error(w->req, -rc);
+	} else {
+		p->persistent = true;
+		dev->ops->reply_ioctl(w->req, 0, NULL, 0);
+	}
+	creation_done(dev, w->ctx);
+}
+
+static void create_apply(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
+			 const struct ringdev_ctl_answer *a)
+{
+	create_decide(dev, r, w, a);
+}
+
+static void create_builtin(struct device *dev, struct relay_req *r, const struct relay_waiter *w)
+{
+	create_decide(dev, r, w, NULL);
+}
+
+static const struct relay_kind create_relay_kind = { .apply = create_apply, .builtin = create_builtin };
+
+/* Ask the broker about a creation of a->name by cred, answered to req by
+ * `kind`; false (nothing done) when no broker is in charge. */
+static bool creation_relay(struct device *dev, const struct cred *cred, const struct attach_args *a, void *req,
+			   const struct relay_kind *kind)
+{
+	if (!relay_active(dev))
+		return false;
+	struct open_ctx *ctx = NULL;
+	int r = handle_new(dev, cred, O_WRONLY, false, &ctx);
+	struct relay_req *rr = r < 0 ? NULL : relay_create(dev, ctx, req, kind, &r);
+	if (!rr) {
+		dev->ops->reply_error(req, -r);
+		if (ctx)
+			ctx_free_locked(dev, ctx);
+		return true;
+	}
+	memcpy(rr->msg.name, a->name, a->len);
+	rr->msg.name[a->len] = '\0';
+	rr->msg.kind = a->kind;
+	rr->msg.policy = a->policy;
+	rr->msg.mode = a->mode;
+	rr->msg.capacity = a->capacity;
+	relay_submit(dev, rr);
+	return true;
+}
+
+/* MKNOD (the FUSE mount's O_CREAT, then OPEN): the pipe is made at once
+ * and held for its creator's open. With a broker in charge the creation is
+ * the broker's to decide, and it decides at that OPEN (which the kernel
+ * sends outside the directory's lock, so a slow broker freezes nobody's
+ * lookups): until then the pipe is provisional, reachable by its creator
+ * alone and by no name (admit.c links it when the open is allowed), so
+ * nobody else ever meets a pipe the broker did not allow. */
 int device_mknod(struct device *dev, const struct cred *cred, const char *name, size_t len, uint32_t mode,
 		 struct pipe_attr *out)
 {
@@ -41,19 +146,55 @@ int device_mknod(struct device *dev, const struct cred *cred, const char *name, 
 		return r;
 	pthread_mutex_lock(&dev->lock);
 	struct pipe *p = pipe_table_find(&dev->table, name, len);
+	struct attach_args a = { .name = name, .len = len, .mode = mode & 0777 };
 	if (p) {
 		r = access_may_see(dev, cred, p) ? -EEXIST : -EACCES;
-	} else if (!relay_active(dev) && !access_may_create(dev, cred)) {
-		r = -EACCES; /* with a broker in charge, it decides at the open */
-	} else {
-		struct attach_args a = { .name = name, .len = len, .mode = mode & 0777 };
-		r = pipe_create(dev, &a, cred->uid, cred->gid, &p);
-		if (r == 0) {
-			pipe_hold(dev, p, cred->uid, now_ns() + HOLD_NS);
-			pipe_attr(p, out);
+	} else if ((r = creation_admit(dev, cred, &a, NULL, &p)) == 0) {
+		if (relay_active(dev)) {
+			pipe_table_unlink(&dev->table, p);
+			p->provisional = true;
 		}
+		pipe_hold(dev, p, cred->uid, now_ns() + HOLD_NS);
+		pipe_attr(p, out);
 	}
 	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
+/* A provisional pipe (see device_mknod) of this name made by cred. */
+static struct pipe *provisional_find(struct device *dev, const struct cred *cred, const char *name, size_t len)
+{
+	struct list_node *pos;
+	list_for_each(pos, &dev->table.held) {
+		struct pipe *p = list_entry(pos, struct pipe, hold_link);
+		if (p->provisional && p->hold_uid == cred->uid && !p->hold_void &&
+		    name_equal(p->name, p->name_len, name, len, dev->table.case_sensitive))
+			return p;
+	}
+	return NULL;
+}
+
+bool device_create_relayed(struct device *dev, const struct cred *cred, const struct attach_args *a, void *req)
+{
+	return creation_relay(dev, cred, a, req, &create_relay_kind);
+}
+
+int device_create_locked(struct device *dev, const struct cred *cred, const struct attach_args *a, uint32_t uid,
+			 uint32_t gid)
+{
+	int r = attach_args_check(a);
+	if (r < 0)
+		return r;
+	struct cred owner = { .uid = uid, .gid = gid };
+	struct ringdev_ctl_answer as_owner = { .flags = RINGDEV_ANSWER_SETTINGS,
+					       .kind = a->kind ? a->kind : RINGDEV_KIND_STREAM,
+					       .policy = a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
+					       .mode = a->mode, .uid = owner.uid, .gid = owner.gid,
+					       .capacity = a->capacity };
+	struct pipe *p;
+	r = creation_admit(dev, cred, a, &as_owner, &p);
+	if (r == 0)
+		p->persistent = true;
 	return r;
 }
 
@@ -62,6 +203,8 @@ int device_mknod(struct device *dev, const struct cred *cred, const char *name, 
  * is shown, as ATTACH and PIPE_BY_NAME answer too). */
 static int visible(struct device *dev, const struct cred *cred, struct pipe *p, struct pipe **out)
 {
+	if (p && p->provisional && !(p->hold_uid == cred->uid && !p->hold_void))
+		p = NULL; /* its creator's alone until the broker allowed it */
 	*out = p;
 	return !p ? -ENOENT : access_may_see(dev, cred, p) ? 0 : -EACCES;
 }
@@ -72,8 +215,10 @@ int device_lookup(struct device *dev, const struct cred *cred, const char *name,
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&dev->lock);
-	struct pipe *p;
-	r = visible(dev, cred, pipe_table_find(&dev->table, name, len), &p);
+	struct pipe *p = pipe_table_find(&dev->table, name, len);
+	if (!p)
+		p = provisional_find(dev, cred, name, len);
+	r = visible(dev, cred, p, &p);
 	if (r == 0)
 		pipe_attr(p, out);
 	pthread_mutex_unlock(&dev->lock);
@@ -106,7 +251,7 @@ int device_setattr(struct device *dev, const struct cred *cred, uint64_t ino, bo
 		r = pipe_set_owner(dev, p, set_uid ? uid : p->uid, set_gid ? gid : p->gid);
 	if (r == 0) {
 		if (set_mode)
-			p->mode = mode & 0777;
+			pipe_set_mode(p, mode & 0777);
 		if (set_mode || set_uid || set_gid)
 			p->ctime = now_realtime();
 		pipe_attr(p, out);
@@ -139,6 +284,7 @@ int device_unlink(struct device *dev, const struct cred *cred, const char *name,
 	else if (!access_may_manage(dev, cred, p))
 		r = -EPERM;
 	else {
+		p->name_removed = true;
 		pipe_table_unlink(&dev->table, p);
 		pipe_collect(dev, p);
 	}

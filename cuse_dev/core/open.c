@@ -52,14 +52,44 @@ static void open_parked_end(struct device *dev, struct parked_req *p, int err)
 	device_open_fail(dev, ctx, req, err, hold_ino);
 }
 
-/* The pipe a FUSE open by inode names, and whether cred made it by mknod
- * and has not opened it yet (then it opens it whatever the mode bits say,
- * as the kernel lets the creator of a file open it). */
-static struct pipe *open_target(struct device *dev, const struct cred *cred, uint64_t ino, uint64_t *hold_ino)
+/* The pipe a FUSE open by inode names: 0 and *out that pipe or, if it went
+ * between the kernel's LOOKUP and this OPEN, what an open of its name gets
+ * at this moment. That is the pipe that has the name now; else, if the name
+ * was removed (unlink, REMOVE), -ENOENT; else the pipe went only because it
+ * was unused and empty (its last handle's RELEASE), and this open is served
+ * as if it had come just before that release: the pipe is made again as it
+ * was (owner, mode, settings; charged to its owner). The app never sees
+ * ESTALE, which the kernel would retry only once. *hold_ino: the open
+ * follows cred's own MKNOD of this very pipe. */
+static int open_target(struct device *dev, const struct cred *cred, uint64_t ino, struct pipe **out,
+		       uint64_t *hold_ino)
 {
 	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
-	*hold_ino = p && p->hold_deadline_ns && p->hold_uid == cred->uid ? ino : 0;
-	return p;
+	int r = 0;
+	const struct pipe_gone *g = p ? NULL : pipe_table_gone(&dev->table, ino);
+	if (g) {
+		p = pipe_table_find(&dev->table, g->name, strlen(g->name));
+		if (!p && !g->unlinked) {
+			struct pipe_settings set = { .kind = g->kind, .policy = g->policy, .mode = g->mode,
+						     .uid = g->uid, .gid = g->gid, .capacity = g->capacity };
+			bool brokered = g->brokered;
+			r = pipe_new(dev, &set, g->name, strlen(g->name), &p); /* g is overwritten now */
+			if (r == 0)
+				p->brokered = brokered;
+		}
+	}
+	*out = p;
+	*hold_ino = p && admit_hold_valid(p, cred, p->ino) ? p->ino : 0;
+	return r < 0 ? r : p ? 0 : -ENOENT;
+}
+
+/* A CUSE open starts on the default pipe; one that refuses this caller
+ * (or does not exist and may not be made) starts it detached instead, and
+ * ATTACH decides later. */
+static int open_default(struct device *dev, struct open_ctx *ctx, const struct admit *a)
+{
+	int r = admit_attach(dev, ctx, a);
+	return r == -EACCES || r == -ENOENT ? 0 : r;
 }
 
 void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, const struct open_args *args)
@@ -67,26 +97,15 @@ void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, co
 	int r;
 	uint64_t hold_ino = 0;
 	if (args->default_pipe) {
-		struct attach_args a = { .name = dev->cfg.default_pipe, .len = strlen(dev->cfg.default_pipe) };
-		r = device_attach_locked(dev, ctx, &ctx->cred, &a);
-		if (r == -EACCES || r == -ENOENT)
-			r = 0; /* the default pipe refuses this caller: start detached, ATTACH decides */
+		struct admit a = { .cred = &ctx->cred, .name = dev->cfg.default_pipe,
+				   .len = strlen(dev->cfg.default_pipe), .want = handle_want(ctx) };
+		r = open_default(dev, ctx, &a);
 	} else {
-		struct pipe *p = open_target(dev, &ctx->cred, args->ino, &hold_ino);
-		/* The inode the kernel looked up is gone: its last handle's
-		 * RELEASE (asynchronous on FUSE, maybe served by another
-		 * thread) or an unlink came between the LOOKUP and this OPEN.
-		 * ESTALE makes the kernel walk the path again (LOOKUP_REVAL),
-		 * so the app's open finds the name anew or creates it, instead
-		 * of a false ENOENT for an O_CREAT open. */
-		if (!p)
-			r = -ESTALE;
-		else if (!hold_ino && !access_permits(p, &ctx->cred, handle_want(ctx)))
-			r = -EACCES;
-		else
-			r = 0;
-		if (r == 0 && ctx->pipe != p)
-			handle_attach_pipe(dev, ctx, p);
+		struct pipe *p;
+		r = open_target(dev, &ctx->cred, args->ino, &p, &hold_ino);
+		struct admit a = { .cred = &ctx->cred, .pipe = p, .want = handle_want(ctx), .hold_ino = hold_ino };
+		if (r == 0)
+			r = admit_attach(dev, ctx, &a);
 	}
 	if (r < 0)
 		device_open_fail(dev, ctx, req, -r, hold_ino);
@@ -108,8 +127,11 @@ void device_open_request(struct device *dev, const struct cred *cred, int oflags
 		device_open_fail(dev, ctx, req, EINTR, 0);
 	} else {
 		uint64_t hold_ino = 0;
-		struct pipe *p = args->default_pipe ? NULL : open_target(dev, cred, args->ino, &hold_ino);
-		struct relay_req *rr = relay_open(dev, ctx, req, hold_ino, &r);
+		struct pipe *p = NULL;
+		struct relay_req *rr = NULL;
+		r = args->default_pipe ? 0 : open_target(dev, cred, args->ino, &p, &hold_ino);
+		if (r == 0) /* else as with no broker: never relayed as a nameless open */
+			rr = relay_open(dev, ctx, req, hold_ino, &r);
 		if (!rr) {
 			device_open_fail(dev, ctx, req, -r, hold_ino);
 		} else {
@@ -119,7 +141,7 @@ void device_open_request(struct device *dev, const struct cred *cred, int oflags
 			}
 			rr->msg.attach_flags = hold_ino ? RINGDEV_ATTACH_CREATE : 0;
 			rr->default_pipe = args->default_pipe;
-			rr->open_ino = args->ino;
+			rr->open_ino = p ? p->ino : 0;
 			ctx->broker_knows = true;
 			relay_submit(dev, rr);
 		}
@@ -135,6 +157,10 @@ const struct parked_ops open_parked = {
 
 /* ---- the OPEN kind of relayed request ---- */
 
+/* A broker's answer to an open: what it can change is admit.c's rule. It
+ * may pick the pipe (a name: "mapped", created if missing, and if it
+ * exists it must be the caller's unless the answer grants it), give the
+ * settings of a pipe it creates, and mark such a pipe brokered. */
 static void open_apply(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
 		       const struct ringdev_ctl_answer *a)
 {
@@ -144,13 +170,39 @@ static void open_apply(struct device *dev, struct relay_req *r, const struct rel
 		device_open_fail(dev, w->ctx, w->req, -a->result, w->hold_ino);
 		return;
 	}
-	const char *name = a->name[0] ? a->name : r->default_pipe ? dev->cfg.default_pipe : r->msg.name;
-	/* A name the broker chose is created if missing; the app's own name
-	 * only if it is being created (mknod) or the broker gave settings. */
-	bool create = a->name[0] || (r->msg.attach_flags & RINGDEV_ATTACH_CREATE) || r->default_pipe ||
-		      (a->flags & RINGDEV_ANSWER_SETTINGS);
-	int rc = device_attach_as_broker(dev, w->ctx, &r->cred, name, strlen(name), create, false,
-					 (a->flags & RINGDEV_ANSWER_SETTINGS) ? a : NULL, a->flags & RINGDEV_ANSWER_BROKERED);
+	struct pipe_settings set;
+	if (a->flags & RINGDEV_ANSWER_SETTINGS)
+		set = answer_settings(a);
+	struct admit ad = {
+		.cred = &r->cred,
+		.want = handle_want(w->ctx),
+		.grant = a->flags & RINGDEV_ANSWER_GRANT,
+		.brokered = a->flags & RINGDEV_ANSWER_BROKERED,
+		.set = (a->flags & RINGDEV_ANSWER_SETTINGS) ? &set : NULL,
+		.hold_ino = w->hold_ino,
+	};
+	int rc;
+	if (a->name[0]) {
+		ad.name = a->name;
+		ad.len = strlen(a->name);
+		ad.create = true;
+		ad.mapped = r->default_pipe ||
+			    !name_equal(a->name, ad.len, r->msg.name, strlen(r->msg.name), dev->cfg.case_sensitive);
+		rc = admit_attach(dev, w->ctx, &ad);
+	} else if (r->default_pipe) {
+		ad.name = dev->cfg.default_pipe;
+		ad.len = strlen(dev->cfg.default_pipe);
+		ad.create = true;
+		rc = open_default(dev, w->ctx, &ad);
+	} else {
+		/* The app's own pipe, as it is now: it may have gone while the
+		 * broker decided (then ESTALE: the kernel walks the path again,
+		 * and an O_CREAT open creates it). */
+		uint64_t hold_ino;
+		rc = open_target(dev, &r->cred, r->open_ino, &ad.pipe, &hold_ino);
+		if (rc == 0)
+			rc = admit_attach(dev, w->ctx, &ad);
+	}
 	if (rc < 0)
 		device_open_fail(dev, w->ctx, w->req, -rc, w->hold_ino);
 	else

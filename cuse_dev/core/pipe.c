@@ -73,6 +73,8 @@ int pipe_set_owner(struct device *dev, struct pipe *p, uint32_t uid, uint32_t gi
 			return r;
 		}
 	}
+	if (uid != p->uid || gid != p->gid)
+		pipe_void_hold(p);
 	p->uid = uid;
 	p->gid = gid;
 	return 0;
@@ -81,10 +83,23 @@ int pipe_set_owner(struct device *dev, struct pipe *p, uint32_t uid, uint32_t gi
 void pipe_hold(struct device *dev, struct pipe *p, uint32_t uid, uint64_t deadline_ns)
 {
 	p->hold_uid = uid;
+	p->hold_void = false;
 	p->hold_deadline_ns = deadline_ns;
 	if (!list_linked(&p->hold_link))
 		list_add_tail(&dev->table.held, &p->hold_link);
 	timer_kick(dev);
+}
+
+void pipe_void_hold(struct pipe *p)
+{
+	p->hold_void = true;
+}
+
+void pipe_set_mode(struct pipe *p, uint32_t mode)
+{
+	if (mode != p->mode)
+		pipe_void_hold(p);
+	p->mode = mode;
 }
 
 bool pipe_release_hold(struct device *dev, struct pipe *p)

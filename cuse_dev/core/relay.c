@@ -125,6 +125,20 @@ struct relay_req *relay_open(struct device *dev, struct open_ctx *ctx, void *req
 	return r;
 }
 
+struct relay_req *relay_create(struct device *dev, struct open_ctx *ctx, void *req, const struct relay_kind *kind,
+			       int *err)
+{
+	int e;
+	struct relay_req *r = relay_new(dev, RINGDEV_CTL_ATTACH, &open_parked, ctx, &ctx->cred, req, &e);
+	if (!r) {
+		*err = -e;
+		return NULL;
+	}
+	r->kind = kind;
+	r->msg.attach_flags = RINGDEV_ATTACH_CREATE | RINGDEV_ATTACH_EXCL;
+	return r;
+}
+
 /* Reads and writes of a brokered pipe end when the handle leaves it;
  * ATTACH and IOCTL belong to the handle. */
 static bool relayed_on_the_pipe(const struct parked_req *p)
@@ -309,6 +323,8 @@ static const char *answer_problem(const struct relay_req *r, const struct ringde
 		return "errno out of range 1..511"; /* the kernel refuses to carry it: the app would hang */
 	if (a->result < 0)
 		return NULL; /* an error answer needs nothing else */
+	if ((a->flags & RINGDEV_ANSWER_GRANT) && type != RINGDEV_CTL_OPEN && type != RINGDEV_CTL_ATTACH)
+		return "GRANT answers only an OPEN or ATTACH";
 	if (a->flags & RINGDEV_ANSWER_BUILTIN) {
 		if (type != RINGDEV_CTL_OPEN && type != RINGDEV_CTL_ATTACH)
 			return "BUILTIN answers only an OPEN or ATTACH";
@@ -393,6 +409,8 @@ static const struct relay_kind payload_kind = { .apply = payload_apply, .builtin
 
 static const struct relay_kind *kind_of(const struct relay_req *r)
 {
+	if (r->kind)
+		return r->kind;
 	switch (r->msg.type) {
 	case RINGDEV_CTL_OPEN:
 		return &open_relay_kind;

@@ -301,8 +301,10 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
  * holds the directory's lock for the whole of a FUSE create, so while a
  * broker decided one app's create nobody could list the mount or look up a
  * name. Without one the kernel sends MKNOD (answered at once, under that
- * lock) and then OPEN (outside it), and only the OPEN waits for a broker.
- * Only regular files: FIFOs and device nodes are not pipes of ours. */
+ * lock) and then OPEN (outside it), and only the OPEN waits for a broker;
+ * until the broker allowed it, the new pipe is its creator's alone
+ * (device_mknod). Only regular files: FIFOs and device nodes are not pipes
+ * of ours. */
 static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct cred cred = frontend_cred(req);

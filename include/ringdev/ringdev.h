@@ -24,7 +24,7 @@
 #include <linux/ioctl.h> /* _IOR and friends; callers include <sys/ioctl.h> for ioctl() */
 
 #define RINGDEV_ABI_MAJOR 1
-#define RINGDEV_ABI_MINOR 1           /* 1: RINGDEV_ANSWER_BUILTIN */
+#define RINGDEV_ABI_MINOR 2           /* 1: RINGDEV_ANSWER_BUILTIN; 2: GRANT, the daemon's rules bind answers */
 
 #define RINGDEV_NAME_MAX 63           /* bytes of a pipe name, without NUL */
 #define RINGDEV_NAME_SIZE 64          /* array size holding a name + NUL */
@@ -342,7 +342,8 @@ struct ringdev_ctl_request {
 #define RINGDEV_ANSWER_SETTINGS 0x2u   /* OPEN/ATTACH: create the pipe with kind..gid below */
 #define RINGDEV_ANSWER_STAGED 0x4u     /* READ/IOCTL: the out-payload was STAGEd (size bytes) */
 #define RINGDEV_ANSWER_BUILTIN 0x8u    /* OPEN/ATTACH: decide as ringdevd would with no broker (ABI 1.1) */
-#define RINGDEV_ANSWER_FLAGS_ALL 0xfu
+#define RINGDEV_ANSWER_GRANT 0x10u   /* OPEN/ATTACH: the named pipe may belong to another user (ABI 1.2) */
+#define RINGDEV_ANSWER_FLAGS_ALL 0x1fu
 
 struct ringdev_ctl_answer {
 	uint64_t id;                  /* the request answered */

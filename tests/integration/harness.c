@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -839,6 +840,17 @@ int rd_join_within(pid_t pid, int timeout_ms)
 	cr_assert(WIFEXITED(status), "helper process %d ended by signal %d", (int)pid,
 		  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	return WEXITSTATUS(status);
+}
+
+int rd_become(uid_t uid, gid_t gid)
+{
+	const uid_t keep_uid = (uid_t)-1; /* "leave this id as it is" */
+	const gid_t keep_gid = (gid_t)-1;
+
+	if (setresuid(keep_uid, 0, keep_uid) != 0 || setgroups(0, NULL) != 0 ||
+	    setresgid(keep_gid, gid, keep_gid) != 0 || setresuid(keep_uid, uid, keep_uid) != 0)
+		return -1;
+	return 0;
 }
 
 void *rd_shared(size_t size)

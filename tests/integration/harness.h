@@ -185,6 +185,10 @@ int rd_join(pid_t pid);
 int rd_join_within(pid_t pid, int timeout_ms);
 /* Wait up to timeout_ms: true and *status (raw wait status) if it ended. */
 bool rd_wait_child(pid_t pid, int timeout_ms, int *status);
+/* Act as uid:gid from now on (effective ids only: FUSE and CUSE see the
+ * fsuid; the real and saved ids stay root, so a helper can act as one user,
+ * then another, as a passed fd would be used). 0, or -1 with errno. */
+int rd_become(uid_t uid, gid_t gid);
 /* MAP_SHARED anonymous memory, zeroed, visible to helpers forked later.
  * Unmapped when the test process ends. */
 void *rd_shared(size_t size);

@@ -1601,7 +1601,8 @@ static const struct bad_ioctl bad_ioctls[] = {
 	{ "result -999", DEV_ECHO, -999, 0, 0, 0, 0 },
 	{ "result -1000", DEV_ECHO, -1000, 0, 0, 0, 0 },
 	{ "result INT32_MIN", DEV_ECHO, INT32_MIN, 0, 0, 0, 0 },
-	{ "an unknown flag bit 0x10", DEV_ECHO, 0, 0x10, 0, 0, 0 },
+	{ "an unknown flag bit 0x1000", DEV_ECHO, 0, 0x1000, 0, 0, 0 },
+	{ "GRANT on an IOCTL", DEV_ECHO, 0, RINGDEV_ANSWER_GRANT, 0, 0, 0 },
 	{ "BUILTIN on an IOCTL", DEV_ECHO, 0, RINGDEV_ANSWER_BUILTIN, 0, 0, 0 },
 	{ "an unknown flag bit 0x80000000", DEV_ECHO, 0, 0x80000000u, 0, 0, 0 },
 	{ "nonzero reserved", DEV_ECHO, 0, 0, 0, 0, 1 },
@@ -1744,7 +1745,7 @@ static const struct bad_open bad_opens[] = {
 	{ "OPEN result -600", false, -600, "", 0, 0, 0, 0, 0 },
 	{ "ATTACH result -999", true, -999, "", 0, 0, 0, 0, 0 },
 	{ "ATTACH SETTINGS policy 9", true, 0, "", RINGDEV_ANSWER_SETTINGS, 1, 9, 0600, 4096 },
-	{ "ATTACH unknown flag 0x10", true, 0, "", 0x10, 0, 0, 0, 0 },
+	{ "ATTACH unknown flag 0x1000", true, 0, "", 0x1000, 0, 0, 0, 0 },
 };
 
 Test(control, malformed_open_and_attach_answers_fail_with_eio)

@@ -20,18 +20,6 @@ RD_SUITE(isolation, 60);
 #define NOBODY 65534
 #define ADMIN_GID 1234
 
-/* Act as uid:gid from now on (effective ids: FUSE and CUSE see fsuid). */
-static int become(uid_t uid, gid_t gid)
-{
-	const uid_t keep_uid = (uid_t)-1; /* "leave this id as it is" */
-	const gid_t keep_gid = (gid_t)-1;
-
-	if (setresuid(keep_uid, 0, keep_uid) != 0 || setgroups(0, NULL) != 0 ||
-	    setresgid(keep_gid, gid, keep_gid) != 0 || setresuid(keep_uid, uid, keep_uid) != 0)
-		return -1;
-	return 0;
-}
-
 struct passed_fd {
 	struct rd_daemon daemon;
 	int setup_err;
@@ -48,7 +36,7 @@ static int passed_fd_main(void *arg)
 	struct ringdev_attach at;
 
 	/* User A: a private pipe with a secret in it, and a handle on a shared one. */
-	if (become(USER_A, USER_A) < 0) {
+	if (rd_become(USER_A, USER_A) < 0) {
 		s->setup_err = errno;
 		return 1;
 	}
@@ -64,7 +52,7 @@ static int passed_fd_main(void *arg)
 		return 3;
 	}
 	/* User B holds A's fd now (as after SCM_RIGHTS) and tries to re-attach it. */
-	if (become(NOBODY, NOBODY) < 0) {
+	if (rd_become(NOBODY, NOBODY) < 0) {
 		s->setup_err = errno;
 		return 4;
 	}
@@ -122,7 +110,7 @@ static int visibility_main(void *arg)
 	char path[RD_PATH_SIZE + 16];
 	struct stat st;
 
-	if (become(NOBODY, NOBODY) < 0) {
+	if (rd_become(NOBODY, NOBODY) < 0) {
 		s->setup_err = errno;
 		return 1;
 	}
@@ -201,7 +189,7 @@ struct hog {
 static int hog_main(void *arg)
 {
 	struct hog *s = arg;
-	if (become(s->uid, s->uid) < 0) {
+	if (rd_become(s->uid, s->uid) < 0) {
 		s->setup_err = errno;
 		return 1;
 	}
@@ -254,7 +242,7 @@ static int waiter_main(void *arg)
 {
 	struct waiter *s = arg;
 	char c;
-	if (s->uid && become(s->uid, s->uid) < 0) {
+	if (s->uid && rd_become(s->uid, s->uid) < 0) {
 		s->setup_err = errno;
 		return 1;
 	}
@@ -343,7 +331,7 @@ static int admin_main(void *arg)
 {
 	struct admin_ops *s = arg;
 	char path[RD_PATH_SIZE + 16];
-	if (become(USER_A, ADMIN_GID) < 0) {
+	if (rd_become(USER_A, ADMIN_GID) < 0) {
 		s->setup_err = errno;
 		return 1;
 	}

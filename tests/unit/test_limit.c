@@ -74,15 +74,22 @@ Test(limit, root_is_bounded_by_the_totals_only)
 	limit_deinit(&l);
 }
 
-Test(limit, a_move_gives_the_charge_to_another_uid_without_a_check)
+Test(limit, a_move_is_bounded_by_the_new_owners_limit)
 {
 	cr_assert_eq(limit_charge(&l, LIMIT_MEMORY, 1000, 500, "ring"), 0);
 	cr_assert_eq(limit_charge(&l, LIMIT_MEMORY, 2000, 500, "ring"), 0);
-	cr_assert_eq(limit_move(&l, LIMIT_MEMORY, 1000, 2000, 500), 0, "an admin's chown is not refused");
-	cr_assert_eq(limit_used_by(&l, LIMIT_MEMORY, 2000), 1000);
+	cr_assert_eq(limit_move(&l, LIMIT_MEMORY, 1000, 2000, 500), -ENOSPC,
+		     "uid 2000 would hold 1000 of its 600: refused, as if it made the pipe itself");
+	cr_assert_eq(l.uid_hits[LIMIT_MEMORY], 1);
+	cr_assert_eq(limit_used_by(&l, LIMIT_MEMORY, 1000), 500, "nothing moved");
+	cr_assert_eq(limit_used_by(&l, LIMIT_MEMORY, 2000), 500);
+	limit_uncharge(&l, LIMIT_MEMORY, 2000, 400);
+	cr_assert_eq(limit_move(&l, LIMIT_MEMORY, 1000, 2000, 500), 0, "within the bound it moves");
+	cr_assert_eq(limit_used_by(&l, LIMIT_MEMORY, 2000), 600);
 	cr_assert_eq(limit_used_by(&l, LIMIT_MEMORY, 1000), 0);
 	cr_assert_eq(l.users.count, 1, "uid 1000 is charged for nothing: its entry is gone");
-	cr_assert_eq(limit_used(&l, LIMIT_MEMORY), 1000, "the total is unchanged by a move");
-	limit_uncharge(&l, LIMIT_MEMORY, 2000, 1000);
+	cr_assert_eq(limit_used(&l, LIMIT_MEMORY), 600, "the total is unchanged by a move");
+	cr_assert_eq(limit_move(&l, LIMIT_MEMORY, 2000, 0, 600), 0, "root has no per-uid bound");
+	limit_uncharge(&l, LIMIT_MEMORY, 0, 600);
 	limit_deinit(&l);
 }

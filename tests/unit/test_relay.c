@@ -130,6 +130,64 @@ Test(relay, open_is_relayed_and_mapped)
 	free(t);
 }
 
+Test(relay, a_creation_is_the_brokers_to_decide)
+{
+	struct cred user = fake_cred(1000);
+	struct cred other = fake_cred(2000);
+	/* MKNOD with a broker: the pipe is its creator's alone, by no name,
+	 * until the broker allows the creator's open. */
+	struct pipe_attr made, seen;
+	cr_assert_eq(device_mknod(dev, &user, "mine", 4, 0666, &made), 0);
+	cr_assert_eq(device_lookup(dev, &other, "mine", 4, &seen), -ENOENT, "nobody else meets it");
+	cr_assert_eq(device_lookup(dev, &root, "mine", 4, &seen), -ENOENT, "not even root");
+	cr_assert_eq(device_getattr(dev, &other, made.ino, &seen), -ENOENT);
+	cr_assert_eq(device_lookup(dev, &user, "mine", 4, &seen), 0, "its creator finds it");
+	struct pipe_attr root_made;
+	cr_assert_eq(device_mknod(dev, &root, "mine", 4, 0600, &root_made), 0, "root may make its own meanwhile");
+	struct open_args args = { .ino = made.ino };
+	device_open_request(dev, &user, O_WRONLY, &args, REQ(1));
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, 2);
+	cr_assert_eq(result(2)->requests[0].type, RINGDEV_CTL_OPEN);
+	cr_assert_eq(result(2)->requests[0].attach_flags, RINGDEV_ATTACH_CREATE, "the OPEN says it creates");
+	uint64_t id = result(2)->requests[0].id;
+	memset(t, 0, sizeof(*t));
+	answer(t, id, -EPERM);
+	transact(t, 3);
+	cr_assert_eq(fake_replies[1].kind, FAKE_ERROR);
+	cr_assert_eq(fake_replies[1].err, EPERM, "a broker that denies the user: no pipe is made");
+	cr_assert_eq(device_lookup(dev, &user, "mine", 4, &seen), -ENOENT);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.pipes, 1, "only root's provisional pipe is left");
+	/* RINGDEV_IOC_CREATE (ringdevctl create) is asked as an ATTACH with
+	 * CREATE|EXCL on a handle of its own. */
+	struct open_ctx *app = app_on("p");
+	struct ringdev_create c = { .mode = 0600 };
+	strcpy(c.name, "user.7");
+	cr_assert(device_ioctl_async(dev, app, &user, REQ(10), RINGDEV_IOC_CREATE, &c, sizeof(c), 0));
+	cr_assert_eq(fake_replies[10].answers, 0, "CREATE waits for the broker");
+	memset(t, 0, sizeof(*t));
+	t->max_requests = 1;
+	transact(t, 11);
+	cr_assert_eq(result(11)->requests[0].type, RINGDEV_CTL_ATTACH);
+	cr_assert_eq(result(11)->requests[0].attach_flags, RINGDEV_ATTACH_CREATE | RINGDEV_ATTACH_EXCL);
+	cr_assert_str_eq(result(11)->requests[0].name, "user.7");
+	cr_assert_eq(result(11)->requests[0].uid, 1000);
+	id = result(11)->requests[0].id;
+	memset(t, 0, sizeof(*t));
+	answer(t, id, -EACCES);
+	transact(t, 12);
+	cr_assert_eq(fake_replies[10].kind, FAKE_ERROR);
+	cr_assert_eq(fake_replies[10].err, EACCES);
+	device_stats(dev, &s);
+	cr_assert_eq(s.pipes, 2, "p and root's provisional pipe");
+	cr_assert_eq(s.opens, 2, "the broker's and the app's: the creation's own handle is gone");
+	cr_assert_eq(parked(), 0);
+	device_release(dev, app);
+	free(t);
+}
+
 Test(relay, denied_open_fails_with_the_brokers_errno)
 {
 	struct pipe_attr made;
