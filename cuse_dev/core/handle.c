@@ -107,7 +107,13 @@ void handle_detach_pipe(struct device *dev, struct open_ctx *ctx, int err)
 	if (!p)
 		return;
 	parked_end_pipe_bound(dev, ctx, err);
-	ctx_poll_drop(dev, ctx);
+	/* A poller of a handle that leaves its pipe but stays open (DETACH,
+	 * REMOVE, an ATTACH elsewhere) is woken: it polls again and sees
+	 * POLLERR, or the new pipe's state. A released handle has none left. */
+	if (err == EBADF)
+		ctx_poll_drop(dev, ctx);
+	else
+		ctx_poll_wake(dev, ctx);
 	list_unlink(&ctx->pipe_link);
 	ctx->pipe = NULL;
 	p->handles--;

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/select.h>
 #include <time.h>
 
@@ -265,4 +266,55 @@ Test(poll, every_handle_waiting_is_woken)
 	close(r2);
 	close(r1);
 	rd_end(d);
+}
+
+/* A poller of a handle that leaves its pipe while it waits is woken: DETACH
+ * and REMOVE report POLLERR, an ATTACH elsewhere the new pipe's state
+ * (issue 19, item 14: a poll with no timeout used to sleep for ever). */
+static void wake_on_leaving(enum mechanism how, const char *what)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int r = rd_create(d, "Left", O_RDONLY | O_NONBLOCK, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, CAP);
+	int full = rd_create(d, "Full", O_RDWR | O_NONBLOCK, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, CAP);
+	struct waiter waiter;
+	char msg[128];
+
+	int keep = rd_open_ok(d, "Left", O_WRONLY); /* Left stays while r comes and goes */
+
+	rd_write_ok(full, "y", 1);
+	snprintf(msg, sizeof(msg), "%s, DETACH", what);
+	waiter_start(d, &waiter, how, r, POLLIN);
+	cr_assert_eq(ioctl(r, RINGDEV_IOC_DETACH), 0, "DETACH: %s", rd_errname(errno));
+	waiter_join(&waiter, msg);
+	cr_assert(waiter.revents & (POLLERR | POLLIN), "%s: revents %#x", msg, (unsigned)waiter.revents);
+	cr_assert(poll_now(r, POLLIN) & POLLERR, "%s: a detached handle reports POLLERR", msg);
+
+	snprintf(msg, sizeof(msg), "%s, ATTACH elsewhere", what);
+	cr_assert_eq(rd_attach(r, "Left", 0, 0, 0, 0, 0), 0);
+	waiter_start(d, &waiter, how, r, POLLIN);
+	cr_assert_eq(rd_attach(r, "Full", 0, 0, 0, 0, 0), 0, "ATTACH: %s", rd_errname(errno));
+	waiter_join(&waiter, msg);
+	cr_assert(waiter.revents & POLLIN, "%s: the new pipe has data (revents %#x)", msg, (unsigned)waiter.revents);
+
+	snprintf(msg, sizeof(msg), "%s, REMOVE", what);
+	cr_assert_eq(rd_attach(r, "Left", 0, 0, 0, 0, 0), 0);
+	waiter_start(d, &waiter, how, r, POLLIN);
+	struct ringdev_name rm = { .name = "Left" };
+	cr_assert_eq(ioctl(full, RINGDEV_IOC_REMOVE, &rm), 0, "REMOVE: %s", rd_errname(errno));
+	waiter_join(&waiter, msg);
+	cr_assert(poll_now(r, POLLIN) & POLLERR, "%s: the handle of a removed pipe reports POLLERR", msg);
+	close(keep);
+	close(full);
+	close(r);
+	rd_end(d);
+}
+
+Test(poll, poll_wakes_when_its_handle_leaves_the_pipe)
+{
+	wake_on_leaving(USE_POLL, "poll");
+}
+
+Test(poll, epoll_wakes_when_its_handle_leaves_the_pipe)
+{
+	wake_on_leaving(USE_EPOLL, "epoll");
 }
