@@ -245,9 +245,10 @@ int client_device_find(struct client_device *d, const char *given)
 		d->path = given;
 		return 0;
 	}
-	int r = device_path_default(d->path_buf, sizeof(d->path_buf));
+	const char *source;
+	int r = device_path_default_from(d->path_buf, sizeof(d->path_buf), &source);
 	if (r < 0) {
-		client_fail("$XDG_RUNTIME_DIR", "path too long");
+		client_fail(source, "path too long");
 		return r;
 	}
 	d->path = d->path_buf;

@@ -5,7 +5,8 @@
 # of root, and go on serving.
 # - ringdevd --user nobody on a real FUSE mount: /proc/PID/status of every
 #   thread shows no uid or gid 0 (Uid, Gid lines), no supplementary groups,
-#   and empty CapEff, CapPrm, CapInh, CapAmb and CapBnd;
+#   and empty CapEff, CapPrm, CapInh, CapAmb and CapBnd; the device is
+#   still owned by root, who started it;
 # - it still serves: a write and a read through the mount, a pipe created
 #   by an open, a reader that waits for a later writer;
 # - ringdev-broker --user nobody on its control node: the same status
@@ -96,6 +97,10 @@ daemon=$!
 wait_for present || fail "no $dev: $(cat "$tmp/daemon.log")"
 wait_for dropped "$daemon" || fail "ringdevd did not drop to $user: $(cat "$tmp/daemon.log")"
 check_status "$daemon" ringdevd
+# The device keeps the owner it had before the drop (ringdevd(8) --user,
+# ringdev(4) "Creating a pipe"): root, not the user it now runs as.
+owner=$(stat -c %u:%g "$dev")
+[[ $owner == 0:0 ]] || fail "$dev is owned by $owner after --user $user, want 0:0 (root, who started it)"
 
 # It serves: write then read, and a reader waiting for a later writer. On
 # the mount each through a pipe file an open creates; on CUSE through the

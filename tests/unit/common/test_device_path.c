@@ -27,14 +27,17 @@
 struct child_result {
 	int rc;
 	char path[512];
+	char source[32]; /* what the path was made from (the _from variants) */
 };
 
 /* Exit codes of the child when it could not run the function as nobody. */
 enum { CHILD_OK = 0, CHILD_SETGID = 10, CHILD_SETUID = 11, CHILD_STILL_ROOT = 12 };
 
-/* Runs fn(buf, size) as nobody (or as the current user, if that is not
- * root) with the test process's environment and returns what it gave. */
-static struct child_result run_as_nobody(int (*fn)(char *, size_t), size_t size)
+/* Runs fn(buf, size) (or from(buf, size, &source)) as nobody (or as the
+ * current user, if that is not root) with the test process's environment
+ * and returns what it gave. */
+static struct child_result run_in_child(int (*fn)(char *, size_t),
+					int (*from)(char *, size_t, const char **), size_t size)
 {
 	cr_assert_leq(size, sizeof(((struct child_result *)0)->path));
 	struct child_result *shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
@@ -54,7 +57,13 @@ static struct child_result run_as_nobody(int (*fn)(char *, size_t), size_t size)
 		}
 		if (geteuid() == 0)
 			_exit(CHILD_STILL_ROOT);
-		shared->rc = fn(shared->path, size);
+		if (from) {
+			const char *source = NULL;
+			shared->rc = from(shared->path, size, &source);
+			snprintf(shared->source, sizeof(shared->source), "%s", source ? source : "(unset)");
+		} else {
+			shared->rc = fn(shared->path, size);
+		}
 		_exit(CHILD_OK);
 	}
 	int status;
@@ -64,6 +73,16 @@ static struct child_result run_as_nobody(int (*fn)(char *, size_t), size_t size)
 	struct child_result result = *shared;
 	munmap(shared, sizeof(*shared));
 	return result;
+}
+
+static struct child_result run_as_nobody(int (*fn)(char *, size_t), size_t size)
+{
+	return run_in_child(fn, NULL, size);
+}
+
+static struct child_result run_from_as_nobody(int (*from)(char *, size_t, const char **), size_t size)
+{
+	return run_in_child(NULL, from, size);
 }
 
 static void assert_result(struct child_result r, int rc, const char *path)
@@ -197,4 +216,72 @@ Test(device_path, device_that_does_not_fit_is_enametoolong)
 	cr_assert_eq(device_path_default(big, sizeof(big)), 0);
 	cr_assert_str_eq(big, dev);
 	cr_assert_eq(device_path_default(big, sizeof(big) - 1), -ENAMETOOLONG);
+}
+
+/* A path that does not fit names the variable it came from, so the tools'
+ * "path too long" points at what the user set (it once said
+ * $XDG_RUNTIME_DIR for an over-long $RINGDEV_DEVICE). */
+Test(device_path, a_path_that_does_not_fit_names_its_source)
+{
+	char dev[300];
+	memset(dev, 'v', sizeof(dev) - 1);
+	dev[0] = '/';
+	dev[sizeof(dev) - 1] = '\0';
+	char buf[256];
+	const char *source = NULL;
+
+	cr_assert_eq(setenv("XDG_RUNTIME_DIR", "/run/user/0", 1), 0);
+	cr_assert_eq(setenv("RINGDEV_DEVICE", dev, 1), 0);
+	cr_assert_eq(device_path_default_from(buf, sizeof(buf), &source), -ENAMETOOLONG);
+	cr_assert_str_eq(source, "$RINGDEV_DEVICE");
+	/* Also for a user with a $XDG_RUNTIME_DIR that would fit. */
+	cr_assert_eq(setenv("XDG_RUNTIME_DIR", "/run/user/65534", 1), 0);
+	struct child_result r = run_from_as_nobody(device_path_default_from, 256);
+	cr_assert_eq(r.rc, -ENAMETOOLONG);
+	cr_assert_str_eq(r.source, "$RINGDEV_DEVICE");
+
+	/* Without $RINGDEV_DEVICE, a user's over-long $XDG_RUNTIME_DIR (unless
+	 * /dev/ringdev exists and is taken first). */
+	char dir[400];
+	memset(dir, 'd', sizeof(dir) - 1);
+	dir[0] = '/';
+	dir[sizeof(dir) - 1] = '\0';
+	cr_assert_eq(unsetenv("RINGDEV_DEVICE"), 0);
+	cr_assert_eq(setenv("XDG_RUNTIME_DIR", dir, 1), 0);
+	r = run_from_as_nobody(device_path_default_mount_from, 256);
+	cr_assert_eq(r.rc, -ENAMETOOLONG);
+	cr_assert_str_eq(r.source, "$XDG_RUNTIME_DIR");
+	r = run_from_as_nobody(device_path_default_from, 256);
+	if (dev_ringdev_exists()) {
+		cr_assert_eq(r.rc, 0);
+		cr_assert_str_eq(r.source, "/dev/ringdev");
+	} else {
+		cr_assert_eq(r.rc, -ENAMETOOLONG);
+		cr_assert_str_eq(r.source, "$XDG_RUNTIME_DIR");
+	}
+
+	/* Root's fixed mount, into a buffer too small for it. */
+	if (geteuid() == 0) {
+		source = NULL;
+		cr_assert_eq(device_path_default_mount_from(buf, 5, &source), -ENAMETOOLONG);
+		cr_assert_str_eq(source, "/run/ringdev");
+	}
+}
+
+/* What the path came from is said on success too. */
+Test(device_path, the_source_is_named_when_the_path_fits)
+{
+	char buf[256];
+	const char *source = NULL;
+
+	cr_assert_eq(setenv("RINGDEV_DEVICE", "/x/dev", 1), 0);
+	cr_assert_eq(device_path_default_from(buf, sizeof(buf), &source), 0);
+	cr_assert_str_eq(buf, "/x/dev");
+	cr_assert_str_eq(source, "$RINGDEV_DEVICE");
+	cr_assert_eq(unsetenv("RINGDEV_DEVICE"), 0);
+	cr_assert_eq(setenv("XDG_RUNTIME_DIR", "/run/user/65534", 1), 0);
+	struct child_result r = run_from_as_nobody(device_path_default_mount_from, 256);
+	cr_assert_eq(r.rc, 0);
+	cr_assert_str_eq(r.path, "/run/user/65534/ringdev");
+	cr_assert_str_eq(r.source, "$XDG_RUNTIME_DIR");
 }
