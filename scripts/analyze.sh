@@ -78,8 +78,9 @@ setup() {
 	ninja -C "$dir" >>"$log" 2>&1 || { grep -E -A12 '^FAILED|error:' "$log" | head -n 80; return 1; }
 }
 
-# Nothing in these checks needs the man pages or the CUSE VM.
-common_opts=(--werror -Dman=disabled -Dvm_tests=false)
+# Nothing in these checks needs the man pages or the CUSE VM; they all need
+# the test programs (Criterion), which a plain build leaves out without it.
+common_opts=(--werror -Dtests=enabled -Dman=disabled -Dvm_tests=false)
 
 # A Criterion run whose logs must also be empty: the run passes when the
 # suite passes and no file in DIR holds a report (valgrind writes one log

@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
 if [[ -d build-demo ]]; then
-	meson setup --reconfigure build-demo -Dtests=false >/dev/null
+	meson setup --reconfigure build-demo -Dtests=disabled >/dev/null
 else
-	meson setup build-demo -Dtests=false >/dev/null
+	meson setup build-demo -Dtests=disabled >/dev/null
 fi
 ninja -C build-demo >/dev/null
 

@@ -29,7 +29,7 @@ build="build-fuzz"
 # configure (the tests are configured too: Criterion); installed if missing.
 scripts/deps.sh fuzz
 
-options=(-Dfuzz=true "-Db_sanitize=address,undefined" -Db_lundef=false -Dman=disabled -Dvm_tests=false)
+options=(-Dfuzz=true -Dtests=enabled "-Db_sanitize=address,undefined" -Db_lundef=false -Dman=disabled -Dvm_tests=false)
 if [[ -f $build/build.ninja ]]; then
 	meson setup --reconfigure "$build" "${options[@]}" >/dev/null
 else

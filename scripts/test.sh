@@ -58,13 +58,13 @@ run_build() {
 }
 
 echo "== build: warnings are errors"
-run_build build-test --werror -Dman=enabled
+run_build build-test --werror -Dtests=enabled -Dman=enabled
 echo "== tests: unit, integration (FUSE mount), man, install, stress, CUSE in a VM"
 meson test -C build-test --print-errorlogs --num-processes 2 || status=1
 tally build-test
 
 echo "== build: AddressSanitizer + UndefinedBehaviorSanitizer"
-run_build build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false -Dman=disabled
+run_build build-asan --werror -Dtests=enabled -Db_sanitize=address,undefined -Db_lundef=false -Dman=disabled
 echo "== tests under the sanitizers: unit, integration (FUSE mount), stress"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 \
