@@ -110,6 +110,11 @@ if refused; then
 	excludes+=("$COMPAT_TEST")
 fi
 if ((${#excludes[@]})); then
+	# Criterion takes one filter, the last one given: a caller's own would
+	# be silently replaced.
+	for a in "$@"; do
+		[[ $a != --filter* ]] || { echo "run-integration: use --exclude, not $a, with exclusions" >&2; exit 2; }
+	done
 	pattern=$(IFS='|'; echo "${excludes[*]}")
 	exec "$exe" "$@" --filter "!($pattern)"
 fi
