@@ -594,17 +594,25 @@ int policy_parse(const char *text, size_t len, const char *filename, struct poli
 /* The whole file, at most POLICY_FILE_MAX bytes, into a new buffer. */
 static int file_read(const char *path, char **text, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO (or a device) at the path must not block the
+	 * open, or --check hangs and, on SIGHUP, so does the signal thread,
+	 * and with it every later signal. What is not a regular file is
+	 * refused before it is read; a regular file ignores O_NONBLOCK. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	struct stat st;
 	char *buf;
 	size_t n = 0;
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (fstat(fd, &st) < 0) {
+		int err = -errno;
 		close(fd);
 		return err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
 	buf = malloc(POLICY_FILE_MAX + 1);
 	if (!buf) {

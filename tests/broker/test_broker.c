@@ -6,7 +6,8 @@
  * with the policy's errno, rendezvous through a brokered pipe (the writer
  * waits until a reader took its bytes), the two example ioctls round trip
  * (and a timing of a brokered ioctl next to a direct one), SIGHUP reloads
- * (a bad file keeps the old policy), policy errors with their line, usage
+ * (a bad file keeps the old policy, and so does a FIFO, refused without
+ * waiting on it), policy errors with their line, usage
  * errors, a second broker refused, --threads 4 under load, a clean stop; and
  * with no policy file at the default path, ringdevd's owner and mode bits
  * deciding under --require-broker (the broker answers BUILTIN).
@@ -1001,6 +1002,47 @@ Test(broker, policy_and_usage_errors)
 	snprintf(file, sizeof(file), "%s/run.out", dir);
 	unlink(file);
 	rmdir(dir);
+}
+
+/* Issue 19, item 16: a FIFO at the policy path blocked the open, so --check
+ * hung, and after SIGHUP the signal thread did too: SIGTERM, SIGINT and
+ * SIGHUP were ignored for good. Refused at once now, the old policy kept. */
+Test(broker, a_fifo_at_the_policy_path_is_refused_and_signals_keep_working)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct broker b;
+	char fifo[RD_PATH_SIZE + 32], ctl[RD_PATH_SIZE + 32], line[2 * RD_PATH_SIZE + 128];
+	const char *bin = binary("RINGDEV_BROKER");
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo.policy", d->dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+	snprintf(line, sizeof(line), "ringdev-broker: %s: not a regular file", fifo);
+	uint64_t t0 = now_ms();
+	const char *check[] = { bin, "--check", "--policy", fifo, NULL };
+	check_run(d->dir, check, 1, line);
+	ctl_path(d, ctl, sizeof(ctl));
+	const char *start[] = { bin, "-f", "-d", ctl, "--policy", fifo, NULL };
+	check_run(d->dir, start, 1, line);
+	cr_assert_lt(now_ms() - t0, 5000, "refusing a FIFO took %llu ms", (unsigned long long)(now_ms() - t0));
+
+	broker_start(d, &b, "deny all p.* errno=EPERM\nallow all *\n", NULL);
+	cr_assert_eq(unlink(b.policy), 0);
+	cr_assert_eq(mkfifo(b.policy, 0600), 0, "mkfifo: %s", strerror(errno));
+	kill(b.pid, SIGHUP);
+	snprintf(line, sizeof(line), "policy reload failed, keeping the old policy: %s: not a regular file",
+		 b.policy);
+	log_wait(&b, line);
+	cr_assert_eq(rd_open(d, "p.1", O_WRONLY | O_CREAT, 0600), -1);
+	cr_assert_eq(errno, EPERM, "the old policy decides: %s", strerror(errno));
+	/* Signals still arrive: another SIGHUP is logged, SIGTERM stops it. */
+	kill(b.pid, SIGHUP);
+	uint64_t deadline = now_ms() + BROKER_READY_MS;
+	while (log_count(&b, line) < 2) {
+		cr_assert_lt(now_ms(), deadline, "the second SIGHUP was not handled");
+		pause_ms(5);
+	}
+	broker_end(d, &b);
+	unlink(fifo);
 }
 
 Test(broker, a_second_broker_is_refused)

@@ -6,12 +6,17 @@
  * uid and gid with the first match deciding, the map template expands, and
  * `pipe` lines give settings and the brokered flag. `builtin` rules and
  * `default builtin` (and policy_builtin(), a broker's policy with no file)
- * hand the request to ringdevd with nothing else attached.
+ * hand the request to ringdevd with nothing else attached. A policy path
+ * that is no regular file (a FIFO) is refused at once, never waited on.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "policy.h"
 
@@ -513,4 +518,29 @@ Test(policy, the_policy_without_a_file_is_default_builtin)
 	assert_builtin(decide(p, POLICY_OP_OPEN, "x", 0, 0), 0, "root's open");
 	assert_builtin(decide(p, POLICY_OP_ATTACH, "user.5", 65534, 65534), 0, "nobody's attach");
 	policy_free(p);
+}
+
+/* ---- what is no regular file ---- */
+
+/* Issue 19, item 16: the open of a FIFO blocked until a writer came: --check
+ * hung, and on SIGHUP the signal thread with it. Refused at once now. */
+Test(policy, a_fifo_or_a_device_at_the_path_is_refused_at_once, .timeout = 10)
+{
+	char dir[] = "/tmp/rdb-policy.XXXXXX";
+	char path[sizeof(dir) + 16], want[sizeof(path) + 32];
+	struct policy *p = NULL;
+	char error[512];
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0, "mkfifo: %s", strerror(errno));
+	cr_assert_eq(policy_load(path, &p, error, sizeof(error)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: not a regular file", path);
+	cr_assert_str_eq(error, want);
+	cr_assert_null(p);
+	unlink(path);
+	rmdir(dir);
+
+	cr_assert_eq(policy_load("/dev/null", &p, error, sizeof(error)), -EINVAL);
+	cr_assert_str_eq(error, "/dev/null: not a regular file");
 }
