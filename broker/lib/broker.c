@@ -447,6 +447,17 @@ int rdb_allow_pipe(struct rdb_request *request, const char *pipe,
 	return answer_commit(request, rc, NULL, 0);
 }
 
+int rdb_allow_grant(struct rdb_request *request, const char *pipe,
+		    const struct rdb_pipe_settings *settings, bool brokered)
+{
+	int rc = ctl_answer_allow(&request->answer, &request->msg, pipe, settings, brokered);
+
+	/* An older daemon has no owner check to lift and would fail the flag. */
+	if (rc == 0 && request->broker->version.abi_minor >= RDB_GRANT_ABI_MINOR)
+		request->answer.flags |= RINGDEV_ANSWER_GRANT;
+	return answer_commit(request, rc, NULL, 0);
+}
+
 int rdb_allow_builtin(struct rdb_request *request)
 {
 	int rc = ctl_answer_builtin(&request->answer, &request->msg);

@@ -5,8 +5,8 @@
  * (and more than a batch split over several), deferred answers from other
  * threads sent at once, payloads fetched and staged in chunks, CANCEL after
  * its request and never before, early cancels, malformed requests, misuse of
- * the answer functions, rdb_allow_builtin (and a daemon too old for it),
- * stop, N threads, and a broken channel. Also
+ * the answer functions, rdb_allow_builtin and rdb_allow_grant (and a
+ * daemon too old for them), stop, N threads, and a broken channel. Also
  * rdb_ctl_path and rdb_open on things that are no control node.
  *
  * The fake daemon hands out what the test pushed (as many per TRANSACT as
@@ -823,6 +823,38 @@ Test(loop, allow_builtin_with_a_daemon_older_than_abi_1_1_denies_eacces)
 	cr_assert_eq(old_daemon_result, -EPROTONOSUPPORT, "%d", old_daemon_result);
 	cr_assert_eq(answer_for(120)->result, -EACCES);
 	cr_assert_eq(answer_for(120)->flags, 0, "no BUILTIN to a daemon that does not know it");
+}
+
+/* rdb_allow_grant: RINGDEV_ANSWER_GRANT on top of what rdb_allow_pipe
+ * sends, to a daemon of ABI 1.2; an older one has no owner check to lift
+ * and would find the flag malformed, so it gets the answer without it. */
+static void answer_grant(struct rdb_request *r)
+{
+	rdb_allow_grant(r, "shared.box", NULL, false);
+}
+
+Test(loop, allow_grant_sets_the_grant_flag_for_a_daemon_of_abi_1_2)
+{
+	daemon_abi_minor = RDB_GRANT_ABI_MINOR;
+	push_one(RINGDEV_CTL_OPEN, 130);
+	start(answer_grant, 1);
+	wait_answers(1);
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(answer_for(130)->result, 0);
+	cr_assert_eq(answer_for(130)->flags, RINGDEV_ANSWER_GRANT, "flags 0x%x", answer_for(130)->flags);
+	cr_assert_str_eq(answer_for(130)->name, "shared.box");
+}
+
+Test(loop, allow_grant_to_a_daemon_older_than_abi_1_2_leaves_the_flag_out)
+{
+	daemon_abi_minor = RDB_GRANT_ABI_MINOR - 1;
+	push_one(RINGDEV_CTL_OPEN, 131);
+	start(answer_grant, 1);
+	wait_answers(1);
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(answer_for(131)->result, 0);
+	cr_assert_eq(answer_for(131)->flags, 0, "flags 0x%x", answer_for(131)->flags);
+	cr_assert_str_eq(answer_for(131)->name, "shared.box");
 }
 
 Test(loop, four_threads_serve_and_stop)

@@ -49,6 +49,11 @@ extern "C" {
  * rdb_allow_builtin(): RINGDEV_ANSWER_BUILTIN came with ABI 1.1. */
 #define RDB_BUILTIN_ABI_MINOR 1
 
+/* The daemon's abi_minor from which it checks who owns the pipe a mapped
+ * open lands in, and takes rdb_allow_grant()'s RINGDEV_ANSWER_GRANT (ABI
+ * 1.2). */
+#define RDB_GRANT_ABI_MINOR 2
+
 /* One open control channel. */
 struct rdb_broker;
 
@@ -179,6 +184,15 @@ int rdb_deny(struct rdb_request *request, int err);
  * - `brokered`: reads and writes of the pipe come to the broker. */
 int rdb_allow_pipe(struct rdb_request *request, const char *pipe,
 		   const struct rdb_pipe_settings *settings, bool brokered);
+
+/* OPEN, ATTACH: as rdb_allow_pipe(), and the pipe reached may belong to
+ * another user (RINGDEV_ANSWER_GRANT): without it ringdevd refuses, with
+ * EACCES, a mapped open whose pipe exists and is another user's. The pipe's
+ * mode bits still apply. A daemon older than ABI 1.2 (abi_minor below
+ * RDB_GRANT_ABI_MINOR) makes no such check and gets the answer without the
+ * flag, which it would find malformed. */
+int rdb_allow_grant(struct rdb_request *request, const char *pipe,
+		    const struct rdb_pipe_settings *settings, bool brokered);
 
 /* IOCTL: the ioctl returns `result` (>= 0; or -errno to fail it, errno 1 to
  * RDB_ERRNO_MAX: below -RDB_ERRNO_MAX is -EINVAL, and the app gets EIO) and
