@@ -18,8 +18,14 @@
  * and attach back to ringdevd (RINGDEV_ANSWER_BUILTIN) so that owner and
  * mode bits decide as without a broker, and fails device-specific ioctls
  * with ENOTTY as ringdevd does; a file put there later is read on SIGHUP.
- * The daemon decides, not the broker, because an allowed open skips the
- * daemon's own check and the broker cannot redo it without racing it.
+ * The daemon decides, not the broker, because only the daemon sees the
+ * pipe as it is when the request lands (its owner and mode, whether it
+ * exists): the broker cannot check that without racing it.
+ *
+ * Whose pipe a request reaches is the daemon's to enforce too: an allowed
+ * request still meets the pipe's mode bits, and a mapped open is refused a
+ * pipe of another user's unless the rule says `grant` (then the answer
+ * carries RINGDEV_ANSWER_GRANT, and only then).
  */
 #include "config.h"
 
@@ -249,10 +255,12 @@ static bool opened_for_writing(uint32_t oflags)
 }
 
 /* "open pipe 'x' by uid 1000 gid 1000 pid 42 (handle 7): allow, mapped to
- * user.1000 (line 3); pipe line 9: brokered, settings" */
+ * user.1000 (line 3); pipe line 9: brokered, settings". An attach that
+ * creates (ringdevctl create, a mknod on the mount) says so: "attach pipe
+ * 'x' (create, excl) by ...". */
 static void decision_log(const struct ringdev_ctl_request *q, const struct policy_decision *d, bool no_file)
 {
-	char what[96], where[32], pipe_line[64] = "";
+	char what[128], where[32], pipe_line[64] = "", how[32] = "";
 
 	if (d->builtin) {
 		snprintf(what, sizeof(what), "builtin, ringdevd decides by owner and mode bits");
@@ -261,10 +269,12 @@ static void decision_log(const struct ringdev_ctl_request *q, const struct polic
 		errno_format(d->err, err, sizeof(err));
 		snprintf(what, sizeof(what), "deny %s", err);
 	} else if (d->pipe[0]) {
-		snprintf(what, sizeof(what), "allow, mapped to %s", d->pipe);
+		snprintf(what, sizeof(what), "allow, mapped to %s%s", d->pipe, d->grant ? ", grant" : "");
 	} else {
-		snprintf(what, sizeof(what), "allow");
+		snprintf(what, sizeof(what), "allow%s", d->grant ? ", grant" : "");
 	}
+	if (q->type == RINGDEV_CTL_ATTACH && (q->attach_flags & RINGDEV_ATTACH_CREATE))
+		snprintf(how, sizeof(how), " (create%s)", (q->attach_flags & RINGDEV_ATTACH_EXCL) ? ", excl" : "");
 	if (d->line)
 		snprintf(where, sizeof(where), "line %u", d->line);
 	else
@@ -272,8 +282,8 @@ static void decision_log(const struct ringdev_ctl_request *q, const struct polic
 	if (d->pipe_line)
 		snprintf(pipe_line, sizeof(pipe_line), "; pipe line %u:%s%s", d->pipe_line,
 			 d->brokered ? " brokered" : "", d->has_settings ? (d->brokered ? ", settings" : " settings") : "");
-	log_info("%s pipe '%s' by uid %u gid %u pid %u (handle %llu): %s (%s)%s", type_name(q->type), q->name,
-		 q->uid, q->gid, q->pid, (unsigned long long)q->handle, what, where, pipe_line);
+	log_info("%s pipe '%s'%s by uid %u gid %u pid %u (handle %llu): %s (%s)%s", type_name(q->type), q->name,
+		 how, q->uid, q->gid, q->pid, (unsigned long long)q->handle, what, where, pipe_line);
 }
 
 static void on_access(struct broker *b, struct rdb_request *request, const struct ringdev_ctl_request *q)
@@ -311,6 +321,8 @@ static void on_access(struct broker *b, struct rdb_request *request, const struc
 		r = rdb_allow_builtin(request);
 	else if (!d.allow)
 		r = rdb_deny(request, d.err);
+	else if (d.grant)
+		r = rdb_allow_grant(request, d.pipe, d.has_settings ? &d.settings : NULL, d.brokered);
 	else
 		r = rdb_allow_pipe(request, d.pipe, d.has_settings ? &d.settings : NULL, d.brokered);
 	if (r == -EPROTONOSUPPORT)
@@ -662,6 +674,10 @@ static int channel_open(struct broker *b, const struct options *o)
 		log_warn("ringdevd speaks ABI %u.%u: it cannot decide for this broker, so builtin decisions%s are "
 			 "denied with EACCES", version.abi_major, version.abi_minor,
 			 b->no_file ? " (all of them, with no policy file)" : "");
+	else if (version.abi_minor < RDB_GRANT_ABI_MINOR && !b->no_file)
+		log_warn("ringdevd speaks ABI %u.%u: an open or attach this broker allows skips the pipe's owner and "
+			 "mode bits there, and a mapped open may land in another user's pipe (ABI 1.%d checks both)",
+			 version.abi_major, version.abi_minor, RDB_GRANT_ABI_MINOR);
 	return 0;
 }
 

@@ -109,18 +109,21 @@ enum option_key {
 	KEY_MODE,
 	KEY_OWNER,
 	KEY_BROKERED,
+	KEY_GRANT,
 	KEY_COUNT,
 };
 
 static const char *const key_names[KEY_COUNT] = {
-	"uid", "gid", "user", "group", "errno", "kind", "capacity", "policy", "mode", "owner", "brokered",
+	"uid", "gid", "user", "group", "errno", "kind", "capacity", "policy", "mode", "owner", "brokered", "grant",
 };
 
 #define KEYS_MATCH ((1u << KEY_UID) | (1u << KEY_GID) | (1u << KEY_USER) | (1u << KEY_GROUP))
 #define KEYS_PIPE ((1u << KEY_KIND) | (1u << KEY_CAPACITY) | (1u << KEY_POLICY) | (1u << KEY_MODE) | \
 		   (1u << KEY_OWNER) | (1u << KEY_BROKERED))
+/* The options that are a bare word, with no value. */
+#define KEYS_BARE ((1u << KEY_BROKERED) | (1u << KEY_GRANT))
 
-/* One key=value word (or the bare word "brokered"). */
+/* One key=value word (or a bare word: "brokered", "grant"). */
 struct option {
 	enum option_key key;
 	const char *value;
@@ -145,9 +148,9 @@ static int option_split(struct parser *p, const char *directive, char *word, uns
 			return parse_fail(p, "'%s' is not an option of '%s'", word, directive);
 		if (*seen & (1u << k))
 			return parse_fail(p, "'%s' given twice", word);
-		if (k == KEY_BROKERED && eq)
-			return parse_fail(p, "'brokered' takes no value");
-		if (k != KEY_BROKERED && (!eq || !*value))
+		if ((KEYS_BARE & (1u << k)) && eq)
+			return parse_fail(p, "'%s' takes no value", word);
+		if (!(KEYS_BARE & (1u << k)) && (!eq || !*value))
 			return parse_fail(p, "'%s' needs a value (%s=...)", word, word);
 		*seen |= 1u << k;
 		out->key = (enum option_key)k;
@@ -226,8 +229,62 @@ static int names_parse(struct parser *p, enum option_key key, const char *value,
 	return 0;
 }
 
-/* Patterns name pipes: name characters and the glob characters * ? [ ] ! ^.
- * The word "" stands for the empty name (an open of the CUSE node). */
+/* What may stand next to a %u or %g in a pattern: a character that ends the
+ * number for sure. A digit would merge with it (user.1%u for uid 0 is
+ * uid 10's user.%u), a glob would stretch it (user.%u* for uid 1 matches
+ * user.10), so only letters, . - _ and the pattern's ends are taken. */
+static bool var_neighbour_ok(char c)
+{
+	return c == '\0' || c == '.' || c == '-' || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* The end of the fnmatch(3) bracket expression opened at `s` ('['), or
+ * NULL when nothing closes it (then the '[' is an ordinary character). */
+static const char *bracket_end(const char *s)
+{
+	const char *e = s + 1;
+
+	if (*e == '!' || *e == '^')
+		e++;
+	if (*e == ']')
+		e++; /* a ']' first in the set is one of its characters */
+	e = strchr(e, ']');
+	return e;
+}
+
+/* The %u and %g of a pattern. There is no escape for a literal '%': no
+ * pipe name has one, so it could never match. */
+static int pattern_vars_check(struct parser *p, const char *word)
+{
+	for (const char *s = word; *s; s++) {
+		if (*s == '[') {
+			const char *e = bracket_end(s);
+			if (e && memchr(s, '%', (size_t)(e - s)))
+				return parse_fail(p, "pattern '%s': %%u and %%g cannot stand inside [...]", word);
+			if (e)
+				s = e;
+			continue;
+		}
+		if (*s != '%')
+			continue;
+		if (s[1] != 'u' && s[1] != 'g') {
+			if (!s[1])
+				return parse_fail(p, "pattern '%s': a '%%' at the end (only %%u and %%g; no pipe name "
+						  "has a '%%')", word);
+			return parse_fail(p, "pattern '%s': '%%%c' is not %%u or %%g (no pipe name has a '%%')", word,
+					  s[1]);
+		}
+		if (!var_neighbour_ok(s == word ? '\0' : s[-1]) || !var_neighbour_ok(s[2]))
+			return parse_fail(p, "pattern '%s': next to '%%%c' only a letter, '.', '-', '_' or the "
+					  "pattern's end may stand, else it matches other ids too", word, s[1]);
+		s++;
+	}
+	return 0;
+}
+
+/* Patterns name pipes: name characters, the glob characters * ? [ ] ! ^,
+ * and %u and %g for the caller's uid and gid. The word "" stands for the
+ * empty name (an open of the CUSE node). */
 static int pattern_parse(struct parser *p, const char *word, char *out)
 {
 	if (strcmp(word, "\"\"") == 0) {
@@ -236,8 +293,11 @@ static int pattern_parse(struct parser *p, const char *word, char *out)
 	}
 	if (strlen(word) >= POLICY_PATTERN_SIZE)
 		return parse_fail(p, "pattern longer than %d bytes", POLICY_PATTERN_SIZE - 1);
-	if (word[strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-*?[]!^")])
+	if (word[strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-*?[]!^%")])
 		return parse_fail(p, "pattern '%s' has a character no pipe name has", word);
+	int r = pattern_vars_check(p, word);
+	if (r < 0)
+		return r;
 	memcpy(out, word, strlen(word) + 1);
 	return 0;
 }
@@ -324,13 +384,14 @@ static int template_check(struct parser *p, const char *word)
 	return 0;
 }
 
-/* allow OPS PATTERN [match...] / deny OPS PATTERN [match...] [errno=E] /
- * map PATTERN TEMPLATE [match...] / builtin OPS PATTERN [match...] */
+/* allow OPS PATTERN [match...] [grant] / deny OPS PATTERN [match...] [errno=E] /
+ * map PATTERN TEMPLATE [match...] [grant] / builtin OPS PATTERN [match...] */
 static int access_parse(struct parser *p, enum policy_action action, char **words, unsigned n)
 {
 	struct policy_rule rule = { .line = p->line, .action = action, .err = EACCES };
 	const char *directive = words[0];
-	unsigned allowed = KEYS_MATCH | (action == POLICY_DENY ? 1u << KEY_ERRNO : 0);
+	unsigned allowed = KEYS_MATCH | (action == POLICY_DENY ? 1u << KEY_ERRNO : 0) |
+			   (action == POLICY_ALLOW || action == POLICY_MAP ? 1u << KEY_GRANT : 0);
 	unsigned seen = 0, first_option;
 	int r;
 
@@ -357,7 +418,9 @@ static int access_parse(struct parser *p, enum policy_action action, char **word
 	for (unsigned i = first_option; i < n; i++) {
 		struct option o;
 		r = option_split(p, directive, words[i], allowed, &seen, &o);
-		if (r == 0)
+		if (r == 0 && o.key == KEY_GRANT)
+			rule.grant = true;
+		else if (r == 0)
 			r = match_option(p, &o, &rule);
 		if (r < 0)
 			return r;
@@ -695,17 +758,48 @@ static bool ids_match(const struct policy_ids *ids, uint32_t id)
 	return false;
 }
 
-bool policy_name_matches(const struct policy *policy, const char *pattern, const char *name)
+/* The pattern with %u and %g replaced by the caller's ids. The parser let
+ * no '%' through but these two, and none inside [...], so every '%' here
+ * is one of them; `out` has POLICY_EXPANDED_SIZE bytes, enough for any
+ * pattern the parser takes. */
+static void pattern_expand(const char *pattern, const struct policy_query *q, char *out)
 {
+	size_t n = 0;
+
+	for (const char *s = pattern; *s && n < POLICY_EXPANDED_SIZE - 11; s++) {
+		if (*s == '%' && (s[1] == 'u' || s[1] == 'g')) {
+			n += (size_t)snprintf(out + n, POLICY_EXPANDED_SIZE - n, "%u", s[1] == 'u' ? q->uid : q->gid);
+			s++;
+		} else {
+			out[n++] = *s;
+		}
+	}
+	out[n] = '\0';
+}
+
+bool policy_name_matches(const struct policy *policy, const char *pattern, const struct policy_query *query,
+			 const char *name)
+{
+	char expanded[POLICY_EXPANDED_SIZE];
+
 	if (!pattern[0])
 		return !name[0]; /* the word "" */
+	if (strchr(pattern, '%')) {
+		if (!query)
+			return false; /* "the caller's own" with no caller: nobody's */
+		pattern_expand(pattern, query, expanded);
+		pattern = expanded;
+	}
+	/* Case folding leaves the digits of %u and %g as they are, so it
+	 * cannot make one uid's name another's. */
 	return fnmatch(pattern, name, policy->case_sensitive ? 0 : FNM_CASEFOLD) == 0;
 }
 
-const struct policy_pipe *policy_pipe_find(const struct policy *policy, const char *name)
+const struct policy_pipe *policy_pipe_find(const struct policy *policy, const struct policy_query *query,
+					   const char *name)
 {
 	for (size_t i = 0; i < policy->npipes; i++)
-		if (policy_name_matches(policy, policy->pipes[i].pattern, name))
+		if (policy_name_matches(policy, policy->pipes[i].pattern, query, name))
 			return &policy->pipes[i];
 	return NULL;
 }
@@ -715,7 +809,7 @@ static const struct policy_rule *rule_find(const struct policy *policy, const st
 	for (size_t i = 0; i < policy->nrules; i++) {
 		const struct policy_rule *rule = &policy->rules[i];
 		if ((rule->ops & q->op) && ids_match(&rule->uids, q->uid) && ids_match(&rule->gids, q->gid) &&
-		    policy_name_matches(policy, rule->pattern, q->name))
+		    policy_name_matches(policy, rule->pattern, q, q->name))
 			return rule;
 	}
 	return NULL;
@@ -753,7 +847,7 @@ int policy_expand(const char *template, const struct policy_query *query, char *
 static void settings_decide(const struct policy *policy, const struct policy_query *q, struct policy_decision *d)
 {
 	const char *name = d->pipe[0] ? d->pipe : q->name;
-	const struct policy_pipe *pipe = name[0] ? policy_pipe_find(policy, name) : NULL;
+	const struct policy_pipe *pipe = name[0] ? policy_pipe_find(policy, q, name) : NULL;
 
 	if (!pipe)
 		return;
@@ -794,6 +888,9 @@ void policy_decide(const struct policy *policy, const struct policy_query *query
 				decision->pipe[0] = '\0';
 			}
 		}
+		/* Only a rule that says so lets the request land in a pipe of
+		 * another user's (RINGDEV_ANSWER_GRANT). */
+		decision->grant = decision->allow && rule->grant;
 	}
 	/* A builtin answer carries nothing: the daemon creates as the app asked. */
 	if (decision->allow && !decision->builtin)

@@ -9,6 +9,11 @@
  * name, kept apart so "who may" and "what it is" are written once each. A
  * parsed policy is immutable: a reload builds a new one and swaps it, so a
  * bad file never leaves a half-applied policy behind.
+ *
+ * A pattern may say "the caller's own" with %u and %g (the caller's uid and
+ * gid), expanded per request before matching; the parser only takes them
+ * where the number cannot run into a neighbouring digit or glob, so
+ * `user.%u` can never match another uid's `user.N`.
  */
 #pragma once
 
@@ -41,12 +46,16 @@ struct policy_ids {
 };
 
 #define POLICY_PATTERN_SIZE 256
+/* A pattern with its %u and %g expanded: each 2-byte %u becomes at most 10
+ * digits. */
+#define POLICY_EXPANDED_SIZE (POLICY_PATTERN_SIZE * 5)
 
 struct policy_rule {
 	unsigned line;
 	enum policy_action action;
 	unsigned ops;                 /* POLICY_OP_* */
 	char pattern[POLICY_PATTERN_SIZE]; /* fnmatch(3); "" only matches the empty name */
+	bool grant;                   /* allow, map: the answer carries RINGDEV_ANSWER_GRANT */
 	struct policy_ids uids;
 	struct policy_ids gids;
 	int err;                      /* deny: the errno */
@@ -100,6 +109,7 @@ struct policy_decision {
 	int err;                      /* !allow: the errno */
 	unsigned line;                /* the rule that decided; 0: the default */
 	char pipe[RINGDEV_NAME_SIZE]; /* OPEN mapped here; "" = as asked */
+	bool grant;                   /* allow: the pipe may belong to another user (the rule says grant) */
 	unsigned pipe_line;           /* the `pipe` line that applied, or 0 */
 	bool brokered;
 	bool has_settings;
@@ -127,11 +137,14 @@ struct policy *policy_free(struct policy *policy);
 void policy_decide(const struct policy *policy, const struct policy_query *query,
 		   struct policy_decision *decision);
 
-/* Does `pattern` match `name` under the policy's case rule? */
-bool policy_name_matches(const struct policy *policy, const char *pattern, const char *name);
+/* Does `pattern` match `name` under the policy's case rule, its %u and %g
+ * being the query's uid and gid? */
+bool policy_name_matches(const struct policy *policy, const char *pattern, const struct policy_query *query,
+			 const char *name);
 
-/* The first `pipe` line for `name`, or NULL. */
-const struct policy_pipe *policy_pipe_find(const struct policy *policy, const char *name);
+/* The first `pipe` line for `name` asked by the query's caller, or NULL. */
+const struct policy_pipe *policy_pipe_find(const struct policy *policy, const struct policy_query *query,
+					   const char *name);
 
 /* Expand a map template for the query: %u uid, %g gid, %n the name asked
  * (a '%' can never be part of a pipe name, so there is no escape for it).

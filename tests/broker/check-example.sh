@@ -1,13 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 #
-# check-example.sh - the example printed in ringdev-broker(3) must be the
-# example meson builds (broker/examples/echo-broker.c), byte for byte, so
-# the page can only show code that compiles.
+# check-example.sh - an example printed in a page must be the file the
+# project ships, byte for byte: ringdev-broker(3) shows the example meson
+# builds (broker/examples/echo-broker.c), so the page can only show code that
+# compiles; ringdev-broker(8) shows the example policy
+# (broker/examples/broker.policy), which the tests parse and hold to its
+# promises, so the page can only show a policy that is valid and safe.
 #
-# Usage: check-example.sh PAGE.scd EXAMPLE.c
+# Usage: check-example.sh PAGE.scd EXAMPLE
 # The example in the page is the fenced block (```) whose first line is the
-# first line of EXAMPLE.c.
+# first line of EXAMPLE.
 set -u
 
 page=$1

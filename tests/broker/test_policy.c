@@ -6,8 +6,11 @@
  * uid and gid with the first match deciding, the map template expands, and
  * `pipe` lines give settings and the brokered flag. `builtin` rules and
  * `default builtin` (and policy_builtin(), a broker's policy with no file)
- * hand the request to ringdevd with nothing else attached. A policy path
- * that is no regular file (a FIFO) is refused at once, never waited on.
+ * hand the request to ringdevd with nothing else attached. %u and %g in
+ * patterns say "the caller's own" and can match no other caller's name;
+ * `grant` alone lets an answer reach a pipe of another user's; the shipped
+ * example keeps each user to their own pipes. A policy path that is no
+ * regular file (a FIFO) is refused at once, never waited on.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -62,7 +65,7 @@ Test(policy, the_shipped_example_parses)
 	char error[512];
 
 	cr_assert_eq(policy_load(BROKER_EXAMPLE_POLICY, &p, error, sizeof(error)), 0, "%s", error);
-	cr_assert_eq(p->nrules, 7);
+	cr_assert_eq(p->nrules, 8);
 	cr_assert_eq(p->npipes, 3);
 	cr_assert_not(p->default_allow);
 	policy_free(p);
@@ -517,6 +520,201 @@ Test(policy, the_policy_without_a_file_is_default_builtin)
 	assert_builtin(decide(p, POLICY_OP_OPEN, "", 1000, 1000), 0, "a CUSE open");
 	assert_builtin(decide(p, POLICY_OP_OPEN, "x", 0, 0), 0, "root's open");
 	assert_builtin(decide(p, POLICY_OP_ATTACH, "user.5", 65534, 65534), 0, "nobody's attach");
+	policy_free(p);
+}
+
+/* ---- the caller's own: %u and %g in patterns ---- */
+
+static struct policy_decision decide_attach_create(const struct policy *p, const char *name, uint32_t uid,
+						   uint32_t gid)
+{
+	/* ringdevctl create and a mknod on the mount reach the broker so. */
+	struct policy_query q = { .op = POLICY_OP_ATTACH, .name = name, .uid = uid, .gid = gid, .mode = 0600 };
+	struct policy_decision d;
+
+	policy_decide(p, &q, &d);
+	return d;
+}
+
+/* Issue 19, item 1: with `allow all user.*` user B attached to user A's
+ * pipe and read it. The example must keep each user to their own. */
+Test(policy, the_shipped_example_keeps_users_to_their_own_pipes)
+{
+	struct policy *p = NULL;
+	char error[512];
+	struct policy_decision d;
+	static const enum policy_op ops[] = { POLICY_OP_OPEN, POLICY_OP_ATTACH };
+
+	cr_assert_eq(policy_load(BROKER_EXAMPLE_POLICY, &p, error, sizeof(error)), 0, "%s", error);
+	for (size_t i = 0; i < 2; i++) {
+		enum policy_op op = ops[i];
+		/* Their own, in any case (names ignore case), and below it. */
+		cr_assert(decide(p, op, "user.1000", 1000, 1000).allow, "op %d: own pipe", op);
+		cr_assert(decide(p, op, "USER.1000", 1000, 1000).allow, "op %d: own pipe, other case", op);
+		cr_assert(decide(p, op, "user.1000.log", 1000, 1000).allow, "op %d: own sub-pipe", op);
+		/* Anyone else's: the default deny. Not a prefix, not an extension. */
+		static const char *const others[] = { "user.1001", "user.0", "user.100", "user.10000", "user.1000x",
+						      "user.10001.log", "user.1001.1000", "user.", "User.65534" };
+		for (size_t j = 0; j < sizeof(others) / sizeof(others[0]); j++) {
+			d = decide(p, op, others[j], 1000, 1000);
+			cr_assert_not(d.allow, "op %d: uid 1000 may reach %s (line %u)", op, others[j], d.line);
+			cr_assert_eq(d.err, EACCES);
+		}
+		cr_assert(decide(p, op, "shared.x", 1000, 1000).allow);
+		cr_assert(decide(p, op, "rv.x", 1000, 1000).brokered);
+		cr_assert_eq(decide(p, op, "admin.x", 1000, 1000).err, EPERM);
+		cr_assert_not(decide(p, op, "other", 1000, 1000).allow);
+		cr_assert(decide(p, op, "user.1000", 0, 0).allow, "root reaches everything");
+	}
+	/* Creating another's name (ringdevctl create, mknod): denied too. */
+	d = decide_attach_create(p, "user.1001", 1000, 1000);
+	cr_assert_not(d.allow, "uid 1000 may create user.1001 (line %u)", d.line);
+	cr_assert_eq(d.err, EACCES);
+	d = decide_attach_create(p, "user.1000", 1000, 1000);
+	cr_assert(d.allow);
+	cr_assert_eq(d.settings.uid, 1000, "created owned by the caller");
+	cr_assert_eq(d.settings.mode, 0600);
+	/* The maps go to the caller's own name, with no grant. */
+	d = decide(p, POLICY_OP_OPEN, "", 1000, 1000);
+	cr_assert_str_eq(d.pipe, "user.1000");
+	cr_assert_not(d.grant, "the example grants nothing");
+	d = decide(p, POLICY_OP_OPEN, "inbox", 1001, 1001);
+	cr_assert_str_eq(d.pipe, "user.1001");
+	cr_assert_not(d.grant);
+	for (size_t i = 0; i < p->nrules; i++)
+		cr_assert_not(p->rules[i].grant, "line %u grants", p->rules[i].line);
+	policy_free(p);
+}
+
+Test(policy, percent_u_and_g_in_a_pattern_are_the_callers_ids)
+{
+	struct policy *p = parse_ok("allow all user.%u\n"
+				    "allow attach grp.%g.*\n"
+				    "deny open %u-%g errno=EPERM\n"
+				    "map box.%u in.%u.%n\n"
+				    "pipe user.%u mode=0640\n"
+				    "pipe user.* mode=0600\n");
+	struct policy_decision d;
+
+	cr_assert(decide(p, POLICY_OP_OPEN, "user.7", 7, 9).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "user.8", 7, 9).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "user.%u", 7, 9).allow, "no literal %%u");
+	cr_assert(decide(p, POLICY_OP_ATTACH, "grp.9.x", 7, 9).allow);
+	cr_assert_not(decide(p, POLICY_OP_ATTACH, "grp.7.x", 7, 9).allow, "%%g is the gid");
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "grp.9.x", 7, 9).allow, "attach only");
+	d = decide(p, POLICY_OP_OPEN, "7-9", 7, 9);
+	cr_assert_eq(d.err, EPERM);
+	cr_assert_eq(d.line, 3);
+	d = decide(p, POLICY_OP_OPEN, "box.7", 7, 9);
+	cr_assert_str_eq(d.pipe, "in.7.box.7");
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "box.8", 7, 9).allow);
+	/* pipe lines too: the caller's own user.N gets 0640, another's 0600 */
+	struct policy_query q = { .op = POLICY_OP_ATTACH, .name = "user.7", .uid = 7, .gid = 9 };
+	policy_decide(p, &q, &d);
+	cr_assert_eq(d.settings.mode, 0640);
+	cr_assert_eq(d.pipe_line, 5);
+	cr_assert_eq(policy_pipe_find(p, &q, "user.8")->line, 6);
+	cr_assert_eq(policy_pipe_find(p, NULL, "user.7")->line, 6, "with no caller, %%u is nobody's");
+	cr_assert(policy_name_matches(p, "user.%u", &q, "USER.7"), "the case rule still applies");
+	policy_free(p);
+
+	p = parse_ok("case-sensitive\nallow all user.%u\n");
+	cr_assert(decide(p, POLICY_OP_OPEN, "user.7", 7, 9).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "USER.7", 7, 9).allow);
+	policy_free(p);
+}
+
+/* Where the number could run into a digit or a glob, `user.%u*` would give
+ * uid 1 user.10 and `user.1%u` would give uid 0 uid 10's name: refused. */
+Test(policy, percent_u_is_refused_where_it_could_match_another_id)
+{
+	static const struct {
+		const char *text;
+		const char *message;
+	} cases[] = {
+		{ "allow all user.%u*\n", "t.policy:1: pattern 'user.%u*': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "allow all user.*%u\n", "t.policy:1: pattern 'user.*%u': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "allow all user.%u?\n", "t.policy:1: pattern 'user.%u?': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "allow all user.1%u\n", "t.policy:1: pattern 'user.1%u': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "deny all user.%g0\n", "t.policy:1: pattern 'user.%g0': next to '%g' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "builtin all %u%g\n", "t.policy:1: pattern '%u%g': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "allow all u.%u[0-9]\n", "t.policy:1: pattern 'u.%u[0-9]': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "allow all a[%u\n", "t.policy:1: pattern 'a[%u': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "allow all user.[%u]\n", "t.policy:1: pattern 'user.[%u]': %u and %g cannot stand inside [...]" },
+		{ "allow all user.[!]%]\n", "t.policy:1: pattern 'user.[!]%]': %u and %g cannot stand inside [...]" },
+		{ "map user.%u* x\n", "t.policy:1: pattern 'user.%u*': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		{ "pipe user.%u* mode=0600\n", "t.policy:1: pattern 'user.%u*': next to '%u' only a letter, '.', '-', '_' or the pattern's end may stand, else it matches other ids too" },
+		/* No escape for '%': no pipe name has one. */
+		{ "allow all user.%%\n", "t.policy:1: pattern 'user.%%': '%%' is not %u or %g (no pipe name has a '%')" },
+		{ "allow all user.%n\n", "t.policy:1: pattern 'user.%n': '%n' is not %u or %g (no pipe name has a '%')" },
+		{ "allow all user.%U\n", "t.policy:1: pattern 'user.%U': '%U' is not %u or %g (no pipe name has a '%')" },
+		{ "allow all user.%\n", "t.policy:1: pattern 'user.%': a '%' at the end (only %u and %g; no pipe name has a '%')" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_fails(cases[i].text, cases[i].message);
+
+	/* What stands next to it ends the number: these are fine. */
+	struct policy *p = parse_ok("allow all %u\nallow all user.%u.*\nallow all a%ub\nallow all x-%u_%g\n"
+				    "allow all [ab].%u\n");
+	cr_assert(decide(p, POLICY_OP_OPEN, "12", 12, 3).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "123", 12, 3).allow);
+	cr_assert(decide(p, POLICY_OP_OPEN, "user.12.x", 12, 3).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "user.123.x", 12, 3).allow);
+	cr_assert(decide(p, POLICY_OP_OPEN, "a12b", 12, 3).allow);
+	cr_assert(decide(p, POLICY_OP_OPEN, "x-12_3", 12, 3).allow);
+	cr_assert(decide(p, POLICY_OP_OPEN, "b.12", 12, 3).allow);
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "b.1", 12, 3).allow);
+	policy_free(p);
+}
+
+/* ---- grant: a pipe of another user's ---- */
+
+Test(policy, only_a_rule_that_says_grant_grants)
+{
+	struct policy *p = parse_ok("map inbox shared.box grant\n"
+				    "map box user.%u\n"
+				    "allow all pub.* grant uid=5\n"
+				    "allow all *\n"
+				    "map bad %n grant\n");
+	struct policy_decision d;
+
+	d = decide(p, POLICY_OP_OPEN, "inbox", 5, 5);
+	cr_assert_str_eq(d.pipe, "shared.box");
+	cr_assert(d.grant);
+	d = decide(p, POLICY_OP_OPEN, "box", 5, 5);
+	cr_assert_str_eq(d.pipe, "user.5");
+	cr_assert_not(d.grant, "a map without grant");
+	d = decide(p, POLICY_OP_ATTACH, "pub.x", 5, 5);
+	cr_assert(d.grant);
+	cr_assert_not(decide(p, POLICY_OP_ATTACH, "pub.x", 6, 5).grant, "uid=5 only");
+	cr_assert_not(decide(p, POLICY_OP_OPEN, "x", 5, 5).grant, "an allow without grant");
+	cr_assert(p->rules[0].grant);
+	cr_assert_not(p->rules[1].grant);
+	policy_free(p);
+
+	static const struct {
+		const char *text;
+		const char *message;
+	} cases[] = {
+		{ "deny all x grant\n", "t.policy:1: 'grant' is not an option of 'deny'" },
+		{ "builtin all x grant\n", "t.policy:1: 'grant' is not an option of 'builtin'" },
+		{ "pipe x grant\n", "t.policy:1: 'grant' is not an option of 'pipe'" },
+		{ "default allow grant\n", "t.policy:1: 'grant' is not an option of 'default allow'" },
+		{ "allow all x grant=yes\n", "t.policy:1: 'grant' takes no value" },
+		{ "map x y grant grant\n", "t.policy:1: 'grant' given twice" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_fails(cases[i].text, cases[i].message);
+}
+
+Test(policy, a_denied_map_grants_nothing)
+{
+	struct policy *p = parse_ok("map * %n grant\n");
+	struct policy_decision d = decide(p, POLICY_OP_OPEN, "", 5, 5);
+
+	cr_assert_not(d.allow);
+	cr_assert_not(d.grant);
 	policy_free(p);
 }
 
