@@ -685,10 +685,7 @@ static int channel_open(struct broker *b, const struct options *o)
 static int serve(struct broker *b, const struct options *o)
 {
 	pthread_t signals;
-	sigset_t set;
 
-	signals_set(&set);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (!o->foreground) {
 		if (daemon(0, 0) < 0) {
 			fprintf(stderr, "ringdev-broker: daemon: %s\n", strerror(errno));
@@ -741,8 +738,16 @@ static int broker_run(const struct options *o)
 			code = EXIT_FAILURE;
 		}
 	}
-	if (code == 0)
+	if (code == 0) {
+		/* From here a signal waits for the signal thread: once the
+		 * daemon counts the broker connected, a SIGHUP or SIGTERM sent
+		 * before serving starts must be taken, not kill the broker by
+		 * its default action (a stop before rdb_run() still stops it). */
+		sigset_t set;
+		signals_set(&set);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
 		code = channel_open(&b, o);
+	}
 	if (code == 0)
 		code = serve(&b, o);
 	b.channel = rdb_close(b.channel);
