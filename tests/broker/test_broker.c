@@ -571,6 +571,44 @@ static bool daemon_checks_owners(const struct rd_daemon *d, const char *test)
 	return false;
 }
 
+struct inherit_shared {
+	int fd;                        /* root's handle, inherited */
+	int own_err;                   /* attach to mine.<caller> */
+	int opener_err;                /* attach to mine.0, the opener's own */
+};
+
+static int inherited_attach(void *arg)
+{
+	struct inherit_shared *s = arg;
+
+	if (become(USER_A) < 0)
+		return 1;
+	s->own_err = rd_attach(s->fd, "mine.1000", RINGDEV_ATTACH_CREATE, 0, 0, 0600, 0) < 0 ? errno : 0;
+	s->opener_err = rd_attach(s->fd, "mine.0", RINGDEV_ATTACH_CREATE, 0, 0, 0600, 0) < 0 ? errno : 0;
+	return 0;
+}
+
+/* Issue 19, item 17: ringdev-broker(8) said an attach on an inherited
+ * descriptor is decided for the descriptor's opener; the daemon reports,
+ * and the broker decides for, the caller, the process making the ioctl. */
+Test(broker, an_attach_on_an_inherited_descriptor_is_decided_for_the_caller)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	struct inherit_shared *s = rd_shared(sizeof(*s));
+	struct broker b;
+
+	broker_start(d, &b, "allow open \"\"\nallow all pub\nallow attach mine.%u\n", NULL);
+	s->fd = rd_open(d, "pub", O_RDWR | O_CREAT | O_NONBLOCK, 0666);
+	cr_assert_geq(s->fd, 0, "root's open of pub: %s", strerror(errno));
+	cr_assert_eq(rd_join(rd_spawn(inherited_attach, s, s->fd)), 0);
+	cr_assert_eq(s->own_err, 0, "uid 1000's attach to its own mine.1000: %s", strerror(s->own_err));
+	cr_assert_eq(s->opener_err, EACCES, "uid 1000 reached the opener's mine.0: %s", strerror(s->opener_err));
+	cr_assert(log_has(&b, "attach pipe 'mine.1000' (create) by uid 1000 gid 1000"));
+	cr_assert(log_has(&b, "attach pipe 'mine.0' (create) by uid 1000 gid 1000"));
+	rd_close(d, s->fd);
+	broker_end(d, &b);
+}
+
 /* B: create user.A first, by the two ways that did not ask the broker. */
 static int user_b_squats(void *arg)
 {
