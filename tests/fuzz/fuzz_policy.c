@@ -8,7 +8,8 @@
  * valid and odd, root and others, OPEN and ATTACH, settings the daemon
  * could have sent), and each decision must make an answer the broker
  * library accepts (ctl_answer_*): a policy that loads never makes the
- * broker answer EIO. A mapped name must be a valid pipe name.
+ * broker answer EIO. A mapped name must be a valid pipe name; only an
+ * allow (or map) grants.
  *
  * Input: the policy file's text.
  */
@@ -31,7 +32,8 @@
 	} while (0)
 
 static const char *const names[] = {
-	"", "a", "A", "admin.x", "inbox", "user.1000", "shared.q", "rv.z", "Rv.Z", "x-y_z.0",
+	"", "a", "A", "admin.x", "inbox", "user.1000", "USER.1000", "user.10000", "user.65534", "shared.q", "rv.z",
+	"Rv.Z", "x-y_z.0",
 	"ppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp",
 };
 static const uint32_t ids[] = { 0, 1000, 65534, 4294967294u };
@@ -57,9 +59,11 @@ static void ask(const struct policy *pol, enum policy_op op, const char *name, u
 	int r;
 	if (!d.allow) {
 		CHECK(d.err >= 1 && d.err <= RDB_ERRNO_MAX, "deny with errno %d", d.err);
+		CHECK(!d.grant, "a denial that grants");
 		r = ctl_answer_deny(&a, &req, d.err);
 	} else if (d.builtin) {
-		CHECK(!d.pipe[0] && !d.has_settings, "a builtin decision that carries a pipe or settings");
+		CHECK(!d.pipe[0] && !d.has_settings && !d.grant, "a builtin decision that carries a pipe, settings "
+		      "or grant");
 		r = ctl_answer_builtin(&a, &req);
 	} else {
 		if (d.pipe[0])

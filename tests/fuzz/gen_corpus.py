@@ -430,6 +430,8 @@ def policy_seeds():
         "pipe": b"pipe rv.* kind=message policy=fail capacity=64K mode=0640 owner=0:0 brokered\ndefault builtin\n",
         "builtin": b"builtin all [a-z]* group=root\ndefault deny errno=511\n",
         "bad-line": b"allow all *\nfrobnicate\n",
+        "own": b"allow all user.%u\nallow attach g.%g.*\ndeny open %u-%g\npipe box.%u mode=0640\nallow all u.%u*\n",
+        "grant": b"map inbox shared.box grant\nallow all pub.* grant uid=5\nmap x %n grant\n",
     }
 
 
