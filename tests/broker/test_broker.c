@@ -506,7 +506,7 @@ static int user_b_tries_user_a(void *arg)
 	return 0;
 }
 
-/* Issue 19, item 1: with the example's `allow all user.*` user B opened
+/* Issue 19, item 1: with the example's `allow all user.*` user B attached to
  * user A's 0600 pipe user.A and read it. The example's user.%u keeps each
  * user to their own pipes, whatever way B tries. */
 Test(broker, the_example_policy_keeps_each_user_to_their_own_pipes)
