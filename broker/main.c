@@ -255,9 +255,10 @@ static bool opened_for_writing(uint32_t oflags)
 }
 
 /* "open pipe 'x' by uid 1000 gid 1000 pid 42 (handle 7): allow, mapped to
- * user.1000 (line 3); pipe line 9: brokered, settings". An attach that
- * creates (ringdevctl create, a mknod on the mount) says so: "attach pipe
- * 'x' (create, excl) by ...". */
+ * user.1000 (line 3); pipe line 9: brokered, settings". A request that
+ * creates says so: "attach pipe 'x' (create, excl) by ..." for ringdevctl
+ * create, "(create)" for an ATTACH or an open with O_CREAT or after a
+ * mknod on the mount. */
 static void decision_log(const struct ringdev_ctl_request *q, const struct policy_decision *d, bool no_file)
 {
 	char what[128], where[32], pipe_line[64] = "", how[32] = "";
@@ -273,7 +274,7 @@ static void decision_log(const struct ringdev_ctl_request *q, const struct polic
 	} else {
 		snprintf(what, sizeof(what), "allow%s", d->grant ? ", grant" : "");
 	}
-	if (q->type == RINGDEV_CTL_ATTACH && (q->attach_flags & RINGDEV_ATTACH_CREATE))
+	if ((q->type == RINGDEV_CTL_ATTACH || q->type == RINGDEV_CTL_OPEN) && (q->attach_flags & RINGDEV_ATTACH_CREATE))
 		snprintf(how, sizeof(how), " (create%s)", (q->attach_flags & RINGDEV_ATTACH_EXCL) ? ", excl" : "");
 	if (d->line)
 		snprintf(where, sizeof(where), "line %u", d->line);

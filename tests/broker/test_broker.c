@@ -441,6 +441,7 @@ struct own_shared {
 	int shared_err;                     /* B: shared.x */
 	int ioctl_create_err;               /* B: RINGDEV_IOC_CREATE user.A (ringdevctl create) */
 	int mknod_err;                      /* B: mknod MOUNT/user.A */
+	int mknod_open_err;                 /* B: its open of what the mknod made */
 	char got[32];                       /* what B read from user.A, if anything */
 };
 
@@ -627,6 +628,9 @@ static int user_b_squats(void *arg)
 	close(root);
 	snprintf(path, sizeof(path), "%s/%s", s->daemon.mount, c.name);
 	s->mknod_err = mknod(path, S_IFREG | 0666, 0) < 0 ? errno : 0;
+	/* The pipe a mknod makes is B's alone until the broker allows B's open
+	 * of it, which the example refuses. */
+	s->mknod_open_err = open_err(open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC));
 	return 0;
 }
 
@@ -659,8 +663,18 @@ Test(broker, the_example_policy_lets_no_user_create_another_users_pipe)
 	cr_assert_eq(s->open_create_err, EACCES, "B's O_CREAT of user.A: %s", strerror(s->open_create_err));
 	cr_assert_eq(s->ioctl_create_err, EACCES, "B's RINGDEV_IOC_CREATE of user.A: %s",
 		     strerror(s->ioctl_create_err));
-	cr_assert_eq(s->mknod_err, EACCES, "B's mknod of user.A: %s", strerror(s->mknod_err));
 	cr_assert(log_has(&b, "attach pipe 'user.1000' (create, excl) by uid 1001"), "the broker was asked");
+	/* A bare mknod is answered at once, but what it makes is provisional:
+	 * nobody else finds it, and the broker decides at B's open. */
+	cr_assert_eq(s->mknod_err, 0, "B's mknod of user.A: %s", strerror(s->mknod_err));
+	cr_assert_eq(s->mknod_open_err, EACCES, "B's open of the pipe its mknod made: %s",
+		     strerror(s->mknod_open_err));
+	struct ringdev_pipe_info q = { .name = "user.1000" };
+	int root = open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(root, 0);
+	cr_assert_eq(ioctl(root, RINGDEV_IOC_PIPE_BY_NAME, &q), -1, "user.1000 exists before A's open");
+	cr_assert_eq(errno, ENOENT);
+	close(root);
 
 	cr_assert_eq(rd_join(rd_spawn(user_a_writes_inbox, s, -1)), 0);
 	cr_assert_eq(s->inbox_err, 0, "A's open of the inbox: %s", strerror(s->inbox_err));
