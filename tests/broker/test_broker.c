@@ -786,7 +786,7 @@ Test(broker, a_mapped_open_reaches_another_users_pipe_only_with_grant)
 	s->daemon = *d;
 	pid_t squatter = rd_spawn(user_b_makes_pipes, s, -1);
 	uint64_t deadline = now_ms() + BROKER_READY_MS;
-	while (!log_has(&b, "pipe 'shared.pub' by uid 1001")) {
+	while (!log_has(&b, "pipe 'shared.pub' (create) by uid 1001")) {
 		cr_assert(child_running(squatter, 0), "B failed to make its pipes");
 		cr_assert_lt(now_ms(), deadline, "B made no shared.pub");
 		pause_ms(5);
