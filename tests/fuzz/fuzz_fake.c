@@ -87,9 +87,15 @@ unsigned fuzz_unanswered(void)
 	return fz.unanswered;
 }
 
+/* Handles the daemon holds for requests in flight: an app's open, and a
+ * user's RINGDEV_IOC_CREATE waiting for the broker (on a handle of its own;
+ * only a relayed one is still unanswered after the call). */
 static unsigned unanswered_opens(void)
 {
-	return fz.unanswered_opens;
+	unsigned n = fz.unanswered_opens;
+	for (unsigned i = 0; i < fz.nreqs; i++)
+		n += fz.reqs[i].kind == FUZZ_REQ_IOCTL && fz.reqs[i].cmd == RINGDEV_IOC_CREATE && !fz.reqs[i].answers;
+	return n;
 }
 
 void *fuzz_req_pick_unanswered(unsigned sel)
