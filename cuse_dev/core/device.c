@@ -141,6 +141,12 @@ void device_read(struct device *dev, struct open_ctx *ctx, void *req, size_t siz
 
 void device_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags)
 {
+	device_write_piece(dev, ctx, req, buf, size, oflags, false);
+}
+
+void device_write_piece(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size,
+			int oflags, bool continuation)
+{
 	pthread_mutex_lock(&dev->lock);
 	if (ctx->ctl)
 		dev->ops->reply_error(req, EINVAL);
@@ -149,7 +155,7 @@ void device_write(struct device *dev, struct open_ctx *ctx, void *req, const voi
 	else if (ctx->pipe->brokered)
 		relay_io(dev, ctx, req, RINGDEV_CTL_WRITE, buf, size);
 	else
-		pipe_write(dev, ctx, req, buf, size, oflags);
+		pipe_write(dev, ctx, req, buf, size, oflags, continuation);
 	pthread_mutex_unlock(&dev->lock);
 }
 

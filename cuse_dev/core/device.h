@@ -164,11 +164,20 @@ bool device_ctx_note_once(struct device *dev, struct open_ctx *ctx);
 /* I/O. The core answers req now or parks it; it always answers exactly once.
  * `continuation` is true for the second and later chunks of one read system
  * call that the kernel split: those never park (a pipe's read returns what
- * is there). A split write needs no such flag: each chunk is a write. */
+ * is there). */
 void device_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags,
 		 bool continuation);
 void device_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size,
 		  int oflags);
+/* The same for one piece of a write(2) the kernel split into requests (at
+ * most max_write bytes each: 1 MiB on the FUSE mount, 128 KiB on CUSE).
+ * `continuation` is true for the second and later pieces: the call has
+ * already placed bytes, so it is a write larger than one request, judged
+ * like a stream write larger than the capacity (it may go in parts). The
+ * kernel sends no total, so only its first piece can be judged, and only as
+ * itself; device_write is a first piece. */
+void device_write_piece(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size,
+			int oflags, bool continuation);
 /* The caller of req was interrupted: if req is parked it ends with EINTR. */
 void device_interrupt(struct device *dev, void *req);
 /* Current POLL* mask of the handle; if ph is not NULL the core keeps it and
@@ -215,16 +224,21 @@ int device_unlink(struct device *dev, const struct cred *cred, const char *name,
 /* Whether cred may create pipes (write permission on the device). */
 bool device_may_create(struct device *dev, const struct cred *cred);
 
-/* A snapshot of the pipe names for a directory listing. */
+/* A snapshot of the pipe names cred may see, for a directory listing (an
+ * open of the FUSE mount's root). It is charged to cred's uid until
+ * device_list_free: as one handle (-EMFILE past --max-opens-per-uid) and
+ * as its memory (-ENOMEM past --max-memory or --max-memory-per-uid). */
 struct name_list {
 	size_t count;
 	struct name_entry {
 		uint64_t ino;
 		char name[64];
 	} *entries;
+	uint32_t uid;                 /* charged to */
+	uint64_t charged;             /* bytes charged */
 };
 int device_list(struct device *dev, const struct cred *cred, struct name_list *out);
-void name_list_free(struct name_list *list);
+void device_list_free(struct device *dev, struct name_list *list);
 
 /* Counters for tests and admins. */
 struct ringdev_stats;

@@ -414,7 +414,10 @@ int pipe_create(struct device *dev, const struct attach_args *a, uint32_t uid, u
 /* Remove p if nothing keeps it any more; returns true if it was freed. */
 bool pipe_collect(struct device *dev, struct pipe *p);
 void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation);
-void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags);
+/* continuation: a later piece of one write(2) the kernel split (see
+ * device_write_piece). */
+void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags,
+		bool continuation);
 /* Serve parked requests and pollers after any change to p. */
 void pipe_settle(struct device *dev, struct pipe *p);
 unsigned pipe_poll_mask(const struct pipe *p, const struct open_ctx *ctx);

@@ -24,6 +24,7 @@ struct list_walk {
 	struct device *dev;
 	const struct cred *cred;
 	struct name_list *list;
+	size_t cap;                   /* entries allocated; 0 while counting */
 };
 bool device_may_create(struct device *dev, const struct cred *cred)
 {
@@ -298,26 +299,62 @@ static void list_one(struct hash_node *n, void *data)
 	struct pipe *p = container_of(n, struct pipe, name_node);
 	if (!access_may_see(w->dev, w->cred, p))
 		return;
+	if (!w->list->entries) {
+		w->list->count++; /* the counting pass */
+		return;
+	}
+	if (w->list->count == w->cap)
+		return; /* cannot happen under the lock; keeps the array safe */
 	struct name_entry *e = &w->list->entries[w->list->count++];
 	e->ino = p->ino;
 	memcpy(e->name, p->name, p->name_len + 1);
 }
 
+/* A listing is what an open of the mount's root holds for as long as it is
+ * open, so it is charged to whoever opened it: as one handle (a directory
+ * handle is a handle: --max-opens-per-uid, EMFILE) and as memory (its
+ * entries: --max-memory(-per-uid), ENOMEM), and it holds only the pipes
+ * the caller may see, never the hidden ones. */
 int device_list(struct device *dev, const struct cred *cred, struct name_list *out)
 {
 	pthread_mutex_lock(&dev->lock);
-	size_t n = dev->table.by_name.count;
+	*out = (struct name_list){ .uid = cred->uid };
+	struct list_walk w = { dev, cred, out, 0 };
+	hashmap_for_each(&dev->table.by_name, list_one, &w);
+	w.cap = out->count;
 	out->count = 0;
-	out->entries = calloc(n ? n : 1, sizeof(*out->entries));
-	struct list_walk w = { dev, cred, out };
-	if (out->entries)
-		hashmap_for_each(&dev->table.by_name, list_one, &w);
+	uint64_t bytes = (w.cap ? w.cap : 1) * sizeof(*out->entries);
+	int r = limit_charge(&dev->limits, LIMIT_OPENS, cred->uid, 1, "a listing of the mount");
+	if (r == 0) {
+		r = limit_charge(&dev->limits, LIMIT_MEMORY, cred->uid, bytes, "a listing of the mount");
+		if (r < 0) {
+			limit_uncharge(&dev->limits, LIMIT_OPENS, cred->uid, 1);
+			r = r == -ENOSPC ? -ENOMEM : r;
+		}
+	}
+	if (r == 0) {
+		out->entries = calloc(w.cap ? w.cap : 1, sizeof(*out->entries));
+		if (out->entries) {
+			out->charged = bytes;
+			hashmap_for_each(&dev->table.by_name, list_one, &w);
+		} else {
+			limit_uncharge(&dev->limits, LIMIT_MEMORY, cred->uid, bytes);
+			limit_uncharge(&dev->limits, LIMIT_OPENS, cred->uid, 1);
+			r = -ENOMEM;
+		}
+	}
 	pthread_mutex_unlock(&dev->lock);
-	return out->entries ? 0 : -ENOMEM;
+	return r;
 }
 
-void name_list_free(struct name_list *list)
+void device_list_free(struct device *dev, struct name_list *list)
 {
+	if (!list->entries)
+		return;
+	pthread_mutex_lock(&dev->lock);
+	limit_uncharge(&dev->limits, LIMIT_MEMORY, list->uid, list->charged);
+	limit_uncharge(&dev->limits, LIMIT_OPENS, list->uid, 1);
+	pthread_mutex_unlock(&dev->lock);
 	free(list->entries);
 	list->entries = NULL;
 	list->count = 0;

@@ -411,7 +411,43 @@ static void store_whole(struct device *dev, struct pipe *p, struct open_ctx *ctx
 	pipe_settle(dev, p);
 }
 
-void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags)
+/* Park a write that must wait. Only the request outlives the frontend's
+ * handler, so the waiting write keeps a copy of its bytes: memory the daemon
+ * holds for the writer, charged to the handle's user against the memory
+ * limits like a ring (a write of up to 1 MiB per FUSE request, any number of
+ * them: on CUSE, or through handles ATTACHed from other pipe files, the
+ * kernel's per-inode write lock does not bound them). Past the limits the
+ * write fails with ENOBUFS, as one past --max-parked does: it could not wait. */
+static void park_write(struct device *dev, struct pipe *p, struct open_ctx *ctx, void *req, const void *buf,
+		       size_t size, bool all_or_nothing)
+{
+	int err;
+	int r = limit_charge(&dev->limits, LIMIT_MEMORY, ctx->cred.uid, size, "the data of a write that would wait");
+	if (r < 0) {
+		dev->ops->reply_error(req, r == -ENOSPC ? ENOBUFS : -r);
+		return;
+	}
+	struct parked_req *pk = parked_new(dev, &pipe_parked_write, req, ctx, &err);
+	if (!pk) {
+		limit_uncharge(&dev->limits, LIMIT_MEMORY, ctx->cred.uid, size);
+		dev->ops->reply_error(req, err);
+		return;
+	}
+	/* From here write_release gives the charge (total) back, with the copy. */
+	pk->u.write.total = size;
+	if (!(pk->u.write.data = malloc(size))) {
+		parked_free(dev, pk);
+		dev->ops->reply_error(req, ENOMEM);
+		return;
+	}
+	memcpy(pk->u.write.data, buf, size);
+	pk->u.write.all_or_nothing = all_or_nothing;
+	list_add_tail(&p->writeq, &pk->queue_link);
+	pipe_settle(dev, p); /* a partial write moves what fits now */
+}
+
+void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void *buf, size_t size, int oflags,
+		bool continuation)
 {
 	struct pipe *p = ctx->pipe;
 	bool message = is_message(p);
@@ -460,7 +496,11 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 		store_whole(dev, p, ctx, req, buf, size);
 		return;
 	}
-	bool all_or_nothing = message || size <= p->ring.capacity;
+	/* A later piece of a write(2) the kernel split: the call placed bytes
+	 * already, so it is a write larger than one request, and may go in
+	 * parts like one larger than the capacity (its first piece was judged
+	 * all-or-nothing: the kernel tells no total, see device_write_piece). */
+	bool all_or_nothing = message || (size <= p->ring.capacity && !continuation);
 	if (oflags & O_NONBLOCK) {
 		/* A larger-than-capacity stream write may be partial, as with pipes. */
 		if (!all_or_nothing && queue_empty && free_now > 0) {
@@ -475,22 +515,7 @@ void pipe_write(struct device *dev, struct open_ctx *ctx, void *req, const void 
 	}
 	if (ended_by_interrupt(dev, req))
 		return;
-	int err;
-	struct parked_req *pk = parked_new(dev, &pipe_parked_write, req, ctx, &err);
-	if (pk && !(pk->u.write.data = malloc(size))) {
-		parked_free(dev, pk);
-		pk = NULL;
-		err = ENOMEM;
-	}
-	if (!pk) {
-		dev->ops->reply_error(req, err);
-		return;
-	}
-	memcpy(pk->u.write.data, buf, size);
-	pk->u.write.total = size;
-	pk->u.write.all_or_nothing = all_or_nothing;
-	list_add_tail(&p->writeq, &pk->queue_link);
-	pipe_settle(dev, p); /* a partial write moves what fits now */
+	park_write(dev, p, ctx, req, buf, size, all_or_nothing);
 }
 
 /* ---- the parked kinds of this file: readers and writers of a pipe ---- */
@@ -514,6 +539,7 @@ static void write_end(struct device *dev, struct parked_req *p, int err)
 static void write_release(struct device *dev, struct parked_req *p)
 {
 	free(p->u.write.data);
+	limit_uncharge(&dev->limits, LIMIT_MEMORY, p->ctx->cred.uid, p->u.write.total);
 }
 
 const struct parked_ops pipe_parked_read = {

@@ -320,8 +320,10 @@ void frontend_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 {
 	struct device *dev = fuse_req_userdata(req);
 	fuse_req_interrupt_func(req, on_interrupt, dev);
+	/* As for reads: every write system call starts at offset 0, a later
+	 * offset is the kernel's next piece of the same call. */
 	outbox_arm();
-	device_write(dev, ctx_of(fi), req, buf, size, fi->flags);
+	device_write_piece(dev, ctx_of(fi), req, buf, size, fi->flags, off > 0);
 	outbox_flush();
 }
 

@@ -39,9 +39,11 @@
 static struct daemon_config *fuse_cfg;
 
 /* Open directory listings. A RELEASEDIR still queued when the daemon stops
- * never arrives, so the listings are tracked here and freed at exit. */
+ * never arrives, so the listings are tracked here and freed at exit. Each
+ * is charged to its opener (device_list) until it is freed. */
 struct dir_snapshot {
 	struct list_node link;
+	struct device *dev;
 	struct name_list names;
 };
 static struct list_node fuse_snapshots = LIST_INIT(fuse_snapshots);
@@ -52,7 +54,7 @@ static void snapshot_free(struct dir_snapshot *snap)
 	pthread_mutex_lock(&fuse_snapshots_lock);
 	list_unlink(&snap->link);
 	pthread_mutex_unlock(&fuse_snapshots_lock);
-	name_list_free(&snap->names);
+	device_list_free(snap->dev, &snap->names);
 	free(snap);
 }
 static struct timespec fuse_started; /* the mount root's times */
@@ -220,9 +222,11 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* A snapshot: a listing is consistent even while pipes come and go. */
+	/* A snapshot: a listing is consistent even while pipes come and go.
+	 * It is a handle of its opener's, charged as one (EMFILE, ENOMEM). */
 	struct cred cred = frontend_cred(req);
-	int r = device_list(fuse_req_userdata(req), &cred, &snap->names);
+	snap->dev = fuse_req_userdata(req);
+	int r = device_list(snap->dev, &cred, &snap->names);
 	if (r < 0) {
 		free(snap);
 		fuse_reply_err(req, -r);

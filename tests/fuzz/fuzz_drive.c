@@ -579,7 +579,7 @@ void drive_namespace(struct fuzz_input *in)
 		for (size_t i = 0; i < list.count; i++)
 			FUZZ_ASSERT(memchr(list.entries[i].name, '\0', sizeof(list.entries[i].name)),
 				    "device_list: a name without its NUL");
-		name_list_free(&list);
+		device_list_free(fz.dev, &list);
 		break;
 	}
 	case 7: {

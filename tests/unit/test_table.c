@@ -62,7 +62,7 @@ Test(table, names_are_case_insensitive)
 	struct name_list list;
 	cr_assert_eq(device_list(dev, &root_cred, &list), 0);
 	cr_assert_eq(list.count, 2);
-	name_list_free(&list);
+	device_list_free(dev, &list);
 	device_release(dev, a);
 	device_release(dev, b);
 	device_release(dev, t);
