@@ -224,20 +224,24 @@ int device_unlink(struct device *dev, const struct cred *cred, const char *name,
 /* Whether cred may create pipes (write permission on the device). */
 bool device_may_create(struct device *dev, const struct cred *cred);
 
-/* A snapshot of the pipe names cred may see, for a directory listing (an
- * open of the FUSE mount's root). It is charged to cred's uid until
- * device_list_free: as one handle (-EMFILE past --max-opens-per-uid) and
- * as its memory (-ENOMEM past --max-memory or --max-memory-per-uid). */
+/* An open of the FUSE mount's root and the snapshot of the pipe names its
+ * opener may see, for a directory listing. The open is a handle of its
+ * opener's: device_dir_open charges it as one (-EMFILE past
+ * --max-opens-per-uid). device_list takes the snapshot (again, replacing
+ * an earlier one), charged as memory (-ENOMEM past --max-memory or
+ * --max-memory-per-uid) until device_list_free, which ends both. */
 struct name_list {
 	size_t count;
 	struct name_entry {
 		uint64_t ino;
 		char name[64];
 	} *entries;
-	uint32_t uid;                 /* charged to */
-	uint64_t charged;             /* bytes charged */
+	uint32_t uid;                 /* the opener: charged */
+	uint64_t charged;             /* bytes charged for entries */
+	bool open;                    /* the handle is charged */
 };
-int device_list(struct device *dev, const struct cred *cred, struct name_list *out);
+int device_dir_open(struct device *dev, const struct cred *cred, struct name_list *out);
+int device_list(struct device *dev, const struct cred *cred, struct name_list *list);
 void device_list_free(struct device *dev, struct name_list *list);
 
 /* Counters for tests and admins. */

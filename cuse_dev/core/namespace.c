@@ -310,38 +310,49 @@ static void list_one(struct hash_node *n, void *data)
 	memcpy(e->name, p->name, p->name_len + 1);
 }
 
-/* A listing is what an open of the mount's root holds for as long as it is
- * open, so it is charged to whoever opened it: as one handle (a directory
- * handle is a handle: --max-opens-per-uid, EMFILE) and as memory (its
- * entries: --max-memory(-per-uid), ENOMEM), and it holds only the pipes
- * the caller may see, never the hidden ones. */
-int device_list(struct device *dev, const struct cred *cred, struct name_list *out)
+/* An open of the mount's root is a handle: charged to its opener like any
+ * open (--max-opens-per-uid, EMFILE) until device_list_free. */
+int device_dir_open(struct device *dev, const struct cred *cred, struct name_list *out)
+{
+	*out = (struct name_list){ .uid = cred->uid };
+	pthread_mutex_lock(&dev->lock);
+	int r = limit_charge(&dev->limits, LIMIT_OPENS, cred->uid, 1, "an open of the mount");
+	pthread_mutex_unlock(&dev->lock);
+	out->open = r == 0;
+	return r;
+}
+
+static void list_drop_locked(struct device *dev, struct name_list *list)
+{
+	limit_uncharge(&dev->limits, LIMIT_MEMORY, list->uid, list->charged);
+	free(list->entries);
+	list->entries = NULL;
+	list->charged = 0;
+	list->count = 0;
+}
+
+/* A listing is held for as long as its directory stays open, so it is
+ * memory charged to the directory's opener (--max-memory(-per-uid),
+ * ENOMEM), and it holds only the pipes the caller may see, never the
+ * hidden ones. It replaces an earlier one (a rewound directory). */
+int device_list(struct device *dev, const struct cred *cred, struct name_list *list)
 {
 	pthread_mutex_lock(&dev->lock);
-	*out = (struct name_list){ .uid = cred->uid };
-	struct list_walk w = { dev, cred, out, 0 };
+	list_drop_locked(dev, list);
+	struct list_walk w = { dev, cred, list, 0 };
 	hashmap_for_each(&dev->table.by_name, list_one, &w);
-	w.cap = out->count;
-	out->count = 0;
-	uint64_t bytes = (w.cap ? w.cap : 1) * sizeof(*out->entries);
-	int r = limit_charge(&dev->limits, LIMIT_OPENS, cred->uid, 1, "a listing of the mount");
-	if (r == 0) {
-		r = limit_charge(&dev->limits, LIMIT_MEMORY, cred->uid, bytes, "a listing of the mount");
-		if (r < 0) {
-			limit_uncharge(&dev->limits, LIMIT_OPENS, cred->uid, 1);
-			r = r == -ENOSPC ? -ENOMEM : r;
-		}
-	}
-	if (r == 0) {
-		out->entries = calloc(w.cap ? w.cap : 1, sizeof(*out->entries));
-		if (out->entries) {
-			out->charged = bytes;
-			hashmap_for_each(&dev->table.by_name, list_one, &w);
-		} else {
-			limit_uncharge(&dev->limits, LIMIT_MEMORY, cred->uid, bytes);
-			limit_uncharge(&dev->limits, LIMIT_OPENS, cred->uid, 1);
-			r = -ENOMEM;
-		}
+	w.cap = list->count;
+	list->count = 0;
+	uint64_t bytes = (w.cap ? w.cap : 1) * sizeof(*list->entries);
+	int r = limit_charge(&dev->limits, LIMIT_MEMORY, list->uid, bytes, "a listing of the mount");
+	if (r < 0) {
+		r = r == -ENOSPC ? -ENOMEM : r;
+	} else if (!(list->entries = calloc(w.cap ? w.cap : 1, sizeof(*list->entries)))) {
+		limit_uncharge(&dev->limits, LIMIT_MEMORY, list->uid, bytes);
+		r = -ENOMEM;
+	} else {
+		list->charged = bytes;
+		hashmap_for_each(&dev->table.by_name, list_one, &w);
 	}
 	pthread_mutex_unlock(&dev->lock);
 	return r;
@@ -349,13 +360,10 @@ int device_list(struct device *dev, const struct cred *cred, struct name_list *o
 
 void device_list_free(struct device *dev, struct name_list *list)
 {
-	if (!list->entries)
-		return;
 	pthread_mutex_lock(&dev->lock);
-	limit_uncharge(&dev->limits, LIMIT_MEMORY, list->uid, list->charged);
-	limit_uncharge(&dev->limits, LIMIT_OPENS, list->uid, 1);
+	list_drop_locked(dev, list);
+	if (list->open)
+		limit_uncharge(&dev->limits, LIMIT_OPENS, list->uid, 1);
+	list->open = false;
 	pthread_mutex_unlock(&dev->lock);
-	free(list->entries);
-	list->entries = NULL;
-	list->count = 0;
 }

@@ -44,6 +44,7 @@ static struct daemon_config *fuse_cfg;
 struct dir_snapshot {
 	struct list_node link;
 	struct device *dev;
+	struct cred opener;
 	struct name_list names;
 };
 static struct list_node fuse_snapshots = LIST_INIT(fuse_snapshots);
@@ -222,11 +223,13 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* A snapshot: a listing is consistent even while pipes come and go.
-	 * It is a handle of its opener's, charged as one (EMFILE, ENOMEM). */
+	/* The open is a handle of its opener's (EMFILE past its limit). The
+	 * listing is taken at the first READDIR, not here: the tools and
+	 * anything else that opens the root only for its ioctls hold none. */
 	struct cred cred = frontend_cred(req);
 	snap->dev = fuse_req_userdata(req);
-	int r = device_list(snap->dev, &cred, &snap->names);
+	snap->opener = cred;
+	int r = device_dir_open(snap->dev, &cred, &snap->names);
 	if (r < 0) {
 		free(snap);
 		fuse_reply_err(req, -r);
@@ -242,7 +245,18 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct name_list *list = &((struct dir_snapshot *)(uintptr_t)fi->fh)->names;
+	struct dir_snapshot *snap = (struct dir_snapshot *)(uintptr_t)fi->fh;
+	struct name_list *list = &snap->names;
+	/* A snapshot from the start of the listing (and again when it is
+	 * rewound): consistent even while pipes come and go. Charged to the
+	 * directory's opener (ENOMEM past its memory limits). */
+	if (off == 0 || !list->entries) {
+		int r = device_list(snap->dev, &snap->opener, list); /* what its opener sees */
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	char *buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);

@@ -10,7 +10,10 @@
 
 #include <inttypes.h>
 
+#include <grp.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 RD_SUITE(limits, 60);
 
@@ -412,5 +415,241 @@ Test(limits, a_refused_configure_changes_no_owner)
 
 	rd_read_ok(fd, data, sizeof(data), sizeof(data));
 	rd_close(d, fd);
+	rd_end(d);
+}
+
+/* ---- memory a user makes the daemon hold (issue 19, part C) ----
+ *
+ * Each test drives one path as an unprivileged user against the real
+ * daemon and checks that its resident memory grows by no more than the
+ * limits allow plus RSS_SLACK, the constant ringdevd(8) documents (the
+ * daemon's own bookkeeping per handle and request, allocator slack), and
+ * that the calls past the limits fail with the errno ringdev(4) lists. */
+
+#define NOBODY 65534
+#define RSS_SLACK (8u << 20)
+#define MIB (1u << 20)
+
+static uint64_t daemon_rss(const struct rd_daemon *d)
+{
+	char path[64], line[256];
+	unsigned long long kb = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	cr_assert_gt(kb, 0, "no VmRSS in %s", path);
+	return kb * 1024;
+}
+
+static bool become_nobody(void)
+{
+	return setgroups(0, NULL) == 0 && setgid(NOBODY) == 0 && setuid(NOBODY) == 0;
+}
+
+#define PARKERS 40
+
+struct parker_shared {
+	struct rd_daemon daemon;
+	int err[PARKERS];          /* errno of the write, or 0 */
+	ssize_t ret[PARKERS];
+	int done[PARKERS];         /* the write returned */
+};
+
+/* Page-aligned: the kernel carries 1 MiB in one FUSE request only from
+ * an aligned buffer (256 pages). */
+static unsigned char parker_data[MIB] __attribute__((aligned(4096)));
+
+/* One writer of nobody's: a pipe file of its own (its own inode, so the
+ * kernel's per-inode write lock does not hold it back), ATTACHed to the
+ * full pipe, and one 1 MiB write that must wait. */
+struct parker_arg {
+	struct parker_shared *s;
+	int index;
+};
+
+static int parker_main(void *arg)
+{
+	struct parker_shared *s = ((struct parker_arg *)arg)->s;
+	int i = ((struct parker_arg *)arg)->index;
+	char name[16];
+	snprintf(name, sizeof(name), "w%d", i);
+	if (!become_nobody())
+		return 2;
+	int fd = rd_open(&s->daemon, name, O_WRONLY | O_CREAT, 0600);
+	if (fd < 0 || rd_attach(fd, "Full", 0, 0, 0, 0, 0) < 0) {
+		s->err[i] = errno;
+		s->done[i] = 1;
+		return 3;
+	}
+	errno = 0;
+	s->ret[i] = write(fd, parker_data, MIB);
+	s->err[i] = s->ret[i] < 0 ? errno : 0;
+	__atomic_store_n(&s->done[i], 1, __ATOMIC_SEQ_CST);
+	close(fd);
+	return 0;
+}
+
+static int fill_main(void *arg)
+{
+	struct parker_shared *s = arg;
+	if (!become_nobody())
+		return 2;
+	int fd = rd_open_create(&s->daemon, "Full", O_WRONLY | O_NONBLOCK, RINGDEV_KIND_STREAM,
+				RINGDEV_POLICY_BLOCK, 64 * 1024);
+	if (fd < 0)
+		return 3;
+	/* Keep the pipe (persistent) while nobody holds a handle on it. */
+	if (rd_write_all(fd, parker_data, 64 * 1024) != 64 * 1024)
+		return 4;
+	close(fd);
+	return 0;
+}
+
+static int count_done(const struct parker_shared *s)
+{
+	int n = 0;
+	for (int i = 0; i < PARKERS; i++)
+		n += __atomic_load_n(&s->done[i], __ATOMIC_SEQ_CST);
+	return n;
+}
+
+Test(limits, a_user_s_waiting_writes_are_charged_and_bounded)
+{
+	const char *const args[] = { "--max-memory", "4M", "--max-memory-per-uid", "3M", "--threads", "1", NULL };
+	struct rd_daemon *d = rd_start(args);
+	struct parker_shared *s = rd_shared(sizeof(*s));
+	pid_t pids[PARKERS];
+	s->daemon = *d;
+	if (d->cuse)
+		cr_log_info("CUSE: every handle's writes are independent; the same bound applies");
+	cr_assert_eq(rd_join(rd_spawn(fill_main, s, -1)), 0, "nobody fills its pipe");
+	uint64_t before = daemon_rss(d);
+	static struct parker_arg pa[PARKERS]; /* private: each child has its copy */
+	for (int i = 0; i < PARKERS; i++) {
+		pa[i] = (struct parker_arg){ s, i };
+		pids[i] = rd_spawn(parker_main, &pa[i], -1);
+	}
+	/* 64 KiB of ring and two 1 MiB copies fit nobody's 3 MiB; every
+	 * other write is refused at once. */
+	for (int t = 0; t < RD_PARK_TIMEOUT_MS && count_done(s) < PARKERS - 2; t += 10)
+		usleep(10 * 1000);
+	rd_wait_parked(d, 0, 2);
+	cr_assert_eq(count_done(s), PARKERS - 2, "writes that returned: %d of %d", count_done(s), PARKERS);
+	uint64_t during = daemon_rss(d);
+	cr_log_info("waiting writes: the daemon grew by %llu KiB", (unsigned long long)((during - before) >> 10));
+	struct ringdev_stats st = rd_stats(d);
+	int refused = 0;
+	for (int i = 0; i < PARKERS; i++) {
+		if (!s->done[i])
+			continue;
+		cr_assert_eq(s->ret[i], -1, "writer %d: returned %zd", i, s->ret[i]);
+		cr_assert_eq(s->err[i], ENOBUFS, "writer %d: expected ENOBUFS, got %s", i, rd_errname(s->err[i]));
+		refused++;
+	}
+	cr_assert_eq(refused, PARKERS - 2);
+	cr_assert_eq(st.memory_used, 64 * 1024 + 2 * MIB, "memory_used counts the waiting copies: %llu",
+		     (unsigned long long)st.memory_used);
+	cr_assert(during < before + 4 * MIB + RSS_SLACK,
+		  "the daemon grew by %llu KiB with limits of 4 MiB (+%u KiB slack)",
+		  (unsigned long long)((during - before) >> 10), RSS_SLACK >> 10);
+	/* Root drains the pipe: the two waiting writes complete. */
+	int r = rd_open_ok(d, "Full", O_RDONLY | O_NONBLOCK);
+	static unsigned char sink[MIB];
+	while (count_done(s) < PARKERS) {
+		if (read(r, sink, sizeof(sink)) >= 0)
+			continue;
+		cr_assert_eq(errno, EAGAIN, "drain: %s", strerror(errno));
+		usleep(1000);
+	}
+	for (int i = 0; i < PARKERS; i++)
+		rd_join(pids[i]);
+	while (read(r, sink, sizeof(sink)) > 0)
+		;
+	close(r);
+	rd_wait_opens(d, 0);
+	cr_assert_eq(rd_stats(d).memory_used, 0, "every charge went back");
+	rd_end(d);
+}
+
+#define DIR_OPENS 1000
+#define HIDDEN_PIPES 1000
+
+struct dir_shared {
+	struct rd_daemon daemon;
+	int opened;
+	int first_err;
+	int holding;               /* the helper holds its descriptors */
+	int release;               /* the test has measured: let go */
+};
+
+static int dir_opener_main(void *arg)
+{
+	struct dir_shared *s = arg;
+	struct rlimit rl = { DIR_OPENS + 64, DIR_OPENS + 64 };
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || !become_nobody())
+		return 2;
+	for (int i = 0; i < DIR_OPENS; i++) {
+		int fd = open(s->daemon.mount, O_RDONLY | O_DIRECTORY);
+		if (fd < 0) {
+			if (!s->first_err)
+				s->first_err = errno;
+			continue;
+		}
+		s->opened++;
+		/* Start listing it: the daemon takes its listing now. */
+		static char dents[4096];
+		if (syscall(SYS_getdents64, fd, dents, sizeof(dents)) < 0 && !s->first_err)
+			s->first_err = -errno;
+	}
+	__atomic_store_n(&s->holding, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&s->release, __ATOMIC_SEQ_CST))
+		usleep(10 * 1000);
+	return 0; /* exit closes them */
+}
+
+Test(limits, a_user_s_directory_opens_are_handles)
+{
+	const char *const args[] = { "--max-opens-per-uid", "4", "--max-pipes", "2048", "--threads", "1", NULL };
+	struct rd_daemon *d = rd_start(args);
+	if (d->cuse) {
+		cr_log_info("directory opens: the FUSE mount only");
+		rd_end(d);
+		return;
+	}
+	/* Pipes nobody may not see, kept (persistent) without a handle. */
+	int root = open(d->mount, O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(root, 0, "%s: %s", d->mount, strerror(errno));
+	for (int i = 0; i < HIDDEN_PIPES; i++) {
+		struct ringdev_create c = { .mode = 0600 };
+		snprintf(c.name, sizeof(c.name), "hidden-pipe-with-a-long-name-%d", i);
+		cr_assert_eq(ioctl(root, RINGDEV_IOC_CREATE, &c), 0, "create %s: %s", c.name, strerror(errno));
+	}
+	close(root);
+	struct dir_shared *s = rd_shared(sizeof(*s));
+	s->daemon = *d;
+	uint64_t before = daemon_rss(d);
+	pid_t pid = rd_spawn(dir_opener_main, s, -1);
+	for (int t = 0; t < RD_CHILD_TIMEOUT_MS && !__atomic_load_n(&s->holding, __ATOMIC_SEQ_CST); t += 10)
+		usleep(10 * 1000);
+	cr_assert(s->holding, "the helper never finished opening");
+	uint64_t during = daemon_rss(d);
+	cr_log_info("directory opens: the daemon grew by %llu KiB", (unsigned long long)((during - before) >> 10));
+	struct ringdev_stats st = rd_stats(d);
+	__atomic_store_n(&s->release, 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(rd_join(pid), 0, "helper setup failed");
+	cr_assert_eq(s->opened, 4, "directory opens under --max-opens-per-uid 4: %d", s->opened);
+	cr_assert_eq(s->first_err, EMFILE, "the fifth: expected EMFILE, got %s", rd_errname(s->first_err));
+	cr_assert(st.memory_used > 0 && st.memory_used < 4096,
+		  "memory_used counts the listings (sized by what nobody sees): %llu",
+		  (unsigned long long)st.memory_used);
+	cr_assert(during < before + RSS_SLACK, "the daemon grew by %llu KiB (+%u KiB slack)",
+		  (unsigned long long)((during - before) >> 10), RSS_SLACK >> 10);
+	for (int t = 0; t < RD_IDLE_TIMEOUT_MS && rd_stats(d).memory_used; t += 10)
+		usleep(10 * 1000);
+	cr_assert_eq(rd_stats(d).memory_used, 0, "the listings were given back");
 	rd_end(d);
 }

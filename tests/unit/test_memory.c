@@ -146,17 +146,23 @@ Test(memory, a_listing_is_a_handle_and_holds_only_what_its_caller_sees)
 	struct open_ctx *mine = open_as(USER, "mine", O_RDWR, 0);
 	struct cred user = fake_cred(USER);
 	struct name_list list, second;
+	cr_assert_eq(device_dir_open(dev, &user, &list), 0);
+	cr_assert_eq(memory_used(), 0, "an open of the root alone holds no listing");
 	cr_assert_eq(device_list(dev, &user, &list), 0);
 	cr_assert_eq(list.count, 1, "the user sees its own pipe only");
 	cr_assert_eq(memory_used(), sizeof(*list.entries), "a listing is sized by what its caller sees: %llu",
 		     (unsigned long long)memory_used());
-	cr_assert_eq(device_list(dev, &user, &second), -EMFILE, "a listing is the user's second handle of two");
+	cr_assert_eq(device_list(dev, &user, &list), 0, "a rewound listing replaces the first");
+	cr_assert_eq(memory_used(), sizeof(*list.entries));
+	cr_assert_eq(device_dir_open(dev, &user, &second), -EMFILE, "an open of the root is the user's second handle of two");
+	device_list_free(dev, &second);
 	device_list_free(dev, &list);
 	cr_assert_eq(memory_used(), 0);
-	cr_assert_eq(device_list(dev, &user, &second), 0, "the handle was given back");
+	cr_assert_eq(device_dir_open(dev, &user, &second), 0, "the handle was given back");
 	device_list_free(dev, &second);
 	/* Root lists everything, unbounded per uid. */
 	struct cred root = fake_cred(0);
+	cr_assert_eq(device_dir_open(dev, &root, &list), 0);
 	cr_assert_eq(device_list(dev, &root, &list), 0);
 	cr_assert_eq(list.count, 21);
 	device_list_free(dev, &list);
@@ -172,8 +178,10 @@ Test(memory, a_listing_past_the_memory_limit_is_enomem)
 	struct open_ctx *b = open_as(USER, "b", O_RDWR, 0);
 	struct cred user = fake_cred(USER);
 	struct name_list list;
+	cr_assert_eq(device_dir_open(dev, &user, &list), 0);
 	cr_assert_eq(device_list(dev, &user, &list), -ENOMEM, "two entries (144 bytes) past 100");
 	cr_assert_eq(memory_used(), 0, "nothing charged on failure");
+	device_list_free(dev, &list);
 	device_release(dev, a);
 	device_release(dev, b);
 }
