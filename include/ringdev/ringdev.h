@@ -144,7 +144,7 @@ struct ringdev_stats {
 	uint64_t parked_other;        /* relayed requests and broker TRANSACTs */
 	uint64_t parked_total;        /* sum of the three above */
 	uint64_t pollers;             /* handles with a pending poll notification */
-	uint64_t memory_used;         /* ring bytes allocated */
+	uint64_t memory_used;         /* bytes charged: rings, waiting writes, listings */
 	uint64_t memory_limit;        /* --max-memory */
 	uint64_t pipes_limit;         /* --max-pipes */
 	uint64_t bytes_in;
@@ -155,7 +155,7 @@ struct ringdev_stats {
 	uint64_t dropped_messages;
 	uint64_t interrupts;          /* parked requests ended by an interrupt */
 	uint64_t limit_pipes_hits;    /* creations refused by --max-pipes */
-	uint64_t limit_memory_hits;   /* allocations refused by --max-memory(-per-uid) */
+	uint64_t limit_memory_hits;   /* refused by --max-memory(-per-uid) */
 	uint64_t pipes_created;
 	uint64_t pipes_removed;
 	uint64_t broker_connected;    /* 1 while the control node is open */
