@@ -225,11 +225,11 @@ int device_unlink(struct device *dev, const struct cred *cred, const char *name,
 bool device_may_create(struct device *dev, const struct cred *cred);
 
 /* An open of the FUSE mount's root and the snapshot of the pipe names its
- * opener may see, for a directory listing. The open is a handle of its
- * opener's: device_dir_open charges it as one (-EMFILE past
- * --max-opens-per-uid). device_list takes the snapshot (again, replacing
- * an earlier one), charged as memory (-ENOMEM past --max-memory or
- * --max-memory-per-uid) until device_list_free, which ends both. */
+ * opener may see, for a directory listing. device_dir_open readies the
+ * open (charged nothing: see namespace.c); device_list takes the snapshot
+ * (again, replacing an earlier one), memory charged to the opener's uid
+ * (-ENOMEM past --max-memory or --max-memory-per-uid) until
+ * device_list_free. */
 struct name_list {
 	size_t count;
 	struct name_entry {
@@ -238,9 +238,8 @@ struct name_list {
 	} *entries;
 	uint32_t uid;                 /* the opener: charged */
 	uint64_t charged;             /* bytes charged for entries */
-	bool open;                    /* the handle is charged */
 };
-int device_dir_open(struct device *dev, const struct cred *cred, struct name_list *out);
+void device_dir_open(const struct cred *cred, struct name_list *out);
 int device_list(struct device *dev, const struct cred *cred, struct name_list *list);
 void device_list_free(struct device *dev, struct name_list *list);
 

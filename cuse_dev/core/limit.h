@@ -6,8 +6,11 @@
  * Every path that makes one of these (an app's open or ATTACH, a broker's
  * answer, an admin's create, a first write) charges it here and uncharges it
  * when it goes, so a limit cannot be missed by one path and kept by another.
+ * Memory is all the daemon holds for a user, not only rings: a waiting
+ * write's copy of its data and a directory's listing are memory too.
  * Charges are per uid (a pipe and its ring memory are charged to the pipe's
- * owner; a handle and its parked requests to the handle's opener), kept in a
+ * owner; a handle, its parked requests and the copies they keep, and a
+ * directory open and its listing, to the opener), kept in a
  * table of users that holds an entry only while that uid is charged for
  * something. Root is bounded by the totals only: the per-uid bounds are what
  * keep one ordinary user from starving the others.

@@ -310,16 +310,17 @@ static void list_one(struct hash_node *n, void *data)
 	memcpy(e->name, p->name, p->name_len + 1);
 }
 
-/* An open of the mount's root is a handle: charged to its opener like any
- * open (--max-opens-per-uid, EMFILE) until device_list_free. */
-int device_dir_open(struct device *dev, const struct cred *cred, struct name_list *out)
+/* An open of the mount's root is not a handle and is charged nothing: it
+ * holds no pipe and no request (the tools open the root only for their
+ * ioctls), and it costs the daemon about 100 bytes, less than the kernel's
+ * own record of the caller's descriptor, which RLIMIT_NOFILE bounds. What
+ * it may come to hold, its listing, is charged when it is taken. (Counted
+ * against --max-opens-per-uid, it made a user's Nth pipe open fail now and
+ * then: the FUSE mount releases a directory only after close(2) returned,
+ * so a tool's open of the root outlived it.) */
+void device_dir_open(const struct cred *cred, struct name_list *out)
 {
 	*out = (struct name_list){ .uid = cred->uid };
-	pthread_mutex_lock(&dev->lock);
-	int r = limit_charge(&dev->limits, LIMIT_OPENS, cred->uid, 1, "an open of the mount");
-	pthread_mutex_unlock(&dev->lock);
-	out->open = r == 0;
-	return r;
 }
 
 static void list_drop_locked(struct device *dev, struct name_list *list)
@@ -362,8 +363,5 @@ void device_list_free(struct device *dev, struct name_list *list)
 {
 	pthread_mutex_lock(&dev->lock);
 	list_drop_locked(dev, list);
-	if (list->open)
-		limit_uncharge(&dev->limits, LIMIT_OPENS, list->uid, 1);
-	list->open = false;
 	pthread_mutex_unlock(&dev->lock);
 }

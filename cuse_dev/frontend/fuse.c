@@ -223,18 +223,12 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* The open is a handle of its opener's (EMFILE past its limit). The
-	 * listing is taken at the first READDIR, not here: the tools and
-	 * anything else that opens the root only for its ioctls hold none. */
-	struct cred cred = frontend_cred(req);
+	/* The listing is taken at the first READDIR, not here, and charged
+	 * to the opener then: the tools and anything else that opens the root
+	 * only for its ioctls hold none (see device_dir_open). */
 	snap->dev = fuse_req_userdata(req);
-	snap->opener = cred;
-	int r = device_dir_open(snap->dev, &cred, &snap->names);
-	if (r < 0) {
-		free(snap);
-		fuse_reply_err(req, -r);
-		return;
-	}
+	snap->opener = frontend_cred(req);
+	device_dir_open(&snap->opener, &snap->names);
 	pthread_mutex_lock(&fuse_snapshots_lock);
 	list_add_tail(&fuse_snapshots, &snap->link);
 	pthread_mutex_unlock(&fuse_snapshots_lock);

@@ -575,7 +575,7 @@ void drive_namespace(struct fuzz_input *in)
 	}
 	case 6: {
 		struct name_list list;
-		check_rc(device_dir_open(fz.dev, &cred, &list), "device_dir_open");
+		device_dir_open(&cred, &list);
 		check_rc(device_list(fz.dev, &cred, &list), "device_list");
 		for (size_t i = 0; i < list.count; i++)
 			FUZZ_ASSERT(memchr(list.entries[i].name, '\0', sizeof(list.entries[i].name)),

@@ -60,7 +60,7 @@ Test(table, names_are_case_insensitive)
 	cr_assert_eq(device_ctx_attr(dev, t, &z), 0);
 	cr_assert_neq(z.ino, x.ino);
 	struct name_list list;
-	cr_assert_eq(device_dir_open(dev, &root_cred, &list), 0);
+	device_dir_open(&root_cred, &list);
 	cr_assert_eq(device_list(dev, &root_cred, &list), 0);
 	cr_assert_eq(list.count, 2);
 	device_list_free(dev, &list);
