@@ -133,6 +133,22 @@ int limit_move(struct limits *l, enum limit_kind kind, uint32_t from, uint32_t t
 	return 0;
 }
 
+uint64_t limit_available(const struct limits *l, enum limit_kind kind, uint32_t uid)
+{
+	uint64_t total = l->cfg.total[kind], per_uid = uid == 0 ? 0 : l->cfg.per_uid[kind];
+	uint64_t left = UINT64_MAX;
+	if (total)
+		left = l->used[kind] < total ? total - l->used[kind] : 0;
+	if (per_uid) {
+		const struct user_charge *u = user_find(l, uid);
+		uint64_t used = u ? u->used[kind] : 0;
+		uint64_t mine = used < per_uid ? per_uid - used : 0;
+		if (mine < left)
+			left = mine;
+	}
+	return left;
+}
+
 uint64_t limit_used(const struct limits *l, enum limit_kind kind)
 {
 	return l->used[kind];

@@ -53,5 +53,7 @@ void limit_uncharge(struct limits *l, enum limit_kind kind, uint32_t uid, uint64
  * 0, or -errno of that bound or -ENOMEM with nothing moved. */
 int limit_move(struct limits *l, enum limit_kind kind, uint32_t from, uint32_t to, uint64_t n);
 
+/* How much of kind uid may still be charged now (UINT64_MAX: unbounded). */
+uint64_t limit_available(const struct limits *l, enum limit_kind kind, uint32_t uid);
 uint64_t limit_used(const struct limits *l, enum limit_kind kind);
 uint64_t limit_used_by(const struct limits *l, enum limit_kind kind, uint32_t uid);

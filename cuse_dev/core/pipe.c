@@ -416,31 +416,42 @@ static void store_whole(struct device *dev, struct pipe *p, struct open_ctx *ctx
  * holds for the writer, charged to the handle's user against the memory
  * limits like a ring (a write of up to 1 MiB per FUSE request, any number of
  * them: on CUSE, or through handles ATTACHed from other pipe files, the
- * kernel's per-inode write lock does not bound them). Past the limits the
- * write fails with ENOBUFS, as one past --max-parked does: it could not wait. */
+ * kernel's per-inode write lock does not bound them). A write that may go
+ * in parts and would pass the limits with all its bytes waits with the part
+ * its user may still hold, and returns that count (a short write, as the
+ * app's next write goes on from there); one that must go whole, or may hold
+ * nothing, fails with ENOBUFS, as one past --max-parked does: it could not
+ * wait. */
 static void park_write(struct device *dev, struct pipe *p, struct open_ctx *ctx, void *req, const void *buf,
 		       size_t size, bool all_or_nothing)
 {
 	int err;
-	int r = limit_charge(&dev->limits, LIMIT_MEMORY, ctx->cred.uid, size, "the data of a write that would wait");
+	uint32_t uid = ctx->cred.uid;
+	size_t keep = size;
+	if (!all_or_nothing) {
+		uint64_t left = limit_available(&dev->limits, LIMIT_MEMORY, uid);
+		if (left < keep)
+			keep = left ? (size_t)left : 1; /* 1: refused below, and counted */
+	}
+	int r = limit_charge(&dev->limits, LIMIT_MEMORY, uid, keep, "the data of a write that would wait");
 	if (r < 0) {
 		dev->ops->reply_error(req, r == -ENOSPC ? ENOBUFS : -r);
 		return;
 	}
 	struct parked_req *pk = parked_new(dev, &pipe_parked_write, req, ctx, &err);
 	if (!pk) {
-		limit_uncharge(&dev->limits, LIMIT_MEMORY, ctx->cred.uid, size);
+		limit_uncharge(&dev->limits, LIMIT_MEMORY, uid, keep);
 		dev->ops->reply_error(req, err);
 		return;
 	}
 	/* From here write_release gives the charge (total) back, with the copy. */
-	pk->u.write.total = size;
-	if (!(pk->u.write.data = malloc(size))) {
+	pk->u.write.total = keep;
+	if (!(pk->u.write.data = malloc(keep))) {
 		parked_free(dev, pk);
 		dev->ops->reply_error(req, ENOMEM);
 		return;
 	}
-	memcpy(pk->u.write.data, buf, size);
+	memcpy(pk->u.write.data, buf, keep);
 	pk->u.write.all_or_nothing = all_or_nothing;
 	list_add_tail(&p->writeq, &pk->queue_link);
 	pipe_settle(dev, p); /* a partial write moves what fits now */

@@ -93,3 +93,17 @@ Test(limit, a_move_is_bounded_by_the_new_owners_limit)
 	limit_uncharge(&l, LIMIT_MEMORY, 0, 600);
 	limit_deinit(&l);
 }
+
+Test(limit, available_is_the_smaller_of_what_the_total_and_the_uid_leave)
+{
+	cr_assert_eq(limit_available(&l, LIMIT_MEMORY, 1000), 600, "the per-uid bound");
+	cr_assert_eq(limit_charge(&l, LIMIT_MEMORY, 1000, 500, "a"), 0);
+	cr_assert_eq(limit_available(&l, LIMIT_MEMORY, 1000), 100);
+	cr_assert_eq(limit_charge(&l, LIMIT_MEMORY, 1001, 450, "b"), 0);
+	cr_assert_eq(limit_available(&l, LIMIT_MEMORY, 1002), 50, "the total's rest");
+	cr_assert_eq(limit_available(&l, LIMIT_MEMORY, 0), 50, "root: the total only");
+	cr_assert_eq(limit_available(&l, LIMIT_OPENS, 0), UINT64_MAX, "no bound");
+	limit_uncharge(&l, LIMIT_MEMORY, 1000, 500);
+	limit_uncharge(&l, LIMIT_MEMORY, 1001, 450);
+	limit_deinit(&l);
+}

@@ -89,7 +89,7 @@ static void expect_written(int req, size_t n)
 
 Test(memory, a_waiting_write_s_copy_is_charged_to_its_writer_and_bounded)
 {
-	device_with(1 << 20, 4096, 0);
+	device_with(1 << 20, 3500, 0);
 	static uint8_t buf[4096];
 	struct open_ctx *w = open_as(USER, "p", O_WRONLY, 0);
 	device_write(dev, w, REQ(1), buf, 1024, 0); /* fills the ring: 1024 charged */
@@ -100,7 +100,7 @@ Test(memory, a_waiting_write_s_copy_is_charged_to_its_writer_and_bounded)
 	cr_assert_eq(fake_parked(dev), 2);
 	cr_assert_eq(memory_used(), 3024, "the copies of waiting writes count as memory: %llu",
 		     (unsigned long long)memory_used());
-	device_write(dev, w, REQ(4), buf, 1100, 0); /* 4124 > 4096 for this user */
+	device_write(dev, w, REQ(4), buf, 1000, 0); /* whole or nothing: 4024 > 3500 */
 	expect_error(4, ENOBUFS);
 	cr_assert_eq(fake_parked(dev), 2);
 	/* A reader makes room: the first waiting write goes in, its copy goes. */
@@ -131,6 +131,27 @@ Test(memory, root_s_waiting_writes_are_bounded_by_the_total)
 	device_release(dev, w);
 	expect_error(2, EBADF);
 	cr_assert_eq(memory_used(), 1024, "the ring stays with its data");
+}
+
+/* A write that may go in parts (larger than the capacity) waits with what
+ * its user may still hold and returns that count; one that may hold
+ * nothing fails. */
+Test(memory, a_write_in_parts_waits_with_what_its_user_may_hold)
+{
+	device_with(1 << 20, 4096, 0);
+	static uint8_t buf[8192];
+	struct open_ctx *w = open_as(USER, "p", O_RDWR, 0);
+	device_write(dev, w, REQ(1), buf, 1024, 0); /* full: 1024 charged */
+	device_write(dev, w, REQ(2), buf, 5000, 0); /* 3072 left to hold */
+	cr_assert_eq(fake_parked(dev), 1);
+	cr_assert_eq(memory_used(), 4096);
+	device_write(dev, w, REQ(3), buf, 5000, 0);
+	expect_error(3, ENOBUFS);
+	for (int i = 0; i < 3; i++)
+		device_read(dev, w, REQ(4 + i), 1024, 0, false);
+	expect_written(2, 3072);
+	cr_assert_eq(memory_used(), 1024);
+	device_release(dev, w);
 }
 
 Test(memory, a_listing_is_charged_to_its_opener_and_holds_only_what_it_sees)
