@@ -842,6 +842,23 @@ int rd_join_within(pid_t pid, int timeout_ms)
 	return WEXITSTATUS(status);
 }
 
+int rd_keep_stats(struct rd_daemon *d)
+{
+	int fd = d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+			 : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open %s for the counters: %s", d->cuse ? d->device : d->mount, rd_errname(errno));
+	rd_stats_through(d, fd);
+	return fd;
+}
+
+bool rd_fuse_only(const char *what)
+{
+	if (!rd_frontend_is_cuse())
+		return false;
+	cr_log_info("%s: the FUSE mount only; nothing to check on a CUSE node", what);
+	return true;
+}
+
 int rd_become(uid_t uid, gid_t gid)
 {
 	const uid_t keep_uid = (uid_t)-1; /* "leave this id as it is" */

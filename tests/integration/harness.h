@@ -185,6 +185,13 @@ int rd_join(pid_t pid);
 int rd_join_within(pid_t pid, int timeout_ms);
 /* Wait up to timeout_ms: true and *status (raw wait status) if it ended. */
 bool rd_wait_child(pid_t pid, int timeout_ms, int *status);
+/* The handle the counters are read through for the rest of a test (as
+ * rd_stats_through), opened before any broker is connected: on CUSE every
+ * later open of the node waits for the broker. Asserts. */
+int rd_keep_stats(struct rd_daemon *d);
+/* True (with a log line saying what) on a CUSE node, for checks of what
+ * only the FUSE mount has: the test then has nothing to check. */
+bool rd_fuse_only(const char *what);
 /* Act as uid:gid from now on (effective ids only: FUSE and CUSE see the
  * fsuid; the real and saved ids stay root, so a helper can act as one user,
  * then another, as a passed fd would be used). 0, or -1 with errno. */

@@ -182,17 +182,6 @@ static bool decide_hold_open(struct tbroker *b, const struct ringdev_ctl_request
 	return true;
 }
 
-/* Counters through a handle opened before any broker (never relayed). */
-static int keep_stats(struct rd_daemon *d)
-{
-	int fd = d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-			 : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	cr_assert_geq(fd, 0, "open %s: %s", d->cuse ? d->device : d->mount, rd_errname(errno));
-	rd_stats_through(d, fd);
-	return fd;
-}
-
 /* ---- helpers that act as another user ---- */
 
 struct as_user {
@@ -281,7 +270,7 @@ Test(answers, a_builtin_answer_keeps_the_devices_mode)
 {
 	const char *const args[] = { "--mode", "0644", NULL };
 	struct rd_daemon *d = rd_start(args);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	struct tbroker *b = tbroker_start(d, decide_builtin);
 
 	struct as_user *s = as_user(d, NOBODY, "made.by.nobody", O_WRONLY | O_CREAT, 0666);
@@ -306,7 +295,7 @@ Test(answers, a_builtin_answer_keeps_the_devices_mode)
 Test(answers, an_allow_does_not_open_a_pipe_against_its_mode_bits)
 {
 	struct rd_daemon *d = rd_start(NULL);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	int fd = rd_create(d, "secret", O_WRONLY, 0, 0, 0);
 
 	/* Others may write (so they see it on the mount), not read. */
@@ -328,7 +317,7 @@ Test(answers, an_allow_does_not_open_a_pipe_against_its_mode_bits)
 Test(answers, settings_in_an_answer_do_not_make_an_attach_create)
 {
 	struct rd_daemon *d = rd_start(NULL);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	struct tbroker *b = tbroker_start(d, decide_allow);
 	b->flags = RINGDEV_ANSWER_SETTINGS;
 	struct as_user *s = rd_shared(sizeof(*s));
@@ -354,7 +343,7 @@ Test(answers, an_answer_naming_the_owner_is_bound_by_that_owners_limit)
 {
 	const char *const args[] = { "--max-pipes-per-uid", "2", NULL };
 	struct rd_daemon *d = rd_start(args);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	struct tbroker *b = tbroker_start(d, decide_allow);
 	int fds[4];
 	int ok = 0, refused = 0;
@@ -470,7 +459,7 @@ static struct as_user *mapped_open(struct rd_daemon *d, uid_t uid, const char *p
 Test(answers, a_mapped_open_never_lands_in_another_users_pipe_without_a_grant)
 {
 	struct rd_daemon *d = rd_start(NULL);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 
 	/* B squats A's name, world-writable and persistent, before any broker. */
 	cr_assert_eq(create_as(d, USER_B, "user.1001", 0666), 0, "B's create of user.1001");
@@ -488,7 +477,7 @@ Test(answers, a_mapped_open_never_lands_in_another_users_pipe_without_a_grant)
 	b->flags = 0;
 	tbroker_stop(d, b);
 	/* B's pipe gone, A's mapped open makes A's own. */
-	int root = keep_stats(d);
+	int root = rd_keep_stats(d);
 	struct ringdev_name rm = { .name = "user.1001" };
 	cr_assert_eq(ioctl(root, RINGDEV_IOC_REMOVE, &rm), 0, "remove: %s", rd_errname(errno));
 	rd_stats_through(d, sfd);
@@ -501,14 +490,6 @@ Test(answers, a_mapped_open_never_lands_in_another_users_pipe_without_a_grant)
 	tbroker_stop(d, b);
 	rd_end(d);
 	close(sfd);
-}
-
-static bool fuse_only(const char *what)
-{
-	if (!rd_frontend_is_cuse())
-		return false;
-	cr_log_info("%s: the FUSE mount only; nothing to check on a CUSE node", what);
-	return true;
 }
 
 /* As uid: mknod(2) MOUNT/s->pipe (mode s->mode, 0600 if 0) and keep an
@@ -556,10 +537,10 @@ static int mknod_as_main(void *arg)
  * the user everything leaves nothing that root's O_CREAT could land in. */
 Test(answers, a_bare_mknod_leaves_nothing_the_broker_did_not_allow)
 {
-	if (fuse_only("MKNOD"))
+	if (rd_fuse_only("MKNOD"))
 		return;
 	struct rd_daemon *d = rd_start(NULL);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	struct tbroker *b = tbroker_start(d, decide_root_only);
 	struct as_user *s = rd_shared(sizeof(*s));
 	s->daemon = *d;
@@ -588,10 +569,10 @@ Test(answers, a_bare_mknod_leaves_nothing_the_broker_did_not_allow)
  * nobody's reopen of its O_PATH descriptor within the hold is refused. */
 Test(answers, a_hold_is_void_once_the_owner_or_mode_changes)
 {
-	if (fuse_only("MKNOD"))
+	if (rd_fuse_only("MKNOD"))
 		return;
 	struct rd_daemon *d = rd_start(NULL);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	struct as_user *s = rd_shared(sizeof(*s));
 	s->daemon = *d;
 	s->uid = NOBODY;
@@ -626,10 +607,10 @@ Test(answers, a_hold_is_void_once_the_owner_or_mode_changes)
  * attach it anywhere): it gets what an open of its name would get now. */
 Test(answers, an_open_of_a_vanished_pipe_is_not_relayed_nameless)
 {
-	if (fuse_only("opens by inode"))
+	if (rd_fuse_only("opens by inode"))
 		return;
 	struct rd_daemon *d = rd_start(NULL);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	char path[RD_PATH_SIZE + 16];
 	snprintf(path, sizeof(path), "%s/vanish", d->mount);
 	int w = rd_create(d, "vanish", O_WRONLY, 0, 0, 0);
@@ -670,14 +651,13 @@ Test(answers, an_open_of_a_vanished_pipe_is_not_relayed_nameless)
  * last handle closed (and the pipe went) while the broker was deciding. */
 Test(answers, an_allowed_ocreat_open_creates_a_pipe_that_went_meanwhile)
 {
-	if (fuse_only("O_CREAT on the mount"))
+	if (rd_fuse_only("O_CREAT on the mount"))
 		return;
 	struct rd_daemon *d = rd_start(NULL);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	int holder = rd_create(d, "brief", O_RDONLY | O_NONBLOCK, 0, 0, 0);
 	struct tbroker *b = tbroker_start(d, decide_hold_open);
 	strcpy(b->name, "brief");
-	struct rd_io *io = NULL;
 	struct as_user *s = rd_shared(sizeof(*s));
 	s->daemon = *d;
 	s->uid = 0;
@@ -695,7 +675,6 @@ Test(answers, an_allowed_ocreat_open_creates_a_pipe_that_went_meanwhile)
 	cr_assert_eq(rd_join(pid), 0);
 	cr_assert_eq(s->err, 0, "the allowed O_CREAT open: %s", rd_errname(s->err));
 	cr_assert_str_eq(s->on, "brief");
-	(void)io;
 	tbroker_stop(d, b);
 	rd_assert_idle(d);
 	rd_end(d);
@@ -728,10 +707,10 @@ static int recreate_main(void *arg)
  * pipe or ENOENT, never ESTALE. */
 Test(answers, an_open_racing_a_recreate_never_gets_estale, .timeout = 120)
 {
-	if (fuse_only("opens by path"))
+	if (rd_fuse_only("opens by path"))
 		return;
 	struct rd_daemon *d = rd_start(NULL);
-	int sfd = keep_stats(d);
+	int sfd = rd_keep_stats(d);
 	struct race *r = rd_shared(sizeof(*r));
 	r->daemon = *d;
 	pid_t flipper = rd_spawn(recreate_main, r, -1);

@@ -383,15 +383,9 @@ static int open_served(struct rd_daemon *d, const char *pipe, int flags, uint32_
  * any broker (FUSE: the mount root, never relayed; CUSE: the node). */
 static int keep_stats(struct rd_daemon *d)
 {
-	int fd;
-
 	if (d->cuse && has_arg(d, "--require-broker"))
 		return open_served(d, NULL, 0, 0);
-	fd = d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-		     : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	cr_assert_geq(fd, 0, "open %s for the counters: %s", d->cuse ? d->device : d->mount, rd_errname(errno));
-	rd_stats_through(d, fd);
-	return fd;
+	return rd_keep_stats(d);
 }
 
 /* rd_end (idle, SIGTERM, exit 0), then the counters' handle goes. */

@@ -84,17 +84,6 @@ static int full_pipe(struct rd_daemon *d, const char *name)
 	return fd;
 }
 
-/* The handle the counters are read through for the rest of a test, opened
- * before any broker (on CUSE every later open would wait for the broker). */
-static int keep_stats(struct rd_daemon *d)
-{
-	int fd = d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-			 : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	cr_assert_geq(fd, 0, "open %s for the counters: %s", d->cuse ? d->device : d->mount, rd_errname(errno));
-	rd_stats_through(d, fd);
-	return fd;
-}
-
 /* What the tests that make four apps wait share: a pipe to read (`r`), a
  * full one to write (`w`), one for the brokered ioctl (`io`), the handle the
  * counters are read through, and the counters before anything waits. */
@@ -113,7 +102,7 @@ static void fault_pipes_make(struct rd_daemon *d, char prefix, struct fault_pipe
 	fp->r = rd_create(d, fp->read_name, O_RDWR, 0, 0, 0);
 	fp->w = full_pipe(d, name[0]);
 	fp->io = rd_create(d, name[1], O_RDWR, 0, 0, 0);
-	fp->stats = keep_stats(d);
+	fp->stats = rd_keep_stats(d);
 	fp->before = rd_stats(d);
 }
 

@@ -18,14 +18,6 @@
 
 RD_SUITE(lifetime, 60);
 
-static bool fuse_only(const char *what)
-{
-	if (!rd_frontend_is_cuse())
-		return false;
-	cr_log_info("%s: the FUSE mount only; nothing to check on a CUSE node", what);
-	return true;
-}
-
 static void mount_path(const struct rd_daemon *d, const char *name, char *out, size_t size)
 {
 	snprintf(out, size, "%s/%s", d->mount, name);
@@ -121,7 +113,7 @@ Test(lifetime, readdir_lists_pipes_as_spelled)
 	DIR *dp;
 	struct dirent *e;
 
-	if (fuse_only("readdir"))
+	if (rd_fuse_only("readdir"))
 		return;
 	d = rd_start(NULL);
 	for (int i = 0; i < 3; i++)
@@ -156,7 +148,7 @@ Test(lifetime, stat_chmod_chown_truncate)
 	unsigned char buf[200] = { 0 };
 	int fd, fd2;
 
-	if (fuse_only("stat/chmod/chown/truncate"))
+	if (rd_fuse_only("stat/chmod/chown/truncate"))
 		return;
 	d = rd_start(NULL);
 	mount_path(d, "St", path, sizeof(path));
@@ -201,7 +193,7 @@ Test(lifetime, unlink_keeps_open_handles_working)
 	uint64_t old_ino;
 	int w, r, fresh;
 
-	if (fuse_only("unlink"))
+	if (rd_fuse_only("unlink"))
 		return;
 	d = rd_start(NULL);
 	mount_path(d, "Un", path, sizeof(path));
