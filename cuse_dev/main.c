@@ -48,6 +48,8 @@ static const char usage_text[] =
 	"  --admin-group GROUP        members see every pipe and open and manage every pipe\n"
 	"  --require-broker           relayed requests wait for a broker, never the built-in policy\n"
 	"  --broker-timeout MS        how long a relayed request waits to be taken (default 5000)\n"
+	"  --cancel-timeout MS        how long an interrupted call the broker took waits for its\n"
+	"                             answer before it ends with EINTR (default 2000)\n"
 	"  --default-pipe NAME        pipe a CUSE open starts on (default default)\n"
 	"  --ring-size BYTES          default pipe capacity (default 64K)\n"
 	"  --max-pipes N              most pipes at once (default 1024)\n"
@@ -88,6 +90,7 @@ enum {
 	OPT_MAX_PARKED_PER_UID,
 	OPT_REQUIRE_BROKER,
 	OPT_BROKER_TIMEOUT,
+	OPT_CANCEL_TIMEOUT,
 	OPT_DEFAULT_PIPE,
 	OPT_RING_SIZE,
 	OPT_MAX_PIPES,
@@ -114,6 +117,7 @@ static const struct option long_options[] = {
 	{ "max-parked-per-uid", required_argument, NULL, OPT_MAX_PARKED_PER_UID },
 	{ "require-broker", no_argument, NULL, OPT_REQUIRE_BROKER },
 	{ "broker-timeout", required_argument, NULL, OPT_BROKER_TIMEOUT },
+	{ "cancel-timeout", required_argument, NULL, OPT_CANCEL_TIMEOUT },
 	{ "default-pipe", required_argument, NULL, OPT_DEFAULT_PIPE },
 	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 	{ "max-pipes", required_argument, NULL, OPT_MAX_PIPES },
@@ -242,6 +246,13 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 						   optarg);
 			cfg->dev.broker_timeout_ms = (uint32_t)v;
 			break;
+		case OPT_CANCEL_TIMEOUT:
+			/* Bounded: the kernel waits for the answer uninterruptibly. */
+			if (parse_u64(optarg, 1, 60000, &v) < 0)
+				return usage_error("--cancel-timeout: '%s' is not a number of milliseconds from 1 to 60000",
+						   optarg);
+			cfg->dev.cancel_timeout_ms = (uint32_t)v;
+			break;
 		case OPT_DEFAULT_PIPE:
 			if (name_check_str(optarg) < 0)
 				return usage_error("--default-pipe: '%s' is not a valid pipe name", optarg);
@@ -328,6 +339,7 @@ int main(int argc, char **argv)
 			.ctl_mode = 0600,
 			.ctl_gid = (uint32_t)getegid(),
 			.broker_timeout_ms = 5000,
+			.cancel_timeout_ms = DEVICE_CANCEL_TIMEOUT_MS,
 			.max_parked = 65536,
 		},
 	};

@@ -232,6 +232,19 @@ void device_stats_locked(struct device *dev, struct ringdev_stats *s)
 	s->flushed_bytes = dev->count.flushed_bytes;
 }
 
+void device_stats_ext_locked(struct device *dev, struct ringdev_stats_ext *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->relay_cancel_timeouts = dev->count.relay_cancel_timeouts;
+}
+
+void device_stats_ext(struct device *dev, struct ringdev_stats_ext *out)
+{
+	pthread_mutex_lock(&dev->lock);
+	device_stats_ext_locked(dev, out);
+	pthread_mutex_unlock(&dev->lock);
+}
+
 void device_stats(struct device *dev, struct ringdev_stats *out)
 {
 	pthread_mutex_lock(&dev->lock);

@@ -74,7 +74,12 @@ struct device_config {
 	uint64_t max_parked_per_uid; /* requests of one uid's handles waiting at once; 0: no limit */
 	bool require_broker;      /* relayed requests wait for a broker */
 	uint32_t broker_timeout_ms; /* how long they may wait to be taken */
+	/* How long an interrupted request the broker took waits for its answer
+	 * (the CANCEL handshake) before it ends with EINTR; 0: the default. */
+	uint32_t cancel_timeout_ms;
 };
+
+#define DEVICE_CANCEL_TIMEOUT_MS 2000u
 
 /* The caller's identity as the kernel reported it. The pid is informational. */
 struct cred {
@@ -246,3 +251,5 @@ void device_list_free(struct device *dev, struct name_list *list);
 /* Counters for tests and admins. */
 struct ringdev_stats;
 void device_stats(struct device *dev, struct ringdev_stats *out);
+struct ringdev_stats_ext;
+void device_stats_ext(struct device *dev, struct ringdev_stats_ext *out);

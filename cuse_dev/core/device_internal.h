@@ -139,7 +139,10 @@ struct parked_req {
 	} u;
 };
 
-enum relay_state { RELAY_PENDING, RELAY_TAKEN };
+/* PENDING: waits to be taken. TAKEN: a broker holds it. CANCELLING: the
+ * app interrupted it after it was taken; the broker was sent a CANCEL and
+ * its answer still ends the call, until deadline_ns (--cancel-timeout). */
+enum relay_state { RELAY_PENDING, RELAY_TAKEN, RELAY_CANCELLING };
 
 /* The parked kinds (their owners define them). */
 extern const struct parked_ops pipe_parked_read, pipe_parked_write, open_parked, relay_parked, relay_parked_transact;
@@ -158,8 +161,10 @@ struct relay_req {
 	struct ringdev_ctl_request msg; /* what the broker gets (data[] filled when taken) */
 	uint8_t *payload;             /* the full in-payload (WRITE, IOCTL) */
 	uint8_t *staged;              /* STAGEd out-payload */
-	size_t staged_limit, staged_len;
-	uint64_t deadline_ns;         /* waiting to be taken ends here (0: none) */
+	uint64_t *staged_map;         /* bit per byte of staged[]: was it STAGEd (any order) */
+	size_t staged_limit;
+	uint64_t charged;             /* payload bytes charged to cred.uid (LIMIT_MEMORY) */
+	uint64_t deadline_ns;         /* PENDING: taken by then; CANCELLING: answered by then (0: none) */
 	struct cred cred;             /* who made the call (msg.uid/gid/pid) */
 	bool default_pipe;            /* OPEN of the CUSE node */
 	uint64_t open_ino;            /* OPEN of a pipe file on the mount */
@@ -171,6 +176,7 @@ struct device_counters {
 	uint64_t bytes_in, bytes_out, writes, reads, dropped_bytes, dropped_messages;
 	uint64_t interrupts, pipes_created, pipes_removed;
 	uint64_t relayed, relay_rejected, relay_failed, relay_timeouts, relay_cancels, relay_broker_gone;
+	uint64_t relay_cancel_timeouts;
 	uint64_t flushed_bytes;
 };
 
@@ -266,6 +272,7 @@ bool device_create_relayed(struct device *dev, const struct cred *cred, const st
 /* Destroy a pipe now: parked requests end with EIDRM, handles are detached. */
 void device_remove_locked(struct device *dev, struct pipe *p);
 void device_stats_locked(struct device *dev, struct ringdev_stats *out);
+void device_stats_ext_locked(struct device *dev, struct ringdev_stats_ext *out);
 
 /* ioctl.c: every argument check. */
 /* Range and name checks of attach arguments (all paths that attach). */
@@ -361,7 +368,7 @@ void relay_submit(struct device *dev, struct relay_req *r);
  * (negative) if it cannot wait. The caller fills msg and submits. */
 struct relay_req *relay_create(struct device *dev, struct open_ctx *ctx, void *req, const struct relay_kind *kind,
 			       int *err);
-/* The app's side ended (interrupt, release...): tell the broker if it took it. */
+/* The app's side ended (release, detach...): tell the broker if it took it. */
 void relay_abandon(struct device *dev, struct relay_req *r);
 /* A handle the broker knew was closed. */
 void relay_notice_release(struct device *dev, struct open_ctx *ctx);

@@ -371,6 +371,9 @@ static int ioctl_locked(struct device *dev, struct open_ctx *ctx, const struct c
 	case RINGDEV_IOC_STATS:
 		device_stats_locked(dev, out);
 		return 0;
+	case RINGDEV_IOC_STATS_EXT:
+		device_stats_ext_locked(dev, out);
+		return 0;
 	case RINGDEV_IOC_LIST_PIPES:
 		return ioctl_list_pipes(dev, cred, in, out);
 	case RINGDEV_IOC_LIST_OPENS:
@@ -441,6 +444,7 @@ static bool own_command(unsigned int cmd)
 	case RINGDEV_IOC_NREAD:
 	case RINGDEV_IOC_SET_CONFIG:
 	case RINGDEV_IOC_STATS:
+	case RINGDEV_IOC_STATS_EXT:
 	case RINGDEV_IOC_LIST_PIPES:
 	case RINGDEV_IOC_LIST_OPENS:
 	case RINGDEV_IOC_PIPE_BY_NAME:
@@ -471,7 +475,7 @@ static bool ctl_command(struct device *dev, struct open_ctx *ctl, void *req, uns
 {
 	size_t need_in, need_out;
 	int r;
-	if (cmd == RINGDEV_IOC_VERSION || cmd == RINGDEV_IOC_STATS)
+	if (cmd == RINGDEV_IOC_VERSION || cmd == RINGDEV_IOC_STATS || cmd == RINGDEV_IOC_STATS_EXT)
 		return false;
 	if (cmd != RINGDEV_IOC_CTL_TRANSACT && cmd != RINGDEV_IOC_CTL_FETCH && cmd != RINGDEV_IOC_CTL_STAGE) {
 		dev->ops->reply_error(req, ENOTTY);
@@ -489,7 +493,7 @@ static bool ctl_command(struct device *dev, struct open_ctx *ctl, void *req, uns
 			return true;
 		}
 		memcpy(t, in, sizeof(*t));
-		if (t->nanswers > RINGDEV_CTL_BATCH || t->max_requests > RINGDEV_CTL_BATCH ||
+		if (t->nanswers > RINGDEV_CTL_BATCH || t->max_requests > RINGDEV_CTL_BATCH || t->reserved0 ||
 		    !all_zero(t->reserved, sizeof(t->reserved))) {
 			free(t);
 			dev->ops->reply_error(req, EINVAL);

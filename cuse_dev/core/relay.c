@@ -7,14 +7,28 @@
  * parked_req of kind RELAY, on the app's handle, found by interrupts like any
  * other) and the relay_req the broker sees (pending in FIFO order until a
  * TRANSACT takes it, then indexed by id until answered). Either side can end
- * first: the app (interrupt: the broker gets a CANCEL notice), the broker
- * (answer, or going away: the app gets ECONNRESET), or time (--broker-timeout
- * while nobody took it: ETIMEDOUT). Broker TRANSACTs that find nothing park
- * too (kind TRANSACT) and are woken by the next request.
+ * first: the app (release, detach: the broker gets a CANCEL notice), the
+ * broker (answer, or going away: the app gets ECONNRESET), or time
+ * (--broker-timeout while nobody took it: ETIMEDOUT). Broker TRANSACTs that
+ * find nothing park too (kind TRANSACT) and are woken by the next request.
+ *
+ * An interrupt is a request to the broker, not an ending: once a broker took
+ * the request it may already have done it (handed a reader's bytes over,
+ * given a writer's bytes to a reader), so ending the call with EINTR there
+ * and then would lose or duplicate data. The interrupted request stays
+ * answerable (CANCELLING), the broker gets a CANCEL, and its answer ends the
+ * call: -EINTR for "cancelled, nothing done", or the completed result. Only
+ * --cancel-timeout ends it without the broker (EINTR, counted): the kernel
+ * waits for an interrupted request uninterruptibly, so something must. A
+ * request nobody took yet ends with EINTR at once.
  *
  * Answers are checked before anything is done with them: an unknown, late or
  * duplicate id is counted and ignored; a malformed answer fails only its own
- * request, with EIO for the app. Everything runs under the device lock.
+ * request, with EIO for the app. Either way the TRANSACT's `refused` mask
+ * tells the broker which of its answers reached no app, so it can keep the
+ * data they carried. Payloads (a write's bytes, an ioctl's, a staged answer)
+ * are charged to the app's uid like ring memory. Everything runs under the
+ * device lock.
  */
 #include <assert.h>
 #include <errno.h>
@@ -67,15 +81,32 @@ static struct relay_req *relay_alloc(struct device *dev, uint32_t type)
 	return r;
 }
 
-/* Forget r: off the queue and the index, memory freed. */
+/* Forget r: off the queue and the index, memory freed and uncharged. */
 static void relay_free(struct device *dev, struct relay_req *r)
 {
 	list_unlink(&r->queue_link);
 	if (!is_notice(r))
 		hashmap_remove(&dev->relay.ids, &r->id_node);
+	if (r->charged)
+		limit_uncharge(&dev->limits, LIMIT_MEMORY, r->cred.uid, r->charged);
 	free(r->payload);
 	free(r->staged);
+	free(r->staged_map);
 	free(r);
+}
+
+/* Charge n payload bytes of r to the app's uid: 0 or -ENOBUFS (counted as a
+ * memory limit hit). A payload is memory the app makes the daemon hold, like
+ * ring memory; the call fails rather than grow the daemon past the limits. */
+static int relay_charge(struct device *dev, struct relay_req *r, uint64_t n)
+{
+	if (n == 0)
+		return 0;
+	int e = limit_charge(&dev->limits, LIMIT_MEMORY, r->cred.uid, n, "a brokered call's payload");
+	if (e < 0)
+		return e == -ENOMEM ? e : -ENOBUFS;
+	r->charged += n;
+	return 0;
 }
 
 /* A request for the broker on behalf of cred (the process making the call)
@@ -158,9 +189,26 @@ void relay_parked_release(struct device *dev, struct parked_req *p)
 	}
 }
 
+static void relay_cancel_begin(struct device *dev, struct relay_req *r);
+
+/* An interrupt (the only early end with EINTR) of a request a broker took
+ * asks the broker and keeps waiting; every other early end is final. */
+static void relay_parked_end(struct device *dev, struct parked_req *p, int err)
+{
+	struct relay_req *r = p->u.relay.relay;
+	if (err == EINTR && r && r->state != RELAY_PENDING) {
+		if (r->state == RELAY_TAKEN)
+			relay_cancel_begin(dev, r);
+		return; /* a second interrupt changes nothing */
+	}
+	dev->ops->reply_error(p->req, err);
+	parked_free(dev, p);
+}
+
 const struct parked_ops relay_parked = {
 	.kind = PARKED_RELAY,
 	.charged = true,
+	.end = relay_parked_end,
 	.release = relay_parked_release,
 	.pipe_bound = relayed_on_the_pipe,
 };
@@ -170,10 +218,25 @@ static void transact_release(struct device *dev, struct parked_req *p)
 	free(p->u.transact.t);
 }
 
+/* An interrupted TRANSACT returns as if its wait had ended: the answers it
+ * carried were applied, and its `refused` mask must reach the broker. */
+static void transact_end(struct device *dev, struct parked_req *p, int err)
+{
+	if (err == EINTR) {
+		struct ringdev_ctl_transact *t = p->u.transact.t;
+		t->nrequests = 0;
+		dev->ops->reply_ioctl(p->req, 0, t, sizeof(*t));
+	} else {
+		dev->ops->reply_error(p->req, err);
+	}
+	parked_free(dev, p);
+}
+
 /* A broker's TRANSACT is never refused for the parked limits: the control
  * channel must always be able to drain what waits. */
 const struct parked_ops relay_parked_transact = {
 	.kind = PARKED_TRANSACT,
+	.end = transact_end,
 	.release = transact_release,
 };
 
@@ -222,11 +285,30 @@ void relay_notice_release(struct device *dev, struct open_ctx *ctx)
 
 void relay_abandon(struct device *dev, struct relay_req *r)
 {
-	dev->count.relay_cancels++;
+	if (r->state != RELAY_CANCELLING)
+		dev->count.relay_cancels++;
 	if (r->state == RELAY_TAKEN)
 		relay_notice(dev, RINGDEV_CTL_CANCEL, r->msg.handle, r->msg.id);
-	log_debug("relay %llu: %s cancelled by the app", (unsigned long long)r->msg.id, type_name(r->msg.type));
+	log_debug("relay %llu: %s abandoned by the app", (unsigned long long)r->msg.id, type_name(r->msg.type));
 	relay_free(dev, r);
+}
+
+static uint32_t cancel_timeout_ms(const struct device *dev)
+{
+	return dev->cfg.cancel_timeout_ms ? dev->cfg.cancel_timeout_ms : DEVICE_CANCEL_TIMEOUT_MS;
+}
+
+/* The app interrupted r, which a broker holds: ask the broker (CANCEL) and
+ * wait for its answer, --cancel-timeout at most (relay_expire). */
+static void relay_cancel_begin(struct device *dev, struct relay_req *r)
+{
+	dev->count.relay_cancels++;
+	r->state = RELAY_CANCELLING;
+	r->deadline_ns = now_ns() + (uint64_t)cancel_timeout_ms(dev) * 1000000u;
+	log_debug("relay %llu: %s interrupted: CANCEL sent, %u ms for the broker's answer",
+		  (unsigned long long)r->msg.id, type_name(r->msg.type), cancel_timeout_ms(dev));
+	relay_notice(dev, RINGDEV_CTL_CANCEL, r->msg.handle, r->msg.id);
+	timer_kick(dev);
 }
 
 /* Unhook the app's waiting request from r, so ending it does not abandon r. */
@@ -291,6 +373,33 @@ static void relay_wake(struct device *dev)
 
 /* ---- answers ---- */
 
+/* Mark bytes [from, to) of r's staged payload as written. */
+static void staged_mark(struct relay_req *r, size_t from, size_t to)
+{
+	uint64_t *map = r->staged_map;
+	for (; from < to && (from & 63); from++)
+		map[from >> 6] |= 1ull << (from & 63);
+	for (; to - from >= 64; from += 64)
+		map[from >> 6] = ~0ull;
+	for (; from < to; from++)
+		map[from >> 6] |= 1ull << (from & 63);
+}
+
+/* Were bytes 0..n of r's payload all STAGEd, in whatever order? */
+static bool staged_covers(const struct relay_req *r, size_t n)
+{
+	const uint64_t *map = r->staged_map;
+	if (!map || n > r->staged_limit)
+		return false;
+	size_t i = 0;
+	for (; i + 64 <= n; i += 64)
+		if (map[i >> 6] != ~0ull)
+			return false;
+	for (; i < n; i++)
+		if (!(map[i >> 6] >> (i & 63) & 1))
+			return false;
+	return true;
+}
 
 /* The out-payload of an answer (READ, IOCTL): staged or inline, NULL if short. */
 static const uint8_t *answer_payload(const struct relay_req *r, const struct ringdev_ctl_answer *a)
@@ -299,7 +408,7 @@ static const uint8_t *answer_payload(const struct relay_req *r, const struct rin
 	if (a->size == 0)
 		return empty; /* nothing to stage: a READ at end of file, an empty out-payload */
 	if (a->flags & RINGDEV_ANSWER_STAGED)
-		return r->staged_len >= a->size ? r->staged : NULL;
+		return staged_covers(r, a->size) ? r->staged : NULL;
 	return a->size <= RINGDEV_CTL_INLINE ? a->data : NULL;
 }
 
@@ -441,14 +550,16 @@ static void apply_answer(struct device *dev, struct relay_req *r, const struct r
 	relay_free(dev, r);
 }
 
-static void relay_apply(struct device *dev, const struct ringdev_ctl_answer *a, uint32_t *rejected, uint32_t *failed)
+/* Apply one answer; false if it reached no app (refused). */
+static bool relay_apply(struct device *dev, const struct ringdev_ctl_answer *a, uint32_t *rejected,
+			uint32_t *failed)
 {
 	struct relay_req *r = relay_find(dev, a->id);
-	if (!r || r->state != RELAY_TAKEN) {
+	if (!r || r->state == RELAY_PENDING) {
 		(*rejected)++;
 		dev->count.relay_rejected++;
-		log_debug("relay: answer to unknown, late or duplicate id %llu ignored", (unsigned long long)a->id);
-		return;
+		log_debug("relay: answer to unknown, late or duplicate id %llu refused", (unsigned long long)a->id);
+		return false;
 	}
 	const char *problem = answer_problem(r, a);
 	if (problem) {
@@ -457,28 +568,28 @@ static void relay_apply(struct device *dev, const struct ringdev_ctl_answer *a, 
 		log_info("relay %llu: malformed %s answer (%s): the app gets EIO", (unsigned long long)a->id,
 			 type_name(r->msg.type), problem);
 		relay_end(dev, r, EIO);
-		return;
+		return false;
 	}
-	log_debug("relay %llu: %s answered: %d", (unsigned long long)a->id, type_name(r->msg.type), a->result);
+	log_debug("relay %llu: %s answered%s: %d", (unsigned long long)a->id, type_name(r->msg.type),
+		  r->state == RELAY_CANCELLING ? " after its CANCEL" : "", a->result);
 	apply_answer(dev, r, a);
+	return true;
 }
 
 /* ---- the control node's commands ---- */
 
 void relay_transact(struct device *dev, struct open_ctx *ctl, void *req, struct ringdev_ctl_transact *t)
 {
-	t->rejected = t->failed = 0;
+	t->rejected = t->failed = t->refused = 0;
 	for (uint32_t i = 0; i < t->nanswers; i++)
-		relay_apply(dev, &t->answers[i], &t->rejected, &t->failed);
+		if (!relay_apply(dev, &t->answers[i], &t->rejected, &t->failed))
+			t->refused |= 1u << i;
 	transact_fill(dev, t);
-	if (t->nrequests > 0 || t->timeout_ms == 0 || t->max_requests == 0) {
+	/* An interrupted call returns its outcome all the same, with no request:
+	 * the answers were applied and the broker must learn which were refused. */
+	if (t->nrequests > 0 || t->timeout_ms == 0 || t->max_requests == 0 || dev->ops->req_interrupted(req)) {
 		dev->ops->reply_ioctl(req, 0, t, sizeof(*t));
 		free(t);
-		return;
-	}
-	if (dev->ops->req_interrupted(req)) {
-		free(t);
-		dev->ops->reply_error(req, EINTR);
 		return;
 	}
 	int err;
@@ -494,11 +605,11 @@ void relay_transact(struct device *dev, struct open_ctx *ctl, void *req, struct 
 	timer_kick(dev);
 }
 
-/* A request this broker took and has not answered. */
+/* A request this broker took and has not answered (cancelling or not). */
 static struct relay_req *taken(struct device *dev, uint64_t id)
 {
 	struct relay_req *r = relay_find(dev, id);
-	return r && r->state == RELAY_TAKEN ? r : NULL;
+	return r && r->state != RELAY_PENDING ? r : NULL;
 }
 
 int relay_fetch(struct device *dev, struct ringdev_ctl_bulk *out)
@@ -518,6 +629,29 @@ int relay_fetch(struct device *dev, struct ringdev_ctl_bulk *out)
 	return 0;
 }
 
+/* The staged payload's buffer and its map, allocated and charged to the
+ * app at the first STAGE. If that fails, the app's call ends with the error
+ * (ENOBUFS: over its memory limits) and the broker learns that the request
+ * is gone (ENOENT), as if it had been cancelled. */
+static int stage_buffer(struct device *dev, struct relay_req *r)
+{
+	size_t map_size = (r->staged_limit + 63) / 64 * sizeof(uint64_t);
+	int e = relay_charge(dev, r, r->staged_limit + map_size);
+	if (e == 0) {
+		r->staged = malloc(r->staged_limit);
+		r->staged_map = calloc(1, map_size);
+		if (!r->staged || !r->staged_map)
+			e = -ENOMEM;
+	}
+	if (e < 0) {
+		log_info("relay %llu: %s: no room for the staged answer of %zu bytes: the app gets %s",
+			 (unsigned long long)r->msg.id, type_name(r->msg.type), r->staged_limit, strerror(-e));
+		relay_end(dev, r, -e);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 int relay_stage(struct device *dev, const struct ringdev_ctl_bulk *b)
 {
 	struct relay_req *r = taken(dev, b->id);
@@ -525,12 +659,15 @@ int relay_stage(struct device *dev, const struct ringdev_ctl_bulk *b)
 		return -ENOENT;
 	if (b->offset > r->staged_limit || b->size > r->staged_limit - b->offset)
 		return -EINVAL;
-	if (!r->staged && !(r->staged = calloc(1, r->staged_limit)))
-		return -ENOMEM;
+	if (!r->staged) {
+		int e = stage_buffer(dev, r);
+		if (e < 0)
+			return e;
+	}
+	/* Pieces may come in any order and overlap (several broker threads):
+	 * the answer is whole once they cover 0..size. */
 	memcpy(r->staged + b->offset, b->data, b->size);
-	/* What counts is the contiguous extent from 0. */
-	if (b->offset <= r->staged_len && b->offset + b->size > r->staged_len)
-		r->staged_len = b->offset + b->size;
+	staged_mark(r, b->offset, b->offset + b->size);
 	return 0;
 }
 
@@ -568,6 +705,11 @@ void relay_device_ioctl(struct device *dev, struct open_ctx *ctx, const struct c
 	r->msg.out_size = (uint32_t)out_size;
 	r->staged_limit = out_size;
 	if (in_size) {
+		int e = relay_charge(dev, r, in_size);
+		if (e < 0) {
+			relay_end(dev, r, -e);
+			return;
+		}
 		r->payload = malloc(in_size);
 		if (!r->payload) {
 			relay_end(dev, r, ENOMEM);
@@ -599,6 +741,11 @@ void relay_io(struct device *dev, struct open_ctx *ctx, void *req, uint32_t type
 	if (type == RINGDEV_CTL_READ) {
 		r->staged_limit = size;
 	} else {
+		int e = relay_charge(dev, r, size);
+		if (e < 0) {
+			relay_end(dev, r, -e);
+			return;
+		}
 		r->payload = malloc(size ? size : 1);
 		if (!r->payload) {
 			relay_end(dev, r, ENOMEM);
@@ -631,7 +778,9 @@ static size_t end_queue(struct device *dev, struct list_node *queue, int err)
 	while ((first = list_first(queue))) {
 		struct relay_req *r = list_entry(first, struct relay_req, queue_link);
 		if (err)
-			relay_end(dev, r, err);
+			/* An interrupted call the broker never settled: EINTR,
+			 * what its app asked for. */
+			relay_end(dev, r, r->state == RELAY_CANCELLING ? EINTR : err);
 		else
 			relay_builtin(dev, r);
 		n++;
@@ -690,6 +839,19 @@ uint64_t relay_expire(struct device *dev, uint64_t now)
 			log_info("relay %llu: %s not taken by a broker within %u ms", (unsigned long long)r->msg.id,
 				 type_name(r->msg.type), dev->cfg.broker_timeout_ms);
 			relay_end(dev, r, ETIMEDOUT);
+		} else if (r->deadline_ns < next) {
+			next = r->deadline_ns;
+		}
+	}
+	list_for_each_safe(pos, tmp, &dev->relay.taken) {
+		struct relay_req *r = list_entry(pos, struct relay_req, queue_link);
+		if (r->state != RELAY_CANCELLING)
+			continue;
+		if (r->deadline_ns <= now) {
+			dev->count.relay_cancel_timeouts++;
+			log_info("relay %llu: %s: the broker did not answer its CANCEL within %u ms: the app gets EINTR",
+				 (unsigned long long)r->msg.id, type_name(r->msg.type), cancel_timeout_ms(dev));
+			relay_end(dev, r, EINTR);
 		} else if (r->deadline_ns < next) {
 			next = r->deadline_ns;
 		}

@@ -24,7 +24,8 @@
 #include <linux/ioctl.h> /* _IOR and friends; callers include <sys/ioctl.h> for ioctl() */
 
 #define RINGDEV_ABI_MAJOR 1
-#define RINGDEV_ABI_MINOR 2           /* 1: RINGDEV_ANSWER_BUILTIN; 2: GRANT, the daemon's rules bind answers */
+#define RINGDEV_ABI_MINOR 2           /* 1: RINGDEV_ANSWER_BUILTIN; 2: GRANT and the daemon's rules bind answers,
+                                       * the CANCEL handshake and TRANSACT's refused */
 
 #define RINGDEV_NAME_MAX 63           /* bytes of a pipe name, without NUL */
 #define RINGDEV_NAME_SIZE 64          /* array size holding a name + NUL */
@@ -171,6 +172,14 @@ struct ringdev_stats {
 	uint64_t flushed_bytes;       /* bytes discarded by RINGDEV_IOC_FLUSH */
 };
 
+/* RINGDEV_IOC_STATS_EXT: more device totals, where struct ringdev_stats has
+ * no room left (ABI 1.2); asked like RINGDEV_IOC_STATS. */
+struct ringdev_stats_ext {
+	uint64_t relay_cancel_timeouts; /* interrupted requests whose broker did not answer
+	                                 * the CANCEL within --cancel-timeout (the app got EINTR) */
+	uint64_t reserved[15];
+};
+
 #define RINGDEV_IOC_MAGIC 0xE5
 
 #define RINGDEV_IOC_VERSION _IOR(RINGDEV_IOC_MAGIC, 0x00, struct ringdev_version)
@@ -282,6 +291,7 @@ struct ringdev_flush {
 #define RINGDEV_IOC_REMOVE _IOW(RINGDEV_IOC_MAGIC, 0x15, struct ringdev_name)
 #define RINGDEV_IOC_CONFIGURE _IOW(RINGDEV_IOC_MAGIC, 0x16, struct ringdev_configure)
 #define RINGDEV_IOC_FLUSH _IOWR(RINGDEV_IOC_MAGIC, 0x17, struct ringdev_flush)
+#define RINGDEV_IOC_STATS_EXT _IOR(RINGDEV_IOC_MAGIC, 0x18, struct ringdev_stats_ext)
 
 /* Device-specific range: relayed to the broker (see ringdev(4)). */
 #define RINGDEV_IOC_DEVICE_NR_FIRST 0x80
@@ -304,7 +314,7 @@ enum ringdev_ctl_type {
 	RINGDEV_CTL_IOCTL = 3,    /* a device-specific ioctl (cmd) */
 	RINGDEV_CTL_READ = 4,     /* a read on a brokered pipe: `size` bytes wanted */
 	RINGDEV_CTL_WRITE = 5,    /* a write on a brokered pipe: `size` bytes offered */
-	RINGDEV_CTL_CANCEL = 6,   /* notice: the app interrupted request `ref`; no answer */
+	RINGDEV_CTL_CANCEL = 6,   /* notice: the app interrupted request `ref`: answer `ref` (ABI 1.2) */
 	RINGDEV_CTL_RELEASE = 7,  /* notice: handle `handle` was closed; no answer */
 };
 
@@ -368,7 +378,9 @@ struct ringdev_ctl_transact {
 	uint32_t nrequests;           /* out: requests[] filled */
 	uint32_t rejected;            /* out: answers of this call ignored (unknown, late, duplicate id) */
 	uint32_t failed;              /* out: answers of this call that were malformed (the app got EIO) */
-	uint64_t reserved[3];
+	uint32_t refused;             /* out: bit i set: answers[i] reached no app (rejected or failed) (ABI 1.2) */
+	uint32_t reserved0;
+	uint64_t reserved[2];
 	struct ringdev_ctl_answer answers[RINGDEV_CTL_BATCH];
 	struct ringdev_ctl_request requests[RINGDEV_CTL_BATCH];
 };

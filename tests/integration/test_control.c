@@ -1876,7 +1876,7 @@ Test(control, transact_checks_its_arguments_and_honours_its_timeout)
 	rd_wait_other(d, 1);
 	memset(&raw, 0, sizeof(raw));
 	raw.max_requests = 1;
-	raw.reserved[2] = 7;
+	raw.reserved0 = 7;
 	rd_assert_errno(ioctl(b.fd, RINGDEV_IOC_CTL_TRANSACT, &raw), EINVAL, "nonzero reserved, a request pending");
 	r = broker_take(&b, RINGDEV_CTL_IOCTL);
 	memset(&raw, 0, sizeof(raw));

@@ -84,6 +84,9 @@ Test(abi, nread_config_stats)
 	OFF(ringdev_stats, relay_broker_gone, 216);
 	OFF(ringdev_stats, limit_uid_pipes_hits, 224);
 	OFF(ringdev_stats, flushed_bytes, 248);
+	cr_assert_eq(sizeof(struct ringdev_stats_ext), 128);
+	OFF(ringdev_stats_ext, relay_cancel_timeouts, 0);
+	OFF(ringdev_stats_ext, reserved, 8);
 }
 
 Test(abi, admin)
@@ -137,6 +140,9 @@ Test(abi, control_channel)
 	OFF(ringdev_ctl_transact, nrequests, 12);
 	OFF(ringdev_ctl_transact, rejected, 16);
 	OFF(ringdev_ctl_transact, failed, 20);
+	OFF(ringdev_ctl_transact, refused, 24);
+	OFF(ringdev_ctl_transact, reserved0, 28);
+	OFF(ringdev_ctl_transact, reserved, 32);
 	OFF(ringdev_ctl_transact, answers, 48);
 	OFF(ringdev_ctl_transact, requests, 48 + 4 * 1168);
 	cr_assert_eq(sizeof(struct ringdev_ctl_bulk), 16288);
@@ -154,4 +160,5 @@ Test(abi, ioctl_numbers_are_stable)
 	cr_assert_eq(RINGDEV_IOC_NREAD, 0x8020e504u);
 	cr_assert_eq(RINGDEV_IOC_SET_CONFIG, 0x4038e505u);
 	cr_assert_eq(RINGDEV_IOC_STATS, 0x8100e510u);
+	cr_assert_eq(RINGDEV_IOC_STATS_EXT, 0x8080e518u);
 }

@@ -296,7 +296,26 @@ Test(relay, unknown_duplicate_and_malformed_answers)
 	free(t);
 }
 
-Test(relay, interrupt_cancels_and_late_answer_is_rejected)
+/* Interrupting a request nobody took yet ends it at once: nobody did
+ * anything. */
+Test(relay, interrupt_before_taken_ends_at_once)
+{
+	struct open_ctx *app = app_on("p");
+	device_ioctl_async(dev, app, &root, REQ(10), _IO(RINGDEV_IOC_MAGIC, 0x92), NULL, 0, 0);
+	device_interrupt(dev, REQ(10));
+	cr_assert_eq(fake_replies[10].err, EINTR, "not taken: EINTR at once");
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, 1);
+	cr_assert_eq(result(1)->nrequests, 0, "nothing for the broker, not even a CANCEL");
+	cr_assert_eq(parked(), 0);
+	device_release(dev, app);
+	free(t);
+}
+
+/* Issue 19 B: an interrupt of a request the broker took asks the broker
+ * (CANCEL, ref = its id) and keeps the request answerable; the broker's
+ * "cancelled" answer (-EINTR) ends it with EINTR. */
+Test(relay, interrupt_of_taken_request_sends_cancel_and_waits)
 {
 	struct open_ctx *app = app_on("p");
 	device_ioctl_async(dev, app, &root, REQ(10), _IO(RINGDEV_IOC_MAGIC, 0x92), NULL, 0, 0);
@@ -304,16 +323,234 @@ Test(relay, interrupt_cancels_and_late_answer_is_rejected)
 	transact(t, 1);
 	uint64_t id = result(1)->requests[0].id;
 	device_interrupt(dev, REQ(10));
-	cr_assert_eq(fake_replies[10].err, EINTR, "the app gets EINTR at once");
+	cr_assert_eq(fake_replies[10].answers, 0, "the app waits for the broker's answer");
+	device_interrupt(dev, REQ(10));
+	cr_assert_eq(fake_replies[10].answers, 0, "a second interrupt changes nothing");
+	cr_assert_eq(parked(), 1);
 	memset(t, 0, sizeof(*t));
-	t->max_requests = 1;
-	answer(t, id, 0);
+	t->max_requests = RINGDEV_CTL_BATCH;
 	transact(t, 2);
-	cr_assert_eq(result(2)->rejected, 1, "the late answer is ignored");
-	cr_assert_eq(result(2)->nrequests, 1);
+	cr_assert_eq(result(2)->nrequests, 1, "one CANCEL, however many interrupts");
 	cr_assert_eq(result(2)->requests[0].type, RINGDEV_CTL_CANCEL);
 	cr_assert_eq(result(2)->requests[0].ref, id);
+	memset(t, 0, sizeof(*t));
+	answer(t, id, -EINTR);
+	transact(t, 3);
+	cr_assert_eq(result(3)->refused, 0, "the answer was taken");
+	cr_assert_eq(fake_replies[10].kind, FAKE_ERROR);
+	cr_assert_eq(fake_replies[10].err, EINTR, "cancelled, nothing done: EINTR");
 	cr_assert_eq(parked(), 0);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.relay_cancels, 1);
+	device_release(dev, app);
+	free(t);
+}
+
+/* A brokered pipe's handle for the app (answer BROKERED to its open). */
+static struct open_ctx *brokered_app(const char *pipe, int oreq, int treq)
+{
+	struct open_args args = { .default_pipe = true };
+	device_open_request(dev, &root, O_RDWR, &args, REQ(oreq));
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, treq);
+	uint64_t id = result(treq)->requests[0].id;
+	memset(t, 0, sizeof(*t));
+	answer(t, id, 0);
+	strcpy(t->answers[0].name, pipe);
+	t->answers[0].flags = RINGDEV_ANSWER_BROKERED;
+	transact(t, treq + 1);
+	free(t);
+	cr_assert_eq(fake_replies[oreq].kind, FAKE_OPENED);
+	return fake_replies[oreq].ctx;
+}
+
+/* Issue 19 B: the broker completed the READ and WRITE it took while the
+ * app was interrupting them: the app gets the data and the count, so no
+ * byte is lost (reader) or sent twice (writer retrying after EINTR). */
+Test(relay, answers_after_cancel_are_delivered)
+{
+	struct open_ctx *app = brokered_app("sink", 1, 2);
+	static uint8_t bytes[100];
+	memset(bytes, 'w', sizeof(bytes));
+	device_read(dev, app, REQ(10), 50, 0, false);
+	device_write(dev, app, REQ(11), bytes, sizeof(bytes), 0);
+	struct ringdev_ctl_transact *t = tr_new(2, 0);
+	transact(t, 4);
+	cr_assert_eq(result(4)->nrequests, 2);
+	uint64_t rid = result(4)->requests[0].id, wid = result(4)->requests[1].id;
+	device_interrupt(dev, REQ(10));
+	device_interrupt(dev, REQ(11));
+	cr_assert_eq(fake_replies[10].answers + fake_replies[11].answers, 0, "both wait for the broker");
+	memset(t, 0, sizeof(*t));
+	answer(t, rid, 5);
+	t->answers[0].size = 5;
+	memcpy(t->answers[0].data, "hello", 5);
+	answer(t, wid, 100);
+	t->max_requests = RINGDEV_CTL_BATCH;
+	transact(t, 5);
+	cr_assert_eq(result(5)->refused, 0);
+	cr_assert_eq(result(5)->nrequests, 2, "the two CANCELs");
+	cr_assert_eq(result(5)->requests[0].type, RINGDEV_CTL_CANCEL);
+	cr_assert_eq(fake_replies[10].kind, FAKE_DATA, "the reader gets the data the broker gave it");
+	cr_assert_eq(fake_replies[10].count, 5);
+	cr_assert_eq(memcmp(fake_replies[10].data, "hello", 5), 0);
+	cr_assert_eq(fake_replies[11].kind, FAKE_WRITTEN, "the writer learns its bytes were taken");
+	cr_assert_eq(fake_replies[11].count, 100);
+	cr_assert_eq(parked(), 0);
+	device_release(dev, app);
+	free(t);
+}
+
+/* Issue 19 B: a broker that ignores the CANCEL (an old one) cannot keep
+ * the app: --cancel-timeout ends the call with EINTR and is counted; the
+ * late answer is refused and the broker told so by its position. */
+Test(relay_timeout, cancel_bound_ends_with_eintr_and_is_counted)
+{
+	fake_reset();
+	struct device_config cfg = {
+		.ring_size = 65536, .max_pipes = 64, .max_memory = 1 << 20, .mode = 0666,
+		.frontend = RINGDEV_FRONTEND_FUSE, .default_pipe = "default", .ctl_mode = 0600,
+		.max_parked = 1 << 20, .broker_timeout_ms = 5000, .cancel_timeout_ms = 50,
+	};
+	dev = device_new(&cfg, &fake_ops);
+	root = fake_cred(0);
+	cr_assert_eq(device_ctl_open(dev, &root, O_RDWR, &ctl), 0);
+	struct open_ctx *app = app_on("p");
+	device_ioctl_async(dev, app, &root, REQ(10), _IO(RINGDEV_IOC_MAGIC, 0x92), NULL, 0, 0);
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, 1);
+	uint64_t id = result(1)->requests[0].id;
+	device_interrupt(dev, REQ(10));
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	for (int i = 0; i < 400 && s.parked_total != 0; i++) {
+		usleep(10000);
+		device_stats(dev, &s);
+	}
+	cr_assert_eq(s.parked_total, 0, "the bound ended it");
+	cr_assert_eq(fake_replies[10].err, EINTR);
+	struct ringdev_stats_ext x;
+	device_stats_ext(dev, &x);
+	cr_assert_eq(x.relay_cancel_timeouts, 1, "counted");
+	memset(t, 0, sizeof(*t));
+	answer(t, id + 1000, 0); /* unknown */
+	answer(t, id, 0);        /* late: after the bound */
+	transact(t, 2);
+	cr_assert_eq(result(2)->rejected, 2);
+	cr_assert_eq(result(2)->refused, 0x3, "both refused, by position");
+	device_release(dev, app);
+	free(t);
+	device_shutdown(dev);
+	device_free(dev);
+}
+
+/* Issue 19 B: TRANSACT says which of its answers reached no app: unknown,
+ * duplicate, malformed, or for a request whose handle was released. */
+Test(relay, refused_answers_are_reported_by_position)
+{
+	struct open_ctx *app = app_on("p");
+	struct open_ctx *gone = app_on("q");
+	device_ioctl_async(dev, app, &root, REQ(10), _IO(RINGDEV_IOC_MAGIC, 0x92), NULL, 0, 0);
+	device_ioctl_async(dev, app, &root, REQ(11), _IO(RINGDEV_IOC_MAGIC, 0x92), NULL, 0, 0);
+	device_ioctl_async(dev, gone, &root, REQ(12), _IO(RINGDEV_IOC_MAGIC, 0x92), NULL, 0, 0);
+	struct ringdev_ctl_transact *t = tr_new(3, 0);
+	transact(t, 1);
+	cr_assert_eq(result(1)->nrequests, 3);
+	uint64_t a = result(1)->requests[0].id, b = result(1)->requests[1].id, c = result(1)->requests[2].id;
+	device_release(dev, gone);
+	cr_assert_eq(fake_replies[12].err, EBADF);
+	memset(t, 0, sizeof(*t));
+	answer(t, a, 0);        /* taken */
+	answer(t, a, 0);        /* duplicate */
+	answer(t, b, -100000);  /* malformed: the app gets EIO */
+	answer(t, c, 0);        /* its handle was released */
+	t->max_requests = RINGDEV_CTL_BATCH;
+	transact(t, 2);
+	cr_assert_eq(result(2)->refused, 0xe, "refused: 0x%x", result(2)->refused);
+	cr_assert_eq(result(2)->rejected, 2);
+	cr_assert_eq(result(2)->failed, 1);
+	cr_assert_eq(fake_replies[10].kind, FAKE_IOCTL);
+	cr_assert_eq(fake_replies[11].err, EIO);
+	cr_assert_eq(parked(), 0);
+	device_release(dev, app);
+	free(t);
+}
+
+/* Issue 19, defect 15: pieces of a staged answer come in any order (several
+ * broker threads) and may overlap; the answer is whole once they cover
+ * 0..size, and only then. */
+Test(relay, stage_out_of_order_is_accepted)
+{
+	struct open_ctx *app = brokered_app("sink", 1, 2);
+	device_read(dev, app, REQ(10), 4000, 0, false);
+	device_read(dev, app, REQ(11), 4000, 0, false);
+	struct ringdev_ctl_transact *t = tr_new(2, 0);
+	transact(t, 4);
+	uint64_t id = result(4)->requests[0].id, id2 = result(4)->requests[1].id;
+	struct ringdev_ctl_bulk *b = calloc(1, sizeof(*b));
+	int req = 20;
+	struct { uint64_t id; uint64_t off; uint32_t size; } pieces[] = {
+		{ id, 2000, 2000 }, { id, 0, 1500 }, { id, 1000, 1500 },   /* covers 0..4000 */
+		{ id2, 2000, 2000 }, { id2, 0, 1000 }, { id2, 1001, 999 }, /* byte 1000 missing */
+	};
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		memset(b, 0, sizeof(*b));
+		b->id = pieces[i].id;
+		b->offset = pieces[i].off;
+		b->size = pieces[i].size;
+		for (uint32_t k = 0; k < b->size; k++)
+			b->data[k] = (uint8_t)((b->offset + k) % 251);
+		cr_assert(device_ioctl_async(dev, ctl, &root, REQ(req), RINGDEV_IOC_CTL_STAGE, b, sizeof(*b), 0));
+		cr_assert_eq(fake_replies[req].kind, FAKE_IOCTL, "STAGE %zu: err %d", i, fake_replies[req].err);
+		req++;
+	}
+	memset(t, 0, sizeof(*t));
+	answer(t, id, 4000);
+	t->answers[0].size = 4000;
+	t->answers[0].flags = RINGDEV_ANSWER_STAGED;
+	answer(t, id2, 4000);
+	t->answers[1].size = 4000;
+	t->answers[1].flags = RINGDEV_ANSWER_STAGED;
+	transact(t, 5);
+	cr_assert_eq(result(5)->failed, 1, "only the one with a hole is malformed");
+	cr_assert_eq(result(5)->refused, 0x2);
+	cr_assert_eq(fake_replies[10].kind, FAKE_DATA, "kind %d err %d", fake_replies[10].kind, fake_replies[10].err);
+	cr_assert_eq(fake_replies[10].count, 4000);
+	for (int k = 0; k < 4000; k++)
+		cr_assert_eq(fake_replies[10].data[k], (uint8_t)(k % 251), "byte %d", k);
+	cr_assert_eq(fake_replies[11].err, EIO);
+	cr_assert_eq(parked(), 0);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.memory_used, 0, "the staged buffers were uncharged");
+	device_release(dev, app);
+	free(t);
+	free(b);
+}
+
+/* Issue 19: relay payloads count against the memory limits of the app's
+ * uid: a write whose copy does not fit fails with ENOBUFS, and what was
+ * charged goes when the request does. */
+Test(relay, payloads_are_charged_to_the_app)
+{
+	struct open_ctx *app = brokered_app("sink", 1, 2);
+	static uint8_t big[(1 << 20) + 1];
+	device_write(dev, app, REQ(10), big, sizeof(big), 0);
+	cr_assert_eq(fake_replies[10].err, ENOBUFS, "over --max-memory: ENOBUFS");
+	device_write(dev, app, REQ(11), big, 1000, 0);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	cr_assert_eq(s.memory_used, 1000, "the write's copy is charged");
+	cr_assert_geq(s.limit_memory_hits, 1);
+	struct ringdev_ctl_transact *t = tr_new(1, 0);
+	transact(t, 4);
+	memset(t, 0, sizeof(*t));
+	answer(t, result(4)->requests[0].id, 1000);
+	transact(t, 5);
+	cr_assert_eq(fake_replies[11].count, 1000);
+	device_stats(dev, &s);
+	cr_assert_eq(s.memory_used, 0, "uncharged with the request");
 	device_release(dev, app);
 	free(t);
 }

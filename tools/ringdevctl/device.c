@@ -64,6 +64,13 @@ int ctl_stats(struct ctl *ctl, struct ringdev_stats *stats)
 	return 0;
 }
 
+void ctl_stats_ext(struct ctl *ctl, struct ringdev_stats_ext *stats)
+{
+	/* A daemon older than ABI 1.2 has none of these: they read as 0. */
+	if (ioctl(ctl->device.fd, RINGDEV_IOC_STATS_EXT, stats) < 0)
+		memset(stats, 0, sizeof(*stats));
+}
+
 size_t field_length(const char *field, size_t size)
 {
 	const char *end = memchr(field, '\0', size);

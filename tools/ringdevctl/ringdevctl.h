@@ -42,6 +42,8 @@ const char *ctl_frontend_name(const struct ctl *ctl);
 
 /* Device totals. 0 or -1 after reporting. */
 int ctl_stats(struct ctl *ctl, struct ringdev_stats *stats);
+/* RINGDEV_IOC_STATS_EXT; all zero where the daemon has none (ABI < 1.2). */
+void ctl_stats_ext(struct ctl *ctl, struct ringdev_stats_ext *stats);
 
 /* Every pipe the caller may see, sorted by name; *out is malloc'ed (free
  * it; NULL with *count 0 when there are none). 0 or -1 after reporting. */

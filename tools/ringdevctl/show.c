@@ -551,7 +551,7 @@ int command_info(struct ctl *ctl, const char *name)
 
 /* ---- stats ---- */
 
-static void stats_json(const struct ctl *ctl, const struct ringdev_stats *s)
+static void stats_json(const struct ctl *ctl, const struct ringdev_stats *s, const struct ringdev_stats_ext *x)
 {
 	const struct ringdev_version *v = &ctl->device.version;
 	struct json j;
@@ -565,11 +565,12 @@ static void stats_json(const struct ctl *ctl, const struct ringdev_stats *s)
 	json_key(&j, "stats");
 	json_object_begin(&j);
 	stats_json_members(&j, s);
+	json_member_u64(&j, "relay_cancel_timeouts", x->relay_cancel_timeouts);
 	json_object_end(&j);
 	json_document_end(&j);
 }
 
-static void stats_print(const struct ctl *ctl, const struct ringdev_stats *s)
+static void stats_print(const struct ctl *ctl, const struct ringdev_stats *s, const struct ringdev_stats_ext *x)
 {
 	const struct ringdev_version *v = &ctl->device.version;
 	char a[32], b[32];
@@ -597,6 +598,7 @@ static void stats_print(const struct ctl *ctl, const struct ringdev_stats *s)
 	       ", timeouts %" PRIu64 ", cancels %" PRIu64 ", ended by broker exit %" PRIu64 "\n",
 	       s->broker_connected ? "connected" : "not connected", s->relayed, s->relay_rejected,
 	       s->relay_failed, s->relay_timeouts, s->relay_cancels, s->relay_broker_gone);
+	printf("            cancels unanswered within --cancel-timeout %" PRIu64 "\n", x->relay_cancel_timeouts);
 	printf("limit hits  pipes %" PRIu64 ", memory %" PRIu64 ", pipes per uid %" PRIu64
 	       ", opens per uid %" PRIu64 ", parked %" PRIu64 "\n",
 	       s->limit_pipes_hits, s->limit_memory_hits, s->limit_uid_pipes_hits,
@@ -606,11 +608,13 @@ static void stats_print(const struct ctl *ctl, const struct ringdev_stats *s)
 int command_stats(struct ctl *ctl)
 {
 	struct ringdev_stats s;
+	struct ringdev_stats_ext x;
 	if (ctl_stats(ctl, &s) < 0)
 		return EXIT_FAILURE;
+	ctl_stats_ext(ctl, &x);
 	if (ctl->json)
-		stats_json(ctl, &s);
+		stats_json(ctl, &s, &x);
 	else
-		stats_print(ctl, &s);
+		stats_print(ctl, &s, &x);
 	return EXIT_SUCCESS;
 }
