@@ -468,14 +468,42 @@ static void on_data(struct broker *b, struct rdb_request *request, const struct 
 	}
 }
 
+/* The daemon refused an answer: nothing it carried reached an app. A READ's
+ * bytes go back to the head of their pipe, for the next reader; a WRITE's
+ * count reached no writer, but its bytes are with readers already and cannot
+ * come back (only a broker slower than --cancel-timeout gets here). */
+static void on_refused(const struct rdb_request *request, const struct ringdev_ctl_answer *a, const void *payload,
+		       size_t size, void *data)
+{
+	struct broker *b = data;
+	const struct ringdev_ctl_request *q = rdb_request_info(request);
+
+	if (q->type == RINGDEV_CTL_READ && a->result > 0 && payload && size) {
+		pthread_mutex_lock(&b->lock);
+		int r = rv_unread(b->rendezvous, q->name, payload, size);
+		pthread_mutex_unlock(&b->lock);
+		if (r < 0)
+			log_error("read %llu on pipe '%s': %zu bytes refused by ringdevd and lost: %s",
+				  (unsigned long long)q->id, q->name, size, strerror(-r));
+		else
+			log_info("read %llu on pipe '%s': answer refused by ringdevd: its %zu bytes go to the next reader",
+				 (unsigned long long)q->id, q->name, size);
+	} else if (q->type == RINGDEV_CTL_WRITE && a->result > 0) {
+		log_warn("write %llu on pipe '%s': answer refused by ringdevd: the writer was not told that %d bytes "
+			 "were taken", (unsigned long long)q->id, q->name, a->result);
+	} else {
+		log_debug("%s %llu: answer refused by ringdevd", type_name(q->type), (unsigned long long)q->id);
+	}
+}
+
 static void on_notice(struct broker *b, const struct ringdev_ctl_request *q)
 {
 	if (q->type == RINGDEV_CTL_CANCEL) {
 		pthread_mutex_lock(&b->lock);
 		bool held = rv_cancel(b->rendezvous, q->ref);
 		pthread_mutex_unlock(&b->lock);
-		log_info("cancel of request %llu (handle %llu): %s", (unsigned long long)q->ref,
-			 (unsigned long long)q->handle, held ? "dropped" : "not held");
+		log_debug("cancel of request %llu (handle %llu): %s", (unsigned long long)q->ref,
+			 (unsigned long long)q->handle, held ? "ended" : "not held (answered already)");
 		return;
 	}
 	pthread_mutex_lock(&b->lock);
@@ -653,6 +681,8 @@ static int channel_open(struct broker *b, const struct options *o)
 
 	if (r == 0)
 		r = rdb_open(path, on_request, b, &b->channel);
+	if (r == 0)
+		r = rdb_set_refused_handler(b->channel, on_refused, b);
 	if (r < 0) {
 		const char *hint = open_hint(-r);
 		fprintf(stderr, "ringdev-broker: %s: %s%s%s\n", path[0] ? path : o->device, strerror(-r),

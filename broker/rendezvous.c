@@ -44,6 +44,7 @@ struct rv_op {
 	const uint8_t *data;            /* WRITE: the bytes offered */
 	size_t size;                    /* READ: wanted; WRITE: offered */
 	size_t done;                    /* WRITE: taken so far */
+	uint8_t *unread;                /* bytes given back (rv_unread): no request, owns data */
 };
 
 struct rendezvous {
@@ -149,11 +150,18 @@ static void op_discard(struct rendezvous *rv, struct rv_op *op)
 /* Take a queued op off its pipe and forget it. */
 static void op_free(struct rendezvous *rv, struct rv_op *op)
 {
+	list_unlink(&op->link);
+	if (op->unread) {
+		/* Not a request: in no table. */
+		rv->counts.unread_bytes -= op->size - op->done;
+		free(op->unread);
+		free(op);
+		return;
+	}
 	if (op->data)
 		rv->counts.writes_held--;
 	else
 		rv->counts.reads_held--;
-	list_unlink(&op->link);
 	op_discard(rv, op);
 }
 
@@ -200,7 +208,7 @@ static void handle_drop_ops(struct rendezvous *rv, struct rv_pipe *p, uint64_t h
 	for (size_t i = 0; i < 2; i++) {
 		list_for_each_safe(pos, tmp, lists[i]) {
 			struct rv_op *op = list_entry(pos, struct rv_op, link);
-			if (op->handle != handle)
+			if (op->handle != handle || op->unread)
 				continue;
 			void *request = op->request;
 			op_free(rv, op);
@@ -310,12 +318,16 @@ int rv_read(struct rendezvous *rv, uint64_t handle, uint64_t id, const char *pip
 	if (w) {
 		size_t n = w->size - w->done < wanted ? w->size - w->done : wanted;
 		rv->ops->read_done(rv->ctx, request, w->data + w->done, n);
+		if (w->unread)
+			rv->counts.unread_bytes -= n;
 		w->done += n;
 		if (w->done == w->size) {
 			void *writer = w->request;
 			size_t size = w->size;
+			bool unread = w->unread;
 			op_free(rv, w);
-			rv->ops->write_done(rv->ctx, writer, size);
+			if (!unread)
+				rv->ops->write_done(rv->ctx, writer, size);
 		}
 		return 0;
 	}
@@ -383,8 +395,12 @@ bool rv_cancel(struct rendezvous *rv, uint64_t id)
 			continue;
 		struct rv_pipe *p = op->pipe;
 		void *request = op->request;
+		size_t done = op->data ? op->done : 0;
 		op_free(rv, op);
-		rv->ops->drop(rv->ctx, request);
+		if (done)
+			rv->ops->write_done(rv->ctx, request, done); /* readers have those bytes */
+		else
+			rv->ops->drop(rv->ctx, request);
 		/* A cancelled write may have been the last thing keeping readers
 		 * from end-of-file; a pipe nobody uses goes. */
 		pipe_eof_check(rv, p);
@@ -392,6 +408,53 @@ bool rv_cancel(struct rendezvous *rv, uint64_t id)
 		return true;
 	}
 	return false;
+}
+
+int rv_unread(struct rendezvous *rv, const char *pipe, const void *data, size_t size)
+{
+	struct rv_pipe *p;
+	struct rv_op *op, *r;
+
+	if (size == 0)
+		return 0;
+	p = pipe_get(rv, pipe);
+	op = calloc(1, sizeof(*op));
+	uint8_t *copy = malloc(size);
+	if (!p || !op || !copy) {
+		free(op);
+		free(copy);
+		if (p)
+			pipe_put(rv, p);
+		return -ENOMEM;
+	}
+	memcpy(copy, data, size);
+	list_init(&op->link);
+	op->pipe = p;
+	op->unread = copy;
+	op->data = copy;
+	op->size = size;
+	list_add_tail(p->writes.next, &op->link); /* the head: these bytes came first */
+	rv->counts.unread_bytes += size;
+	/* Readers may be waiting (no write was there for them). */
+	while ((r = op_first(&p->reads)) && !list_empty(&p->writes)) {
+		struct rv_op *w = op_first(&p->writes);
+		size_t n = w->size - w->done < r->size ? w->size - w->done : r->size;
+		void *reader = r->request;
+		op_free(rv, r);
+		rv->ops->read_done(rv->ctx, reader, w->data + w->done, n);
+		if (w->unread)
+			rv->counts.unread_bytes -= n;
+		w->done += n;
+		if (w->done == w->size) {
+			void *writer = w->request;
+			size_t wsize = w->size;
+			bool unread = w->unread;
+			op_free(rv, w);
+			if (!unread)
+				rv->ops->write_done(rv->ctx, writer, wsize);
+		}
+	}
+	return 0;
 }
 
 void rv_get_counts(const struct rendezvous *rv, struct rv_counts *out)
@@ -433,6 +496,18 @@ struct rendezvous *rv_free(struct rendezvous *rv)
 {
 	if (!rv)
 		return NULL;
+	/* Given-back bytes are in no table but their pipe's queue. */
+	for (size_t i = 0; i < rv->pipes.nbuckets; i++) {
+		for (struct hash_node *n = rv->pipes.buckets[i]; n; n = n->next) {
+			struct rv_pipe *p = container_of(n, struct rv_pipe, node);
+			struct list_node *pos, *tmp;
+			list_for_each_safe(pos, tmp, &p->writes) {
+				struct rv_op *op = list_entry(pos, struct rv_op, link);
+				if (op->unread)
+					op_free(rv, op);
+			}
+		}
+	}
 	table_drain(&rv->handles, free_handle);
 	table_drain(&rv->held, free_op);
 	table_drain(&rv->pipes, free_pipe);

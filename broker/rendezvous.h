@@ -11,6 +11,13 @@
  * end-of-file (0 bytes) when no WRITE waits and the writers the pipe had
  * have all closed; before any writer came, it waits, as on a FIFO.
  *
+ * Exactly once: a cancelled READ that got nothing, or WRITE none of whose
+ * bytes were taken, is dropped (the app gets EINTR); a cancelled WRITE some
+ * of whose bytes readers took is answered with that count, so the writer
+ * does not send them again. Bytes a READ answer carried that reached no
+ * reader (the daemon refused the answer) come back with rv_unread() and go
+ * to the next reader before anything written after them.
+ *
  * The module keeps no locks and does no I/O: requests are opaque pointers,
  * and completions go through `struct rv_ops`, so the unit tests drive it
  * directly. The caller serialises calls and must keep a WRITE's bytes valid
@@ -38,6 +45,7 @@ struct rv_counts {
 	uint64_t handles;             /* handles known on them */
 	uint64_t reads_held;
 	uint64_t writes_held;
+	uint64_t unread_bytes;        /* bytes given back by rv_unread() not read yet */
 };
 
 /* NULL when out of memory. */
@@ -63,7 +71,14 @@ int rv_read(struct rendezvous *rv, uint64_t handle, uint64_t id, const char *pip
 int rv_write(struct rendezvous *rv, uint64_t handle, uint64_t id, const char *pipe, const void *data,
 	     size_t size, bool nonblock, void *request);
 
-/* The request with this id was cancelled: dropped if held. True if it was. */
+/* The request with this id was cancelled: ended if held (dropped, or a
+ * WRITE whose bytes were partly taken answered with that count). True if it
+ * was held. */
 bool rv_cancel(struct rendezvous *rv, uint64_t id);
+
+/* `size` bytes of `pipe` that no reader got (a refused READ answer): copied
+ * and put at the head of the pipe's queue, before every waiting WRITE, and
+ * handed to waiting READs at once. 0 or -ENOMEM. */
+int rv_unread(struct rendezvous *rv, const char *pipe, const void *data, size_t size);
 
 void rv_get_counts(const struct rendezvous *rv, struct rv_counts *out);

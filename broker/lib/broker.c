@@ -16,6 +16,13 @@
  * handler returned; the last reference frees it. That lets a CANCEL that
  * arrives on another thread while the handler still runs wait for it to
  * return: a broker never sees the CANCEL of a request before the request.
+ *
+ * Cancelling is a handshake with a daemon of ABI 1.2 or later: a CANCEL asks,
+ * the request stays answerable, and whatever ends it (the broker's result,
+ * or rdb_drop()'s -EINTR for "nothing done") is sent. A sent answer's request
+ * lives until the TRANSACT that carried it returns, so an answer the daemon
+ * refused (its `refused` mask) can be handed back with its payload to the
+ * refused handler before anything new is dispatched.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +56,8 @@ struct rdb_broker {
 	struct ringdev_version version;
 	rdb_handler_fn *handler;
 	void *data;
+	rdb_refused_fn *refused;        /* set before rdb_run(), or NULL */
+	void *refused_data;
 	unsigned timeout_ms;
 	atomic_bool stopping;           /* rdb_stop: lock-free, so signal-safe */
 
@@ -72,6 +81,8 @@ struct rdb_request {
 	bool answered;
 	struct rdb_request *cancel_notice; /* CANCEL to deliver once the handler returns */
 	uint8_t *heap;                  /* the payload when fetched, else NULL */
+	uint8_t *answer_payload;        /* a copy of the answer's out-payload, for the refused handler */
+	size_t answer_payload_size;
 	const uint8_t *payload;
 	size_t payload_size;
 	struct ringdev_ctl_request msg;
@@ -208,6 +219,24 @@ void rdb_version(const struct rdb_broker *broker, struct ringdev_version *out)
 	*out = broker->version;
 }
 
+int rdb_set_refused_handler(struct rdb_broker *broker, rdb_refused_fn *handler, void *data)
+{
+	pthread_mutex_lock(&broker->lock);
+	bool running = broker->running;
+	if (!running) {
+		broker->refused = handler;
+		broker->refused_data = data;
+	}
+	pthread_mutex_unlock(&broker->lock);
+	return running ? -EBUSY : 0;
+}
+
+/* Does the daemon keep a cancelled request answerable (ABI 1.2)? */
+static bool cancel_handshake(const struct rdb_broker *b)
+{
+	return b->version.abi_minor >= RDB_CANCEL_ABI_MINOR;
+}
+
 int rdb_set_timeout(struct rdb_broker *broker, unsigned timeout_ms)
 {
 	if (timeout_ms < 1 || timeout_ms > TIMEOUT_MS_MAX)
@@ -224,6 +253,7 @@ static void request_free(struct rdb_request *r)
 		return;
 	free(r->cancel_notice);
 	free(r->heap);
+	free(r->answer_payload);
 	free(r);
 }
 
@@ -299,16 +329,18 @@ static bool early_cancelled_locked(const struct rdb_broker *b, uint64_t id)
 
 /* ---- sending answers ---- */
 
-/* Move up to RINGDEV_CTL_BATCH queued answers into t. Under the lock. */
-static uint32_t answers_take_locked(struct rdb_broker *b, struct ringdev_ctl_transact *t)
+/* Move up to RINGDEV_CTL_BATCH queued answers into t, their requests into
+ * sent[] (kept until the outcome is known). Under the lock. */
+static uint32_t answers_take_locked(struct rdb_broker *b, struct ringdev_ctl_transact *t,
+				    struct rdb_request **sent)
 {
 	uint32_t n = 0;
 
 	while (n < RINGDEV_CTL_BATCH && !list_empty(&b->queue)) {
 		struct rdb_request *r = list_entry(list_first(&b->queue), struct rdb_request, link);
-		t->answers[n++] = r->answer;
+		t->answers[n] = r->answer;
+		sent[n++] = r;
 		list_unlink(&r->link);
-		request_unref_locked(r);
 	}
 	return n;
 }
@@ -320,7 +352,7 @@ static int transact(struct rdb_broker *b, struct ringdev_ctl_transact *t)
 
 	pthread_mutex_lock(&b->lock);
 	b->stats.transacts++;
-	/* EINTR comes after the answers were applied. */
+	/* EINTR (a daemon before ABI 1.2) comes after the answers were applied. */
 	if (r == 0 || r == -EINTR)
 		b->stats.answers += t->nanswers;
 	if (r == 0) {
@@ -331,6 +363,29 @@ static int transact(struct rdb_broker *b, struct ringdev_ctl_transact *t)
 	return r;
 }
 
+/* The TRANSACT that carried sent[] returned `rc`: hand each answer the
+ * daemon refused to the refused handler, then let the requests go. */
+static void answers_settle(struct rdb_broker *b, const struct ringdev_ctl_transact *t, int rc,
+			   struct rdb_request **sent, uint32_t n)
+{
+	uint32_t refused = rc == 0 ? t->refused : 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct rdb_request *r = sent[i];
+		if (!(refused & (1u << i)))
+			continue;
+		pthread_mutex_lock(&b->lock);
+		b->stats.refused++;
+		pthread_mutex_unlock(&b->lock);
+		if (b->refused)
+			b->refused(r, &r->answer, r->answer_payload, r->answer_payload_size, b->refused_data);
+	}
+	pthread_mutex_lock(&b->lock);
+	for (uint32_t i = 0; i < n; i++)
+		request_unref_locked(sent[i]);
+	pthread_mutex_unlock(&b->lock);
+}
+
 /* Send every queued answer now, by TRANSACTs that take no request.
  * 0, or the first error. */
 static int answers_flush(struct rdb_broker *b)
@@ -338,16 +393,18 @@ static int answers_flush(struct rdb_broker *b)
 	struct ringdev_ctl_transact *t = malloc(sizeof(*t));
 	int r = 0;
 
+	struct rdb_request *sent[RINGDEV_CTL_BATCH];
 	if (!t)
 		return -ENOMEM;
 	for (;;) {
 		memset(t, 0, sizeof(*t));
 		pthread_mutex_lock(&b->lock);
-		t->nanswers = answers_take_locked(b, t);
+		t->nanswers = answers_take_locked(b, t, sent);
 		pthread_mutex_unlock(&b->lock);
 		if (t->nanswers == 0)
 			break;
 		int rc = transact(b, t);
+		answers_settle(b, t, rc, sent, t->nanswers);
 		if (rc < 0 && rc != -EINTR && r == 0)
 			r = rc;
 	}
@@ -392,14 +449,29 @@ static int answer_commit(struct rdb_request *r, int rc, const void *out, size_t 
 {
 	struct rdb_broker *b = r->broker;
 	bool drop = false;
+	bool handshake = cancel_handshake(b);
 
 	if (r->notice)
 		return -EINVAL; /* the library owns notices */
 	if (rc < 0)
 		ctl_answer_deny(&r->answer, &r->msg, EIO);
+	if (rc == 0 && b->refused && size && r->answer.result >= 0) {
+		/* Kept for the refused handler: a refused READ's bytes reached
+		 * nobody and are the broker's to give to someone else. */
+		r->answer_payload = malloc(size);
+		if (r->answer_payload) {
+			memcpy(r->answer_payload, out, size);
+			r->answer_payload_size = size;
+		}
+	}
 	if (r->answer.flags & RINGDEV_ANSWER_STAGED) {
 		int s = payload_stage(b, r->msg.id, out, size);
-		if (s == -ENOENT) {
+		if (s == -ENOENT && handshake) {
+			/* The daemon ended it (--cancel-timeout, the handle went):
+			 * sent all the same, it comes back refused, so the refused
+			 * handler gets its payload. */
+			rc = -ENOENT;
+		} else if (s == -ENOENT) {
 			drop = true; /* the daemon has forgotten it: cancelled */
 			rc = -ENOENT;
 		} else if (s < 0) {
@@ -411,7 +483,7 @@ static int answer_commit(struct rdb_request *r, int rc, const void *out, size_t 
 	pthread_mutex_lock(&b->lock);
 	r->answered = true;
 	list_unlink(&r->link);
-	if (drop || r->cancelled) {
+	if (drop || (r->cancelled && !handshake)) {
 		/* Not worth sending: the daemon would ignore it. */
 		int result = r->cancelled ? 0 : rc;
 		b->stats.dropped++;
@@ -499,6 +571,14 @@ int rdb_drop(struct rdb_request *request)
 	pthread_mutex_unlock(&b->lock);
 	if (!cancelled)
 		return rdb_deny(request, ECANCELED);
+	if (cancel_handshake(b)) {
+		/* "Cancelled, nothing done": the app's call ends with EINTR now
+		 * rather than at --cancel-timeout. */
+		pthread_mutex_lock(&b->lock);
+		b->stats.dropped++;
+		pthread_mutex_unlock(&b->lock);
+		return rdb_deny(request, EINTR);
+	}
 	return answer_commit(request, 0, NULL, 0);
 }
 
@@ -616,9 +696,14 @@ static void dispatch_done(struct rdb_broker *b, struct rdb_request *r)
 	request_free(notice);
 }
 
-/* A request cancelled before its handler ran: ended without the handler. */
-static void dispatch_drop(struct rdb_broker *b, struct rdb_request *r)
+/* A request cancelled before its handler ran: ended without the handler;
+ * with `answer` (the daemon still waits for it) as cancelled. */
+static void dispatch_drop(struct rdb_broker *b, struct rdb_request *r, bool answer)
 {
+	if (answer && cancel_handshake(b)) {
+		rdb_drop(r);
+		return;
+	}
 	pthread_mutex_lock(&b->lock);
 	b->stats.dropped++;
 	r->answered = true;
@@ -631,24 +716,26 @@ static void dispatch_request(struct rdb_broker *b, struct rdb_request *r)
 {
 	pthread_mutex_lock(&b->lock);
 	b->stats.requests++;
-	if (early_cancelled_locked(b, r->msg.id)) {
+	bool early = early_cancelled_locked(b, r->msg.id);
+	if (early && !cancel_handshake(b)) {
 		b->stats.dropped++;
 		pthread_mutex_unlock(&b->lock);
 		request_free(r);
 		return;
 	}
+	r->cancelled = early; /* still answerable: dropped below */
 	r->refs = 2; /* the app's, the dispatcher's */
 	r->dispatching = true;
 	list_add_tail(&b->held, &r->link);
 	pthread_mutex_unlock(&b->lock);
 
-	int rc = ctl_request_needs_fetch(&r->msg) ? payload_fetch(b, r) : 0;
+	int rc = !early && ctl_request_needs_fetch(&r->msg) ? payload_fetch(b, r) : 0;
 	if (rc == -ENOENT) {
-		dispatch_drop(b, r); /* gone meanwhile: cancelled */
+		dispatch_drop(b, r, false); /* the daemon ended it meanwhile */
 	} else if (rc < 0) {
 		rdb_deny(r, EIO);
 	} else if (rdb_request_cancelled(r)) {
-		dispatch_drop(b, r);
+		dispatch_drop(b, r, true);
 	} else {
 		b->handler(r, b->data);
 	}
@@ -702,15 +789,19 @@ static void loop_run(struct rdb_broker *b)
 	}
 	loop_broker = b;
 	while (!atomic_load(&b->stopping)) {
+		struct rdb_request *sent[RINGDEV_CTL_BATCH];
 		memset(t, 0, sizeof(*t));
 		pthread_mutex_lock(&b->lock);
-		t->nanswers = answers_take_locked(b, t);
+		t->nanswers = answers_take_locked(b, t, sent);
 		bool more = !list_empty(&b->queue);
 		pthread_mutex_unlock(&b->lock);
 		/* With answers left over, send them before waiting for work. */
 		t->max_requests = more ? 0 : RINGDEV_CTL_BATCH;
 		t->timeout_ms = more ? 0 : b->timeout_ms;
 		int r = transact(b, t);
+		/* Refused answers first: a reader's bytes go back to the head of
+		 * their queue before the requests of this call are dispatched. */
+		answers_settle(b, t, r, sent, t->nanswers);
 		if (fatal(r)) {
 			broker_fail(b, r);
 			break;

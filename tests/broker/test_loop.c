@@ -60,6 +60,7 @@ static struct {
 	size_t payload_size;
 	struct stage_buffer staged;
 	unsigned fetches, stages;
+	uint64_t refuse_id;              /* TRANSACT reports answers to this id refused */
 } fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static int fake_transact(void *ctx, struct ringdev_ctl_transact *t)
@@ -94,7 +95,10 @@ static int fake_transact(void *ctx, struct ringdev_ctl_transact *t)
 		memmove(fake.queue, fake.queue + 1, --fake.queued * sizeof(fake.queue[0]));
 		fake.taken++;
 	}
-	t->rejected = t->failed = 0;
+	t->rejected = t->failed = t->refused = 0;
+	for (uint32_t i = 0; i < t->nanswers; i++)
+		if (fake.refuse_id && t->answers[i].id == fake.refuse_id)
+			t->refused |= 1u << i;
 	pthread_mutex_unlock(&fake.lock);
 	return 0;
 }
@@ -499,10 +503,11 @@ static void keep_then_drop_on_cancel(struct rdb_request *r)
 	cr_assert_eq(rdb_deny(r, EPERM), -EINVAL, "a notice takes no answer");
 }
 
-Test(loop, cancel_comes_to_the_handler_and_drop_sends_nothing)
+Test(loop, cancel_comes_to_the_handler_and_drop_sends_nothing_before_abi_1_2)
 {
 	struct ringdev_ctl_request cancel = request(RINGDEV_CTL_CANCEL, 31);
 
+	daemon_abi_minor = 1;
 	cancel.ref = 30;
 	start(keep_then_drop_on_cancel, 1);
 	push_one(RINGDEV_CTL_WRITE, 30);
@@ -526,10 +531,11 @@ static void keep_and_mark(struct rdb_request *r)
 		keep(r);
 }
 
-Test(loop, answering_a_cancelled_request_sends_nothing)
+Test(loop, answering_a_cancelled_request_sends_nothing_before_abi_1_2)
 {
 	struct ringdev_ctl_request cancel = request(RINGDEV_CTL_CANCEL, 41);
 
+	daemon_abi_minor = 1;
 	cancel.ref = 40;
 	start(keep_and_mark, 1);
 	push_one(RINGDEV_CTL_WRITE, 40);
@@ -578,6 +584,7 @@ Test(loop, a_cancel_waits_for_the_handler_of_its_request)
 {
 	struct ringdev_ctl_request cancel = request(RINGDEV_CTL_CANCEL, 51);
 
+	daemon_abi_minor = 1;
 	cancel.ref = 50;
 	start(slow_handler, 2);
 	push_one(RINGDEV_CTL_WRITE, 50);
@@ -627,10 +634,11 @@ static void count_calls(struct rdb_request *r)
 		rdb_deny(r, EPERM);
 }
 
-Test(loop, a_cancel_before_its_request_drops_the_request)
+Test(loop, a_cancel_before_its_request_drops_the_request_before_abi_1_2)
 {
 	struct ringdev_ctl_request cancel = request(RINGDEV_CTL_CANCEL, 61);
 
+	daemon_abi_minor = 1;
 	cancel.ref = 60;
 	start(count_calls, 1);
 	push(&cancel, 1);
@@ -645,6 +653,137 @@ Test(loop, a_cancel_before_its_request_drops_the_request)
 	cr_assert_eq(s.dropped, 1);
 	cr_assert_eq(s.requests, 1);
 	cr_assert_eq(s.notices, 1);
+}
+
+/* Issue 19 B: with ABI 1.2 a CANCEL is a handshake. Dropping the cancelled
+ * request answers "cancelled, nothing done" (-EINTR), so the app's call ends
+ * now rather than at --cancel-timeout. */
+Test(loop, cancel_then_drop_answers_eintr)
+{
+	struct ringdev_ctl_request cancel = request(RINGDEV_CTL_CANCEL, 31);
+
+	cancel.ref = 30;
+	start(keep_then_drop_on_cancel, 1);
+	push_one(RINGDEV_CTL_WRITE, 30);
+	wait_taken();
+	push(&cancel, 1);
+	wait_answers(1);
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(cancels_seen, 1);
+	cr_assert_not_null(answer_for(30));
+	cr_assert_eq(answer_for(30)->result, -EINTR);
+	struct rdb_stats s;
+	rdb_get_stats(broker, &s);
+	cr_assert_eq(s.held, 0);
+}
+
+/* Issue 19 B: the result of work the broker did before the CANCEL came is
+ * sent: the app gets it (a writer is not told EINTR for bytes a reader got). */
+Test(loop, answering_a_cancelled_request_sends_the_answer)
+{
+	struct ringdev_ctl_request cancel = request(RINGDEV_CTL_CANCEL, 41);
+
+	cancel.ref = 40;
+	start(keep_and_mark, 1);
+	push_one(RINGDEV_CTL_WRITE, 40);
+	wait_taken();
+	push(&cancel, 1);
+	wait_taken();
+	struct rdb_request *r = kept_take(40);
+	cr_assert(rdb_request_cancelled(r));
+	cr_assert_eq(rdb_reply_write(r, 0), 0);
+	wait_answers(1);
+	cr_assert_eq(stop(), 0);
+	cr_assert_not_null(answer_for(40));
+	cr_assert_eq(answer_for(40)->result, 0);
+}
+
+/* Issue 19 B: a CANCEL taken before its request (two loop threads) still
+ * ends the request with an answer, without the handler. */
+Test(loop, a_cancel_before_its_request_answers_eintr)
+{
+	struct ringdev_ctl_request cancel = request(RINGDEV_CTL_CANCEL, 61);
+
+	cancel.ref = 60;
+	start(count_calls, 1);
+	push(&cancel, 1);
+	wait_taken();
+	push_one(RINGDEV_CTL_WRITE, 60);
+	wait_answers(1);
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(handler_calls, 0, "neither the stray CANCEL nor its request reach the handler");
+	cr_assert_not_null(answer_for(60));
+	cr_assert_eq(answer_for(60)->result, -EINTR);
+}
+
+/* Issue 19 B: an answer the daemon refused comes back to the refused
+ * handler with a copy of its payload (inline or staged), on the loop
+ * thread, before the requests of that TRANSACT are dispatched. */
+static uint8_t refused_bytes[8192];
+static size_t refused_size;
+static uint64_t refused_id;
+static unsigned refused_calls;
+
+static void on_refused(const struct rdb_request *request, const struct ringdev_ctl_answer *a, const void *payload,
+		       size_t size, void *data)
+{
+	cr_assert_eq(data, &fake);
+	refused_calls++;
+	refused_id = rdb_request_info(request)->id;
+	cr_assert_eq(a->id, refused_id);
+	cr_assert_leq(size, sizeof(refused_bytes));
+	memcpy(refused_bytes, payload, size);
+	refused_size = size;
+}
+
+static void read_pattern(struct rdb_request *r)
+{
+	static uint8_t bytes[5000];
+	const struct ringdev_ctl_request *q = rdb_request_info(r);
+
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(i % 253);
+	if (q->type == RINGDEV_CTL_READ)
+		cr_assert_eq(rdb_reply_read(r, bytes, q->size), 0);
+}
+
+Test(loop, refused_answers_go_to_the_refused_handler_with_their_payload)
+{
+	struct ringdev_ctl_request small = request(RINGDEV_CTL_READ, 80);
+	struct ringdev_ctl_request big = request(RINGDEV_CTL_READ, 81);
+
+	small.size = 10;
+	big.size = 5000;
+	handler = read_pattern;
+	struct ringdev_version version = { .abi_major = RINGDEV_ABI_MAJOR, .abi_minor = daemon_abi_minor };
+	cr_assert_eq(rdb_open_transport(&fake_transport, NULL, &version, on_request, &fake, &broker), 0);
+	cr_assert_eq(rdb_set_refused_handler(broker, on_refused, &fake), 0);
+	fake.refuse_id = 80;
+	cr_assert_eq(pthread_create(&runner, NULL, run_thread, NULL), 0);
+	running = true;
+	push(&small, 1);
+	wait_answers(1);
+	pause_ms(30);
+	cr_assert_eq(refused_calls, 1);
+	cr_assert_eq(refused_id, 80);
+	cr_assert_eq(refused_size, 10);
+	cr_assert_eq(refused_bytes[9], 9);
+	pthread_mutex_lock(&fake.lock);
+	fake.refuse_id = 81;
+	pthread_mutex_unlock(&fake.lock);
+	push(&big, 1);
+	wait_answers(2);
+	pause_ms(30);
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(refused_calls, 2);
+	cr_assert_eq(refused_id, 81);
+	cr_assert_eq(refused_size, 5000, "a staged answer's payload too");
+	for (size_t i = 0; i < 5000; i++)
+		cr_assert_eq(refused_bytes[i], (uint8_t)(i % 253), "byte %zu", i);
+	struct rdb_stats s;
+	rdb_get_stats(broker, &s);
+	cr_assert_eq(s.refused, 2);
+	cr_assert_eq(s.held, 0);
 }
 
 Test(loop, a_malformed_request_is_answered_eio)

@@ -320,3 +320,48 @@ Test(rendezvous, nonblocking_reads_and_writes_never_wait)
 	assert_event(3, EV_WRITE, 5, 2, NULL);
 	assert_idle();
 }
+
+/* Issue 19 B: a writer interrupted after readers took part of its bytes is
+ * answered with that count, not dropped: dropped, it would get EINTR and
+ * write the bytes the readers already have again. */
+Test(rendezvous, cancelling_a_partly_taken_write_answers_what_was_taken)
+{
+	rv_attach(rv, 1, "rv", true);
+	rv_write(rv, 1, 1, "rv", "0123456789", 10, false, REQ(1));
+	rv_read(rv, 2, 2, "rv", 4, false, REQ(2));
+	assert_event(0, EV_READ, 2, 4, "0123");
+	cr_assert(rv_cancel(rv, 1));
+	assert_event(1, EV_WRITE, 1, 4, NULL);
+	cr_assert_eq(nevents, 2);
+	assert_idle();
+}
+
+/* Issue 19 B: bytes a reader never got (the daemon refused its answer) go
+ * back to the head of the pipe: the next reader gets them first, before
+ * what was written after them, and a waiting reader gets them at once. */
+Test(rendezvous, unread_bytes_come_first)
+{
+	rv_attach(rv, 1, "rv", true);
+	rv_write(rv, 1, 1, "rv", "0123456789", 10, false, REQ(1));
+	rv_read(rv, 2, 2, "rv", 4, false, REQ(2));
+	assert_event(0, EV_READ, 2, 4, "0123");
+	cr_assert_eq(rv_unread(rv, "rv", "0123", 4), 0, "the reader of 0123 never got them");
+	rv_read(rv, 2, 3, "rv", 64, false, REQ(3));
+	assert_event(1, EV_READ, 3, 4, "0123");
+	rv_read(rv, 2, 4, "rv", 64, false, REQ(4));
+	assert_event(2, EV_READ, 4, 6, "456789");
+	assert_event(3, EV_WRITE, 1, 10, NULL);
+	rv_read(rv, 2, 5, "rv", 64, false, REQ(5));
+	cr_assert_eq(nevents, 4, "the reader waits");
+	cr_assert_eq(rv_unread(rv, "rv", "ab", 2), 0);
+	assert_event(4, EV_READ, 5, 2, "ab");
+	struct rv_counts c;
+	rv_get_counts(rv, &c);
+	cr_assert_eq(c.unread_bytes, 0);
+	assert_idle();
+	/* Given back and never read: freed with the state. */
+	cr_assert_eq(rv_unread(rv, "rv", "zz", 2), 0);
+	rv_detach(rv, 1);
+	rv_read(rv, 2, 6, "rv", 1, false, REQ(6));
+	assert_event(5, EV_READ, 6, 1, "z");
+}

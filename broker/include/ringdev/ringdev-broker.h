@@ -54,6 +54,11 @@ extern "C" {
  * 1.2). */
 #define RDB_GRANT_ABI_MINOR 2
 
+/* The daemon's abi_minor from which a CANCEL is a handshake (ABI 1.2): the
+ * cancelled request stays answerable, its answer still reaches the app, and
+ * TRANSACT reports the answers it refused (see rdb_set_refused_handler). */
+#define RDB_CANCEL_ABI_MINOR 2
+
 /* One open control channel. */
 struct rdb_broker;
 
@@ -64,10 +69,28 @@ struct rdb_request;
  * several threads, concurrently). An answerable request (OPEN, ATTACH, IOCTL,
  * READ, WRITE) belongs to the callback: answer it now or keep it and answer
  * it later. A notice (CANCEL, RELEASE) is only valid during the call and
- * takes no answer. A CANCEL for a request comes only after the callback for
- * that request returned. The callback must not block: while it runs, its
+ * takes no answer itself. A CANCEL for a request comes only after the
+ * callback for that request returned, and only while the broker still holds
+ * it; from a daemon of ABI 1.2 on it asks for an answer to the request it
+ * names: its result if the work was done, or rdb_drop() if nothing was (see
+ * rdb_request_cancelled). The callback must not block: while it runs, its
  * thread takes no requests. */
 typedef void rdb_handler_fn(struct rdb_request *request, void *data);
+
+/* Called once for each answer the daemon refused (ABI 1.2 daemons report
+ * them; older ones never do): an unknown, late or duplicate id, a malformed
+ * answer, or one for a call whose app side had ended (its handle closed,
+ * --cancel-timeout passed). Nothing it carried reached an app. `request` is
+ * the request answered (rdb_request_info() works; it must not be answered
+ * again), `answer` what was sent, and `payload`/`size` a copy of the
+ * out-payload the answer carried (READ: the bytes no reader got; IOCTL: the
+ * out buffer), NULL and 0 for none. It runs on the thread that sent the
+ * answer: a loop thread of rdb_run() after its TRANSACT returned and before
+ * it dispatches the requests that came with it, or, for an answer given
+ * outside the loop, inside the answer function. Everything is freed when it
+ * returns. */
+typedef void rdb_refused_fn(const struct rdb_request *request, const struct ringdev_ctl_answer *answer,
+			    const void *payload, size_t size, void *data);
 
 /*
  * The control node that belongs to `device`, written to `path`:
@@ -101,6 +124,11 @@ struct rdb_broker *rdb_close(struct rdb_broker *broker);
 /* The daemon's RINGDEV_IOC_VERSION answer, read by rdb_open(). */
 void rdb_version(const struct rdb_broker *broker, struct ringdev_version *out);
 
+/* Set the refused handler (NULL: none) before rdb_run(); -EBUSY while it
+ * runs. With one set, the library keeps a copy of each answer's out-payload
+ * until the daemon's outcome is known. */
+int rdb_set_refused_handler(struct rdb_broker *broker, rdb_refused_fn *handler, void *data);
+
 /* How long each TRANSACT parks waiting for a request (1 to 60000 ms;
  * default RDB_TIMEOUT_MS_DEFAULT). Set it before rdb_run(). */
 int rdb_set_timeout(struct rdb_broker *broker, unsigned timeout_ms);
@@ -131,7 +159,11 @@ const struct ringdev_ctl_request *rdb_request_info(const struct rdb_request *req
 const void *rdb_request_payload(const struct rdb_request *request, size_t *size);
 
 /* True once the daemon said the app interrupted this request (a CANCEL
- * came): its answer would be ignored; end it with rdb_drop(). */
+ * came). From ABI 1.2 on the request is still answerable and the app waits
+ * for it: answer with the result if the work was done (the app gets it: a
+ * READ's bytes, a WRITE's count), or rdb_drop() if nothing was (the app gets
+ * EINTR); a daemon ends it with EINTR itself after its --cancel-timeout.
+ * Before ABI 1.2 the daemon had already ended it: the answer is not sent. */
 bool rdb_request_cancelled(const struct rdb_request *request);
 
 /* The channel the request came from. */
@@ -143,8 +175,10 @@ struct rdb_broker *rdb_request_broker(const struct rdb_request *request);
  * an errno outside 1..RDB_ERRNO_MAX, a notice) returns -EINVAL and, for an
  * answerable request, answers it with EIO instead, as the daemon would for a
  * malformed answer: nothing is left unanswered. An answer to a cancelled
- * request is not sent and returns 0. Answers given from a thread of rdb_run()
- * ride on its next TRANSACT; from any other thread they are sent at once. */
+ * request is sent to a daemon of ABI 1.2 or later (the app still waits for
+ * it); to an older one it is not sent and returns 0. Answers given from a
+ * thread of rdb_run() ride on its next TRANSACT; from any other thread they
+ * are sent at once. */
 
 /* What a pipe the answer creates gets (RINGDEV_ANSWER_SETTINGS). Zero means
  * the default: kind stream, policy block, mode 0600, capacity the daemon's
@@ -208,8 +242,9 @@ int rdb_reply_read(struct rdb_request *request, const void *data, size_t size);
 /* WRITE on a brokered pipe: the write returns `taken` (at most its size). */
 int rdb_reply_write(struct rdb_request *request, size_t taken);
 
-/* End a request without an answer: a cancelled one is just forgotten; any
- * other is denied with ECANCELED. */
+/* End a request without doing it: a cancelled one is answered "cancelled,
+ * nothing done" (-EINTR: the app's call ends with EINTR; before ABI 1.2 it
+ * is just forgotten); any other is denied with ECANCELED. */
 int rdb_drop(struct rdb_request *request);
 
 /* ---- counters ---- */
@@ -226,7 +261,8 @@ struct rdb_stats {
 	uint64_t fetched_bytes;       /* in-payload bytes fetched with FETCH */
 	uint64_t staged_bytes;        /* out-payload bytes sent with STAGE */
 	uint64_t held;                /* requests handed out and not answered yet (now) */
-	uint64_t reserved[5];
+	uint64_t refused;             /* answers the daemon reported refused (ABI 1.2) */
+	uint64_t reserved[4];
 };
 
 void rdb_get_stats(struct rdb_broker *broker, struct rdb_stats *out);
