@@ -502,7 +502,7 @@ static void on_notice(struct broker *b, const struct ringdev_ctl_request *q)
 		pthread_mutex_lock(&b->lock);
 		bool held = rv_cancel(b->rendezvous, q->ref);
 		pthread_mutex_unlock(&b->lock);
-		log_debug("cancel of request %llu (handle %llu): %s", (unsigned long long)q->ref,
+		log_info("cancel of request %llu (handle %llu): %s", (unsigned long long)q->ref,
 			 (unsigned long long)q->handle, held ? "ended" : "not held (answered already)");
 		return;
 	}
