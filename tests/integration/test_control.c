@@ -245,6 +245,8 @@ static void broker_send(struct broker *b, const struct ringdev_ctl_answer *a, ui
 	cr_assert(t.rejected == rejected && t.failed == failed,
 		  "%s: expected rejected %u failed %u, got rejected %u failed %u", what, rejected, failed,
 		  t.rejected, t.failed);
+	cr_assert_eq((uint32_t)__builtin_popcount(t.refused), rejected + failed, "%s: refused 0x%x", what,
+		     t.refused);
 }
 
 static void broker_send1(struct broker *b, struct ringdev_ctl_answer a, uint32_t rejected, uint32_t failed,
@@ -504,6 +506,14 @@ static struct app *app_ioctl(const struct rd_daemon *d, int fd, unsigned long cm
 	s->value = value;
 	rd_pattern(s->bytes, sizeof(s->bytes), value, 0);
 	return a;
+}
+
+/* Is helper `pid` still running after `ms`? (It is not reaped if so.) */
+static bool child_alive(pid_t pid, int ms)
+{
+	int status;
+
+	return !rd_wait_child(pid, ms, &status);
 }
 
 static void expect_ret(const struct app *a, long ret, int err, const char *what)
@@ -1231,6 +1241,9 @@ Test(control, many_requests_are_answered_in_batches)
 
 /* ---- cancel --------------------------------------------------------------- */
 
+/* Issue 19 B: an interrupt of a request the broker took is a question
+ * (CANCEL), not an ending: the app waits for the broker's answer, which is
+ * either "cancelled, nothing done" (-EINTR) or the completed result. */
 Test(control, interrupted_app_gets_eintr_and_the_broker_a_cancel)
 {
 	struct rd_daemon *d = rd_start(NULL);
@@ -1251,16 +1264,18 @@ Test(control, interrupted_app_gets_eintr_and_the_broker_a_cancel)
 	app_start(a);
 	r = broker_take(&b, RINGDEV_CTL_IOCTL);
 	rd_wait_other(d, 1);
-	t0 = now_ms();
 	kill(a->pid, SIGUSR1);
-	app_join(a);
-	expect_ret(a, -1, EINTR, "an interrupted relayed ioctl");
-	cr_assert_lt(atomic_load(&a->done_ms) - t0, KILL_LIMIT_MS, "EINTR at once (took %llu ms)",
-		     (unsigned long long)(atomic_load(&a->done_ms) - t0));
 	c = broker_take(&b, RINGDEV_CTL_CANCEL);
 	cr_assert_eq(c.ref, r.id, "CANCEL ref %llu names the interrupted request %llu", (unsigned long long)c.ref,
 		     (unsigned long long)r.id);
 	cr_assert_neq(c.id, r.id, "the CANCEL has its own id");
+	cr_assert(child_alive(a->pid, 100), "the app waits for the broker's answer to the CANCEL");
+	t0 = now_ms();
+	broker_send1(&b, answer_for(&r, -EINTR), 0, 0, "cancelled, nothing done");
+	app_join(a);
+	expect_ret(a, -1, EINTR, "an interrupted relayed ioctl the broker cancelled");
+	cr_assert_lt(atomic_load(&a->done_ms) - t0, KILL_LIMIT_MS, "EINTR at the answer (took %llu ms)",
+		     (unsigned long long)(atomic_load(&a->done_ms) - t0));
 	broker_send1(&b, answer_for(&r, 5), 1, 0, "a late answer to the cancelled request");
 	broker_send1(&b, answer_for(&c, 0), 1, 0, "an answer to the CANCEL notice");
 	after = rd_stats(d);
@@ -1269,12 +1284,30 @@ Test(control, interrupted_app_gets_eintr_and_the_broker_a_cancel)
 	cr_assert_eq(after.relay_cancels, before.relay_cancels + 1, "stats.relay_cancels");
 	cr_assert_eq(after.relay_failed, before.relay_failed, "stats.relay_failed unchanged");
 
-	/* SIGKILL of an app whose request the broker holds: it dies at once. */
+	/* The broker had done the work when the CANCEL came: the app gets the
+	 * result, not EINTR. */
+	a = app_ioctl(d, fd, DEV_ECHO, 3);
+	a->catch_sigusr1 = true;
+	app_start(a);
+	r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	rd_wait_other(d, 1);
+	kill(a->pid, SIGUSR1);
+	c = broker_take(&b, RINGDEV_CTL_CANCEL);
+	cr_assert_eq(c.ref, r.id);
+	broker_send1(&b, answer_for(&r, 5), 0, 0, "the result of a cancelled request");
+	app_join(a);
+	expect_ret(a, 5, 0, "the completed result, after the CANCEL");
+
+	/* SIGKILL of an app whose request the broker holds: the kernel waits
+	 * for the answer, so it dies once the broker answers the CANCEL. */
 	a = app_ioctl(d, fd, DEV_ECHO, 4);
 	app_start(a);
 	r = broker_take(&b, RINGDEV_CTL_IOCTL);
 	rd_wait_other(d, 1);
 	kill(a->pid, SIGKILL);
+	c = broker_take(&b, RINGDEV_CTL_CANCEL);
+	cr_assert_eq(c.ref, r.id, "CANCEL for the killed app's request");
+	broker_send1(&b, answer_for(&r, -EINTR), 0, 0, "the killed app's request cancelled");
 	{
 		int status;
 
@@ -1282,10 +1315,7 @@ Test(control, interrupted_app_gets_eintr_and_the_broker_a_cancel)
 			  "an app killed while the broker holds its ioctl did not die within %d ms", KILL_LIMIT_MS);
 		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "it died of SIGKILL");
 	}
-	c = broker_take(&b, RINGDEV_CTL_CANCEL);
-	cr_assert_eq(c.ref, r.id, "CANCEL for the killed app's request");
 	rd_wait_other(d, 0);
-	broker_send1(&b, answer_for(&r, 5), 1, 0, "an answer to the killed app's request");
 
 	/* Interrupted before any broker took it: it vanishes. */
 	a = app_ioctl(d, fd, DEV_ECHO, 2);
@@ -1370,6 +1400,47 @@ static void wait_held(struct holder *h, uint32_t type, int n)
 		pause_2ms();
 	cr_assert_eq(atomic_load(&h->held[type]), n, "the broker holds %d %s requests, has %d (err %s)", n,
 		     type_name(type), atomic_load(&h->held[type]), rd_errname(h->err));
+}
+
+/* Issue 19 B: a broker that ignores the CANCEL (as brokers before ABI 1.2
+ * may) cannot keep the app: --cancel-timeout ends its call with EINTR,
+ * RINGDEV_IOC_STATS_EXT counts it, and the answer that comes after is
+ * refused and reported so. */
+Test(control, an_unanswered_cancel_ends_at_the_cancel_timeout)
+{
+	const char *const args[] = { "--cancel-timeout", "300", NULL };
+	struct rd_daemon *d = rd_start(args);
+	int sfd = keep_stats(d);
+	int fd = rd_create(d, "Bound", O_RDWR, 0, 0, 0);
+	struct ringdev_ctl_request r, c;
+	struct ringdev_stats_ext x;
+	struct broker b;
+	struct app *a;
+
+	broker_open(&b, d);
+	a = app_ioctl(d, fd, DEV_ECHO, 1);
+	a->catch_sigusr1 = true;
+	app_start(a);
+	r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	rd_wait_other(d, 1);
+	uint64_t t0 = now_ms();
+	kill(a->pid, SIGUSR1);
+	c = broker_take(&b, RINGDEV_CTL_CANCEL);
+	cr_assert_eq(c.ref, r.id);
+	app_join(a);
+	uint64_t took = atomic_load(&a->done_ms) - t0;
+	expect_ret(a, -1, EINTR, "an interrupted ioctl whose broker ignored the CANCEL");
+	cr_assert(took >= 250 && took < 300 + KILL_LIMIT_MS, "ended at the bound (took %llu ms)",
+		  (unsigned long long)took);
+	cr_assert_eq(ioctl(sfd, RINGDEV_IOC_STATS_EXT, &x), 0, "RINGDEV_IOC_STATS_EXT: %s", rd_errname(errno));
+	cr_assert_eq(x.relay_cancel_timeouts, 1, "counted");
+	cr_assert_eq(ioctl(b.fd, RINGDEV_IOC_STATS_EXT, &x), 0, "RINGDEV_IOC_STATS_EXT on the control node: %s",
+		     rd_errname(errno));
+	broker_send1(&b, answer_for(&r, 5), 1, 0, "the answer after the bound");
+	rd_wait_other(d, 0);
+	broker_close(&b, d);
+	rd_close(d, fd);
+	end(d, sfd);
 }
 
 Test(control, killed_broker_ends_held_requests_with_econnreset)
@@ -1947,7 +2018,8 @@ Test(control, several_threads_transact_and_a_signal_ends_a_parked_one)
 	}
 
 	/* A parked TRANSACT carrying an answer: the answer is applied, then a
-	 * signal ends the call with EINTR. */
+	 * signal ends the call, which returns 0 with no request (ABI 1.2: not
+	 * EINTR, so the broker still learns which answers were refused). */
 	a[2] = app_ioctl(d, fd, DEV_ECHO, 2);
 	app_start(a[2]);
 	r = broker_take(&b, RINGDEV_CTL_IOCTL);
@@ -1961,8 +2033,9 @@ Test(control, several_threads_transact_and_a_signal_ends_a_parked_one)
 	rd_wait_other(d, 1);
 	pthread_kill(th[2], SIGUSR1);
 	join_within(th[2], 5, "a signalled TRANSACT");
-	cr_assert(p[2].ret == -1 && p[2].err == EINTR, "a signal ends a parked TRANSACT with EINTR, got %d (%s)",
-		  p[2].ret, rd_errname(p[2].err));
+	cr_assert(p[2].ret == 0, "a signal ends a parked TRANSACT with 0, got %d (%s)", p[2].ret,
+		  rd_errname(p[2].err));
+	cr_assert_eq(p[2].t.nrequests, 0);
 	rd_wait_other(d, 0);
 	broker_close(&b, d);
 	rd_close(d, fd);
