@@ -551,6 +551,30 @@ Test(relay, payloads_are_charged_to_the_app)
 	cr_assert_eq(fake_replies[11].count, 1000);
 	device_stats(dev, &s);
 	cr_assert_eq(s.memory_used, 0, "uncharged with the request");
+	/* A read whose staged answer cannot be charged: the app gets ENOBUFS,
+	 * the broker's STAGE ENOENT (the request is gone), its answer is
+	 * refused. */
+	device_read(dev, app, REQ(12), 1 << 20, 0, false);
+	memset(t, 0, sizeof(*t));
+	t->max_requests = 1;
+	transact(t, 6);
+	uint64_t rid = result(6)->requests[0].id;
+	struct ringdev_ctl_bulk *b = calloc(1, sizeof(*b));
+	b->id = rid;
+	b->size = 10;
+	cr_assert(device_ioctl_async(dev, ctl, &root, REQ(20), RINGDEV_IOC_CTL_STAGE, b, sizeof(*b), 0));
+	cr_assert_eq(fake_replies[20].err, ENOENT);
+	cr_assert_eq(fake_replies[12].err, ENOBUFS, "the read: %d", fake_replies[12].err);
+	memset(t, 0, sizeof(*t));
+	answer(t, rid, 10);
+	t->answers[0].size = 10;
+	t->answers[0].flags = RINGDEV_ANSWER_STAGED;
+	transact(t, 7);
+	cr_assert_eq(result(7)->refused, 1);
+	device_stats(dev, &s);
+	cr_assert_eq(s.memory_used, 0);
+	cr_assert_eq(parked(), 0);
+	free(b);
 	device_release(dev, app);
 	free(t);
 }
