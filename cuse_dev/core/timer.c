@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * timer.c - the one thread the core owns: it ends waits that have a
- * deadline (relayed requests nobody took within --broker-timeout, broker
+ * deadline (relayed requests nobody took within --broker-timeout, cancelled
+ * ones their broker did not answer within --cancel-timeout, broker
  * TRANSACTs with a timeout, pipes held for a creator who never opened them). It sleeps on a condition variable tied to the
  * device lock until the earliest deadline, and anything that adds a deadline
  * wakes it (timer_kick), so no request waits on a polling interval.
