@@ -12,8 +12,8 @@
  *   served.
  * - after every step (fuzz_check): the parked counts equal our unanswered
  *   requests, the handle count our handles plus opens in flight, pollers our
- *   live poll handles; as root, LIST_PIPES' allocated bytes add up to
- *   memory_used and every pipe conserves bytes (in - out - dropped -
+ *   live poll handles; as root, LIST_PIPES' allocated bytes and the relayed
+ *   requests' charged payloads add up to memory_used and every pipe conserves bytes (in - out - dropped -
  *   flushed == queued); LIST_OPENS adds up to the same parked total.
  *
  * The timer thread never acts during an input: every deadline the fuzz
@@ -245,6 +245,10 @@ static void transact_seen(struct fuzz_req *r, const void *out, size_t size)
 		    "TRANSACT gave %u requests, %u asked", t->nrequests, r->max_requests);
 	FUZZ_ASSERT(t->rejected + t->failed <= t->nanswers, "TRANSACT: %u rejected + %u failed of %u answers",
 		    t->rejected, t->failed, t->nanswers);
+	FUZZ_ASSERT((uint32_t)__builtin_popcount(t->refused) == t->rejected + t->failed &&
+			    (t->refused >> t->nanswers) == 0,
+		    "TRANSACT: refused 0x%x for %u rejected + %u failed of %u answers", t->refused, t->rejected,
+		    t->failed, t->nanswers);
 	for (uint32_t i = 0; i < t->nrequests; i++) {
 		const struct ringdev_ctl_request *q = &t->requests[i];
 		FUZZ_ASSERT(ctl_request_check(q) == 0,
@@ -598,6 +602,20 @@ void fuzz_expire(uint32_t ms)
 
 /* ---- the invariants ---- */
 
+/* What relayed requests hold charged to memory (their payloads). */
+static uint64_t relay_charged(struct device *dev)
+{
+	struct list_node *lists[] = { &dev->relay.pending, &dev->relay.taken };
+	struct list_node *pos;
+	uint64_t n = 0;
+	pthread_mutex_lock(&dev->lock);
+	for (size_t i = 0; i < 2; i++)
+		list_for_each(pos, lists[i])
+			n += list_entry(pos, struct relay_req, queue_link)->charged;
+	pthread_mutex_unlock(&dev->lock);
+	return n;
+}
+
 static void check_pipes(const struct ringdev_stats *s)
 {
 	static struct ringdev_list_pipes l;
@@ -641,8 +659,10 @@ static void check_pipes(const struct ringdev_stats *s)
 	} while (start < total && l.count > 0);
 	FUZZ_ASSERT(seen == total && total == s->pipes, "LIST_PIPES listed %llu of %u; stats say %llu pipes",
 		    (unsigned long long)seen, total, (unsigned long long)s->pipes);
-	FUZZ_ASSERT(allocated == s->memory_used, "pipes hold %llu bytes, memory_used is %llu",
-		    (unsigned long long)allocated, (unsigned long long)s->memory_used);
+	uint64_t payloads = relay_charged(fz.dev);
+	FUZZ_ASSERT(allocated + payloads == s->memory_used,
+		    "pipes hold %llu bytes, relayed payloads %llu, memory_used is %llu", (unsigned long long)allocated,
+		    (unsigned long long)payloads, (unsigned long long)s->memory_used);
 	FUZZ_ASSERT(parked_reads == s->parked_reads && parked_writes == s->parked_writes,
 		    "pipes' queues hold %llu reads, %llu writes; stats say %llu, %llu", (unsigned long long)parked_reads,
 		    (unsigned long long)parked_writes, (unsigned long long)s->parked_reads,
