@@ -13,8 +13,9 @@
  * - after every step (fuzz_check): the parked counts equal our unanswered
  *   requests, the handle count our handles plus opens in flight, pollers our
  *   live poll handles; as root, LIST_PIPES' allocated bytes and the relayed
- *   requests' charged payloads add up to memory_used and every pipe conserves bytes (in - out - dropped -
- *   flushed == queued); LIST_OPENS adds up to the same parked total.
+ *   requests' charged payloads add up to memory_used and every pipe
+ *   conserves bytes (in - out - dropped - flushed == queued); LIST_OPENS
+ *   adds up to the same parked total.
  *
  * The timer thread never acts during an input: every deadline the fuzz
  * configuration allows is at least 20 s away, and fuzz_expire() does the
