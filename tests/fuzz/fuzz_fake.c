@@ -437,6 +437,7 @@ void fuzz_config(struct fuzz_input *in, struct device_config *cfg)
 		.require_broker = f & 0x02,
 		/* Expires only through fuzz_expire(): never by itself in an input. */
 		.broker_timeout_ms = (f & 0x40) ? 30000 : 0,
+		.cancel_timeout_ms = 30000,
 	};
 	if (f & 0x04)
 		strcpy(cfg->default_pipe, (g & 0x10) ? "Default" : "default");
