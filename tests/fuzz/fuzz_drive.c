@@ -428,7 +428,7 @@ void drive_transact(struct fuzz_input *in, bool raw)
 	/* Parks 20 s at least: only fuzz_expire ends it, never the timer. */
 	t->timeout_ms = (f & 1) ? 20000 + fin_u16(in) : 0;
 	if (f & 0x20)
-		t->reserved[fin_pick(in, 3)] = fin_u64(in);
+		t->reserved[fin_pick(in, sizeof(t->reserved) / sizeof(t->reserved[0]))] = fin_u64(in);
 	for (uint32_t i = 0; i < t->nanswers && i < RINGDEV_CTL_BATCH; i++)
 		answer_build(in, &t->answers[i], raw || (f & 2));
 	struct cred cred = b ? b->cred : fuzz_root;

@@ -12,8 +12,9 @@
  *   served.
  * - after every step (fuzz_check): the parked counts equal our unanswered
  *   requests, the handle count our handles plus opens in flight, pollers our
- *   live poll handles; as root, LIST_PIPES' allocated bytes and the relayed
- *   requests' charged payloads add up to memory_used and every pipe
+ *   live poll handles; as root, LIST_PIPES' allocated bytes, the relayed
+ *   requests' charged payloads and parked writes' copies add up to
+ *   memory_used and every pipe
  *   conserves bytes (in - out - dropped - flushed == queued); LIST_OPENS
  *   adds up to the same parked total.
  *
@@ -618,6 +619,24 @@ static uint64_t relay_charged(struct device *dev)
 	return n;
 }
 
+/* What parked writes' copies of their data are charged (LIMIT_MEMORY). */
+static uint64_t write_copies_charged(struct device *dev)
+{
+	struct list_node *h, *q;
+	uint64_t n = 0;
+	pthread_mutex_lock(&dev->lock);
+	list_for_each(h, &dev->handles.list) {
+		struct open_ctx *ctx = list_entry(h, struct open_ctx, dev_link);
+		list_for_each(q, &ctx->parked) {
+			struct parked_req *p = list_entry(q, struct parked_req, ctx_link);
+			if (p->ops == &pipe_parked_write)
+				n += p->u.write.total;
+		}
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return n;
+}
+
 static void check_pipes(const struct ringdev_stats *s)
 {
 	static struct ringdev_list_pipes l;
@@ -661,10 +680,11 @@ static void check_pipes(const struct ringdev_stats *s)
 	} while (start < total && l.count > 0);
 	FUZZ_ASSERT(seen == total && total == s->pipes, "LIST_PIPES listed %llu of %u; stats say %llu pipes",
 		    (unsigned long long)seen, total, (unsigned long long)s->pipes);
-	uint64_t payloads = relay_charged(fz.dev);
-	FUZZ_ASSERT(allocated + payloads == s->memory_used,
-		    "pipes hold %llu bytes, relayed payloads %llu, memory_used is %llu", (unsigned long long)allocated,
-		    (unsigned long long)payloads, (unsigned long long)s->memory_used);
+	uint64_t payloads = relay_charged(fz.dev), copies = write_copies_charged(fz.dev);
+	FUZZ_ASSERT(allocated + payloads + copies == s->memory_used,
+		    "pipes hold %llu bytes, relayed payloads %llu, parked writes' copies %llu, memory_used is %llu",
+		    (unsigned long long)allocated, (unsigned long long)payloads, (unsigned long long)copies,
+		    (unsigned long long)s->memory_used);
 	FUZZ_ASSERT(parked_reads == s->parked_reads && parked_writes == s->parked_writes,
 		    "pipes' queues hold %llu reads, %llu writes; stats say %llu, %llu", (unsigned long long)parked_reads,
 		    (unsigned long long)parked_writes, (unsigned long long)s->parked_reads,
