@@ -45,6 +45,8 @@ bool access_may_create(const struct device *dev, const struct cred *cred)
 
 bool access_may_see(const struct device *dev, const struct cred *cred, const struct pipe *p)
 {
+	if (p->provisional && !(p->hold_uid == cred->uid && !p->hold_void))
+		return false; /* its creator's alone until the broker allowed it: not even admins */
 	return access_is_admin(dev, cred) || cred->uid == p->uid || (access_bits(p, cred) & 6);
 }
 

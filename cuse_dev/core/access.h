@@ -26,7 +26,9 @@ bool access_is_admin(const struct device *dev, const struct cred *cred);
 /* May cred create pipes (write permission on the device node or mount)? */
 bool access_may_create(const struct device *dev, const struct cred *cred);
 /* The visibility rule, for listings, lookups and stat alike: a user sees
- * the pipes it owns or could open for reading or writing; admins see all. */
+ * the pipes it owns or could open for reading or writing; admins see all
+ * but a pipe still waiting for the broker to allow its creation, which is
+ * its creator's alone. */
 bool access_may_see(const struct device *dev, const struct cred *cred, const struct pipe *p);
 /* May cred change, flush or remove p (chmod, chown of its group, unlink)?
  * The owner and admins. */
