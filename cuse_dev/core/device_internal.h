@@ -362,10 +362,10 @@ bool relay_active(const struct device *dev);
  * *err (negative) if it cannot wait. The caller fills msg and submits. */
 struct relay_req *relay_open(struct device *dev, struct open_ctx *ctx, void *req, uint64_t hold_ino, int *err);
 void relay_submit(struct device *dev, struct relay_req *r);
-/* A creation (MKNOD, RINGDEV_IOC_CREATE) for the broker: an ATTACH with
- * CREATE|EXCL on ctx, a handle made for it alone (parked as an open: it is
- * dropped however the request ends), decided by `kind`. NULL and *err
- * (negative) if it cannot wait. The caller fills msg and submits. */
+/* A user's RINGDEV_IOC_CREATE for the broker: an ATTACH with CREATE|EXCL
+ * on ctx, a handle made for it alone (parked as an open: it is dropped
+ * however the request ends), decided by `kind`. NULL and *err (negative) if
+ * it cannot wait. The caller fills msg and submits. */
 struct relay_req *relay_create(struct device *dev, struct open_ctx *ctx, void *req, const struct relay_kind *kind,
 			       int *err);
 /* The app's side ended (release, detach...): tell the broker if it took it. */

@@ -2,8 +2,10 @@
 /*
  * namespace.c - the directory the FUSE mount shows: lookups, attributes,
  * chmod/chown, access(2), unlink, listings and MKNOD (how O_CREAT reaches
- * the daemon there). Every answer follows the visibility rule of access.c
- * for the caller, the same rule the admin listings follow.
+ * the daemon there); and the creations that are not opens (MKNOD,
+ * RINGDEV_IOC_CREATE, asked of the broker when one is in charge). Every
+ * answer follows the visibility rule of access.c for the caller, the same
+ * rule the admin listings follow; every creation admit.c's rule.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +36,7 @@ bool device_may_create(struct device *dev, const struct cred *cred)
 	return r;
 }
 
-/* ---- creations: MKNOD on the mount, RINGDEV_IOC_CREATE ---- */
+/* ---- creations: RINGDEV_IOC_CREATE (relayed or not), MKNOD on the mount ---- */
 
 /* The pipe a creation makes, by admit.c's rule: exclusive, with the
  * settings of the answer (if it gave any) or of the request, owned by the
@@ -106,16 +108,13 @@ static void create_builtin(struct device *dev, struct relay_req *r, const struct
 
 static const struct relay_kind create_relay_kind = { .apply = create_apply, .builtin = create_builtin };
 
-/* Ask the broker about a creation of a->name by cred, answered to req by
- * `kind`; false (nothing done) when no broker is in charge. */
-static bool creation_relay(struct device *dev, const struct cred *cred, const struct attach_args *a, void *req,
-			   const struct relay_kind *kind)
+bool device_create_relayed(struct device *dev, const struct cred *cred, const struct attach_args *a, void *req)
 {
 	if (!relay_active(dev))
 		return false;
 	struct open_ctx *ctx = NULL;
 	int r = handle_new(dev, cred, O_WRONLY, false, &ctx);
-	struct relay_req *rr = r < 0 ? NULL : relay_create(dev, ctx, req, kind, &r);
+	struct relay_req *rr = r < 0 ? NULL : relay_create(dev, ctx, req, &create_relay_kind, &r);
 	if (!rr) {
 		dev->ops->reply_error(req, -r);
 		if (ctx)
@@ -173,11 +172,6 @@ static struct pipe *provisional_find(struct device *dev, const struct cred *cred
 			return p;
 	}
 	return NULL;
-}
-
-bool device_create_relayed(struct device *dev, const struct cred *cred, const struct attach_args *a, void *req)
-{
-	return creation_relay(dev, cred, a, req, &create_relay_kind);
 }
 
 int device_create_locked(struct device *dev, const struct cred *cred, const struct attach_args *a, uint32_t uid,
