@@ -25,6 +25,9 @@
 #include "parse.h"
 #include "service.h"
 
+/* --max-opens-per-uid when not given. */
+#define DEFAULT_OPENS_PER_UID 4096
+
 /* --busy-poll: the default covers one wake-up of another process on a VM
  * whose idle vCPUs halt (a broker's answer, an app's next call come within
  * it), as the kernel's net.core.busy_read suggests 50 us; an idle daemon
@@ -54,8 +57,8 @@ static const char usage_text[] =
 	"  --ring-size BYTES          default pipe capacity (default 64K)\n"
 	"  --max-pipes N              most pipes at once (default 1024)\n"
 	"  --max-memory BYTES         most ring memory in all (default 256M)\n"
-	"  --max-pipes-per-uid N      most pipes one user may own (default 0: no limit)\n"
-	"  --max-opens-per-uid N      most handles one user may hold (default 0: no limit)\n"
+	"  --max-pipes-per-uid N      most pipes one user may own (default a quarter of --max-pipes; 0: no limit)\n"
+	"  --max-opens-per-uid N      most handles one user may hold (default 4096; 0: no limit)\n"
 	"  --max-parked N             most requests waiting at once (default 65536)\n"
 	"  --max-memory-per-uid BYTES most ring memory of the pipes one user owns\n"
 	"                             (default: a quarter of --max-memory; 0: no limit)\n"
@@ -214,11 +217,13 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 			if (parse_u64(optarg, 0, 1u << 24, &v) < 0)
 				return usage_error("--max-pipes-per-uid: '%s' is not a number from 0 to 16777216", optarg);
 			cfg->dev.max_pipes_per_uid = v;
+			cfg->pipes_per_uid_set = true;
 			break;
 		case OPT_MAX_OPENS_PER_UID:
 			if (parse_u64(optarg, 0, 1u << 24, &v) < 0)
 				return usage_error("--max-opens-per-uid: '%s' is not a number from 0 to 16777216", optarg);
 			cfg->dev.max_opens_per_uid = v;
+			cfg->opens_per_uid_set = true;
 			break;
 		case OPT_MAX_PARKED:
 			if (parse_u64(optarg, 1, 1u << 24, &v) < 0)
@@ -355,6 +360,12 @@ int main(int argc, char **argv)
 	 * enough for any single app, and room for three more users. */
 	if (!cfg.memory_per_uid_set)
 		cfg.dev.max_memory_per_uid = cfg.dev.max_memory / 4;
+	if (!cfg.pipes_per_uid_set)
+		cfg.dev.max_pipes_per_uid = cfg.dev.max_pipes / 4 ? cfg.dev.max_pipes / 4 : 1;
+	/* Handles cost the daemon little each (under 1 KiB), but nothing else
+	 * bounds how many one user's processes may hold. */
+	if (!cfg.opens_per_uid_set)
+		cfg.dev.max_opens_per_uid = DEFAULT_OPENS_PER_UID;
 	if (!cfg.parked_per_uid_set)
 		cfg.dev.max_parked_per_uid = cfg.dev.max_parked / 4 ? cfg.dev.max_parked / 4 : 1;
 	if (!cfg.threads) {

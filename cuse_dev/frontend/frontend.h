@@ -28,6 +28,8 @@ struct daemon_config {
 	bool group_set;           /* --group given */
 	bool mode_set;            /* --mode given */
 	bool memory_per_uid_set;  /* --max-memory-per-uid given */
+	bool pipes_per_uid_set;   /* --max-pipes-per-uid given */
+	bool opens_per_uid_set;   /* --max-opens-per-uid given */
 	bool parked_per_uid_set;  /* --max-parked-per-uid given */
 	struct run_as run_as;     /* --user: who to become once the node or mount is there */
 	unsigned threads;         /* --threads: serving threads (the data session's) */
