@@ -430,6 +430,14 @@ static const char *answer_problem(const struct relay_req *r, const struct ringde
 		return "reserved fields set";
 	if (a->result < -RINGDEV_ERRNO_MAX)
 		return "errno out of range 1..511"; /* the kernel refuses to carry it: the app would hang */
+	/* ENOSYS is no errno to the kernel but "this file system has no such
+	 * operation": on an OPEN it stops sending OPEN for the whole mount or
+	 * node, so every later open would skip the daemon and the broker. Only
+	 * an ioctl may carry it (the kernel turns it into ENOTTY). */
+	if (a->result == -ENOSYS && type != RINGDEV_CTL_IOCTL)
+		return "ENOSYS answers only an IOCTL";
+	if ((a->flags & RINGDEV_ANSWER_BUILTIN) && (a->result != 0 || a->flags != RINGDEV_ANSWER_BUILTIN))
+		return "BUILTIN takes no result, name or other flags"; /* BUILTIN with -errno: which one? */
 	if (a->result < 0)
 		return NULL; /* an error answer needs nothing else */
 	if ((a->flags & RINGDEV_ANSWER_GRANT) && type != RINGDEV_CTL_OPEN && type != RINGDEV_CTL_ATTACH)

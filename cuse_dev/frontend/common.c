@@ -299,6 +299,18 @@ static struct open_ctx *ctx_of(struct fuse_file_info *fi)
 	return (struct open_ctx *)(uintptr_t)fi->fh;
 }
 
+/* A file whose open the daemon never answered with a handle (the kernel
+ * skips OPEN once an open was answered ENOSYS, which the core never lets
+ * through; this is the guard behind that rule). */
+static bool no_handle(fuse_req_t req, struct fuse_file_info *fi)
+{
+	if (fi->fh)
+		return false;
+	log_error("internal error: a request on a file with no handle: EBADF");
+	fuse_reply_err(req, EBADF);
+	return true;
+}
+
 static void on_interrupt(fuse_req_t req, void *data)
 {
 	device_interrupt(data, req);
@@ -306,6 +318,8 @@ static void on_interrupt(fuse_req_t req, void *data)
 
 void frontend_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
+	if (no_handle(req, fi))
+		return;
 	struct device *dev = fuse_req_userdata(req);
 	fuse_req_interrupt_func(req, on_interrupt, dev);
 	/* Stream files start every read system call at offset 0; a later
@@ -318,6 +332,8 @@ void frontend_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struc
 void frontend_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	if (no_handle(req, fi))
+		return;
 	struct device *dev = fuse_req_userdata(req);
 	fuse_req_interrupt_func(req, on_interrupt, dev);
 	/* As for reads: every write system call starts at offset 0, a later
@@ -329,6 +345,8 @@ void frontend_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 
 void frontend_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
 {
+	if (no_handle(req, fi))
+		return;
 	struct device *dev = fuse_req_userdata(req);
 	unsigned mask = device_poll(dev, ctx_of(fi), ph);
 	fuse_reply_poll(req, mask);
@@ -337,6 +355,10 @@ void frontend_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, st
 void frontend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct device *dev = fuse_req_userdata(req);
+	if (!fi->fh) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	outbox_arm();
 	device_release(dev, ctx_of(fi));
 	outbox_flush();

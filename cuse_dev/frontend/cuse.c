@@ -65,6 +65,10 @@ static void cuse_ioctl(fuse_req_t req, int cmd_signed, void *arg, struct fuse_fi
 	unsigned int cmd = (unsigned int)cmd_signed;
 	struct open_ctx *ctx = (struct open_ctx *)(uintptr_t)fi->fh;
 	size_t need_in, need_out;
+	if (!ctx) {
+		fuse_reply_err(req, EBADF); /* never opened through the daemon: see no_handle in common.c */
+		return;
+	}
 	if (!known_command(cmd, &need_in, &need_out)) {
 		fuse_reply_err(req, ENOTTY);
 		return;

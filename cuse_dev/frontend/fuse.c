@@ -356,6 +356,10 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 {
 	/* On the root directory the fh is a listing, not a handle. */
 	struct open_ctx *ctx = ino == FUSE_ROOT_ID ? NULL : (struct open_ctx *)(uintptr_t)fi->fh;
+	if (ino != FUSE_ROOT_ID && !ctx) {
+		fuse_reply_err(req, EBADF); /* never opened through the daemon: see no_handle in common.c */
+		return;
+	}
 	frontend_ioctl(req, ctx, cmd, flags, in_buf, in_bufsz, out_bufsz);
 }
 
