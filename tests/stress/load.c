@@ -481,6 +481,8 @@ static void write_result(struct client *c, const struct client_fd *f, size_t siz
 		c->me->efbig++;
 	} else if (err == ENOSPC) {
 		c->me->enomem++; /* the pipe's first write, past --max-memory */
+	} else if (err == ENOBUFS) {
+		c->me->enobufs++; /* a write that would wait, its copy past --max-memory (ringdev(4)) */
 	} else {
 		client_fail(c, "write of %zu bytes on pipe %d: %s", size, f->pipe, rd_errname(err));
 	}
