@@ -83,7 +83,7 @@ static void creation_done(struct device *dev, struct open_ctx *ctx)
 static void create_decide(struct device *dev, struct relay_req *r, const struct relay_waiter *w,
 			  const struct ringdev_ctl_answer *a)
 {
-	struct pipe *p;
+	struct pipe *p = NULL;
 	struct attach_args args = creation_args(r);
 	int rc = a && a->result < 0 ? a->result : creation_admit(dev, &r->cred, &args, a, &p);
 	if (rc < 0) {
@@ -186,7 +186,7 @@ int device_create_locked(struct device *dev, const struct cred *cred, const stru
 					       .policy = a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
 					       .mode = a->mode, .uid = owner.uid, .gid = owner.gid,
 					       .capacity = a->capacity };
-	struct pipe *p;
+	struct pipe *p = NULL;
 	r = creation_admit(dev, cred, a, &as_owner, &p);
 	if (r == 0)
 		p->persistent = true;

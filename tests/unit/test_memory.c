@@ -19,7 +19,6 @@
 #include "log.h"
 
 #define USER 1000
-#define OTHER 1001
 
 static struct device *dev;
 
