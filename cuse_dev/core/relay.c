@@ -115,6 +115,16 @@ static int relay_charge(struct device *dev, struct relay_req *r, uint64_t n)
 static struct relay_req *relay_new(struct device *dev, uint32_t type, const struct parked_ops *kind,
 				   struct open_ctx *ctx, const struct cred *cred, void *req, int *err)
 {
+	/* An interrupt that came before the request parks (libfuse runs the
+	 * interrupt callback at once, in fuse_req_interrupt_func, when the
+	 * kernel's INTERRUPT was first) found nothing to end; the kernel sends
+	 * no second one, so a request parked now would wait for the broker
+	 * with its caller unkillable. It ends here instead. */
+	if (dev->ops->req_interrupted(req)) {
+		dev->count.interrupts++;
+		*err = EINTR;
+		return NULL;
+	}
 	struct relay_req *r = relay_alloc(dev, type);
 	if (!r) {
 		*err = ENOMEM;

@@ -739,3 +739,71 @@ Test(answers, an_open_racing_a_recreate_never_gets_estale, .timeout = 120)
 	rd_end(d);
 	close(sfd);
 }
+
+/* The concurrency review: readers of a brokered pipe whose broker holds
+ * every READ, in a storm of signals, then killed. An interrupt that came
+ * before its READ parked was lost (the kernel sends one), the READ waited
+ * for the broker and its reader stayed in D state for good. Every reader
+ * must go once killed: a READ the broker took ends at the cancel bound,
+ * one it did not at once. */
+static bool decide_brokered(struct tbroker *b, const struct ringdev_ctl_request *r, struct ringdev_ctl_answer *a)
+{
+	a->flags = RINGDEV_ANSWER_BROKERED;
+	return true;
+}
+
+static void storm_noop(int sig)
+{
+	(void)sig;
+}
+
+static int held_reader_main(void *arg)
+{
+	const struct rd_daemon *d = arg;
+	struct sigaction sa = { .sa_handler = storm_noop }; /* no SA_RESTART */
+	char buf[8];
+
+	sigaction(SIGUSR1, &sa, NULL);
+	int fd;
+	while ((fd = rd_open(d, "rv.held", O_RDONLY | O_CREAT, 0666)) < 0 && errno == EINTR)
+		;
+	if (fd < 0)
+		return 1;
+	for (;;)
+		if (read(fd, buf, sizeof(buf)) < 0 && errno != EINTR)
+			return 2;
+}
+
+#define HELD_READERS 4
+
+Test(answers, killed_readers_of_a_held_brokered_read_never_hang, .timeout = 60)
+{
+	const char *const args[] = { "--cancel-timeout", "300", NULL };
+	struct rd_daemon *d = rd_start(args);
+	int sfd = rd_keep_stats(d);
+	struct tbroker *b = tbroker_start(d, decide_brokered);
+	struct rd_daemon *shared = rd_shared(sizeof(*shared));
+	pid_t pids[HELD_READERS];
+
+	*shared = *d;
+	for (int i = 0; i < HELD_READERS; i++)
+		pids[i] = rd_spawn(held_reader_main, shared, -1);
+	for (int t = 0; t < RD_PARK_TIMEOUT_MS && rd_stats(d).parked_other < HELD_READERS; t += 10)
+		usleep(10000);
+	for (int k = 0; k < 10000; k++) { /* 2 s: 200 us apart */
+		for (int i = 0; i < HELD_READERS; i++)
+			kill(pids[i], SIGUSR1);
+		usleep(200);
+	}
+	for (int i = 0; i < HELD_READERS; i++)
+		kill(pids[i], SIGKILL);
+	for (int i = 0; i < HELD_READERS; i++) {
+		int status;
+		cr_assert(rd_wait_child(pids[i], 5000, &status), "reader %d is still there 5 s after SIGKILL", i);
+	}
+	tbroker_stop(d, b);
+	rd_wait_parked(d, 0, 0);
+	rd_assert_idle(d);
+	rd_end(d);
+	close(sfd);
+}

@@ -365,6 +365,32 @@ static struct open_ctx *brokered_app(const char *pipe, int oreq, int treq)
 	return fake_replies[oreq].ctx;
 }
 
+/* An interrupt that came before its request parked (libfuse calls the
+ * interrupt callback at once then, and the kernel sends no second one)
+ * ends the request at once: parked, it would have waited for a broker that
+ * may never answer, its caller unkillable (the concurrency review's
+ * readers of a rendezvous pipe, stuck in D state after a signal storm). */
+Test(relay, a_request_interrupted_before_it_parks_is_not_relayed)
+{
+	struct open_ctx *app = brokered_app("sink", 1, 2);
+	static uint8_t bytes[8];
+	unsigned int cmd = _IOWR(RINGDEV_IOC_MAGIC, 0x90, uint64_t);
+	fake_interrupted[10] = fake_interrupted[11] = fake_interrupted[12] = true;
+	device_read(dev, app, REQ(10), 8, 0, false);
+	device_write(dev, app, REQ(11), bytes, sizeof(bytes), 0);
+	cr_assert(device_ioctl_async(dev, app, &root, REQ(12), cmd, bytes, sizeof(bytes), sizeof(bytes)));
+	for (int i = 10; i <= 12; i++) {
+		cr_assert_eq(fake_replies[i].kind, FAKE_ERROR, "request %d was parked", i);
+		cr_assert_eq(fake_replies[i].err, EINTR);
+	}
+	cr_assert_eq(parked(), 0);
+	struct ringdev_ctl_transact *t = tr_new(RINGDEV_CTL_BATCH, 0);
+	transact(t, 13);
+	cr_assert_eq(result(13)->nrequests, 0, "nothing reached the broker");
+	device_release(dev, app);
+	free(t);
+}
+
 /* Issue 19 B: the broker completed the READ and WRITE it took while the
  * app was interrupting them: the app gets the data and the count, so no
  * byte is lost (reader) or sent twice (writer retrying after EINTR). */
