@@ -416,7 +416,7 @@ static int access_parse(struct parser *p, enum policy_action action, char **word
 	}
 	first_option = 3;
 	for (unsigned i = first_option; i < n; i++) {
-		struct option o;
+		struct option o = { .key = KEY_COUNT }; /* set when option_split returns 0 */
 		r = option_split(p, directive, words[i], allowed, &seen, &o);
 		if (r == 0 && o.key == KEY_GRANT)
 			rule.grant = true;

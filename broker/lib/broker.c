@@ -399,12 +399,13 @@ static int answers_flush(struct rdb_broker *b)
 	for (;;) {
 		memset(t, 0, sizeof(*t));
 		pthread_mutex_lock(&b->lock);
-		t->nanswers = answers_take_locked(b, t, sent);
+		uint32_t n = answers_take_locked(b, t, sent); /* kept: the daemon rewrites t */
+		t->nanswers = n;
 		pthread_mutex_unlock(&b->lock);
-		if (t->nanswers == 0)
+		if (n == 0)
 			break;
 		int rc = transact(b, t);
-		answers_settle(b, t, rc, sent, t->nanswers);
+		answers_settle(b, t, rc, sent, n);
 		if (rc < 0 && rc != -EINTR && r == 0)
 			r = rc;
 	}
@@ -792,7 +793,8 @@ static void loop_run(struct rdb_broker *b)
 		struct rdb_request *sent[RINGDEV_CTL_BATCH];
 		memset(t, 0, sizeof(*t));
 		pthread_mutex_lock(&b->lock);
-		t->nanswers = answers_take_locked(b, t, sent);
+		uint32_t n = answers_take_locked(b, t, sent); /* kept: the daemon rewrites t */
+		t->nanswers = n;
 		bool more = !list_empty(&b->queue);
 		pthread_mutex_unlock(&b->lock);
 		/* With answers left over, send them before waiting for work. */
@@ -801,7 +803,7 @@ static void loop_run(struct rdb_broker *b)
 		int r = transact(b, t);
 		/* Refused answers first: a reader's bytes go back to the head of
 		 * their queue before the requests of this call are dispatched. */
-		answers_settle(b, t, r, sent, t->nanswers);
+		answers_settle(b, t, r, sent, n);
 		if (fatal(r)) {
 			broker_fail(b, r);
 			break;

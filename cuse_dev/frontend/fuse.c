@@ -259,7 +259,8 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	size_t used = 0;
 	struct stat st;
 	memset(&st, 0, sizeof(st));
-	for (size_t i = (size_t)off; i < list->count + 2; i++) {
+	size_t count = list->entries ? list->count : 0; /* device_list set both, or failed above */
+	for (size_t i = (size_t)off; i < count + 2; i++) {
 		const char *name;
 		if (i < 2) {
 			name = i == 0 ? "." : "..";
