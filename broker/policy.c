@@ -129,6 +129,12 @@ struct option {
 	const char *value;
 };
 
+/* An option key's name (key_names), "?" for none. */
+static const char *key_name(enum option_key k)
+{
+	return (unsigned)k < KEY_COUNT ? key_names[k] : "?";
+}
+
 /* Split `word` into an option allowed by `allowed` (a KEY_ bit mask); a
  * key already in `seen` is an error. */
 static int option_split(struct parser *p, const char *directive, char *word, unsigned allowed,
@@ -137,6 +143,7 @@ static int option_split(struct parser *p, const char *directive, char *word, uns
 	char *eq = strchr(word, '=');
 	const char *value = "";
 
+	*out = (struct option){ .key = KEY_COUNT, .value = "" }; /* nothing yet: every failure leaves this */
 	if (eq) {
 		*eq = '\0';
 		value = eq + 1;
@@ -346,7 +353,7 @@ static int match_option(struct parser *p, const struct option *o, struct policy_
 		return 0;
 	}
 	default:
-		return parse_fail(p, "'%s' is not an option here", key_names[o->key]);
+		return parse_fail(p, "'%s' is not an option here", key_name(o->key));
 	}
 }
 
@@ -416,13 +423,13 @@ static int access_parse(struct parser *p, enum policy_action action, char **word
 	}
 	first_option = 3;
 	for (unsigned i = first_option; i < n; i++) {
-		struct option o = { .key = KEY_COUNT }; /* set when option_split returns 0 */
+		struct option o;
 		r = option_split(p, directive, words[i], allowed, &seen, &o);
-		if (r == 0 && o.key == KEY_GRANT)
-			rule.grant = true;
-		else if (r == 0)
-			r = match_option(p, &o, &rule);
 		if (r < 0)
+			return r;
+		if (o.key == KEY_GRANT)
+			rule.grant = true;
+		else if ((r = match_option(p, &o, &rule)) < 0)
 			return r;
 	}
 	return rules_push(p, &rule);
@@ -506,7 +513,7 @@ static int pipe_option(struct parser *p, const struct option *o, struct policy_p
 		pipe->brokered = true;
 		return 0;
 	default:
-		return parse_fail(p, "'%s' is not an option here", key_names[o->key]);
+		return parse_fail(p, "'%s' is not an option here", key_name(o->key));
 	}
 	pipe->has_settings = true;
 	return 0;
