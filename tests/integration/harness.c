@@ -851,6 +851,26 @@ int rd_keep_stats(struct rd_daemon *d)
 	return fd;
 }
 
+bool rd_daemon_instrumented(void)
+{
+	return getenv("RINGDEV_VALGRIND_LOGS") || getenv("TSAN_OPTIONS");
+}
+
+uint64_t rd_daemon_rss(const struct rd_daemon *d)
+{
+	char path[64], line[256];
+	unsigned long long kb = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	cr_assert_gt(kb, 0, "no VmRSS in %s", path);
+	return kb * 1024;
+}
+
 bool rd_fuse_only(const char *what)
 {
 	if (!rd_frontend_is_cuse())

@@ -189,6 +189,17 @@ bool rd_wait_child(pid_t pid, int timeout_ms, int *status);
  * rd_stats_through), opened before any broker is connected: on CUSE every
  * later open of the node waits for the broker. Asserts. */
 int rd_keep_stats(struct rd_daemon *d);
+/* True when the daemon under test runs instrumented (valgrind's memcheck:
+ * $RINGDEV_VALGRIND_LOGS; ThreadSanitizer: $TSAN_OPTIONS, both set by
+ * scripts/analyze.sh): many times slower, and its RSS mostly the tool's.
+ * Tests then bound their rounds, and skip RSS checks (the daemon's own
+ * counters are checked all the same). */
+bool rd_daemon_instrumented(void);
+/* What the daemon may hold beyond its limits (ringdev(4), LIMITS: its own
+ * bookkeeping per handle and request, allocator slack), for RSS checks. */
+#define RD_RSS_SLACK (8u << 20)
+/* The daemon's resident memory in bytes (VmRSS). Asserts. */
+uint64_t rd_daemon_rss(const struct rd_daemon *d);
 /* True (with a log line saying what) on a CUSE node, for checks of what
  * only the FUSE mount has: the test then has nothing to check. */
 bool rd_fuse_only(const char *what);
