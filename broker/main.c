@@ -491,6 +491,16 @@ static void on_refused(const struct rdb_request *request, const struct ringdev_c
 	} else if (q->type == RINGDEV_CTL_WRITE && a->result > 0) {
 		log_warn("write %llu on pipe '%s': answer refused by ringdevd: the writer was not told that %d bytes "
 			 "were taken", (unsigned long long)q->id, q->name, a->result);
+	} else if ((q->type == RINGDEV_CTL_OPEN || q->type == RINGDEV_CTL_ATTACH) && a->result == 0) {
+		/* The open or attach this answer allowed never happened (its app
+		 * was interrupted, or went): no RELEASE will come for it, so the
+		 * handle leaves its rendezvous pipe now, or the pipe's readers
+		 * would wait for a writer that never was. */
+		pthread_mutex_lock(&b->lock);
+		rv_detach(b->rendezvous, q->handle);
+		pthread_mutex_unlock(&b->lock);
+		log_debug("%s %llu: answer refused by ringdevd: handle %llu let go", type_name(q->type),
+			  (unsigned long long)q->id, (unsigned long long)q->handle);
 	} else {
 		log_debug("%s %llu: answer refused by ringdevd", type_name(q->type), (unsigned long long)q->id);
 	}

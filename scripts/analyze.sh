@@ -125,6 +125,7 @@ if ((vg_built)); then
 	# scripts/test.sh runs it then): it would fail for the host's sake.
 	step "valgrind: integration suite but stress (ringdevd under memcheck)" \
 		criterion_run "$logs/vg-it" env "${vg_env[@]}" RINGDEV_VALGRIND_LOGS="$logs/vg-it" \
+		RINGDEV_BROKER="$vg/broker/ringdev-broker" \
 		tests/integration/run-integration.sh --exclude 'stress/*' \
 		"$vg/tests/integration/integration-tests" --jobs 2
 	step "valgrind: broker-integration (ringdevd under memcheck)" \
@@ -182,7 +183,8 @@ if ((ts_built && vg_built)); then
 		mkdir -p "$d/it" "$d/broker" "$d/stress"
 		step "TSan: integration suite, round $round of $rounds (ringdevd built with TSan)" \
 			criterion_run "$d/it" env TSAN_OPTIONS="$TSAN_OPTIONS:log_path=$d/it/tsan" \
-			RINGDEVD="$ts/cuse_dev/ringdevd" RINGDEV_TEST_FRONTEND=fuse RINGDEV_TEST_STRICT=1 \
+			RINGDEVD="$ts/cuse_dev/ringdevd" RINGDEV_BROKER="$ts/broker/ringdev-broker" \
+			RINGDEV_TEST_FRONTEND=fuse RINGDEV_TEST_STRICT=1 \
 			tests/integration/run-integration.sh "$vg/tests/integration/integration-tests" --jobs 2
 		step "TSan: broker-integration, round $round of $rounds (ringdevd and the brokers built with TSan)" \
 			criterion_run "$d/broker" env TSAN_OPTIONS="$TSAN_OPTIONS:log_path=$d/broker/tsan" \

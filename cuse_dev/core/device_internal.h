@@ -409,9 +409,12 @@ int pipe_set_owner(struct device *dev, struct pipe *p, uint32_t uid, uint32_t gi
 void pipe_hold(struct device *dev, struct pipe *p, uint32_t uid, uint64_t deadline_ns);
 /* End p's hold; true if p was freed (nothing else keeps it). */
 bool pipe_release_hold(struct device *dev, struct pipe *p);
-/* Something about p changed (owner, mode, another handle): its hold gives
- * its creator nothing any more (it still keeps p until its deadline). */
+/* Something about p changed (owner, mode): its hold gives its creator
+ * nothing any more (it still keeps p until its deadline). */
 void pipe_void_hold(struct pipe *p);
+/* A handle attached to p: its hold is over (never frees p: the handle
+ * keeps it). */
+void pipe_end_hold(struct pipe *p);
 /* chmod: the new permission bits (a change voids a hold). */
 void pipe_set_mode(struct pipe *p, uint32_t mode);
 /* End holds past their deadline (timer thread); the next deadline or UINT64_MAX. */

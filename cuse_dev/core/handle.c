@@ -86,7 +86,11 @@ int device_ctl_open(struct device *dev, const struct cred *cred, int oflags, str
 
 void handle_attach_pipe(struct device *dev, struct open_ctx *ctx, struct pipe *p)
 {
-	pipe_void_hold(p); /* a hold is for the first open only (admit.c) */
+	/* A hold is for its creator's first open only (admit.c): once a handle
+	 * is on the pipe it is over, and the handle keeps the pipe from now
+	 * on (a hold left to its deadline would keep a pipe its handles have
+	 * all left, for seconds). */
+	pipe_end_hold(p);
 	list_add_tail(&p->opens, &ctx->pipe_link);
 	ctx->pipe = p;
 	p->handles++;

@@ -90,6 +90,14 @@ void pipe_hold(struct device *dev, struct pipe *p, uint32_t uid, uint64_t deadli
 	timer_kick(dev);
 }
 
+void pipe_end_hold(struct pipe *p)
+{
+	if (p->hold_deadline_ns) {
+		p->hold_deadline_ns = 0;
+		list_unlink(&p->hold_link);
+	}
+}
+
 void pipe_void_hold(struct pipe *p)
 {
 	p->hold_void = true;

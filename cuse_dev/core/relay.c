@@ -796,9 +796,11 @@ static size_t end_queue(struct device *dev, struct list_node *queue, int err)
 	while ((first = list_first(queue))) {
 		struct relay_req *r = list_entry(first, struct relay_req, queue_link);
 		if (err)
-			/* An interrupted call the broker never settled: EINTR,
-			 * what its app asked for. */
-			relay_end(dev, r, r->state == RELAY_CANCELLING ? EINTR : err);
+			/* Even a call its app was cancelling: the broker may
+			 * have done it before it went, so "nothing done"
+			 * (EINTR) would be a guess; the app learns the outcome
+			 * is unknown, as for any request the broker held. */
+			relay_end(dev, r, err);
 		else
 			relay_builtin(dev, r);
 		n++;
