@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,15 +61,24 @@ static void open_parked_end(struct device *dev, struct parked_req *p, int err)
  * as if it had come just before that release: the pipe is made again as it
  * was (owner, mode, settings; charged to its owner). The app never sees
  * ESTALE, which the kernel would retry only once. *hold_ino: the open
- * follows cred's own MKNOD of this very pipe. */
+ * follows cred's own MKNOD of this very pipe. With `gone_name` (an open
+ * about to wait for the broker) a pipe to be made again is not made yet:
+ * *out is NULL and *gone_name its name; the answer's open_target makes it,
+ * so an open that never gets an answer leaves nothing behind. */
 static int open_target(struct device *dev, const struct cred *cred, uint64_t ino, struct pipe **out,
-		       uint64_t *hold_ino)
+		       uint64_t *hold_ino, const char **gone_name)
 {
 	struct pipe *p = pipe_table_find_ino(&dev->table, ino);
 	int r = 0;
 	const struct pipe_gone *g = p ? NULL : pipe_table_gone(&dev->table, ino);
+	*hold_ino = 0;
 	if (g) {
 		p = pipe_table_find(&dev->table, g->name, strlen(g->name));
+		if (!p && !g->unlinked && gone_name) {
+			*out = NULL;
+			*gone_name = g->name;
+			return 0;
+		}
 		if (!p && !g->unlinked) {
 			struct pipe_settings set = { .kind = g->kind, .policy = g->policy, .mode = g->mode,
 						     .uid = g->uid, .gid = g->gid, .capacity = g->capacity };
@@ -79,8 +89,20 @@ static int open_target(struct device *dev, const struct cred *cred, uint64_t ino
 		}
 	}
 	*out = p;
-	*hold_ino = p && admit_hold_valid(p, cred, p->ino) ? p->ino : 0;
+	if (p && admit_hold_valid(p, cred, p->ino))
+		*hold_ino = p->ino;
 	return r < 0 ? r : p ? 0 : -ENOENT;
+}
+
+/* An open that failed after open_target found (or made again) its pipe:
+ * a pipe nothing uses any more goes now, as after any last close; then
+ * the open fails (which lets a hold go, by inode). */
+static void open_fail_on(struct device *dev, struct open_ctx *ctx, void *req, int err, uint64_t hold_ino,
+			 struct pipe *p)
+{
+	if (p)
+		pipe_collect(dev, p);
+	device_open_fail(dev, ctx, req, err, hold_ino);
 }
 
 /* A CUSE open starts on the default pipe; one that refuses this caller
@@ -96,19 +118,19 @@ void device_open_builtin(struct device *dev, struct open_ctx *ctx, void *req, co
 {
 	int r;
 	uint64_t hold_ino = 0;
+	struct pipe *p = NULL;
 	if (args->default_pipe) {
 		struct admit a = { .cred = &ctx->cred, .name = dev->cfg.default_pipe,
 				   .len = strlen(dev->cfg.default_pipe), .want = handle_want(ctx) };
 		r = open_default(dev, ctx, &a);
 	} else {
-		struct pipe *p;
-		r = open_target(dev, &ctx->cred, args->ino, &p, &hold_ino);
+		r = open_target(dev, &ctx->cred, args->ino, &p, &hold_ino, NULL);
 		struct admit a = { .cred = &ctx->cred, .pipe = p, .want = handle_want(ctx), .hold_ino = hold_ino };
 		if (r == 0)
 			r = admit_attach(dev, ctx, &a);
 	}
 	if (r < 0)
-		device_open_fail(dev, ctx, req, -r, hold_ino);
+		open_fail_on(dev, ctx, req, -r, hold_ino, p);
 	else
 		device_open_finish(dev, ctx, req, hold_ino);
 }
@@ -129,19 +151,24 @@ void device_open_request(struct device *dev, const struct cred *cred, int oflags
 		uint64_t hold_ino = 0;
 		struct pipe *p = NULL;
 		struct relay_req *rr = NULL;
-		r = args->default_pipe ? 0 : open_target(dev, cred, args->ino, &p, &hold_ino);
+		const char *gone_name = NULL;
+		r = args->default_pipe ? 0 : open_target(dev, cred, args->ino, &p, &hold_ino, &gone_name);
 		if (r == 0) /* else as with no broker: never relayed as a nameless open */
 			rr = relay_open(dev, ctx, req, hold_ino, &r);
 		if (!rr) {
-			device_open_fail(dev, ctx, req, -r, hold_ino);
+			open_fail_on(dev, ctx, req, -r, hold_ino, p);
 		} else {
 			if (p) {
 				memcpy(rr->msg.name, p->name, p->name_len + 1);
 				rr->msg.mode = p->mode;
+			} else if (gone_name) {
+				snprintf(rr->msg.name, sizeof(rr->msg.name), "%s", gone_name);
 			}
 			rr->msg.attach_flags = hold_ino ? RINGDEV_ATTACH_CREATE : 0;
 			rr->default_pipe = args->default_pipe;
-			rr->open_ino = p ? p->ino : 0;
+			/* The inode the kernel named: the answer finds the pipe
+			 * (or makes a gone one again) by it. */
+			rr->open_ino = p ? p->ino : args->ino;
 			ctx->broker_knows = true;
 			relay_submit(dev, rr);
 		}
@@ -196,15 +223,14 @@ static void open_apply(struct device *dev, struct relay_req *r, const struct rel
 		rc = open_default(dev, w->ctx, &ad);
 	} else {
 		/* The app's own pipe, as it is now: it may have gone while the
-		 * broker decided (then ESTALE: the kernel walks the path again,
-		 * and an O_CREAT open creates it). */
+		 * broker decided (open_target then serves it by its name). */
 		uint64_t hold_ino;
-		rc = open_target(dev, &r->cred, r->open_ino, &ad.pipe, &hold_ino);
+		rc = open_target(dev, &r->cred, r->open_ino, &ad.pipe, &hold_ino, NULL);
 		if (rc == 0)
 			rc = admit_attach(dev, w->ctx, &ad);
 	}
 	if (rc < 0)
-		device_open_fail(dev, w->ctx, w->req, -rc, w->hold_ino);
+		open_fail_on(dev, w->ctx, w->req, -rc, w->hold_ino, ad.pipe);
 	else
 		device_open_finish(dev, w->ctx, w->req, w->hold_ino);
 }

@@ -807,3 +807,55 @@ Test(answers, killed_readers_of_a_held_brokered_read_never_hang, .timeout = 60)
 	rd_end(d);
 	close(sfd);
 }
+
+struct remade {
+	int opath;
+	int err;
+};
+
+/* As user B: reopen the O_PATH descriptor root left open, for writing. */
+static int reopen_as_b_main(void *arg)
+{
+	struct remade *s = arg;
+	char fdpath[64];
+
+	if (rd_become(USER_B, USER_B) < 0) {
+		s->err = errno;
+		return 1;
+	}
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", s->opath);
+	int fd = open(fdpath, O_WRONLY | O_CLOEXEC);
+	s->err = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/* An open of a pipe that went unused between lookup and open gets the pipe
+ * made again as it was; if that open is then refused (here: B on root's
+ * 0600 pipe), the pipe made for it goes again at once instead of holding a
+ * pipe slot and its owner's charge until something else touches it. */
+Test(answers, a_refused_open_leaves_no_pipe_made_again_behind)
+{
+	if (rd_fuse_only("opens by inode"))
+		return;
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	char path[RD_PATH_SIZE + 16];
+	snprintf(path, sizeof(path), "%s/remade", d->mount);
+	int w = rd_create(d, "remade", O_WRONLY, 0, 0, 0); /* root's, 0600 */
+	struct remade *s = rd_shared(sizeof(*s));
+	s->opath = open(path, O_PATH);
+	cr_assert_geq(s->opath, 0);
+	close(w);
+	for (int t = 0; t < RD_PARK_TIMEOUT_MS && rd_stats(d).pipes > 0; t += 10)
+		usleep(10000);
+	cr_assert_eq(rd_stats(d).pipes, 0, "the unused pipe went");
+	cr_assert_eq(rd_join(rd_spawn(reopen_as_b_main, s, s->opath)), 0);
+	cr_assert_eq(s->err, EACCES, "B's reopen of root's 0600 pipe: %s", rd_errname(s->err));
+	cr_assert_eq(rd_stats(d).pipes, 0, "the pipe made again for the refused open is still there");
+	close(s->opath);
+	rd_assert_idle(d);
+	rd_end(d);
+	close(sfd);
+}
