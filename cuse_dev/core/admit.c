@@ -122,6 +122,8 @@ int admit_pipe(struct device *dev, const struct admit *a, struct pipe **out)
 			*out = p;
 		return r;
 	}
+	if (p->provisional)
+		return -ENOENT; /* its creator's alone until the broker allowed it */
 	if (a->excl)
 		return -EEXIST;
 	/* Existing pipes keep their owner, settings and brokering whatever an
