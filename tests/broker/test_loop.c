@@ -719,6 +719,7 @@ Test(loop, a_cancel_before_its_request_answers_eintr)
 /* Issue 19 B: an answer the daemon refused comes back to the refused
  * handler with a copy of its payload (inline or staged), on the loop
  * thread, before the requests of that TRANSACT are dispatched. */
+static pthread_mutex_t refused_lock = PTHREAD_MUTEX_INITIALIZER; /* the loop thread writes, the test reads */
 static uint8_t refused_bytes[8192];
 static size_t refused_size;
 static uint64_t refused_id;
@@ -728,12 +729,14 @@ static void on_refused(const struct rdb_request *request, const struct ringdev_c
 		       size_t size, void *data)
 {
 	cr_assert_eq(data, &fake);
+	cr_assert_eq(a->id, rdb_request_info(request)->id);
+	cr_assert_leq(size, sizeof(refused_bytes));
+	pthread_mutex_lock(&refused_lock);
 	refused_calls++;
 	refused_id = rdb_request_info(request)->id;
-	cr_assert_eq(a->id, refused_id);
-	cr_assert_leq(size, sizeof(refused_bytes));
 	memcpy(refused_bytes, payload, size);
 	refused_size = size;
+	pthread_mutex_unlock(&refused_lock);
 }
 
 static void read_pattern(struct rdb_request *r)
@@ -764,10 +767,16 @@ Test(loop, refused_answers_go_to_the_refused_handler_with_their_payload)
 	push(&small, 1);
 	wait_answers(1);
 	pause_ms(30);
-	cr_assert_eq(refused_calls, 1);
-	cr_assert_eq(refused_id, 80);
-	cr_assert_eq(refused_size, 10);
-	cr_assert_eq(refused_bytes[9], 9);
+	pthread_mutex_lock(&refused_lock);
+	unsigned calls = refused_calls;
+	uint64_t id = refused_id;
+	size_t size = refused_size;
+	uint8_t last = refused_bytes[9];
+	pthread_mutex_unlock(&refused_lock);
+	cr_assert_eq(calls, 1);
+	cr_assert_eq(id, 80);
+	cr_assert_eq(size, 10);
+	cr_assert_eq(last, 9);
 	pthread_mutex_lock(&fake.lock);
 	fake.refuse_id = 81;
 	pthread_mutex_unlock(&fake.lock);
