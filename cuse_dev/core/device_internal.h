@@ -419,8 +419,9 @@ void pipe_end_hold(struct pipe *p);
 void pipe_set_mode(struct pipe *p, uint32_t mode);
 /* End holds past their deadline (timer thread); the next deadline or UINT64_MAX. */
 uint64_t pipe_expire_holds(struct device *dev, uint64_t now);
-/* A new pipe from attach arguments (0: defaults), owned by uid:gid. */
-int pipe_create(struct device *dev, const struct attach_args *a, uint32_t uid, uint32_t gid, struct pipe **out);
+/* The settings attach arguments (0: defaults) give a pipe owned by uid:gid. */
+struct pipe_settings pipe_settings_from_args(const struct device *dev, const struct attach_args *a, uint32_t uid,
+					     uint32_t gid);
 /* Remove p if nothing keeps it any more; returns true if it was freed. */
 bool pipe_collect(struct device *dev, struct pipe *p);
 void pipe_read(struct device *dev, struct open_ctx *ctx, void *req, size_t size, int oflags, bool continuation);

@@ -137,27 +137,13 @@ unsigned handle_want(const struct open_ctx *ctx)
 	return (ctx->reader ? 4u : 0u) | (ctx->writer ? 2u : 0u);
 }
 
-/* The settings an app's attach arguments give a pipe it creates. */
-static struct pipe_settings attach_settings(const struct device *dev, const struct cred *cred,
-					    const struct attach_args *a)
-{
-	return (struct pipe_settings){
-		.kind = a->kind ? a->kind : RINGDEV_KIND_STREAM,
-		.policy = a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
-		.mode = a->mode ? a->mode : 0600,
-		.uid = cred->uid,
-		.gid = cred->gid,
-		.capacity = a->capacity ? a->capacity : dev->cfg.ring_size,
-	};
-}
-
 int device_attach_locked(struct device *dev, struct open_ctx *ctx, const struct cred *cred,
 			 const struct attach_args *a)
 {
 	int r = attach_args_check(a);
 	if (r < 0)
 		return r;
-	struct pipe_settings set = attach_settings(dev, cred, a);
+	struct pipe_settings set = pipe_settings_from_args(dev, a, cred->uid, cred->gid);
 	struct admit ad = {
 		.cred = cred,
 		.name = a->name,
@@ -286,7 +272,7 @@ static void attach_apply(struct device *dev, struct relay_req *r, const struct r
 		/* No settings from the broker: the app's own, as with no broker. */
 		struct attach_args args = { .kind = r->msg.kind, .policy = r->msg.policy, .mode = r->msg.mode,
 					    .capacity = r->msg.capacity };
-		set = attach_settings(dev, &r->cred, &args);
+		set = pipe_settings_from_args(dev, &args, r->cred.uid, r->cred.gid);
 		ad.set = &set;
 	}
 	reply_attach(dev, w->req, admit_attach(dev, w->ctx, &ad));

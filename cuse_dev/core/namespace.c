@@ -44,14 +44,7 @@ bool device_may_create(struct device *dev, const struct cred *cred)
 static int creation_admit(struct device *dev, const struct cred *cred, const struct attach_args *req_args,
 			  const struct ringdev_ctl_answer *a, struct pipe **out)
 {
-	struct pipe_settings set = {
-		.kind = req_args->kind ? req_args->kind : RINGDEV_KIND_STREAM,
-		.policy = req_args->policy ? req_args->policy : RINGDEV_POLICY_BLOCK,
-		.mode = req_args->mode,
-		.uid = cred->uid,
-		.gid = cred->gid,
-		.capacity = req_args->capacity,
-	};
+	struct pipe_settings set = pipe_settings_from_args(dev, req_args, cred->uid, cred->gid);
 	if (a && (a->flags & RINGDEV_ANSWER_SETTINGS))
 		set = answer_settings(a);
 	struct admit ad = {

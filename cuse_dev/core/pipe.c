@@ -795,9 +795,10 @@ void pipe_info(const struct pipe *p, struct ringdev_pipe_info *out)
 }
 
 /* Make a new pipe from attach arguments, owned by uid:gid, within the limits. */
-int pipe_create(struct device *dev, const struct attach_args *a, uint32_t uid, uint32_t gid, struct pipe **out)
+struct pipe_settings pipe_settings_from_args(const struct device *dev, const struct attach_args *a, uint32_t uid,
+					     uint32_t gid)
 {
-	struct pipe_settings set = {
+	return (struct pipe_settings){
 		.kind = a->kind ? a->kind : RINGDEV_KIND_STREAM,
 		.policy = a->policy ? a->policy : RINGDEV_POLICY_BLOCK,
 		.mode = a->mode ? a->mode : 0600,
@@ -805,5 +806,4 @@ int pipe_create(struct device *dev, const struct attach_args *a, uint32_t uid, u
 		.gid = gid,
 		.capacity = a->capacity ? a->capacity : dev->cfg.ring_size,
 	};
-	return pipe_new(dev, &set, a->name, a->len, out);
 }
