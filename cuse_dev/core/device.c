@@ -20,13 +20,63 @@
 #include "log.h"
 #include "name.h"
 
+/* The most ring memory an arena is ever made for: virtual space only
+ * (MAP_NORESERVE; pages cost memory once written), but a mapping has to fit
+ * the address space the daemon runs in. */
+#define ARENA_MAX (1ull << 40)
+/* What one is made for at least, however small the limits. */
+#define ARENA_SLACK (64ull << 20)
+/* An arena smaller than it wanted is still made down to this (see
+ * device_arena_new). */
+#define ARENA_FLOOR (64ull << 20)
+
+/* Room for every ring --max-memory allows twice over (a resize holds the
+ * old ring and the new one at once, and freed extents leave holes), a page
+ * of rounding per pipe, and some slack; 1 TiB at most (and with no limit). */
+uint64_t device_arena_size(uint64_t max_memory, uint64_t max_pipes)
+{
+	if (max_memory == 0 || max_memory > ARENA_MAX / 2 || max_pipes > ARENA_MAX / 4096)
+		return ARENA_MAX;
+	uint64_t size = 2 * max_memory + max_pipes * 4096 + ARENA_SLACK;
+	return size < ARENA_MAX ? size : ARENA_MAX;
+}
+
+/* The arena of the rings. Some address spaces cannot take a mapping of the
+ * size wanted (valgrind's maps at most some tens of GiB at once; a ulimit
+ * -v): then a smaller one, halving down to ARENA_FLOOR, with a warning that
+ * rings past it fail with ENOMEM before --max-memory is reached. 0 or -errno. */
+static int device_arena_new(struct device *dev)
+{
+	uint64_t want = device_arena_size(dev->cfg.max_memory, dev->cfg.max_pipes), size = want;
+	int r;
+	while ((r = arena_create(size, &dev->arena)) < 0 && (r == -ENOMEM || r == -EINVAL) && size / 2 >= ARENA_FLOOR)
+		size /= 2;
+	if (r < 0) {
+		log_error("ring memory: cannot map a memfd of %llu MiB: %s", (unsigned long long)(want >> 20),
+			  strerror(-r));
+		return r;
+	}
+	if (size < want)
+		log_warn("ring memory: a memfd of %llu MiB could not be mapped, only %llu MiB: rings past that fail "
+			 "with ENOMEM", (unsigned long long)(want >> 20), (unsigned long long)(size >> 20));
+	return 0;
+}
+
 struct device *device_new(const struct device_config *cfg, const struct device_ops *ops)
 {
 	struct device *dev = calloc(1, sizeof(*dev));
-	if (!dev)
+	if (!dev) {
+		log_error("device: out of memory");
 		return NULL;
-	pthread_mutex_init(&dev->lock, NULL);
+	}
 	dev->cfg = *cfg;
+	int r = device_arena_new(dev);
+	if (r < 0) {
+		free(dev);
+		errno = -r;
+		return NULL;
+	}
+	pthread_mutex_init(&dev->lock, NULL);
 	dev->ops = ops;
 	pipe_table_init(&dev->table, cfg->case_sensitive);
 	struct limits_config lc = {
@@ -39,12 +89,21 @@ struct device *device_new(const struct device_config *cfg, const struct device_o
 	handles_init(&dev->handles);
 	parked_registry_init(&dev->parked);
 	relay_init(&dev->relay);
-	if (timer_start(dev) < 0) {
+	r = timer_start(dev);
+	if (r < 0) {
+		log_error("device: cannot start the timer thread: %s", strerror(-r));
+		arena_destroy(dev->arena);
 		pthread_mutex_destroy(&dev->lock);
 		free(dev);
+		errno = -r;
 		return NULL;
 	}
 	return dev;
+}
+
+struct arena *device_arena(struct device *dev)
+{
+	return dev->arena;
 }
 
 static void collect_pipe(struct hash_node *n, void *data)
@@ -82,6 +141,8 @@ void device_free(struct device *dev)
 	handles_deinit(&dev->handles);
 	pipe_table_deinit(&dev->table);
 	limit_deinit(&dev->limits);
+	assert(arena_in_use(dev->arena) == 0); /* every ring gave its extent back */
+	arena_destroy(dev->arena);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
 }

@@ -124,8 +124,16 @@ int daemon_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*
 void device_before_fork(struct device *dev);
 int device_after_fork(struct device *dev);
 
-/* Starts the device's timer thread; NULL on failure. */
+/* Makes the arena of the rings (a memfd: see arena.h) and starts the
+ * device's timer thread; NULL on failure, which it has logged (one line),
+ * with errno set. */
 struct device *device_new(const struct device_config *cfg, const struct device_ops *ops);
+struct arena;
+/* The arena every pipe's ring lives in: its memfd is what a re-exec of the
+ * daemon hands to the new image with the rings' state. */
+struct arena *device_arena(struct device *dev);
+/* The size device_new makes it for these limits (max_memory 0: no limit). */
+uint64_t device_arena_size(uint64_t max_memory, uint64_t max_pipes);
 /* Frees everything; call after device_shutdown. Accepts NULL. */
 void device_free(struct device *dev);
 /* End every parked request (ESHUTDOWN) and drop poll handles; later

@@ -14,6 +14,7 @@
 
 #include <ringdev/ringdev.h>
 
+#include "arena.h"
 #include "clock.h"
 #include "device.h"
 #include "hashmap.h"
@@ -224,6 +225,7 @@ struct device {
 	struct relay relay;
 	struct limits limits;
 	struct device_counters count;
+	struct arena *arena;          /* every pipe's ring storage (arena.h) */
 };
 
 void parked_registry_init(struct parked_registry *r);

@@ -48,6 +48,7 @@ int pipe_new(struct device *dev, const struct pipe_settings *set, const char *na
 	p->uid = set->uid;
 	p->gid = set->gid;
 	p->ring.capacity = set->capacity;
+	p->ring.arena = dev->arena; /* its storage, once allocated, survives a re-exec */
 	p->atime = p->mtime = p->ctime = now_realtime();
 	if (pipe_table_add(&dev->table, p) < 0) {
 		limit_uncharge(&dev->limits, LIMIT_PIPES, set->uid, 1);

@@ -9,12 +9,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
+
+/* Storage of `capacity` bytes for r: *buf (and *off in r->arena). */
+static int storage_take(const struct ring *r, size_t capacity, uint8_t **buf, uint64_t *off)
+{
+	if (!r->arena) {
+		*buf = malloc(capacity ? capacity : 1);
+		*off = 0;
+		return *buf ? 0 : -ENOMEM;
+	}
+	int e = arena_alloc(r->arena, capacity, off);
+	if (e < 0)
+		return e;
+	*buf = arena_ptr(r->arena, *off);
+	return 0;
+}
+
+static void storage_give(const struct ring *r, uint8_t *buf, uint64_t off, size_t capacity)
+{
+	if (!r->arena)
+		free(buf);
+	else if (buf)
+		arena_free(r->arena, off, capacity);
+}
+
 int ring_alloc(struct ring *r, size_t capacity)
 {
 	assert(!r->buf && r->used == 0);
-	r->buf = malloc(capacity ? capacity : 1);
-	if (!r->buf)
-		return -ENOMEM;
+	int e = storage_take(r, capacity, &r->buf, &r->off);
+	if (e < 0)
+		return e;
 	r->capacity = capacity;
 	r->start = 0;
 	return 0;
@@ -22,10 +47,30 @@ int ring_alloc(struct ring *r, size_t capacity)
 
 void ring_free_storage(struct ring *r)
 {
-	free(r->buf);
+	storage_give(r, r->buf, r->off, r->capacity);
 	r->buf = NULL;
+	r->off = 0;
 	r->start = 0;
 	r->used = 0;
+}
+
+int ring_adopt(struct ring *r, struct arena *a, uint64_t off, size_t capacity, size_t start, size_t used)
+{
+	assert(!r->buf);
+	if (capacity ? start >= capacity : start != 0)
+		return -EINVAL;
+	if (used > capacity)
+		return -EINVAL;
+	uint64_t len = arena_extent_size(capacity);
+	if (len == 0 || off > arena_size(a) || len > arena_size(a) - off)
+		return -EINVAL;
+	r->arena = a;
+	r->off = off;
+	r->buf = arena_ptr(a, off);
+	r->capacity = capacity;
+	r->start = start;
+	r->used = used;
+	return 0;
 }
 
 /* Offset in buf of the byte `offset` bytes after the oldest. */
@@ -92,12 +137,15 @@ int ring_resize(struct ring *r, size_t new_capacity)
 		r->capacity = new_capacity;
 		return 0;
 	}
-	uint8_t *b = malloc(new_capacity ? new_capacity : 1);
-	if (!b)
-		return -ENOMEM;
+	uint8_t *b;
+	uint64_t off;
+	int e = storage_take(r, new_capacity, &b, &off);
+	if (e < 0)
+		return e;
 	ring_peek(r, 0, b, r->used);
-	free(r->buf);
+	storage_give(r, r->buf, r->off, r->capacity);
 	r->buf = b;
+	r->off = off;
 	r->capacity = new_capacity;
 	r->start = 0;
 	return 0;

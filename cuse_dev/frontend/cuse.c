@@ -280,10 +280,8 @@ int cuse_frontend_run(struct daemon_config *cfg)
 
 	cfg->dev.frontend = RINGDEV_FRONTEND_CUSE;
 	struct device *dev = device_new(&cfg->dev, &frontend_ops);
-	if (!dev) {
-		fprintf(stderr, "ringdevd: out of memory\n");
-		return 1;
-	}
+	if (!dev)
+		return 1; /* device_new said why */
 	/* The pipe every open starts on: whoever may open the node may use it. */
 	struct cred daemon = { .uid = cfg->dev.uid, .gid = cfg->dev.gid };
 	struct attach_args def = {

@@ -514,10 +514,8 @@ int fuse_frontend_run(struct daemon_config *cfg)
 
 	cfg->dev.frontend = RINGDEV_FRONTEND_FUSE;
 	struct device *dev = device_new(&cfg->dev, &frontend_ops);
-	if (!dev) {
-		fprintf(stderr, "ringdevd: out of memory\n");
-		return 1;
-	}
+	if (!dev)
+		return 1; /* device_new said why */
 	/* After --user the daemon can no longer unmount a mount root made
 	 * (umount2 needs CAP_SYS_ADMIN, and fusermount3 -u refuses a mount
 	 * whose user_id is 0). auto_unmount makes libfuse mount through
