@@ -145,12 +145,21 @@ void service_notify_stopping(void)
 {
 	sd_notify(0, "STOPPING=1");
 }
+
+void service_notify_reloading(void)
+{
+	sd_notify(0, "RELOADING=1");
+}
 #else
 void service_notify_ready(const char *status)
 {
 }
 
 void service_notify_stopping(void)
+{
+}
+
+void service_notify_reloading(void)
 {
 }
 #endif

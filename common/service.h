@@ -39,3 +39,5 @@ int service_drop_privileges(const struct run_as *who);
  * no-ops without $NOTIFY_SOCKET or when built without libsystemd. */
 void service_notify_ready(const char *status);
 void service_notify_stopping(void);
+/* An in-place restart begins (READY follows from the new image). */
+void service_notify_reloading(void);

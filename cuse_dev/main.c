@@ -23,6 +23,7 @@
 #include "log.h"
 #include "name.h"
 #include "parse.h"
+#include "restart.h"
 #include "service.h"
 
 /* --max-opens-per-uid when not given. */
@@ -350,6 +351,7 @@ int main(int argc, char **argv)
 	};
 	log_set_ident("ringdevd");
 	log_detect_journal();
+	restart_init(argc, argv);
 	int code = parse_args(argc, argv, &cfg);
 	if (code >= 0)
 		return code;
@@ -376,7 +378,7 @@ int main(int argc, char **argv)
 	}
 	if (cfg.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);
-	if (cfg.run_as.set && geteuid() != 0) {
+	if (cfg.run_as.set && geteuid() != 0 && !restart_resuming()) {
 		fprintf(stderr, "ringdevd: --user: only root can change to another user\n");
 		return 1;
 	}

@@ -106,6 +106,18 @@ struct arena *device_arena(struct device *dev)
 	return dev->arena;
 }
 
+int device_use_arena(struct device *dev, struct arena *a)
+{
+	pthread_mutex_lock(&dev->lock);
+	int r = pipe_table_count(&dev->table) || arena_in_use(dev->arena) ? -EBUSY : 0;
+	if (r == 0) {
+		arena_destroy(dev->arena);
+		dev->arena = a;
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return r;
+}
+
 static void collect_pipe(struct hash_node *n, void *data)
 {
 	struct pipe ***cursor = data;
@@ -143,6 +155,7 @@ void device_free(struct device *dev)
 	limit_deinit(&dev->limits);
 	assert(arena_in_use(dev->arena) == 0); /* every ring gave its extent back */
 	arena_destroy(dev->arena);
+	hashmap_destroy(&dev->fh_restored);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
 }
@@ -297,6 +310,15 @@ void device_stats_ext_locked(struct device *dev, struct ringdev_stats_ext *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->relay_cancel_timeouts = dev->count.relay_cancel_timeouts;
+	s->restarts = dev->restarts;
+	s->last_restart_pause_us = dev->last_pause_us;
+}
+
+void device_note_pause(struct device *dev, uint64_t pause_us)
+{
+	pthread_mutex_lock(&dev->lock);
+	dev->last_pause_us = pause_us;
+	pthread_mutex_unlock(&dev->lock);
 }
 
 void device_stats_ext(struct device *dev, struct ringdev_stats_ext *out)

@@ -52,6 +52,16 @@ struct device_ops {
 	bool (*reply_open)(void *req, struct open_ctx *ctx);
 	/* Answer an ioctl with its return value and out bytes. */
 	void (*reply_ioctl)(void *req, int result, const void *out, size_t size);
+	/* Handover (device_save, device_restore; all may be NULL where no
+	 * handover is done): the id the kernel knows req by, asked while
+	 * req's own handler runs (the core parks a request only there); the
+	 * same for a poll handle; and stand-ins for a request or poll handle
+	 * of an earlier image, answered through the same ops (NULL: no
+	 * memory). */
+	uint64_t (*req_wire)(void *req);
+	uint64_t (*poll_wire)(void *ph);
+	void *(*req_restore)(uint64_t wire);
+	void *(*poll_restore)(uint64_t wire);
 };
 
 struct device_config {
@@ -132,8 +142,27 @@ struct arena;
 /* The arena every pipe's ring lives in: its memfd is what a re-exec of the
  * daemon hands to the new image with the rings' state. */
 struct arena *device_arena(struct device *dev);
+/* Take a (an earlier image's arena: arena_adopt) in place of the one
+ * device_new made, which it destroys; only while there is no pipe yet.
+ * 0 or -EBUSY. */
+int device_use_arena(struct device *dev, struct arena *a);
 /* The size device_new makes it for these limits (max_memory 0: no limit). */
 uint64_t device_arena_size(uint64_t max_memory, uint64_t max_pipes);
+
+/* Handover (handover.c). device_save appends the core's records to w; call
+ * it while no request is being served. device_restore rebuilds a new,
+ * empty device from a state (records of types >= STATE_FRONTEND_RECORDS
+ * go to `other`); it answers nothing. 0, or -errno with r->problem saying
+ * why the state was refused; a refused device must not be used again (its
+ * arena still holds the old image's rings: see frontend/restart.c). */
+struct state_writer;
+struct state_reader;
+struct state_record;
+int device_save(struct device *dev, struct state_writer *w);
+int device_restore(struct device *dev, struct state_reader *r, int (*other)(void *arg, struct state_record *rec),
+		   void *arg);
+/* A handover ended: how long requests waited (statistics). */
+void device_note_pause(struct device *dev, uint64_t pause_us);
 /* Frees everything; call after device_shutdown. Accepts NULL. */
 void device_free(struct device *dev);
 /* End every parked request (ESHUTDOWN) and drop poll handles; later
@@ -173,6 +202,15 @@ int device_ctx_attr(struct device *dev, struct open_ctx *ctx, struct pipe_attr *
 /* True the first time it is asked for a handle, false after: lets a
  * frontend log something once per handle, not once per request. */
 bool device_ctx_note_once(struct device *dev, struct open_ctx *ctx);
+/* The fh the kernel knows a handle by, and the handle of an fh the kernel
+ * gave (NULL if no handle has it: see handle.c). */
+uint64_t device_ctx_fh(const struct open_ctx *ctx);
+struct open_ctx *device_ctx_from_fh(struct device *dev, uint64_t fh);
+/* Name a frontend object (a FUSE directory listing) as handles are named,
+ * and find it again: NULL if an earlier image named it (the frontend keeps
+ * those itself). */
+uint64_t device_fh_name(const struct device *dev, const void *obj);
+void *device_fh_object(const struct device *dev, uint64_t fh);
 
 /* I/O. The core answers req now or parks it; it always answers exactly once.
  * `continuation` is true for the second and later chunks of one read system

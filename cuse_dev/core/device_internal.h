@@ -80,6 +80,9 @@ struct open_ctx {
 	void *ph;                     /* pending poll handle */
 	unsigned poll_mask;           /* mask last reported to the poller */
 	uint64_t id;
+	uint64_t fh;                  /* the kernel's name for it (device_ctx_fh) */
+	struct hash_node fh_node;     /* dev->fh_restored: a handle from an earlier image */
+	bool fh_restored;
 	int oflags;
 	bool reader, writer;
 	bool ctl;                     /* the control node's handle (the broker) */
@@ -119,6 +122,7 @@ struct parked_req {
 	struct hash_node index_node;  /* dev->parked by req pointer */
 	const struct parked_ops *ops;
 	void *req;
+	uint64_t wire;                /* the kernel's id of req (device_ops.req_wire): saved at a handover */
 	struct open_ctx *ctx;
 	union {                       /* the kind's own data */
 		struct {
@@ -225,7 +229,11 @@ struct device {
 	struct relay relay;
 	struct limits limits;
 	struct device_counters count;
-	struct arena *arena;          /* every pipe's ring storage (arena.h) */
+	struct arena *arena;          /* every ring's bytes (arena.h) */
+	uint32_t fh_gen;              /* this image's generation, in the top byte of its handles' fh */
+	struct hashmap fh_restored;   /* open_ctx.fh_node: handles of earlier images, by fh */
+	uint64_t restarts;            /* handovers this device went through */
+	uint64_t last_pause_us;       /* how long the last one kept requests waiting */
 };
 
 void parked_registry_init(struct parked_registry *r);
@@ -311,6 +319,10 @@ size_t pipe_table_count(const struct pipe_table *t);
 struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, void *req, struct open_ctx *ctx,
 			      int *err);
 struct parked_req *parked_find(struct device *dev, void *req);
+/* The same for a request restored from a handover (handover.c): charged
+ * past the limits if need be, with the kernel's id it had. */
+struct parked_req *parked_new_restored(struct device *dev, const struct parked_ops *ops, void *req,
+				       struct open_ctx *ctx, uint64_t wire, int *err);
 /* Unlink from every list and the index, free. Does not answer. */
 void parked_free(struct device *dev, struct parked_req *p);
 /* End a parked request early with err: a write that already moved bytes
@@ -340,6 +352,12 @@ void handle_attach_pipe(struct device *dev, struct open_ctx *ctx, struct pipe *p
 void handle_detach_pipe(struct device *dev, struct open_ctx *ctx, int err);
 /* The rwx bits a handle needs on its pipe: 4 reader, 2 writer. */
 unsigned handle_want(const struct open_ctx *ctx);
+/* Handover (handover.c): a restored handle keeps the fh the kernel holds
+ * for it; device_fh_next_gen picks this image's generation after old's,
+ * one no restored handle uses. 0 or -errno. */
+struct open_ctx *device_ctx_from_fh_locked(struct device *dev, uint64_t fh);
+int device_fh_adopt(struct device *dev, struct open_ctx *ctx, uint64_t fh);
+int device_fh_next_gen(struct device *dev, uint32_t old);
 
 /* relay.c: the transport of the inverted call. What a relayed request of
  * each type does to the device comes from the device's modules through a
@@ -358,6 +376,7 @@ struct relay_kind {
 };
 extern const struct relay_kind open_relay_kind;    /* open.c */
 extern const struct relay_kind handle_relay_attach; /* handle.c */
+extern const struct relay_kind create_relay_kind;   /* namespace.c */
 /* Is a broker in charge (connected, or required)? */
 bool relay_active(const struct device *dev);
 /* An app's open for the broker, parked on ctx (kind PARKED_OPEN); NULL and

@@ -17,6 +17,9 @@
 #include "log.h"
 #include "name.h"
 
+#define FH_GEN_SHIFT 56
+#define FH_ADDR_MASK ((UINT64_C(1) << FH_GEN_SHIFT) - 1)
+
 void handles_init(struct handles *h)
 {
 	*h = (struct handles){ .next_id = 1 };
@@ -52,6 +55,7 @@ int handle_new(struct device *dev, const struct cred *cred, int oflags, bool ctl
 	ctx->reader = acc == O_RDONLY || acc == O_RDWR;
 	ctx->writer = acc == O_WRONLY || acc == O_RDWR;
 	ctx->id = dev->handles.next_id++;
+	ctx->fh = (uint64_t)dev->fh_gen << FH_GEN_SHIFT | (uint64_t)(uintptr_t)ctx;
 	list_add_tail(&dev->handles.list, &ctx->dev_link);
 	dev->handles.count++;
 	*out = ctx;
@@ -202,7 +206,87 @@ void ctx_free_locked(struct device *dev, struct open_ctx *ctx)
 	dev->handles.count--;
 	if (!ctx->ctl)
 		limit_uncharge(&dev->limits, LIMIT_OPENS, ctx->cred.uid, 1);
+	if (ctx->fh_restored)
+		hashmap_remove(&dev->fh_restored, &ctx->fh_node);
 	free(ctx);
+}
+
+/* ---- the kernel's names for handles (fh) ----
+ *
+ * A handle made by this image is named by its address, with this image's
+ * generation in the top byte: the frontend turns it back without a lookup
+ * or a lock. A handle an earlier image made keeps the fh the kernel holds
+ * (handover.c); those are found through dev->fh_restored, under the lock,
+ * for as long as they live. Addresses never reach the top byte (user
+ * space ends below 2^56 on every Linux architecture). */
+
+uint64_t device_ctx_fh(const struct open_ctx *ctx)
+{
+	return ctx->fh;
+}
+
+struct open_ctx *device_ctx_from_fh_locked(struct device *dev, uint64_t fh)
+{
+	for (struct hash_node *n = hashmap_bucket(&dev->fh_restored, hash_u64(fh)); n; n = n->next) {
+		struct open_ctx *ctx = container_of(n, struct open_ctx, fh_node);
+		if (ctx->fh == fh)
+			return ctx;
+	}
+	return NULL;
+}
+
+uint64_t device_fh_name(const struct device *dev, const void *obj)
+{
+	return (uint64_t)dev->fh_gen << FH_GEN_SHIFT | (uint64_t)(uintptr_t)obj;
+}
+
+void *device_fh_object(const struct device *dev, uint64_t fh)
+{
+	return fh >> FH_GEN_SHIFT == dev->fh_gen ? (void *)(uintptr_t)(fh & FH_ADDR_MASK) : NULL;
+}
+
+struct open_ctx *device_ctx_from_fh(struct device *dev, uint64_t fh)
+{
+	if (fh >> FH_GEN_SHIFT == dev->fh_gen)
+		return (struct open_ctx *)(uintptr_t)(fh & FH_ADDR_MASK);
+	pthread_mutex_lock(&dev->lock);
+	struct open_ctx *ctx = device_ctx_from_fh_locked(dev, fh);
+	pthread_mutex_unlock(&dev->lock);
+	return ctx;
+}
+
+int device_fh_adopt(struct device *dev, struct open_ctx *ctx, uint64_t fh)
+{
+	ctx->fh = fh;
+	if (hashmap_insert(&dev->fh_restored, &ctx->fh_node, hash_u64(fh)) < 0)
+		return -ENOMEM;
+	ctx->fh_restored = true;
+	return 0;
+}
+
+struct gen_probe {
+	uint32_t gen;
+	bool used;
+};
+
+static void gen_used(struct hash_node *n, void *data)
+{
+	struct gen_probe *g = data;
+	if (container_of(n, struct open_ctx, fh_node)->fh >> FH_GEN_SHIFT == g->gen)
+		g->used = true;
+}
+
+int device_fh_next_gen(struct device *dev, uint32_t old)
+{
+	for (uint32_t i = 1; i <= 256; i++) {
+		struct gen_probe g = { .gen = (old + i) & 0xff };
+		hashmap_for_each(&dev->fh_restored, gen_used, &g);
+		if (!g.used) {
+			dev->fh_gen = g.gen;
+			return 0;
+		}
+	}
+	return -ENOSPC;
 }
 
 void device_release(struct device *dev, struct open_ctx *ctx)

@@ -99,6 +99,18 @@ int limit_charge(struct limits *l, enum limit_kind kind, uint32_t uid, uint64_t 
 	return 0;
 }
 
+int limit_charge_force(struct limits *l, enum limit_kind kind, uint32_t uid, uint64_t n)
+{
+	if (!n)
+		return 0;
+	struct user_charge *u = user_get(l, uid);
+	if (!u)
+		return -ENOMEM;
+	u->used[kind] += n;
+	l->used[kind] += n;
+	return 0;
+}
+
 void limit_uncharge(struct limits *l, enum limit_kind kind, uint32_t uid, uint64_t n)
 {
 	if (!n)

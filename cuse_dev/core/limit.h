@@ -46,6 +46,11 @@ void limit_deinit(struct limits *l);
  * for handles, ENOBUFS for parked requests; ENOMEM. Nothing is charged on
  * failure. */
 int limit_charge(struct limits *l, enum limit_kind kind, uint32_t uid, uint64_t n, const char *what);
+/* Charge n of kind to uid whatever the bounds say: what a handover
+ * restores was accepted by the image before (an image started with smaller
+ * limits refuses new things until the use is back under them). 0 or
+ * -ENOMEM, with nothing charged. */
+int limit_charge_force(struct limits *l, enum limit_kind kind, uint32_t uid, uint64_t n);
 void limit_uncharge(struct limits *l, enum limit_kind kind, uint32_t uid, uint64_t n);
 /* Move a charge from one uid to another (a chown, a broker's answer that
  * names the owner of a pipe being created). The new owner's per-uid bound

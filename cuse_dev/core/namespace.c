@@ -99,7 +99,7 @@ static void create_builtin(struct device *dev, struct relay_req *r, const struct
 	create_decide(dev, r, w, NULL);
 }
 
-static const struct relay_kind create_relay_kind = { .apply = create_apply, .builtin = create_builtin };
+const struct relay_kind create_relay_kind = { .apply = create_apply, .builtin = create_builtin };
 
 bool device_create_relayed(struct device *dev, const struct cred *cred, const struct attach_args *a, void *req)
 {

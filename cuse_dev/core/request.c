@@ -37,14 +37,19 @@ void parked_registry_deinit(struct parked_registry *r)
 	hashmap_destroy(&r->index);
 }
 
-struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, void *req, struct open_ctx *ctx,
-			      int *err)
+static struct parked_req *parked_make(struct device *dev, const struct parked_ops *ops, void *req,
+				      struct open_ctx *ctx, uint64_t wire, bool force, int *err)
 {
 	if (ops->charged) {
-		int r = limit_charge(&dev->limits, LIMIT_PARKED, ctx->cred.uid, 1, "a request that would wait");
-		if (r < 0) {
-			*err = -r;
-			return NULL;
+		if (force) {
+			if (limit_charge_force(&dev->limits, LIMIT_PARKED, ctx->cred.uid, 1) < 0)
+				return NULL;
+		} else {
+			int r = limit_charge(&dev->limits, LIMIT_PARKED, ctx->cred.uid, 1, "a request that would wait");
+			if (r < 0) {
+				*err = -r;
+				return NULL;
+			}
 		}
 	}
 	*err = ENOMEM;
@@ -59,10 +64,26 @@ struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, 
 	list_init(&p->ctx_link);
 	p->ops = ops;
 	p->req = req;
+	p->wire = wire;
 	p->ctx = ctx;
 	list_add_tail(&ctx->parked, &p->ctx_link);
 	dev->parked.count[ops->kind]++;
 	return p;
+}
+
+/* A request parks inside the frontend's handler of that very request, so
+ * the frontend can still tell which one it is on the wire (req_wire). */
+struct parked_req *parked_new(struct device *dev, const struct parked_ops *ops, void *req, struct open_ctx *ctx,
+			      int *err)
+{
+	uint64_t wire = dev->ops->req_wire ? dev->ops->req_wire(req) : 0;
+	return parked_make(dev, ops, req, ctx, wire, false, err);
+}
+
+struct parked_req *parked_new_restored(struct device *dev, const struct parked_ops *ops, void *req,
+				       struct open_ctx *ctx, uint64_t wire, int *err)
+{
+	return parked_make(dev, ops, req, ctx, wire, true, err);
 }
 
 struct parked_req *parked_find(struct device *dev, void *req)

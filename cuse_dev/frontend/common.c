@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "frontend.h"
 #include "log.h"
+#include "restart.h"
 
 /* ---- the outbox: answers sent once the device lock is dropped ----
  *
@@ -195,6 +196,10 @@ static void outbox_copy(const struct outbox_entry *e, const struct iovec *iov, i
 
 static void ops_reply_data(void *req, const struct iovec *iov, int count)
 {
+	if (restart_is_restored(req)) {
+		restart_reply_raw(req, 0, iov, count);
+		return;
+	}
 	size_t size = 0;
 	for (int i = 0; i < count; i++)
 		size += iov[i].iov_len;
@@ -209,6 +214,10 @@ static void ops_reply_data(void *req, const struct iovec *iov, int count)
 
 static void ops_reply_data_held(void *req, const struct iovec *iov, int count)
 {
+	if (restart_is_restored(req)) {
+		restart_reply_raw(req, 0, iov, count);
+		return;
+	}
 	struct outbox_entry *e = count <= 2 ? outbox_slot(OUT_HELD, req, 0) : NULL;
 	if (!e) {
 		ops_reply_data(req, iov, count);
@@ -221,6 +230,11 @@ static void ops_reply_data_held(void *req, const struct iovec *iov, int count)
 
 static void ops_reply_written(void *req, size_t count)
 {
+	if (restart_is_restored(req)) {
+		struct fuse_write_out out = { .size = (uint32_t)count };
+		restart_reply_raw(req, 0, &(struct iovec){ &out, sizeof(out) }, 1);
+		return;
+	}
 	struct outbox_entry *e = outbox_slot(OUT_WRITTEN, req, 0);
 	if (e)
 		e->count = count;
@@ -237,6 +251,10 @@ static void ops_reply_error(void *req, int err)
 		log_error("internal error: errno %d cannot reach the app: EIO instead", err);
 		err = EIO;
 	}
+	if (restart_is_restored(req)) {
+		restart_reply_raw(req, err, NULL, 0);
+		return;
+	}
 	struct outbox_entry *e = outbox_slot(OUT_ERROR, req, 0);
 	if (e)
 		e->value = err;
@@ -246,27 +264,29 @@ static void ops_reply_error(void *req, int err)
 
 static bool ops_req_interrupted(void *req)
 {
-	return fuse_req_interrupted(req);
-}
-
-static void ops_poll_notify(void *ph)
-{
-	fuse_lowlevel_notify_poll(ph);
-	fuse_pollhandle_destroy(ph);
-}
-
-static void ops_poll_destroy(void *ph)
-{
-	fuse_pollhandle_destroy(ph);
+	/* An earlier image's request: its INTERRUPT comes later, if at all
+	 * (one that came before the handover was served there). */
+	return restart_is_restored(req) ? false : fuse_req_interrupted(req);
 }
 
 static bool ops_reply_open(void *req, struct open_ctx *ctx)
 {
+	if (restart_is_restored(req)) {
+		struct fuse_open_out out = { .fh = device_ctx_fh(ctx), .open_flags = RINGDEV_FOPEN_FLAGS };
+		restart_reply_raw(req, 0, &(struct iovec){ &out, sizeof(out) }, 1);
+		return true;
+	}
 	return frontend_reply_open(req, ctx);
 }
 
 static void ops_reply_ioctl(void *req, int result, const void *out, size_t size)
 {
+	if (restart_is_restored(req)) {
+		struct fuse_ioctl_out head = { .result = result };
+		struct iovec iov[2] = { { &head, sizeof(head) }, { (void *)out, size } };
+		restart_reply_raw(req, 0, iov, size ? 2 : 1);
+		return;
+	}
 	struct outbox_entry *e = outbox_slot(OUT_IOCTL, req, size);
 	if (!e) {
 		fuse_reply_ioctl(req, result, size ? out : NULL, size);
@@ -282,10 +302,14 @@ const struct device_ops frontend_ops = {
 	.reply_written = ops_reply_written,
 	.reply_error = ops_reply_error,
 	.req_interrupted = ops_req_interrupted,
-	.poll_notify = ops_poll_notify,
-	.poll_destroy = ops_poll_destroy,
 	.reply_open = ops_reply_open,
 	.reply_ioctl = ops_reply_ioctl,
+	.poll_notify = restart_poll_notify,
+	.poll_destroy = restart_poll_destroy,
+	.req_wire = restart_req_wire,
+	.poll_wire = restart_poll_wire,
+	.req_restore = restart_req_restore,
+	.poll_restore = restart_poll_restore,
 };
 
 struct cred frontend_cred(fuse_req_t req)
@@ -294,21 +318,24 @@ struct cred frontend_cred(fuse_req_t req)
 	return (struct cred){ .uid = c->uid, .gid = c->gid, .pid = (uint32_t)c->pid };
 }
 
-static struct open_ctx *ctx_of(struct fuse_file_info *fi)
+struct open_ctx *frontend_ctx(fuse_req_t req, struct fuse_file_info *fi)
 {
-	return (struct open_ctx *)(uintptr_t)fi->fh;
+	return fi->fh ? device_ctx_from_fh(fuse_req_userdata(req), fi->fh) : NULL;
 }
 
 /* A file whose open the daemon never answered with a handle (the kernel
  * skips OPEN once an open was answered ENOSYS, which the core never lets
- * through; this is the guard behind that rule). */
-static bool no_handle(fuse_req_t req, struct fuse_file_info *fi)
+ * through; this is the guard behind that rule), or whose handle no image
+ * knows (one from before a crash). */
+static struct open_ctx *handle_or_fail(fuse_req_t req, struct fuse_file_info *fi)
 {
-	if (fi->fh)
-		return false;
-	log_error("internal error: a request on a file with no handle: EBADF");
+	struct open_ctx *ctx = frontend_ctx(req, fi);
+	if (ctx)
+		return ctx;
+	if (!fi->fh)
+		log_error("internal error: a request on a file with no handle: EBADF");
 	fuse_reply_err(req, EBADF);
-	return true;
+	return NULL;
 }
 
 static void on_interrupt(fuse_req_t req, void *data)
@@ -318,49 +345,56 @@ static void on_interrupt(fuse_req_t req, void *data)
 
 void frontend_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	if (no_handle(req, fi))
+	struct open_ctx *ctx = handle_or_fail(req, fi);
+	if (!ctx)
 		return;
 	struct device *dev = fuse_req_userdata(req);
 	fuse_req_interrupt_func(req, on_interrupt, dev);
 	/* Stream files start every read system call at offset 0; a later
 	 * offset is the kernel's next chunk of the same call. */
 	outbox_arm();
-	device_read(dev, ctx_of(fi), req, size, fi->flags, off > 0);
+	device_read(dev, ctx, req, size, fi->flags, off > 0);
 	outbox_flush();
 }
 
 void frontend_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	if (no_handle(req, fi))
+	struct open_ctx *ctx = handle_or_fail(req, fi);
+	if (!ctx)
 		return;
 	struct device *dev = fuse_req_userdata(req);
 	fuse_req_interrupt_func(req, on_interrupt, dev);
 	/* As for reads: every write system call starts at offset 0, a later
 	 * offset is the kernel's next piece of the same call. */
 	outbox_arm();
-	device_write_piece(dev, ctx_of(fi), req, buf, size, fi->flags, off > 0);
+	device_write_piece(dev, ctx, req, buf, size, fi->flags, off > 0);
 	outbox_flush();
 }
 
 void frontend_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
 {
-	if (no_handle(req, fi))
+	struct open_ctx *ctx = handle_or_fail(req, fi);
+	if (!ctx) {
+		if (ph)
+			fuse_pollhandle_destroy(ph);
 		return;
+	}
 	struct device *dev = fuse_req_userdata(req);
-	unsigned mask = device_poll(dev, ctx_of(fi), ph);
+	unsigned mask = device_poll(dev, ctx, restart_poll_wrap(ph));
 	fuse_reply_poll(req, mask);
 }
 
 void frontend_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct device *dev = fuse_req_userdata(req);
-	if (!fi->fh) {
+	struct open_ctx *ctx = frontend_ctx(req, fi);
+	if (!ctx) {
 		fuse_reply_err(req, 0);
 		return;
 	}
 	outbox_arm();
-	device_release(dev, ctx_of(fi));
+	device_release(dev, ctx);
 	outbox_flush();
 	fuse_reply_err(req, 0);
 }
@@ -401,7 +435,7 @@ void frontend_ctl_open(fuse_req_t req, struct fuse_file_info *fi)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)ctx;
+	fi->fh = device_ctx_fh(ctx);
 	fi->direct_io = 1;
 	fi->nonseekable = 1;
 	if (fuse_reply_open(req, fi) < 0)
@@ -412,7 +446,7 @@ bool frontend_reply_open(fuse_req_t req, struct open_ctx *ctx)
 {
 	struct fuse_open_out arg;
 	memset(&arg, 0, sizeof(arg));
-	arg.fh = (uint64_t)(uintptr_t)ctx;
+	arg.fh = device_ctx_fh(ctx);
 	arg.open_flags = RINGDEV_FOPEN_FLAGS;
 	return fuse_reply_buf(req, (const char *)&arg, sizeof(arg)) == 0;
 }
@@ -631,8 +665,18 @@ static void stop_extra_threads(struct server *sv)
 	atomic_store(&outbox_copies_large, false);
 }
 
-static int serve_loop(struct fuse_session **se, int n, unsigned threads, unsigned poll_us)
+/* SIGHUP: a handover is asked for (restart.c). */
+static volatile sig_atomic_t handover_asked;
+
+static void on_sighup(int sig)
 {
+	(void)sig;
+	handover_asked = 1;
+}
+
+static int serve_loop(struct fuse_session **se, int n, struct device *dev, const struct daemon_config *cfg)
+{
+	unsigned threads = cfg->threads, poll_us = cfg->busy_poll_us;
 	sigset_t stop, old_mask, open_mask;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM); /* the signals fuse_set_signal_handlers handles */
@@ -674,6 +718,15 @@ static int serve_loop(struct fuse_session **se, int n, unsigned threads, unsigne
 			start_extra_threads(&sv);
 		struct epoll_event ev[3];
 		int k = epoll_pwait(ep, ev, 3, -1, &open_mask);
+		if (handover_asked && !fuse_session_exited(se[0])) {
+			/* Nothing is being served while the state is taken:
+			 * the extra threads are joined, and this one is here.
+			 * Returns only if the new image could not start. */
+			handover_asked = 0;
+			stop_extra_threads(&sv);
+			restart_handover(dev, cfg);
+			continue;
+		}
 		if (k < 0) {
 			if (errno != EINTR)
 				result = -errno;
@@ -705,7 +758,8 @@ static int serve_loop(struct fuse_session **se, int n, unsigned threads, unsigne
 
 int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg, const char *what)
 {
-	if (cfg->run_as.set) {
+	/* A resumed image runs as the old one did: already dropped. */
+	if (cfg->run_as.set && !restart_resuming()) {
 		device_before_fork(dev);
 		int r = service_drop_privileges(&cfg->run_as);
 		int t = device_after_fork(dev);
@@ -729,7 +783,10 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 		fprintf(stderr, "ringdevd: cannot install signal handlers\n");
 		return 1;
 	}
-	if (!cfg->foreground) {
+	struct sigaction hup = { .sa_handler = on_sighup };
+	sigemptyset(&hup.sa_mask);
+	sigaction(SIGHUP, &hup, NULL);
+	if (!cfg->foreground && !restart_resuming()) {
 		/* fuse_daemonize forks and the parent exits: only this thread
 		 * goes on into the daemon, the core's are started again there. */
 		device_before_fork(dev);
@@ -751,7 +808,9 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 		fuse_remove_signal_handlers(se[0]);
 		return 1;
 	}
-	int r = serve_loop(se, n, cfg->threads, cfg->busy_poll_us);
+	if (restart_resuming())
+		restart_resume_done(dev);
+	int r = serve_loop(se, n, dev, cfg);
 	service_notify_stopping();
 	if (r < 0)
 		log_error("%s: session failed: %s", what, strerror(-r));

@@ -28,6 +28,7 @@
 #include <ringdev/ringdev.h>
 
 #include "log.h"
+#include "restart.h"
 
 static struct daemon_config *cuse_cfg;
 static char cuse_node[PATH_MAX];
@@ -63,10 +64,10 @@ static void cuse_ioctl(fuse_req_t req, int cmd_signed, void *arg, struct fuse_fi
 		       const void *in_buf, size_t in_bufsz, size_t out_bufsz)
 {
 	unsigned int cmd = (unsigned int)cmd_signed;
-	struct open_ctx *ctx = (struct open_ctx *)(uintptr_t)fi->fh;
+	struct open_ctx *ctx = frontend_ctx(req, fi);
 	size_t need_in, need_out;
 	if (!ctx) {
-		fuse_reply_err(req, EBADF); /* never opened through the daemon: see no_handle in common.c */
+		fuse_reply_err(req, EBADF); /* see handle_or_fail in common.c */
 		return;
 	}
 	if (!known_command(cmd, &need_in, &need_out)) {
@@ -159,8 +160,8 @@ static void nodes_ready(struct device *dev)
 		return;
 	}
 	frontend_threads_may_start();
-	if (cuse_cfg->run_as.set)
-		return;
+	if (cuse_cfg->run_as.set || restart_resuming())
+		return; /* resumed: the nodes have had their modes for long */
 	pthread_t t;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
@@ -174,15 +175,19 @@ static void cuse_init_done(void *userdata)
 {
 	/* The kernel created the node while taking our INIT answer: set its
 	 * permissions before any other request is served. */
-	node_permissions(cuse_cfg);
-	log_info("serving CUSE device %s", cuse_node);
+	if (!restart_resuming()) {
+		node_permissions(cuse_cfg);
+		log_info("serving CUSE device %s", cuse_node);
+	}
 	nodes_ready(userdata);
 }
 
 static void ctl_init_done(void *userdata)
 {
-	node_permissions(cuse_cfg);
-	log_info("serving CUSE control node %s", ctl_node);
+	if (!restart_resuming()) {
+		node_permissions(cuse_cfg);
+		log_info("serving CUSE control node %s", ctl_node);
+	}
 	nodes_ready(userdata);
 }
 
@@ -226,8 +231,10 @@ static const struct cuse_lowlevel_ops cuse_ops = {
 	.poll = cuse_poll,
 };
 
-/* A CUSE session for /dev/<name> on a fresh /dev/cuse fd, or NULL. */
-static struct fuse_session *cuse_session(const char *name, const struct cuse_lowlevel_ops *ops, struct device *dev)
+/* A CUSE session for /dev/<name> (session idx of restart.c) on a fresh
+ * /dev/cuse fd, or on fd, an earlier image's; NULL on failure. */
+static struct fuse_session *cuse_session(const char *name, const struct cuse_lowlevel_ops *ops, struct device *dev,
+					 int idx, int fd)
 {
 	char devname[PATH_MAX + 8];
 	snprintf(devname, sizeof(devname), "DEVNAME=%s", name);
@@ -239,7 +246,9 @@ static struct fuse_session *cuse_session(const char *name, const struct cuse_low
 	};
 	char *argv[] = { "ringdevd", NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
-	int fd = open("/dev/cuse", O_RDWR | O_CLOEXEC);
+	bool ours = fd < 0; /* an earlier image's fd stays open whatever happens (restart_refuse) */
+	if (ours)
+		fd = open("/dev/cuse", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "ringdevd: /dev/cuse: %s (load it with 'modprobe cuse', or use --frontend=fuse)\n",
 			strerror(errno));
@@ -249,19 +258,42 @@ static struct fuse_session *cuse_session(const char *name, const struct cuse_low
 	fuse_opt_free_args(&args);
 	if (!se) {
 		fprintf(stderr, "ringdevd: /dev/%s: cannot create CUSE session\n", name);
-		close(fd);
+		if (ours)
+			close(fd);
 		return NULL;
 	}
-	/* libfuse takes an already-open device fd as "/dev/fd/N". */
-	char fdpath[32];
-	snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", fd);
-	if (fuse_session_mount(se, fdpath) < 0) {
+	if (restart_attach_session(se, idx, fd) < 0) {
 		fprintf(stderr, "ringdevd: /dev/%s: cannot attach to /dev/cuse\n", name);
-		close(fd);
+		if (ours)
+			close(fd);
 		fuse_session_destroy(se);
 		return NULL;
 	}
 	return se;
+}
+
+/* A new image taking over both nodes (restart.c). */
+static int cuse_frontend_resume(struct daemon_config *cfg)
+{
+	cfg->dev.frontend = RINGDEV_FRONTEND_CUSE;
+	struct device *dev = restart_resume_device(cfg, &frontend_ops);
+	char ctl_name[RINGDEV_NAME_SIZE + 8];
+	snprintf(ctl_name, sizeof(ctl_name), "%s-ctl", cfg->name);
+	struct fuse_session *se = cuse_session(cfg->name, &cuse_ops, dev, 0, restart_session_fd(0));
+	struct fuse_session *ctl = se ? cuse_session(ctl_name, &ctl_ops, dev, 1, restart_session_fd(1)) : NULL;
+	if (!ctl)
+		restart_refuse("cannot create the CUSE sessions");
+	struct fuse_session *sessions[] = { se, ctl };
+	cuse_sessions[0] = se;
+	cuse_sessions[1] = ctl;
+	restart_resume_feed(sessions, 2);
+	int code = frontend_serve(sessions, 2, dev, cfg, cuse_node);
+	if (cuse_failed)
+		code = 1;
+	fuse_session_destroy(ctl);
+	fuse_session_destroy(se);
+	device_free(dev);
+	return code;
 }
 
 int cuse_frontend_run(struct daemon_config *cfg)
@@ -269,6 +301,8 @@ int cuse_frontend_run(struct daemon_config *cfg)
 	cuse_cfg = cfg;
 	snprintf(cuse_node, sizeof(cuse_node), "/dev/%s", cfg->name);
 	snprintf(ctl_node, sizeof(ctl_node), "/dev/%s-ctl", cfg->name);
+	if (restart_resuming())
+		return cuse_frontend_resume(cfg);
 	struct stat st;
 	const char *nodes[] = { cuse_node, ctl_node };
 	for (int i = 0; i < 2; i++) {
@@ -297,10 +331,10 @@ int cuse_frontend_run(struct daemon_config *cfg)
 	}
 	char ctl_name[RINGDEV_NAME_SIZE + 8];
 	snprintf(ctl_name, sizeof(ctl_name), "%s-ctl", cfg->name);
-	struct fuse_session *se = cuse_session(cfg->name, &cuse_ops, dev);
+	struct fuse_session *se = cuse_session(cfg->name, &cuse_ops, dev, 0, -1);
 	if (!se)
 		goto out_dev;
-	struct fuse_session *ctl = cuse_session(ctl_name, &ctl_ops, dev);
+	struct fuse_session *ctl = cuse_session(ctl_name, &ctl_ops, dev, 1, -1);
 	if (!ctl)
 		goto out_session;
 	struct fuse_session *sessions[] = { se, ctl };

@@ -39,6 +39,9 @@ struct daemon_config {
 /* The device_ops answering through libfuse. */
 extern const struct device_ops frontend_ops;
 
+/* The handle behind a file's fh (NULL: none, e.g. one from before a crash). */
+struct open_ctx *frontend_ctx(fuse_req_t req, struct fuse_file_info *fi);
+
 /* The caller's credentials as the kernel gave them. */
 struct cred frontend_cred(fuse_req_t req);
 

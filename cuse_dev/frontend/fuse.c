@@ -31,6 +31,8 @@
 #include "frontend.h"
 #include "list.h"
 #include "log.h"
+#include "restart.h"
+#include "state.h"
 
 /* The control node, MOUNT/.ctl: a fixed inode below the pipes' (>= 16). */
 #define CTL_INO 2
@@ -43,6 +45,7 @@ static struct daemon_config *fuse_cfg;
  * is charged to its opener (device_list) until it is freed. */
 struct dir_snapshot {
 	struct list_node link;
+	uint64_t fh;       /* the kernel's name for it (device_fh_name, or an earlier image's) */
 	struct device *dev;
 	struct cred opener;
 	struct name_list names;
@@ -59,6 +62,83 @@ static void snapshot_free(struct dir_snapshot *snap)
 	free(snap);
 }
 static struct timespec fuse_started; /* the mount root's times */
+static char fuse_mount_path[PATH_MAX]; /* resolved: a resumed image must not look it up (it would ask itself) */
+
+static struct dir_snapshot *snapshot_of(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct dir_snapshot *snap = device_fh_object(fuse_req_userdata(req), fi->fh);
+	if (snap)
+		return snap;
+	/* A listing an earlier image opened (a handful at most). */
+	struct list_node *pos;
+	pthread_mutex_lock(&fuse_snapshots_lock);
+	list_for_each(pos, &fuse_snapshots) {
+		struct dir_snapshot *s = list_entry(pos, struct dir_snapshot, link);
+		if (s->fh == fi->fh) {
+			snap = s;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fuse_snapshots_lock);
+	return snap;
+}
+
+/* The state's FUSE records (restart.c): the mount's path, and each open
+ * listing by its fh and opener. A listing comes over empty: it is taken
+ * again at its next READDIR (an `ls` running across a restart sees the
+ * pipes of then, from its next entry on). */
+enum { REC_FUSE_MOUNT = RESTART_REC_EXTRA, REC_FUSE_LISTING };
+
+static void snapshots_save(struct state_writer *w)
+{
+	sw_begin(w, REC_FUSE_MOUNT);
+	sw_bytes(w, fuse_mount_path, strlen(fuse_mount_path));
+	sw_end(w);
+	struct list_node *pos;
+	pthread_mutex_lock(&fuse_snapshots_lock);
+	list_for_each(pos, &fuse_snapshots) {
+		struct dir_snapshot *s = list_entry(pos, struct dir_snapshot, link);
+		sw_begin(w, REC_FUSE_LISTING);
+		sw_u64(w, s->fh);
+		sw_u32(w, s->opener.uid);
+		sw_u32(w, s->opener.gid);
+		sw_u32(w, s->opener.pid);
+		sw_end(w);
+	}
+	pthread_mutex_unlock(&fuse_snapshots_lock);
+}
+
+static int snapshots_load(struct device *dev, struct state_record *rec)
+{
+	if (rec->type == REC_FUSE_MOUNT) {
+		size_t n;
+		const uint8_t *p = sr_bytes(rec, sizeof(fuse_mount_path) - 1, &n);
+		if (!p || !sr_done(rec) || n == 0 || p[0] != '/' || memchr(p, '\0', n))
+			return -EINVAL;
+		memcpy(fuse_mount_path, p, n);
+		fuse_mount_path[n] = '\0';
+		return 0;
+	}
+	if (rec->type != REC_FUSE_LISTING)
+		return -EINVAL;
+	struct dir_snapshot *snap = calloc(1, sizeof(*snap));
+	if (!snap)
+		return -ENOMEM;
+	snap->fh = sr_u64(rec);
+	snap->opener.uid = sr_u32(rec);
+	snap->opener.gid = sr_u32(rec);
+	snap->opener.pid = sr_u32(rec);
+	if (!sr_done(rec) || !snap->fh) {
+		free(snap);
+		return -EINVAL;
+	}
+	snap->dev = dev;
+	device_dir_open(&snap->opener, &snap->names);
+	pthread_mutex_lock(&fuse_snapshots_lock);
+	list_add_tail(&fuse_snapshots, &snap->link);
+	pthread_mutex_unlock(&fuse_snapshots_lock);
+	return 0;
+}
 
 static void attr_to_stat(const struct pipe_attr *a, struct stat *st)
 {
@@ -229,17 +309,22 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	snap->dev = fuse_req_userdata(req);
 	snap->opener = frontend_cred(req);
 	device_dir_open(&snap->opener, &snap->names);
+	snap->fh = device_fh_name(snap->dev, snap);
 	pthread_mutex_lock(&fuse_snapshots_lock);
 	list_add_tail(&fuse_snapshots, &snap->link);
 	pthread_mutex_unlock(&fuse_snapshots_lock);
-	fi->fh = (uint64_t)(uintptr_t)snap;
+	fi->fh = snap->fh;
 	if (fuse_reply_open(req, fi) < 0)
 		snapshot_free(snap);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct dir_snapshot *snap = (struct dir_snapshot *)(uintptr_t)fi->fh;
+	struct dir_snapshot *snap = snapshot_of(req, fi);
+	if (!snap) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	struct name_list *list = &snap->names;
 	/* A snapshot from the start of the listing (and again when it is
 	 * rewound): consistent even while pipes come and go. Charged to the
@@ -282,7 +367,9 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	snapshot_free((struct dir_snapshot *)(uintptr_t)fi->fh);
+	struct dir_snapshot *snap = snapshot_of(req, fi);
+	if (snap)
+		snapshot_free(snap);
 	fuse_reply_err(req, 0);
 }
 
@@ -356,9 +443,9 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		     unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
 {
 	/* On the root directory the fh is a listing, not a handle. */
-	struct open_ctx *ctx = ino == FUSE_ROOT_ID ? NULL : (struct open_ctx *)(uintptr_t)fi->fh;
+	struct open_ctx *ctx = ino == FUSE_ROOT_ID ? NULL : frontend_ctx(req, fi);
 	if (ino != FUSE_ROOT_ID && !ctx) {
-		fuse_reply_err(req, EBADF); /* never opened through the daemon: see no_handle in common.c */
+		fuse_reply_err(req, EBADF); /* see handle_or_fail in common.c */
 		return;
 	}
 	frontend_ioctl(req, ctx, cmd, flags, in_buf, in_bufsz, out_bufsz);
@@ -385,8 +472,8 @@ static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	if (reads_carry_owner && fi->lock_owner == 0) {
-		struct open_ctx *ctx = (struct open_ctx *)(uintptr_t)fi->fh;
-		if (device_ctx_note_once(fuse_req_userdata(req), ctx))
+		struct open_ctx *ctx = frontend_ctx(req, fi);
+		if (ctx && device_ctx_note_once(fuse_req_userdata(req), ctx))
 			log_debug("inode %llu: refusing a read through the page cache (mmap, readahead or splice)",
 				  (unsigned long long)ino);
 		fuse_reply_err(req, EINVAL);
@@ -492,10 +579,45 @@ static int prepare_mountpoint(const char *dir)
 	return 0;
 }
 
+/* A new image taking over the mount (restart.c): no mount is made, and at
+ * the end the mount is removed here, since libfuse did not make it. */
+static int fuse_frontend_resume(struct daemon_config *cfg)
+{
+	const char *mount;
+	cfg->dev.frontend = RINGDEV_FRONTEND_FUSE;
+	restart_set_extra(snapshots_save, snapshots_load);
+	struct device *dev = restart_resume_device(cfg, &frontend_ops);
+	if (!fuse_mount_path[0])
+		restart_refuse("the state does not say where the mount is");
+	mount = fuse_mount_path;
+	const char *opts = "fsname=ringdev,subtype=ringdev";
+	char *argv[] = { "ringdevd", "-o", (char *)opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), dev);
+	fuse_opt_free_args(&args);
+	if (!se || restart_attach_session(se, 0, restart_session_fd(0)) < 0)
+		restart_refuse("cannot create the FUSE session");
+	restart_resume_feed(&se, 1);
+	int code = frontend_serve(&se, 1, dev, cfg, mount);
+	if (cfg->run_as.set)
+		log_info("%s: fusermount3 unmounts it once ringdevd exits", mount);
+	else if (unmount_stale(mount) == 0)
+		log_info("unmounted %s", mount);
+	else
+		log_warn("%s: cannot unmount: it stays until unmounted by hand (fusermount3 -u)", mount);
+	fuse_session_destroy(se);
+	while (!list_empty(&fuse_snapshots))
+		snapshot_free(list_entry(list_first(&fuse_snapshots), struct dir_snapshot, link));
+	device_free(dev);
+	return code;
+}
+
 int fuse_frontend_run(struct daemon_config *cfg)
 {
 	fuse_cfg = cfg;
 	clock_gettime(CLOCK_REALTIME, &fuse_started);
+	if (restart_resuming())
+		return fuse_frontend_resume(cfg);
 	char mount[PATH_MAX];
 	if (!realpath(cfg->mount, mount)) {
 		if (snprintf(mount, sizeof(mount), "%s", cfg->mount) >= (int)sizeof(mount)) {
@@ -535,6 +657,13 @@ int fuse_frontend_run(struct daemon_config *cfg)
 	}
 	if (fuse_session_mount(se, mount) < 0) {
 		fprintf(stderr, "ringdevd: %s: mount failed (is /dev/fuse there and usable?)\n", mount);
+		goto out_session;
+	}
+	restart_set_extra(snapshots_save, snapshots_load);
+	snprintf(fuse_mount_path, sizeof(fuse_mount_path), "%s", mount);
+	if (restart_attach_session(se, 0, fuse_session_fd(se)) < 0) {
+		fprintf(stderr, "ringdevd: %s: cannot serve the mount's connection\n", mount);
+		fuse_session_unmount(se);
 		goto out_session;
 	}
 	log_info("serving FUSE mount %s", mount);

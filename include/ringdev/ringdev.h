@@ -24,8 +24,8 @@
 #include <linux/ioctl.h> /* _IOR and friends; callers include <sys/ioctl.h> for ioctl() */
 
 #define RINGDEV_ABI_MAJOR 1
-#define RINGDEV_ABI_MINOR 2           /* 1: RINGDEV_ANSWER_BUILTIN; 2: GRANT and the daemon's rules bind answers,
-                                       * the CANCEL handshake and TRANSACT's refused */
+#define RINGDEV_ABI_MINOR 3           /* 1: RINGDEV_ANSWER_BUILTIN; 2: GRANT and the daemon's rules bind answers,
+                                       * the CANCEL handshake and TRANSACT's refused; 3: restart statistics */
 
 #define RINGDEV_NAME_MAX 63           /* bytes of a pipe name, without NUL */
 #define RINGDEV_NAME_SIZE 64          /* array size holding a name + NUL */
@@ -177,7 +177,9 @@ struct ringdev_stats {
 struct ringdev_stats_ext {
 	uint64_t relay_cancel_timeouts; /* interrupted requests whose broker did not answer
 	                                 * the CANCEL within --cancel-timeout (the app got EINTR) */
-	uint64_t reserved[15];
+	uint64_t restarts;              /* in-place restarts and upgrades this daemon went through (ABI 1.3) */
+	uint64_t last_restart_pause_us; /* the last one's pause: old image's last answer to the new one's first */
+	uint64_t reserved[13];
 };
 
 #define RINGDEV_IOC_MAGIC 0xE5

@@ -1,0 +1,716 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * frontend/restart.c - restarting and upgrading ringdevd in place (SIGHUP),
+ * as sshd re-executes itself: same pid, same mount or nodes, the program
+ * at the path it was started from.
+ *
+ * What makes it possible: the kernel keeps a FUSE mount or a CUSE node as
+ * long as one process holds its /dev/fuse or /dev/cuse descriptor, and exec
+ * keeps descriptors. Everything else the kernel holds of ours is an
+ * integer the new image can recognize: inode numbers, file handles (fh:
+ * handle.c names them so that they survive), request ids (`unique`) and
+ * poll handles (`kh`). The core's state goes over as records (handover.c)
+ * in a sealed memfd; the rings' bytes never move: they live in a memfd
+ * arena (arena.c) the new image maps again, so a gigabyte queued costs the
+ * handover nothing.
+ *
+ * The handover, in the old image (restart_handover), with every serving
+ * thread and the core's timer stopped:
+ *   1. the state is written to a memfd; the kernel fds, the arena, the
+ *      state and this program's own file (an O_PATH fd) lose FD_CLOEXEC;
+ *   2. a guard is forked: a copy of the old image that holds all of them
+ *      and waits on a pipe;
+ *   3. the process execs the program at its path, with
+ *      RINGDEVD_HANDOVER=state:report:oldexe:guard in its environment.
+ * The new image (restart_resume_*) checks and restores the state before it
+ * reads or answers anything. Then it writes one byte to the guard, which
+ * exits. If it refuses the state (a version it does not know, a record
+ * that does not hold together), it execs the old program's file again (the
+ * O_PATH fd: the file that ran before, even if the path has a new one
+ * now), which takes its own state back; the pid stays. If the new image
+ * dies instead (a crash, an exec of something that is not ringdevd), the
+ * guard sees the pipe close with no byte and becomes the daemon itself by
+ * exec'ing the old program: the mount or nodes never went away (the guard
+ * held them), nothing is lost, only the pid is new. If the exec itself
+ * fails, the old image simply serves on.
+ *
+ * Requests parked before the handover are answered by id: the new image
+ * holds a stand-in for each (a tagged pointer: restart_is_restored) and
+ * writes the reply (a fuse_out_header with that unique) itself. INIT: the
+ * kernel sends it once per connection, and libfuse will not serve a
+ * session that has not seen one, so the INIT the old image received is
+ * kept in the state and fed to the new session through its custom read;
+ * the answer libfuse gives is dropped in the custom writev.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fuse.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ringdev/ringdev.h>
+
+#include "arena.h"
+#include "clock.h"
+#include "config.h"
+#include "hashmap.h"
+#include "list.h"
+#include "log.h"
+#include "restart.h"
+#include "service.h"
+#include "state.h"
+
+#ifndef FUSE_NOTIFY_POLL
+#define FUSE_NOTIFY_POLL 1
+#endif
+#define CUSE_INIT_OPCODE 4096
+#define INIT_SAVE_MAX 512
+#define WIRE_SESSION_SHIFT 62
+#define ENV_HANDOVER "RINGDEVD_HANDOVER"
+#define ENV_FALLBACK "RINGDEVD_HANDOVER_FALLBACK"
+
+enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION };
+
+/* One kernel connection: /dev/fuse (the mount) or a /dev/cuse fd. */
+struct wire {
+	int fd;                      /* -1: not attached */
+	uint8_t init[INIT_SAVE_MAX]; /* the INIT the kernel sent, as it came */
+	size_t init_len;
+	bool feeding;                /* the next read is the saved INIT */
+	bool drop_reply;             /* the answer to that INIT goes nowhere */
+	uint64_t init_unique;
+};
+
+static struct wire wires[RESTART_SESSIONS_MAX] = { { .fd = -1 }, { .fd = -1 } };
+
+static char self_path[PATH_MAX];
+static int self_exe = -1;   /* this image's program file (O_PATH) */
+static char **self_argv;
+
+/* The message this thread is serving, as it came from the kernel. */
+static _Thread_local const struct fuse_in_header *current_in;
+static _Thread_local int current_session;
+
+/* Resuming: what the old image handed over. */
+static struct {
+	bool active;
+	bool fallback;       /* this is the old program taking its state back */
+	int state_fd, report_fd, old_exe, arena_fd;
+	pid_t guard, old_pid;
+	const uint8_t *state;
+	size_t state_len;
+	uint64_t stopped_ns; /* when the old image stopped serving */
+	char old_version[64];
+	uint32_t frontend;
+	unsigned sessions;
+	struct state_reader reader;
+} resume = { .state_fd = -1, .report_fd = -1, .old_exe = -1, .arena_fd = -1 };
+
+/* Stand-ins of an earlier image's requests, by wire id: what an INTERRUPT
+ * of one of them finds. */
+struct restored {
+	struct hash_node node;
+	uint64_t wire;
+};
+static struct hashmap restored_index = HASHMAP_INIT;
+static pthread_mutex_t restored_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct device *restored_dev;
+
+static void (*extra_save)(struct state_writer *w);
+static int (*extra_load)(struct device *dev, struct state_record *rec);
+
+void restart_set_extra(void (*save)(struct state_writer *w), int (*load)(struct device *dev, struct state_record *rec))
+{
+	extra_save = save;
+	extra_load = load;
+}
+
+/* ---- the custom io every session goes through ---- */
+
+static struct wire *wire_of(int fd, int *idx)
+{
+	for (int i = 0; i < RESTART_SESSIONS_MAX; i++)
+		if (wires[i].fd == fd) {
+			*idx = i;
+			return &wires[i];
+		}
+	*idx = 0;
+	return NULL;
+}
+
+static struct restored *restored_find_locked(uint64_t wire)
+{
+	for (struct hash_node *n = hashmap_bucket(&restored_index, hash_u64(wire)); n; n = n->next) {
+		struct restored *r = container_of(n, struct restored, node);
+		if (r->wire == wire)
+			return r;
+	}
+	return NULL;
+}
+
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	int idx;
+	struct wire *w = wire_of(fd, &idx);
+	if (w && w->feeding) {
+		w->feeding = false;
+		if (w->init_len > len) {
+			errno = EIO;
+			return -1;
+		}
+		memcpy(buf, w->init, w->init_len);
+		w->drop_reply = true;
+		current_in = buf;
+		current_session = idx;
+		return (ssize_t)w->init_len;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n < (ssize_t)sizeof(struct fuse_in_header))
+			return n;
+		const struct fuse_in_header *in = buf;
+		if (w && !w->init_len && (in->opcode == FUSE_INIT || in->opcode == CUSE_INIT_OPCODE)) {
+			size_t keep = (size_t)n < sizeof(w->init) ? (size_t)n : sizeof(w->init);
+			memcpy(w->init, buf, keep);
+			w->init_len = keep;
+		}
+		if (in->opcode == FUSE_INTERRUPT && restored_dev &&
+		    (size_t)n >= sizeof(*in) + sizeof(struct fuse_interrupt_in)) {
+			const struct fuse_interrupt_in *ii = (const void *)(in + 1);
+			uint64_t wire = ii->unique | (uint64_t)idx << WIRE_SESSION_SHIFT;
+			pthread_mutex_lock(&restored_lock);
+			struct restored *r = restored_find_locked(wire);
+			pthread_mutex_unlock(&restored_lock);
+			if (r) {
+				/* Answered (EINTR) through the core, or nothing
+				 * if it was answered meanwhile. */
+				device_interrupt(userdata, (void *)((uintptr_t)r | 1));
+				continue;
+			}
+		}
+		current_in = buf;
+		current_session = idx;
+		return n;
+	}
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	(void)userdata;
+	int idx;
+	struct wire *w = wire_of(fd, &idx);
+	if (w && w->drop_reply && count > 0 && iov[0].iov_len >= sizeof(struct fuse_out_header)) {
+		const struct fuse_out_header *out = iov[0].iov_base;
+		if (out->unique == w->init_unique) {
+			w->drop_reply = false;
+			ssize_t total = 0;
+			for (int i = 0; i < count; i++)
+				total += (ssize_t)iov[i].iov_len;
+			if (out->error)
+				log_error("handover: the resumed session refused the kernel's INIT: %s",
+					  strerror(-out->error));
+			return total;
+		}
+	}
+	return writev(fd, iov, count);
+}
+
+static const struct fuse_custom_io custom_io = { .read = io_read, .writev = io_writev };
+
+int restart_attach_session(struct fuse_session *se, int i, int fd)
+{
+	if (i < 0 || i >= RESTART_SESSIONS_MAX)
+		return -EINVAL;
+	wires[i].fd = fd;
+	int r = fuse_session_custom_io(se, &custom_io, fd);
+	return r < 0 ? r : 0;
+}
+
+const void *restart_current_in(void)
+{
+	return current_in;
+}
+
+/* ---- requests and poll handles of an earlier image ---- */
+
+uint64_t restart_req_wire(void *req)
+{
+	if (restart_is_restored(req))
+		return ((struct restored *)((uintptr_t)req & ~(uintptr_t)1))->wire;
+	/* A libfuse request parks only inside its own handler: the message
+	 * this thread is serving is req's. */
+	return current_in ? current_in->unique | (uint64_t)current_session << WIRE_SESSION_SHIFT : 0;
+}
+
+void *restart_req_restore(uint64_t wire)
+{
+	struct restored *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->wire = wire;
+	pthread_mutex_lock(&restored_lock);
+	int e = restored_find_locked(wire) ? -EEXIST : hashmap_insert(&restored_index, &r->node, hash_u64(wire));
+	pthread_mutex_unlock(&restored_lock);
+	if (e < 0) {
+		free(r);
+		return NULL;
+	}
+	return (void *)((uintptr_t)r | 1);
+}
+
+static int session_fd(uint64_t wire)
+{
+	unsigned i = (unsigned)(wire >> WIRE_SESSION_SHIFT);
+	return i < RESTART_SESSIONS_MAX ? wires[i].fd : -1;
+}
+
+void restart_reply_raw(void *req, int err, const struct iovec *iov, int count)
+{
+	struct restored *r = (struct restored *)((uintptr_t)req & ~(uintptr_t)1);
+	struct fuse_out_header out = { .unique = r->wire & ((UINT64_C(1) << WIRE_SESSION_SHIFT) - 1) };
+	struct iovec v[4];
+	int n = 0;
+	v[n++] = (struct iovec){ &out, sizeof(out) };
+	size_t len = sizeof(out);
+	if (err) {
+		out.error = -err;
+	} else {
+		for (int i = 0; i < count && n < 4; i++) {
+			v[n++] = iov[i];
+			len += iov[i].iov_len;
+		}
+	}
+	out.len = (uint32_t)len;
+	int fd = session_fd(r->wire);
+	/* ENOENT: the kernel ended the request meanwhile (its caller died). */
+	if (fd >= 0 && writev(fd, v, n) < 0 && errno != ENOENT)
+		log_warn("handover: answer to request %llu: %s", (unsigned long long)out.unique, strerror(errno));
+	pthread_mutex_lock(&restored_lock);
+	hashmap_remove(&restored_index, &r->node);
+	pthread_mutex_unlock(&restored_lock);
+	free(r);
+}
+
+/* What the core holds as a poll handle: libfuse's, or the kh of an
+ * earlier image's poll (ph NULL), with the id to save either by. */
+struct restart_poll {
+	struct fuse_pollhandle *ph;
+	uint64_t wire;
+};
+
+void *restart_poll_wrap(struct fuse_pollhandle *ph)
+{
+	if (!ph)
+		return NULL;
+	struct restart_poll *p = malloc(sizeof(*p));
+	if (!p) {
+		fuse_pollhandle_destroy(ph); /* the poller is not woken: it polls again on its timeout */
+		return NULL;
+	}
+	const struct fuse_in_header *in = current_in;
+	uint64_t kh = 0;
+	if (in && in->opcode == FUSE_POLL && in->len >= sizeof(*in) + sizeof(struct fuse_poll_in))
+		kh = ((const struct fuse_poll_in *)(const void *)(in + 1))->kh;
+	p->ph = ph;
+	p->wire = kh | (uint64_t)current_session << WIRE_SESSION_SHIFT;
+	return p;
+}
+
+uint64_t restart_poll_wire(void *p)
+{
+	return ((struct restart_poll *)p)->wire;
+}
+
+void *restart_poll_restore(uint64_t wire)
+{
+	struct restart_poll *p = malloc(sizeof(*p));
+	if (p)
+		*p = (struct restart_poll){ .ph = NULL, .wire = wire };
+	return p;
+}
+
+void restart_poll_notify(void *ph)
+{
+	struct restart_poll *p = ph;
+	if (p->ph) {
+		fuse_lowlevel_notify_poll(p->ph);
+		fuse_pollhandle_destroy(p->ph);
+	} else {
+		struct fuse_out_header out = { .error = FUSE_NOTIFY_POLL };
+		struct fuse_notify_poll_wakeup_out arg = { .kh = p->wire & ((UINT64_C(1) << WIRE_SESSION_SHIFT) - 1) };
+		out.len = sizeof(out) + sizeof(arg);
+		struct iovec iov[2] = { { &out, sizeof(out) }, { &arg, sizeof(arg) } };
+		int fd = session_fd(p->wire);
+		if (fd >= 0 && writev(fd, iov, 2) < 0 && errno != ENOENT)
+			log_debug("handover: poll wake-up: %s", strerror(errno));
+	}
+	free(p);
+}
+
+void restart_poll_destroy(void *ph)
+{
+	struct restart_poll *p = ph;
+	if (p->ph)
+		fuse_pollhandle_destroy(p->ph);
+	free(p);
+}
+
+/* ---- starting ---- */
+
+void restart_init(int argc, char **argv)
+{
+	(void)argc;
+	self_argv = argv;
+	ssize_t n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
+	if (n < 0 || (size_t)n >= sizeof(self_path) - 1)
+		self_path[0] = '\0';
+	else
+		self_path[n] = '\0';
+	self_exe = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	const char *h = getenv(ENV_HANDOVER);
+	if (!h)
+		return;
+	int state, report, old_exe;
+	long guard;
+	if (sscanf(h, "%d:%d:%d:%ld", &state, &report, &old_exe, &guard) != 4 || state < 0 || old_exe < 0) {
+		fprintf(stderr, "ringdevd: %s: '%s' is not state:report:exe:guard\n", ENV_HANDOVER, h);
+		exit(1);
+	}
+	resume.active = true;
+	resume.state_fd = state;
+	resume.report_fd = report;
+	resume.old_exe = old_exe;
+	resume.guard = (pid_t)guard;
+	resume.fallback = getenv(ENV_FALLBACK) != NULL;
+	/* None of them goes to a child or a later exec unless handed on. */
+	int fds[] = { state, report, old_exe };
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+}
+
+bool restart_resuming(void)
+{
+	return resume.active;
+}
+
+static void set_inherit(int fd, bool inherit)
+{
+	if (fd < 0)
+		return;
+	int f = fcntl(fd, F_GETFD);
+	if (f >= 0)
+		fcntl(fd, F_SETFD, inherit ? (f & ~FD_CLOEXEC) : (f | FD_CLOEXEC));
+}
+
+void restart_refuse(const char *why)
+{
+	if (resume.fallback) {
+		log_error("handover: the old program cannot take its own state back: %s; exiting", why);
+		log_flush();
+		_exit(1);
+	}
+	log_error("handover: refusing the state of ringdevd %s: %s; the old program serves on", resume.old_version,
+		  why);
+	log_flush();
+	/* Back to the old program, with everything as it was handed over. */
+	int fds[] = { resume.state_fd, resume.report_fd, resume.old_exe, resume.arena_fd, wires[0].fd, wires[1].fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		set_inherit(fds[i], true);
+	setenv(ENV_FALLBACK, "1", 1);
+	extern char **environ;
+	execveat(resume.old_exe, "", self_argv, environ, AT_EMPTY_PATH);
+	log_error("handover: cannot run the old program again: %s; its guard takes over", strerror(errno));
+	log_flush();
+	_exit(1); /* the guard sees the report pipe close and execs it itself */
+}
+
+/* First pass over the state: the frontend's records, which say how to map
+ * the rest (the arena) and which fds are the kernel's. */
+static void resume_scan(void)
+{
+	struct stat st;
+	if (fstat(resume.state_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (uint64_t)st.st_size > STATE_SIZE_MAX)
+		restart_refuse("the state is not a file of a sane size");
+	resume.state_len = (size_t)st.st_size;
+	void *m = mmap(NULL, resume.state_len, PROT_READ, MAP_PRIVATE, resume.state_fd, 0);
+	if (m == MAP_FAILED)
+		restart_refuse("cannot map the state");
+	resume.state = m;
+	snprintf(resume.old_version, sizeof(resume.old_version), "%s", "(unknown version)");
+	struct state_reader r;
+	if (sr_open(&r, resume.state, resume.state_len) < 0)
+		restart_refuse(r.problem);
+	struct state_record rec;
+	int k;
+	bool meta = false;
+	while ((k = sr_next(&r, &rec)) > 0) {
+		if (rec.type == REC_META) {
+			resume.frontend = sr_u32(&rec);
+			resume.sessions = sr_u32(&rec);
+			resume.stopped_ns = sr_u64(&rec);
+			resume.old_pid = (pid_t)sr_u32(&rec);
+			resume.arena_fd = (int)sr_u32(&rec);
+			size_t n;
+			const uint8_t *v = sr_bytes(&rec, sizeof(resume.old_version) - 1, &n);
+			if (v) {
+				memcpy(resume.old_version, v, n);
+				resume.old_version[n] = '\0';
+			}
+			if (!sr_done(&rec) || resume.sessions < 1 || resume.sessions > RESTART_SESSIONS_MAX)
+				restart_refuse("the frontend record is malformed");
+			meta = true;
+		} else if (rec.type == REC_SESSION) {
+			uint32_t i = sr_u32(&rec), fd = sr_u32(&rec);
+			size_t n;
+			const uint8_t *init = sr_bytes(&rec, INIT_SAVE_MAX, &n);
+			if (!sr_done(&rec) || i >= RESTART_SESSIONS_MAX || fd > INT_MAX || !init ||
+			    n < sizeof(struct fuse_in_header) || fcntl((int)fd, F_GETFD) < 0)
+				restart_refuse("a session record is malformed or names no open fd");
+			wires[i].fd = (int)fd;
+			memcpy(wires[i].init, init, n);
+			wires[i].init_len = n;
+			struct fuse_in_header head;
+			memcpy(&head, init, sizeof(head)); /* the state keeps no alignment */
+			wires[i].init_unique = head.unique;
+		}
+	}
+	if (k < 0)
+		restart_refuse(r.problem);
+	if (!meta)
+		restart_refuse("the state has no frontend record");
+	for (unsigned i = 0; i < resume.sessions; i++)
+		if (wires[i].fd < 0)
+			restart_refuse("a session of the state is missing");
+}
+
+static int frontend_record(void *arg, struct state_record *rec)
+{
+	if (rec->type == REC_META || rec->type == REC_SESSION)
+		return 0; /* read by resume_scan */
+	if (rec->type >= RESTART_REC_EXTRA && extra_load)
+		return extra_load(arg, rec);
+	return -EINVAL;
+}
+
+struct device *restart_resume_device(struct daemon_config *cfg, const struct device_ops *ops)
+{
+	resume_scan();
+	if (resume.frontend != cfg->dev.frontend)
+		restart_refuse("the state is of the other frontend (the command line changed?)");
+	struct arena *arena;
+	int e = arena_adopt(resume.arena_fd, &arena);
+	if (e < 0)
+		restart_refuse("the ring arena cannot be mapped");
+	struct device *dev = device_new(&cfg->dev, ops);
+	if (!dev || device_use_arena(dev, arena) < 0)
+		restart_refuse("cannot make the device");
+	restored_dev = dev;
+	if (sr_open(&resume.reader, resume.state, resume.state_len) < 0 ||
+	    device_restore(dev, &resume.reader, frontend_record, dev) < 0)
+		restart_refuse(resume.reader.problem ? resume.reader.problem : "the state does not hold together");
+	return dev;
+}
+
+int restart_session_fd(int i)
+{
+	return i >= 0 && i < RESTART_SESSIONS_MAX ? wires[i].fd : -1;
+}
+
+void restart_resume_feed(struct fuse_session **se, int n)
+{
+	struct fuse_buf buf = { 0 };
+	for (int i = 0; i < n; i++) {
+		wires[i].feeding = true;
+		int r = fuse_session_receive_buf(se[i], &buf);
+		if (r <= 0)
+			restart_refuse("the saved INIT could not be fed to the new session");
+		fuse_session_process_buf(se[i], &buf);
+		if (wires[i].drop_reply) {
+			wires[i].drop_reply = false;
+			restart_refuse("the new session did not answer the saved INIT");
+		}
+		if (fuse_session_exited(se[i]))
+			restart_refuse("the new session refused the saved INIT");
+	}
+	free(buf.mem);
+	current_in = NULL;
+}
+
+void restart_resume_done(struct device *dev)
+{
+	uint64_t pause = resume.stopped_ns ? (now_ns() - resume.stopped_ns) / 1000 : 0;
+	device_note_pause(dev, pause);
+	if (resume.report_fd >= 0) {
+		if (write(resume.report_fd, "k", 1) != 1)
+			log_warn("handover: cannot tell the guard: %s", strerror(errno));
+		close(resume.report_fd);
+		resume.report_fd = -1;
+	}
+	if (resume.guard > 0)
+		while (waitpid(resume.guard, NULL, 0) < 0 && errno == EINTR) {
+		}
+	munmap((void *)resume.state, resume.state_len);
+	close(resume.state_fd);
+	close(resume.old_exe);
+	resume.state_fd = resume.old_exe = -1;
+	unsetenv(ENV_HANDOVER);
+	unsetenv(ENV_FALLBACK);
+	struct ringdev_stats s;
+	device_stats(dev, &s);
+	log_info("handover %s: ringdevd %s took over from %s (pid %ld): %llu pipes, %llu handles, %llu waiting "
+		 "requests, pause %llu.%03llu ms",
+		 resume.fallback ? "refused" : "done", RINGDEV_VERSION, resume.old_version, (long)resume.old_pid,
+		 (unsigned long long)s.pipes, (unsigned long long)s.opens, (unsigned long long)s.parked_total,
+		 (unsigned long long)(pause / 1000), (unsigned long long)(pause % 1000));
+	resume.active = false;
+}
+
+/* ---- the old image's side ---- */
+
+static int state_memfd(const struct state_writer *w)
+{
+	int fd = memfd_create("ringdev-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	size_t done = 0;
+	while (done < w->len) {
+		ssize_t n = write(fd, w->buf + done, w->len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+		done += (size_t)n;
+	}
+	/* The new image maps it: nobody may change it under it. */
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	return fd;
+}
+
+int restart_handover(struct device *dev, const struct daemon_config *cfg)
+{
+	uint64_t stopped = now_ns();
+	unsigned n = cfg->dev.frontend == RINGDEV_FRONTEND_CUSE ? 2 : 1;
+	for (unsigned i = 0; i < n; i++)
+		if (wires[i].fd < 0 || !wires[i].init_len) {
+			log_warn("handover: the kernel has not finished setting up the connection yet: SIGHUP ignored");
+			return -EAGAIN;
+		}
+	if (!self_path[0] || self_exe < 0) {
+		log_error("handover: this program's own path is not known: SIGHUP ignored");
+		return -ENOENT;
+	}
+	int arena = arena_fd(device_arena(dev));
+	device_before_fork(dev); /* the timer thread answers nothing from here on */
+	struct state_writer w;
+	sw_init(&w);
+	sw_begin(&w, REC_META);
+	sw_u32(&w, cfg->dev.frontend);
+	sw_u32(&w, n);
+	sw_u64(&w, stopped);
+	sw_u32(&w, (uint32_t)getpid());
+	sw_u32(&w, (uint32_t)arena);
+	sw_bytes(&w, RINGDEV_VERSION, strlen(RINGDEV_VERSION));
+	sw_end(&w);
+	for (unsigned i = 0; i < n; i++) {
+		sw_begin(&w, REC_SESSION);
+		sw_u32(&w, i);
+		sw_u32(&w, (uint32_t)wires[i].fd);
+		sw_bytes(&w, wires[i].init, wires[i].init_len);
+		sw_end(&w);
+	}
+	int e = device_save(dev, &w);
+	if (e == 0 && extra_save)
+		extra_save(&w);
+	if (e == 0)
+		e = sw_finish(&w);
+	int state = e < 0 ? e : state_memfd(&w);
+	sw_free(&w);
+	int report[2] = { -1, -1 };
+	if (state < 0) {
+		e = state;
+		log_error("handover: cannot write the state: %s; serving on", strerror(-e));
+		goto fail;
+	}
+	if (pipe2(report, O_CLOEXEC) < 0) {
+		e = -errno;
+		log_error("handover: pipe: %s; serving on", strerror(-e));
+		goto fail;
+	}
+	int handed[] = { state, arena, self_exe, report[1], wires[0].fd, wires[1].fd };
+	for (size_t i = 0; i < sizeof(handed) / sizeof(handed[0]); i++)
+		set_inherit(handed[i], true);
+	set_inherit(report[1], true);
+	log_flush();
+	pid_t guard = fork();
+	if (guard < 0) {
+		e = -errno;
+		log_error("handover: fork: %s; serving on", strerror(-e));
+		goto fail;
+	}
+	if (guard == 0) {
+		/* The guard: wait for the new image's word; if it dies
+		 * without one, run the old program on the same state. */
+		close(report[1]);
+		char c;
+		ssize_t got;
+		while ((got = read(report[0], &c, 1)) < 0 && errno == EINTR) {
+		}
+		if (got == 1)
+			_exit(0);
+		char env[96];
+		snprintf(env, sizeof(env), "%d:-1:%d:0", state, self_exe);
+		setenv(ENV_HANDOVER, env, 1);
+		setenv(ENV_FALLBACK, "1", 1);
+		extern char **environ;
+		execveat(self_exe, "", self_argv, environ, AT_EMPTY_PATH);
+		_exit(1);
+	}
+	close(report[0]);
+	report[0] = -1;
+	char env[96];
+	snprintf(env, sizeof(env), "%d:%d:%d:%ld", state, report[1], self_exe, (long)guard);
+	setenv(ENV_HANDOVER, env, 1);
+	unsetenv(ENV_FALLBACK);
+	service_notify_reloading();
+	log_info("handover: re-executing %s", self_path);
+	log_flush();
+	execv(self_path, self_argv);
+	e = -errno;
+	log_error("handover: cannot run %s: %s; serving on", self_path, strerror(-e));
+	unsetenv(ENV_HANDOVER);
+	/* Any byte sends the guard away; without one it would take over. */
+	if (write(report[1], "x", 1) != 1)
+		kill(guard, SIGKILL);
+	while (waitpid(guard, NULL, 0) < 0 && errno == EINTR) {
+	}
+fail:
+	if (report[0] >= 0)
+		close(report[0]);
+	if (report[1] >= 0)
+		close(report[1]);
+	if (state >= 0)
+		close(state);
+	set_inherit(arena, false);
+	set_inherit(self_exe, false);
+	set_inherit(wires[0].fd, false);
+	set_inherit(wires[1].fd, false);
+	int t = device_after_fork(dev);
+	if (t < 0)
+		log_error("handover: cannot start the timer thread again: %s", strerror(-t));
+	service_notify_ready("serving (handover failed)");
+	return e;
+}
