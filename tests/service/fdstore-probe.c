@@ -22,6 +22,8 @@
  *   other        a child of ours sends STATUS and an fd (not the main pid)
  *   mainpid      a child of ours becomes the main pid (MAINPID=), we exit 0
  *   exit N       exit with status N
+ *   last N       store a new memfd as "last" and exit N at once (what a
+ *                process sends just before it dies still counts)
  * SIGHUP: RELOADING=1, then READY=1.  SIGTERM: STOPPING=1, exit 0.
  */
 #include <errno.h>
@@ -210,6 +212,12 @@ static void command(char *line)
 		cmd_mainpid();
 	} else if (strcmp(line, "exit") == 0 && arg) {
 		exit(atoi(arg));
+	} else if (strcmp(line, "last") == 0 && arg) {
+		int fd = memfd_create("fdstore-probe-last", MFD_CLOEXEC);
+		if (fd < 0)
+			die("memfd_create", errno);
+		store(fd, "last", true);
+		_exit(atoi(arg));
 	} else {
 		fprintf(stderr, "fdstore-probe: %s: unknown command\n", line);
 		return;

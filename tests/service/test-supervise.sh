@@ -14,7 +14,8 @@
 #   a message with more fds than --fdstore-max keeps the max and says so;
 # - MAINPID= moves the main pid: the old one is no longer heard, the new
 #   one (not a child of ours at first) is stopped by SIGTERM;
-# - exits: a failure without --restart-on-exit ends it with 1, a clean exit
+# - exits: a failure without --restart-on-exit ends it with 1 (and what the
+#   process stored just before it died was taken first), a clean exit
 #   with 0 (no restart), a command that always fails is given up on after
 #   10 restarts; a main process that ignores SIGTERM is killed after
 #   --stop-timeout, and what it left behind with it;
@@ -209,7 +210,8 @@ echo "ok 3 MAINPID= moves the main pid"
 start fail
 p=$(field pid "$(wait_for '^start pid=[0-9]+ fds=0$')")
 wait_for "^ready pid=$p\$" >/dev/null
-cmd exit 3
+cmd last 3 # stores an fd and exits at once: the store comes first
+wait_for "^fdstore pid=$p name=last count=3\$" >/dev/null
 wait_for "^exit pid=$p status=3\$" >/dev/null
 wait_exit
 [[ $rc == 1 ]] || fail "a failed exit without --restart-on-exit: status $rc, not 1"
