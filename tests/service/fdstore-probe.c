@@ -45,7 +45,7 @@
 
 #define PIPE_BYTES "12345"
 
-static void die(const char *thing, int e)
+__attribute__((noreturn)) static void die(const char *thing, int e)
 {
 	fprintf(stderr, "fdstore-probe: %s: %s\n", thing, strerror(e < 0 ? -e : e));
 	exit(1);
@@ -170,7 +170,7 @@ static void cmd_hup(void)
 
 /* A child takes over as the main process and we go, as a daemon that
  * re-execs itself would.  It waits for SIGTERM and exits 0. */
-static void cmd_mainpid(void)
+__attribute__((noreturn)) static void cmd_mainpid(void)
 {
 	sigset_t set;
 	sigemptyset(&set);
