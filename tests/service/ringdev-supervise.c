@@ -634,7 +634,7 @@ static void usage(FILE *f)
 		"A test tool: no libsystemd, no systemd needed.\n"
 		"\n"
 		"  --restart-on-exit  start COMMAND again after a failed exit (Restart=on-failure),\n"
-		"                     at most 10 times, then exit 1\n"
+		"                     at most 10 times (SIGUSR1 restarts do not count), then exit 1\n"
 		"  --events FILE      append event lines to FILE (default: stderr)\n"
 		"  --fdstore-max N    keep at most N stored fds (default 64, at most 4096)\n"
 		"  --stop-timeout S   SIGKILL a main process S seconds after SIGTERM (default 10)\n"

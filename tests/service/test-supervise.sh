@@ -38,11 +38,16 @@ sup=
 events=
 
 # Kill by pid what a run started, if it is still one of ours (the command
-# line names the supervisor or the probe): the supervisor first, so it
-# restarts nothing.
+# line names the supervisor, the probe or the sleep of the stop test).
+# First the supervisor's own stop (it kills and reaps the service), then
+# SIGKILL to it, so it restarts nothing, and to every pid it reported.
 ours() { grep -qaE 'ringdev-supervise|fdstore-probe|sleep' "/proc/$1/cmdline" 2>/dev/null; }
 kill_run() {
-	[[ -n $sup ]] && kill -KILL "$sup" 2>/dev/null
+	local i
+	if [[ -n $sup ]] && kill -TERM "$sup" 2>/dev/null; then
+		for ((i = 0; i < 60; i++)); do kill -0 "$sup" 2>/dev/null || break; sleep 0.05; done
+		kill -KILL "$sup" 2>/dev/null
+	fi
 	if [[ -n $events && -f $events ]]; then
 		for p in $(grep -oE '(pid|new)=[0-9]+' "$events" | cut -d= -f2 | sort -u); do
 			ours "$p" && kill -KILL "$p" 2>/dev/null
