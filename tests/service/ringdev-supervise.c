@@ -431,6 +431,8 @@ static void main_exited(int status)
 	/* What it sent before it went still counts, as in systemd (there the
 	 * notify socket has priority over SIGCHLD). */
 	drain_notify();
+	if (S.main_pid != pid)
+		return; /* its last message was MAINPID=: the service goes on */
 	bool failed;
 	if (status == -1) {
 		event("exit pid=%d status=unknown", (int)pid);
