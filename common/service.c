@@ -150,6 +150,24 @@ void service_notify_reloading(void)
 {
 	sd_notify(0, "RELOADING=1");
 }
+
+int service_store_fds(const char *name, const int *fds, unsigned n)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	sd_notify(0, msg);
+	if (!n)
+		return 0;
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	int r = sd_pid_notify_with_fds(0, 0, msg, fds, n);
+	return r < 0 ? r : r == 0 ? -ENOTCONN : 0;
+}
+
+int service_stored_fds(char ***names)
+{
+	int n = sd_listen_fds_with_names(0, names);
+	return n < 0 ? 0 : n;
+}
 #else
 void service_notify_ready(const char *status)
 {
@@ -161,5 +179,19 @@ void service_notify_stopping(void)
 
 void service_notify_reloading(void)
 {
+}
+
+int service_store_fds(const char *name, const int *fds, unsigned n)
+{
+	(void)name;
+	(void)fds;
+	(void)n;
+	return -ENOTSUP;
+}
+
+int service_stored_fds(char ***names)
+{
+	*names = NULL;
+	return 0;
 }
 #endif

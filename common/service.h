@@ -41,3 +41,10 @@ void service_notify_ready(const char *status);
 void service_notify_stopping(void);
 /* An in-place restart begins (READY follows from the new image). */
 void service_notify_reloading(void);
+/* systemd's fd store (FileDescriptorStoreMax=): keep fds under name, in
+ * place of what was kept under it (n 0: only forget those); 0, -ENOTCONN
+ * when no service manager listens, -errno. And the fds this start was
+ * given back (at SD_LISTEN_FDS_START on; *names: a NULL-terminated list to
+ * free): their count, 0 if none. */
+int service_store_fds(const char *name, const int *fds, unsigned n);
+int service_stored_fds(char ***names);

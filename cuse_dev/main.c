@@ -69,6 +69,9 @@ static const char usage_text[] =
 	"  --user USER[:GROUP]        once the node or mount is there, run as USER (and\n"
 	"                             GROUP, default USER's group) with no capabilities\n"
 	"  --threads N                serving threads, 1 to 64 (default: the CPUs, at most 4)\n"
+	"  --fd-store                 keep the mount or nodes, the rings and (at a stop) the\n"
+	"                             state in systemd's fd store, so that a restart or a\n"
+	"                             crash of the service loses no handle or byte\n"
 	"  --busy-poll USEC           after a request, one thread looks for the next for up\n"
 	"                             to USEC microseconds before it sleeps (0 to 1000,\n"
 	"                             default 50; 0: sleep at once)\n"
@@ -103,6 +106,7 @@ enum {
 	OPT_USER,
 	OPT_THREADS,
 	OPT_BUSY_POLL,
+	OPT_FD_STORE,
 };
 
 static const struct option long_options[] = {
@@ -130,6 +134,7 @@ static const struct option long_options[] = {
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "busy-poll", required_argument, NULL, OPT_BUSY_POLL },
+	{ "fd-store", no_argument, NULL, OPT_FD_STORE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -300,6 +305,9 @@ static int parse_args(int argc, char **argv, struct daemon_config *cfg)
 						   optarg, BUSY_POLL_MAX_US);
 			cfg->busy_poll_us = (unsigned)v;
 			break;
+		case OPT_FD_STORE:
+			cfg->fd_store = true;
+			break;
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -384,7 +392,14 @@ int main(int argc, char **argv)
 	}
 
 	bool cuse = strcmp(cfg.frontend, "cuse") == 0 || (strcmp(cfg.frontend, "auto") == 0 && cuse_available());
+	if (cfg.fd_store) {
+		restart_use_fd_store(cuse ? RINGDEV_FRONTEND_CUSE : RINGDEV_FRONTEND_FUSE);
+		if (!restart_resuming())
+			restart_from_store();
+	}
 	code = cuse ? cuse_frontend_run(&cfg) : fuse_frontend_run(&cfg);
 	log_flush(); /* a flood held back by the rate limit is still counted */
+	if (restart_kept_in_store())
+		_exit(code); /* the next start owns what is left: nothing is torn down */
 	return code;
 }

@@ -210,6 +210,12 @@ struct open_ctx *device_ctx_from_fh(struct device *dev, uint64_t fh);
  * and find it again: NULL if an earlier image named it (the frontend keeps
  * those itself). */
 uint64_t device_fh_name(const struct device *dev, const void *obj);
+/* The generations of fh that handles alive now use (a bit each), and a
+ * device (with no handle yet) that must use none of them: after a crash,
+ * the kernel still holds the fh of handles nobody knows any more, and no
+ * new handle may be mistaken for one. 0 or -ENOSPC (all 256 taken). */
+void device_fh_gens(struct device *dev, uint8_t used[32]);
+int device_fh_avoid(struct device *dev, const uint8_t used[32]);
 void *device_fh_object(const struct device *dev, uint64_t fh);
 
 /* I/O. The core answers req now or parks it; it always answers exactly once.

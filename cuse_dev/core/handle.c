@@ -276,6 +276,34 @@ static void gen_used(struct hash_node *n, void *data)
 		g->used = true;
 }
 
+static void gen_mark(struct hash_node *n, void *data)
+{
+	uint8_t *used = data;
+	unsigned g = (unsigned)(container_of(n, struct open_ctx, fh_node)->fh >> FH_GEN_SHIFT);
+	used[g / 8] |= (uint8_t)(1u << (g % 8));
+}
+
+void device_fh_gens(struct device *dev, uint8_t used[32])
+{
+	memset(used, 0, 32);
+	pthread_mutex_lock(&dev->lock);
+	used[dev->fh_gen / 8] |= (uint8_t)(1u << (dev->fh_gen % 8));
+	hashmap_for_each(&dev->fh_restored, gen_mark, used);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+int device_fh_avoid(struct device *dev, const uint8_t used[32])
+{
+	for (unsigned g = 0; g < 256; g++)
+		if (!(used[g / 8] & (1u << (g % 8)))) {
+			pthread_mutex_lock(&dev->lock);
+			dev->fh_gen = g;
+			pthread_mutex_unlock(&dev->lock);
+			return 0;
+		}
+	return -ENOSPC;
+}
+
 int device_fh_next_gen(struct device *dev, uint32_t old)
 {
 	for (uint32_t i = 1; i <= 256; i++) {

@@ -814,6 +814,8 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 	service_notify_stopping();
 	if (r < 0)
 		log_error("%s: session failed: %s", what, strerror(-r));
+	else if (restart_stop_into_store(dev, cfg))
+		return 0; /* everything waits for the next start: nothing is answered */
 	else
 		log_info("%s: shutting down", what);
 	device_shutdown(dev); /* parked requests: ESHUTDOWN, while the fds still work */

@@ -290,6 +290,8 @@ static int cuse_frontend_resume(struct daemon_config *cfg)
 	int code = frontend_serve(sessions, 2, dev, cfg, cuse_node);
 	if (cuse_failed)
 		code = 1;
+	if (restart_kept_in_store())
+		return code; /* the nodes, and every request, wait for the next start */
 	fuse_session_destroy(ctl);
 	fuse_session_destroy(se);
 	device_free(dev);
@@ -343,6 +345,8 @@ int cuse_frontend_run(struct daemon_config *cfg)
 	code = frontend_serve(sessions, 2, dev, cfg, cuse_node);
 	if (cuse_failed)
 		code = 1;
+	if (restart_kept_in_store())
+		return code; /* the nodes, and every request, wait for the next start */
 	fuse_session_destroy(ctl); /* closes its /dev/cuse fd: the kernel removes the node */
 out_session:
 	fuse_session_destroy(se);

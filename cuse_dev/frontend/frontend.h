@@ -34,6 +34,7 @@ struct daemon_config {
 	struct run_as run_as;     /* --user: who to become once the node or mount is there */
 	unsigned threads;         /* --threads: serving threads (the data session's) */
 	unsigned busy_poll_us;    /* --busy-poll: how long a thread looks for more before it sleeps */
+	bool fd_store;            /* --fd-store: survive restarts and crashes through systemd's fd store */
 };
 
 /* The device_ops answering through libfuse. */

@@ -599,7 +599,9 @@ static int fuse_frontend_resume(struct daemon_config *cfg)
 		restart_refuse("cannot create the FUSE session");
 	restart_resume_feed(&se, 1);
 	int code = frontend_serve(&se, 1, dev, cfg, mount);
-	if (cfg->run_as.set)
+	if (restart_kept_in_store())
+		return code; /* the mount, and every request, wait for the next start */
+	if (cfg->run_as.set && !cfg->fd_store)
 		log_info("%s: fusermount3 unmounts it once ringdevd exits", mount);
 	else if (unmount_stale(mount) == 0)
 		log_info("unmounted %s", mount);
@@ -645,8 +647,8 @@ int fuse_frontend_run(struct daemon_config *cfg)
 	 * unmounts once this process's end of its socket closes: at exit,
 	 * clean or not. */
 	const char *opts = geteuid() != 0 ? "fsname=ringdev,subtype=ringdev"
-			   : cfg->run_as.set ? "fsname=ringdev,subtype=ringdev,allow_other,auto_unmount"
-					     : "fsname=ringdev,subtype=ringdev,allow_other";
+			   : cfg->run_as.set && !cfg->fd_store ? "fsname=ringdev,subtype=ringdev,allow_other,auto_unmount"
+								: "fsname=ringdev,subtype=ringdev,allow_other";
 	char *argv[] = { "ringdevd", "-o", (char *)opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	int code = 1;
@@ -668,9 +670,15 @@ int fuse_frontend_run(struct daemon_config *cfg)
 	}
 	log_info("serving FUSE mount %s", mount);
 	code = frontend_serve(&se, 1, dev, cfg, mount);
+	if (restart_kept_in_store()) {
+		fuse_opt_free_args(&args);
+		return code; /* the mount, and every request, wait for the next start */
+	}
 	fuse_session_unmount(se);
-	if (cfg->run_as.set)
+	if (cfg->run_as.set && !cfg->fd_store)
 		log_info("%s: fusermount3 unmounts it once ringdevd exits", mount);
+	else if (cfg->run_as.set)
+		log_warn("%s: left mounted (--user: no right to unmount); the next start removes it", mount);
 	else
 		log_info("unmounted %s", mount);
 out_session:

@@ -74,11 +74,22 @@
 #endif
 #define CUSE_INIT_OPCODE 4096
 #define INIT_SAVE_MAX 512
+/* A request's or poll handle's id as the core keeps it: the kernel's
+ * unique (or kh), and bit 62 for the session it came on (CUSE's control
+ * node). Bit 63 stays the kernel's: a resent request has it set. */
 #define WIRE_SESSION_SHIFT 62
+#define WIRE_SESSION_BIT (UINT64_C(1) << WIRE_SESSION_SHIFT)
 #define ENV_HANDOVER "RINGDEVD_HANDOVER"
 #define ENV_FALLBACK "RINGDEVD_HANDOVER_FALLBACK"
+#define ENV_STORE_CRASH "RINGDEVD_STORE_WITHOUT_STATE"
+#define SD_LISTEN_FDS_START 3
 
-enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION };
+enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION, REC_GENS };
+
+/* linux/fuse.h 7.40 (Linux 6.9): ask the kernel to send again every
+ * request the daemon read and did not answer. */
+#define RINGDEV_NOTIFY_RESEND 7
+#define RINGDEV_MINOR_RESEND 40
 
 /* One kernel connection: /dev/fuse (the mount) or a /dev/cuse fd. */
 struct wire {
@@ -113,6 +124,12 @@ static struct {
 	uint32_t frontend;
 	unsigned sessions;
 	struct state_reader reader;
+	bool from_store;     /* systemd's fd store gave it (restart or crash), not a SIGHUP */
+	bool crash;          /* only the boot record: the state died with the old process */
+	int store_conn[RESTART_SESSIONS_MAX], store_rings;
+	uint8_t gens[32];    /* crash: fh generations the lost handles may use */
+	bool gens_known;
+	int stored;          /* fds systemd gave (from SD_LISTEN_FDS_START) */
 } resume = { .state_fd = -1, .report_fd = -1, .old_exe = -1, .arena_fd = -1 };
 
 /* Stand-ins of an earlier image's requests, by wire id: what an INTERRUPT
@@ -146,6 +163,15 @@ static struct wire *wire_of(int fd, int *idx)
 	*idx = 0;
 	return NULL;
 }
+
+/* systemd's fd store (--fd-store): the connection, the ring arena and a
+ * boot record (how to feed INIT again: restart_fd_store) live there, and
+ * the state when the daemon stops for a restart. */
+static bool fd_store;
+static bool stored_boot;
+static bool kept_in_store;
+static void resend_parked(void);
+static void store_boot(struct device *dev);
 
 static struct restored *restored_find_locked(uint64_t wire)
 {
@@ -182,6 +208,9 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 			size_t keep = (size_t)n < sizeof(w->init) ? (size_t)n : sizeof(w->init);
 			memcpy(w->init, buf, keep);
 			w->init_len = keep;
+			w->init_unique = in->unique;
+			if (fd_store && !stored_boot)
+				store_boot(userdata);
 		}
 		if (in->opcode == FUSE_INTERRUPT && restored_dev &&
 		    (size_t)n >= sizeof(*in) + sizeof(struct fuse_interrupt_in)) {
@@ -269,14 +298,13 @@ void *restart_req_restore(uint64_t wire)
 
 static int session_fd(uint64_t wire)
 {
-	unsigned i = (unsigned)(wire >> WIRE_SESSION_SHIFT);
-	return i < RESTART_SESSIONS_MAX ? wires[i].fd : -1;
+	return wires[(wire & WIRE_SESSION_BIT) ? 1 : 0].fd;
 }
 
 void restart_reply_raw(void *req, int err, const struct iovec *iov, int count)
 {
 	struct restored *r = (struct restored *)((uintptr_t)req & ~(uintptr_t)1);
-	struct fuse_out_header out = { .unique = r->wire & ((UINT64_C(1) << WIRE_SESSION_SHIFT) - 1) };
+	struct fuse_out_header out = { .unique = r->wire & ~WIRE_SESSION_BIT };
 	struct iovec v[4];
 	int n = 0;
 	v[n++] = (struct iovec){ &out, sizeof(out) };
@@ -346,7 +374,7 @@ void restart_poll_notify(void *ph)
 		fuse_pollhandle_destroy(p->ph);
 	} else {
 		struct fuse_out_header out = { .error = FUSE_NOTIFY_POLL };
-		struct fuse_notify_poll_wakeup_out arg = { .kh = p->wire & ((UINT64_C(1) << WIRE_SESSION_SHIFT) - 1) };
+		struct fuse_notify_poll_wakeup_out arg = { .kh = p->wire & ~WIRE_SESSION_BIT };
 		out.len = sizeof(out) + sizeof(arg);
 		struct iovec iov[2] = { { &out, sizeof(out) }, { &arg, sizeof(arg) } };
 		int fd = session_fd(p->wire);
@@ -414,6 +442,23 @@ static void set_inherit(int fd, bool inherit)
 
 void restart_refuse(const char *why)
 {
+	if (resume.from_store) {
+		if (resume.crash) {
+			log_error("handover: cannot take the connection back from the fd store: %s; exiting", why);
+			log_flush();
+			_exit(1);
+		}
+		/* No old program to go back to: start again keeping only the
+		 * connection, as after a crash. */
+		log_error("handover: refusing the stored state: %s; serving the connection without it", why);
+		log_flush();
+		setenv(ENV_STORE_CRASH, "1", 1);
+		for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + resume.stored; fd++)
+			set_inherit(fd, true);
+		extern char **environ;
+		execveat(self_exe, "", self_argv, environ, AT_EMPTY_PATH);
+		_exit(1);
+	}
 	if (resume.fallback) {
 		log_error("handover: the old program cannot take its own state back: %s; exiting", why);
 		log_flush();
@@ -470,6 +515,13 @@ static void resume_scan(void)
 			if (!sr_done(&rec) || resume.sessions < 1 || resume.sessions > RESTART_SESSIONS_MAX)
 				restart_refuse("the frontend record is malformed");
 			meta = true;
+		} else if (rec.type == REC_GENS) {
+			size_t n;
+			const uint8_t *g = sr_bytes(&rec, sizeof(resume.gens), &n);
+			if (!g || n != sizeof(resume.gens) || !sr_done(&rec))
+				restart_refuse("the generations record is malformed");
+			memcpy(resume.gens, g, n);
+			resume.gens_known = true;
 		} else if (rec.type == REC_SESSION) {
 			uint32_t i = sr_u32(&rec), fd = sr_u32(&rec);
 			size_t n;
@@ -489,6 +541,12 @@ static void resume_scan(void)
 		restart_refuse(r.problem);
 	if (!meta)
 		restart_refuse("the state has no frontend record");
+	if (resume.from_store) {
+		/* The store numbers the fds anew. */
+		for (unsigned i = 0; i < RESTART_SESSIONS_MAX; i++)
+			wires[i].fd = i < resume.sessions ? resume.store_conn[i] : -1;
+		resume.arena_fd = resume.store_rings;
+	}
 	for (unsigned i = 0; i < resume.sessions; i++)
 		if (wires[i].fd < 0)
 			restart_refuse("a session of the state is missing");
@@ -496,11 +554,34 @@ static void resume_scan(void)
 
 static int frontend_record(void *arg, struct state_record *rec)
 {
-	if (rec->type == REC_META || rec->type == REC_SESSION)
+	if (rec->type == REC_META || rec->type == REC_SESSION || rec->type == REC_GENS)
 		return 0; /* read by resume_scan */
 	if (rec->type >= RESTART_REC_EXTRA && extra_load)
 		return extra_load(arg, rec);
 	return -EINVAL;
+}
+
+/* After a crash: the connection and how to feed INIT came back from the
+ * store, the state did not. A new, empty device serves the same mount or
+ * nodes; handles from before are nobody's (EBADF), and their fh can never
+ * be mistaken for a new handle's (device_fh_avoid). */
+static struct device *resume_after_crash(struct daemon_config *cfg, const struct device_ops *ops)
+{
+	struct device *dev = device_new(&cfg->dev, ops);
+	if (!dev)
+		restart_refuse("cannot make the device");
+	if (!resume.gens_known)
+		memset(resume.gens, 0xff, sizeof(resume.gens) - 1); /* unknown: all but one */
+	if (device_fh_avoid(dev, resume.gens) < 0)
+		restart_refuse("every handle generation may be in use");
+	struct state_reader r;
+	struct state_record rec;
+	if (sr_open(&r, resume.state, resume.state_len) < 0)
+		restart_refuse(r.problem);
+	while (sr_next(&r, &rec) > 0)
+		if (rec.type >= RESTART_REC_EXTRA && extra_load && extra_load(dev, &rec) < 0)
+			restart_refuse("a frontend record is malformed");
+	return dev;
 }
 
 struct device *restart_resume_device(struct daemon_config *cfg, const struct device_ops *ops)
@@ -508,6 +589,11 @@ struct device *restart_resume_device(struct daemon_config *cfg, const struct dev
 	resume_scan();
 	if (resume.frontend != cfg->dev.frontend)
 		restart_refuse("the state is of the other frontend (the command line changed?)");
+	if (resume.crash) {
+		struct device *dev = resume_after_crash(cfg, ops);
+		restored_dev = dev;
+		return dev;
+	}
 	struct arena *arena;
 	int e = arena_adopt(resume.arena_fd, &arena);
 	if (e < 0)
@@ -562,10 +648,28 @@ void restart_resume_done(struct device *dev)
 		}
 	munmap((void *)resume.state, resume.state_len);
 	close(resume.state_fd);
-	close(resume.old_exe);
+	if (resume.old_exe >= 0)
+		close(resume.old_exe);
 	resume.state_fd = resume.old_exe = -1;
 	unsetenv(ENV_HANDOVER);
 	unsetenv(ENV_FALLBACK);
+	if (resume.from_store) {
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDNAMES");
+		unsetenv(ENV_STORE_CRASH);
+		/* A crash from now on must not bring this state back. */
+		service_store_fds("state", NULL, 0);
+	}
+	if (fd_store)
+		store_boot(dev);
+	if (resume.crash) {
+		resend_parked();
+		log_info("recovered after a crash: %s serves again; handles opened before it get EBADF",
+			 resume.frontend == RINGDEV_FRONTEND_CUSE ? "the node" : "the mount");
+		resume.active = false;
+		return;
+	}
 	struct ringdev_stats s;
 	device_stats(dev, &s);
 	log_info("handover %s: ringdevd %s took over from %s (pid %ld): %llu pipes, %llu handles, %llu waiting "
@@ -574,6 +678,191 @@ void restart_resume_done(struct device *dev)
 		 (unsigned long long)s.pipes, (unsigned long long)s.opens, (unsigned long long)s.parked_total,
 		 (unsigned long long)(pause / 1000), (unsigned long long)(pause % 1000));
 	resume.active = false;
+}
+
+/* ---- what every state starts with: how to take the connection back ---- */
+
+static unsigned sessions_attached(void)
+{
+	unsigned n = 0;
+	while (n < RESTART_SESSIONS_MAX && wires[n].fd >= 0)
+		n++;
+	return n;
+}
+
+static void write_frontend(struct state_writer *w, struct device *dev, uint32_t frontend, uint64_t stopped)
+{
+	unsigned n = sessions_attached();
+	sw_begin(w, REC_META);
+	sw_u32(w, frontend);
+	sw_u32(w, n);
+	sw_u64(w, stopped);
+	sw_u32(w, (uint32_t)getpid());
+	sw_u32(w, (uint32_t)arena_fd(device_arena(dev)));
+	sw_bytes(w, RINGDEV_VERSION, strlen(RINGDEV_VERSION));
+	sw_end(w);
+	for (unsigned i = 0; i < n; i++) {
+		sw_begin(w, REC_SESSION);
+		sw_u32(w, i);
+		sw_u32(w, (uint32_t)wires[i].fd);
+		sw_bytes(w, wires[i].init, wires[i].init_len);
+		sw_end(w);
+	}
+	uint8_t gens[32];
+	device_fh_gens(dev, gens);
+	sw_begin(w, REC_GENS);
+	sw_bytes(w, gens, sizeof(gens));
+	sw_end(w);
+}
+
+static int state_memfd(const struct state_writer *w);
+
+/* The frontend of the device being served (stored with the boot record). */
+static uint32_t served_frontend;
+
+void restart_use_fd_store(uint32_t frontend)
+{
+	fd_store = true;
+	served_frontend = frontend;
+}
+
+/* Keep the connection, the arena and the boot record in the store, once
+ * every session has had its INIT: what a start after a crash needs. */
+static void store_boot(struct device *dev)
+{
+	unsigned n = sessions_attached();
+	for (unsigned i = 0; i < n; i++)
+		if (!wires[i].init_len)
+			return; /* the other CUSE node's INIT is still to come */
+	stored_boot = true;
+	struct state_writer w;
+	sw_init(&w);
+	write_frontend(&w, dev, served_frontend, 0);
+	if (extra_save)
+		extra_save(&w);
+	int e = sw_finish(&w);
+	int boot = e < 0 ? e : state_memfd(&w);
+	sw_free(&w);
+	if (boot < 0) {
+		log_warn("--fd-store: cannot write the boot record: %s", strerror(-boot));
+		return;
+	}
+	static const char *const conn[] = { "conn0", "conn1" };
+	int arena = arena_fd(device_arena(dev));
+	e = 0;
+	for (unsigned i = 0; i < n && e == 0; i++)
+		e = service_store_fds(conn[i], &wires[i].fd, 1);
+	if (e == 0)
+		e = service_store_fds("rings", &arena, 1);
+	if (e == 0)
+		e = service_store_fds("boot", &boot, 1);
+	close(boot);
+	if (e < 0)
+		log_warn("--fd-store: the service manager keeps nothing (%s): a restart or crash ends every handle",
+			 e == -ENOTCONN ? "none listens" : strerror(-e));
+	else
+		log_debug("--fd-store: connection, rings and boot record kept");
+}
+
+bool restart_stop_into_store(struct device *dev, const struct daemon_config *cfg)
+{
+	if (!fd_store || !stored_boot)
+		return false;
+	device_before_fork(dev); /* the timer thread answers nothing from here on */
+	struct state_writer w;
+	sw_init(&w);
+	write_frontend(&w, dev, cfg->dev.frontend, now_ns());
+	int e = device_save(dev, &w);
+	if (e == 0 && extra_save)
+		extra_save(&w);
+	if (e == 0)
+		e = sw_finish(&w);
+	int state = e < 0 ? e : state_memfd(&w);
+	sw_free(&w);
+	if (state >= 0) {
+		e = service_store_fds("state", &state, 1);
+		close(state);
+	} else {
+		e = state;
+	}
+	if (e < 0) {
+		log_error("--fd-store: cannot keep the state (%s): stopping as without it", strerror(-e));
+		device_after_fork(dev);
+		return false;
+	}
+	kept_in_store = true;
+	log_info("stopping with everything kept in the service manager's fd store: the next start resumes");
+	log_flush();
+	return true;
+}
+
+bool restart_kept_in_store(void)
+{
+	return kept_in_store;
+}
+
+void restart_from_store(void)
+{
+	char **names = NULL;
+	int n = service_stored_fds(&names);
+	if (n <= 0)
+		return;
+	int conn[RESTART_SESSIONS_MAX] = { -1, -1 }, rings = -1, state = -1, boot = -1;
+	for (int i = 0; i < n && names && names[i]; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (!strcmp(names[i], "conn0"))
+			conn[0] = fd;
+		else if (!strcmp(names[i], "conn1"))
+			conn[1] = fd;
+		else if (!strcmp(names[i], "rings"))
+			rings = fd;
+		else if (!strcmp(names[i], "state"))
+			state = fd;
+		else if (!strcmp(names[i], "boot"))
+			boot = fd;
+	}
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	resume.stored = n;
+	if (conn[0] < 0 || boot < 0) {
+		log_warn("--fd-store: the store holds no connection to take back: starting afresh");
+		return;
+	}
+	bool crash = state < 0 || rings < 0 || getenv(ENV_STORE_CRASH) != NULL;
+	resume.active = true;
+	resume.from_store = true;
+	resume.crash = crash;
+	resume.state_fd = crash ? boot : state;
+	resume.store_conn[0] = conn[0];
+	resume.store_conn[1] = conn[1];
+	resume.store_rings = crash ? -1 : rings;
+	if (crash && rings >= 0)
+		close(rings); /* the lost state's rings: a new arena replaces it in the store */
+}
+
+/* After a crash, on kernels that can (FUSE 7.40, Linux 6.9): every
+ * request the dead process had read and not answered comes again, and
+ * ends with the error of a handle nobody knows instead of waiting. */
+static void resend_parked(void)
+{
+	for (unsigned i = 0; i < sessions_attached(); i++) {
+		struct fuse_init_in init;
+		if (wires[i].init_len < sizeof(struct fuse_in_header) + 8)
+			continue;
+		memcpy(&init, wires[i].init + sizeof(struct fuse_in_header),
+		       wires[i].init_len - sizeof(struct fuse_in_header) < sizeof(init)
+			       ? wires[i].init_len - sizeof(struct fuse_in_header) : sizeof(init));
+		if (init.major != 7 || init.minor < RINGDEV_MINOR_RESEND) {
+			log_info("recovered after a crash: this kernel (FUSE 7.%u) cannot resend what was waiting; "
+				 "calls parked at the crash wait until their process is killed", init.minor);
+			continue;
+		}
+		struct fuse_out_header out = { .len = sizeof(out), .error = RINGDEV_NOTIFY_RESEND };
+		if (write(wires[i].fd, &out, sizeof(out)) < 0)
+			log_warn("recovered after a crash: resend: %s", strerror(errno));
+	}
 }
 
 /* ---- the old image's side ---- */

@@ -46,6 +46,18 @@ __attribute__((noreturn)) void restart_refuse(const char *why);
  * stopped every serving thread. */
 int restart_handover(struct device *dev, const struct daemon_config *cfg);
 
+/* --fd-store: keep the connection, the rings and a boot record in
+ * systemd's fd store once the kernel's INIT came (frontend: the one
+ * served), and on SIGTERM the state too. restart_from_store: at start,
+ * take back what the store gives (after parsing the command line). */
+void restart_use_fd_store(uint32_t frontend);
+void restart_from_store(void);
+/* SIGTERM with --fd-store: the state goes into the store and the
+ * connection stays: true if so (then nothing may be answered or
+ * unmounted: the next start answers it all). */
+bool restart_stop_into_store(struct device *dev, const struct daemon_config *cfg);
+bool restart_kept_in_store(void);
+
 /* Frontend records of the state (FUSE directory listings): a saver called
  * while the state is written, a loader for each record of type
  * STATE_FRONTEND_RECORDS + 100 and up. */
