@@ -15,7 +15,7 @@ riscv, s390, loongarch): dir << 30 | size << 16 | type << 8 | nr.
 import struct
 
 ABI_MAJOR = 1
-ABI_MINOR = 2
+ABI_MINOR = 3
 
 NAME_MAX = 63
 NAME_SIZE = 64

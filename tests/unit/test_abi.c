@@ -86,7 +86,9 @@ Test(abi, nread_config_stats)
 	OFF(ringdev_stats, flushed_bytes, 248);
 	cr_assert_eq(sizeof(struct ringdev_stats_ext), 128);
 	OFF(ringdev_stats_ext, relay_cancel_timeouts, 0);
-	OFF(ringdev_stats_ext, reserved, 8);
+	OFF(ringdev_stats_ext, restarts, 8);
+	OFF(ringdev_stats_ext, last_restart_pause_us, 16);
+	OFF(ringdev_stats_ext, reserved, 24);
 }
 
 Test(abi, admin)

@@ -566,6 +566,8 @@ static void stats_json(const struct ctl *ctl, const struct ringdev_stats *s, con
 	json_object_begin(&j);
 	stats_json_members(&j, s);
 	json_member_u64(&j, "relay_cancel_timeouts", x->relay_cancel_timeouts);
+	json_member_u64(&j, "restarts", x->restarts);
+	json_member_u64(&j, "last_restart_pause_us", x->last_restart_pause_us);
 	json_object_end(&j);
 	json_document_end(&j);
 }
@@ -599,6 +601,11 @@ static void stats_print(const struct ctl *ctl, const struct ringdev_stats *s, co
 	       s->broker_connected ? "connected" : "not connected", s->relayed, s->relay_rejected,
 	       s->relay_failed, s->relay_timeouts, s->relay_cancels, s->relay_broker_gone);
 	printf("            cancels unanswered within --cancel-timeout %" PRIu64 "\n", x->relay_cancel_timeouts);
+	if (x->restarts)
+		printf("restarts    %" PRIu64 " in place, the last one's pause %" PRIu64 ".%03" PRIu64 " ms\n",
+		       x->restarts, x->last_restart_pause_us / 1000, x->last_restart_pause_us % 1000);
+	else
+		printf("restarts    none in place\n");
 	printf("limit hits  pipes %" PRIu64 ", memory %" PRIu64 ", pipes per uid %" PRIu64
 	       ", opens per uid %" PRIu64 ", parked %" PRIu64 "\n",
 	       s->limit_pipes_hits, s->limit_memory_hits, s->limit_uid_pipes_hits,
