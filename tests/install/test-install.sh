@@ -88,12 +88,15 @@ linked=$(ldd "$tmp/echo-broker")
 # The units: their programs are the installed ones, and systemd accepts them.
 for u in ringdevd ringdev-broker; do
 	unit=$dest$UNITDIR/$u.service
-	grep -qx "ExecStart=$(abs "$SBINDIR")/$u --foreground --user ringdev" "$unit" || fail "$u.service: ExecStart"
+	opts=--foreground\ --user\ ringdev
+	[ "$u" = ringdevd ] && opts="$opts --fd-store"
+	grep -qx "ExecStart=$(abs "$SBINDIR")/$u $opts" "$unit" || fail "$u.service: ExecStart"
 	grep -qx "Type=$SERVICE_TYPE" "$unit" || fail "$u.service: not Type=$SERVICE_TYPE"
 	sed "s|^ExecStart=$(abs "$SBINDIR")/|ExecStart=$sbindir/|" "$unit" >"$tmp/$u.service"
 done
 grep -qx 'BindsTo=ringdevd.service' "$dest$UNITDIR/ringdev-broker.service" || fail "the broker is not bound to ringdevd"
-grep -q '^ExecReload' "$dest$UNITDIR/ringdevd.service" && fail "ringdevd.service reloads, ringdevd cannot"
+grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$dest$UNITDIR/ringdevd.service" || fail "ringdevd.service: reload is not a restart in place"
+grep -qx 'FileDescriptorStoreMax=16' "$dest$UNITDIR/ringdevd.service" || fail "ringdevd.service keeps no fd store"
 if ! systemd-analyze verify --man=no "$tmp/ringdevd.service" "$tmp/ringdev-broker.service" >"$tmp/verify.log" 2>&1; then
 	cat "$tmp/verify.log" >&2
 	fail "systemd-analyze verify rejects the units"

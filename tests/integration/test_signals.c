@@ -37,7 +37,7 @@ RD_SUITE(signals, 240);
 
 #define ROUNDS 20
 
-/* The signals libfuse's fuse_set_signal_handlers handles. */
+/* The signals the serving thread takes: SIGTERM and SIGINT stop the daemon, SIGHUP restarts it in place. */
 static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
 
 /* The polling step of the waits below, as in the harness. */
