@@ -386,6 +386,9 @@ int main(int argc, char **argv)
 	}
 	if (cfg.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);
+	/* An image taking over from a daemonized one logs where it did. */
+	if (restart_resuming() && !cfg.foreground)
+		log_use_syslog("ringdevd");
 	if (cfg.run_as.set && geteuid() != 0 && !restart_resuming()) {
 		fprintf(stderr, "ringdevd: --user: only root can change to another user\n");
 		return 1;

@@ -2,8 +2,9 @@
 # demo.sh - build ringdev and run it: ringdevd on the frontend the kernel
 # allows (CUSE when /dev/cuse opens, else a FUSE mount) with ringdev-broker
 # deciding opens by a small policy, then two processes talking through the
-# named pipe HELLO, a message pipe, and a brokered rendezvous pipe, then a
-# clean shutdown.
+# named pipe HELLO, a message pipe, a brokered rendezvous pipe, and a
+# restart in place that a waiting reader does not notice, then a clean
+# shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
@@ -16,6 +17,7 @@ ninja -C build-demo >/dev/null
 
 ringdevd=build-demo/cuse_dev/ringdevd
 ringcat=build-demo/tools/ringcat
+ringdevctl=build-demo/tools/ringdevctl
 broker=build-demo/broker/ringdev-broker
 policy=$(mktemp /tmp/ringdev-demo-policy.XXXXXX)
 cat >"$policy" <<'POLICY'
@@ -77,6 +79,22 @@ echo "handed over in person" | "$ringcat" -d "$device" -w --create rv.demo
 tenths=$(((${EPOCHREALTIME/./} - start) / 100000))
 echo "   the writer waited $((tenths / 10)).$((tenths % 10)) s for its reader"
 wait $!
+
+echo "== restart in place: a reader waits on pipe NEWS while ringdevd is re-executed (SIGHUP)"
+"$ringcat" -d "$device" -r --create news > /tmp/ringdev-demo.out &
+reader=$!
+sleep 0.3
+kill -HUP "$daemon"
+for _ in $(seq 100); do
+	"$ringdevctl" -d "$device" stats 2>/dev/null | grep -q '^restarts    1 ' && break
+	sleep 0.05
+done
+"$ringdevctl" -d "$device" stats | grep '^restarts' | sed 's/^/   /'
+echo "written after the restart, read by a read begun before it" | "$ringcat" -d "$device" -w news
+wait $reader
+echo "== the reader (pid $reader) kept its handle and its waiting read; ringdevd is still pid $daemon:"
+sed 's/^/   /' /tmp/ringdev-demo.out
+rm -f /tmp/ringdev-demo.out
 
 kill -TERM "$brokerpid"
 wait "$brokerpid" 2>/dev/null || true

@@ -975,7 +975,7 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	setenv(ENV_HANDOVER, env, 1);
 	unsetenv(ENV_FALLBACK);
 	service_notify_reloading();
-	log_info("handover: re-executing %s", self_path);
+	log_debug("handover: re-executing %s", self_path); /* the new image says how it went */
 	log_flush();
 	execv(self_path, self_argv);
 	e = -errno;
