@@ -21,6 +21,9 @@
 # No ptrace is involved: valgrind runs the daemon on its own CPU, so FUSE,
 # signals (SIGTERM, SIGSTOP/SIGCONT) and fuse_daemonize's fork work as usual;
 # a forked child stays under valgrind and gets its own log (%p).
+# --trace-children=yes: a restart in place (SIGHUP) executes ringdevd again
+# in the same process, and the new image must be checked too; fusermount3
+# (set-user-ID, which valgrind cannot run) is left to run natively.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 : "${RINGDEVD_REAL:?RINGDEVD_REAL must name the ringdevd binary to run}"
@@ -31,5 +34,6 @@ fi
 exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	--track-fds=no --num-callers=30 --vgdb=no -q \
+	--trace-children=yes --trace-children-skip='*fusermount*' \
 	--suppressions="$here/valgrind.supp" $log \
 	"$RINGDEVD_REAL" "$@"
