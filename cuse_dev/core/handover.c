@@ -221,14 +221,14 @@ int device_save(struct device *dev, struct state_writer *w)
 {
 	pthread_mutex_lock(&dev->lock);
 	size_t n = pipe_table_count(&dev->table);
-	struct pipe **all = calloc(n ? n : 1, sizeof(*all));
+	struct pipe **all = calloc(n ? n : 1, sizeof(struct pipe *));
 	if (!all) {
 		pthread_mutex_unlock(&dev->lock);
 		return -ENOMEM;
 	}
 	struct pipe **cursor = all;
 	hashmap_for_each(&dev->table.by_ino, collect, &cursor);
-	qsort(all, n, sizeof(*all), pipe_by_ino);
+	qsort(all, n, sizeof(struct pipe *), pipe_by_ino);
 
 	save_device(dev, w);
 	for (size_t i = 0; i < n; i++)
@@ -773,7 +773,7 @@ int device_restore(struct device *dev, struct state_reader *r,
 {
 	struct restore rs = { .dev = dev, .r = r, .handles = HASHMAP_INIT };
 	struct state_record rec;
-	int e = 0, k;
+	int e = 0, k = 0;
 	pthread_mutex_lock(&dev->lock);
 	if (pipe_table_count(&dev->table) || dev->handles.count)
 		e = bad(&rs, "the device is not empty");
