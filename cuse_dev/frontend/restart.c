@@ -83,6 +83,11 @@
 #define ENV_FALLBACK "RINGDEVD_HANDOVER_FALLBACK"
 #define ENV_STORE_CRASH "RINGDEVD_STORE_WITHOUT_STATE"
 #define SD_LISTEN_FDS_START 3
+/* The path the first image was started from: an image run through the old
+ * program's O_PATH fd (a refusal, a guard taking over) finds only "PATH
+ * (deleted)" in /proc/self/exe once an upgrade replaced the file, and would
+ * never upgrade again. */
+#define ENV_PATH "RINGDEVD_HANDOVER_PATH"
 
 enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION, REC_GENS };
 
@@ -405,6 +410,10 @@ void restart_init(int argc, char **argv)
 		self_path[n] = '\0';
 	self_exe = open("/proc/self/exe", O_PATH | O_CLOEXEC);
 	const char *h = getenv(ENV_HANDOVER);
+	const char *path = getenv(ENV_PATH);
+	if (h && path && *path && strlen(path) < sizeof(self_path))
+		memcpy(self_path, path, strlen(path) + 1);
+	unsetenv(ENV_PATH);
 	if (!h)
 		return;
 	int state, report, old_exe;
@@ -472,6 +481,8 @@ void restart_refuse(const char *why)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		set_inherit(fds[i], true);
 	setenv(ENV_FALLBACK, "1", 1);
+	if (self_path[0])
+		setenv(ENV_PATH, self_path, 1);
 	extern char **environ;
 	execveat(resume.old_exe, "", self_argv, environ, AT_EMPTY_PATH);
 	log_error("handover: cannot run the old program again: %s; its guard takes over", strerror(errno));
@@ -943,6 +954,7 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	for (size_t i = 0; i < sizeof(handed) / sizeof(handed[0]); i++)
 		set_inherit(handed[i], true);
 	set_inherit(report[1], true);
+	setenv(ENV_PATH, self_path, 1); /* for the new image and the guard */
 	log_flush();
 	pid_t guard = fork();
 	if (guard < 0) {
@@ -987,6 +999,7 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	while (waitpid(guard, NULL, 0) < 0 && errno == EINTR) {
 	}
 fail:
+	unsetenv(ENV_PATH);
 	if (report[0] >= 0)
 		close(report[0]);
 	if (report[1] >= 0)
