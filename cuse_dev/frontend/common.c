@@ -661,6 +661,13 @@ static void stop_extra_threads(struct server *sv)
 		log_error("cannot stop the serving threads: %s", strerror(errno));
 	for (unsigned i = 0; i < sv->started; i++)
 		pthread_join(sv->tid[i], NULL);
+	/* Take the word back: a loop that goes on after a failed handover
+	 * would find stop_fd ready forever, spin, and (epoll_pwait delivers
+	 * signals only when it waits) never take SIGTERM or SIGHUP again. */
+	uint64_t word;
+	if (sv->started && read(sv->stop_fd, &word, sizeof(word)) < 0) {
+		/* nothing written (EAGAIN): nothing to take back */
+	}
 	sv->started = 0;
 	atomic_store(&outbox_copies_large, false);
 }
