@@ -162,7 +162,7 @@ int sr_next(struct state_reader *r, struct state_record *rec)
 	if (r->problem)
 		return -EINVAL;
 	if (r->p == r->end)
-		return 0;
+		return r->seen == r->records ? 0 : refuse(r, "the state's record count does not match its header");
 	if ((size_t)(r->end - r->p) < RECORD_HEADER)
 		return refuse(r, "a record is cut short");
 	uint32_t type, len;
@@ -172,6 +172,7 @@ int sr_next(struct state_reader *r, struct state_record *rec)
 		return refuse(r, "a record runs past the end of the state");
 	*rec = (struct state_record){ .type = type, .p = r->p + RECORD_HEADER, .end = r->p + RECORD_HEADER + len };
 	r->p = rec->end;
+	r->seen++;
 	return 1;
 }
 

@@ -57,7 +57,8 @@ int sw_finish(struct state_writer *w);
 struct state_reader {
 	const uint8_t *p, *end; /* the records not read yet */
 	uint32_t version;
-	uint32_t records;
+	uint32_t records;       /* how many the header says there are */
+	uint32_t seen;          /* how many sr_next gave */
 	const char *problem;    /* why the state was refused (first reason) */
 };
 
