@@ -23,8 +23,10 @@
  * touching the kernel (see frontend/restart.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "device_internal.h"
@@ -768,6 +770,42 @@ static int restore_check(struct restore *rs)
 	return 0;
 }
 
+static void forget_ring(struct hash_node *n, void *data)
+{
+	struct pipe *p = container_of(n, struct pipe, ino_node);
+	p->ring.arena = data;
+	p->ring.buf = NULL;
+	p->ring.off = 0;
+	p->ring.start = 0;
+	p->ring.used = 0;
+}
+
+/* A refused state's rings are the old image's, which serves on from the
+ * same memfd: giving their extents back (pipe_destroy, device_free) would
+ * punch its queued bytes out. The device forgets them and takes an empty
+ * arena of its own, so that freeing it touches nothing of the old image's;
+ * the memfd stays open at the same fd number (the caller hands that number
+ * back to the old program). If that cannot be done the device keeps the
+ * arena, and must then never be freed (see device.h). */
+static void forget_rings(struct device *dev)
+{
+	struct arena *fresh;
+	int fd = arena_fd(dev->arena);
+	int keep = dup(fd);
+	if (keep < 0)
+		return;
+	if (arena_create(arena_size(dev->arena), &fresh) < 0) {
+		close(keep);
+		return;
+	}
+	hashmap_for_each(&dev->table.by_ino, forget_ring, fresh);
+	arena_destroy(dev->arena); /* closes fd: unmaps, punches nothing */
+	dev->arena = fresh;
+	if (dup3(keep, fd, O_CLOEXEC) < 0)
+		log_error("handover: cannot keep the ring arena's fd %d: %s", fd, strerror(errno));
+	close(keep);
+}
+
 int device_restore(struct device *dev, struct state_reader *r,
 		   int (*other)(void *arg, struct state_record *rec), void *arg)
 {
@@ -832,6 +870,8 @@ int device_restore(struct device *dev, struct state_reader *r,
 	if (e == 0) {
 		dev->restarts++;
 		timer_kick(dev);
+	} else {
+		forget_rings(dev);
 	}
 	pthread_mutex_unlock(&dev->lock);
 	return e;
