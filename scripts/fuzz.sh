@@ -18,7 +18,7 @@ if [[ ! $seconds =~ ^[0-9]+$ ]] || ((seconds < 1)); then
 	exit 2
 fi
 
-targets=(ioctl ctl ops name policy encode)
+targets=(ioctl ctl ops name policy encode state)
 # The core's targets see ~15000 features per input (every step runs the
 # invariant checks); libFuzzer 14's entropic scheduler then spends most of
 # the time ranking them: without it they run 4x faster and cover as much.

@@ -384,7 +384,8 @@ static void broker_answer(int fd, const struct ringdev_ctl_request *r, int32_t r
 	memset(&a, 0, sizeof(a));
 	a.id = r->id;
 	a.result = result;
-	memcpy(a.data, data, size);
+	if (size)
+		memcpy(a.data, data, size);
 	a.size = size;
 	cr_assert_eq(rd_transact(fd, &a, 1, 0, 0, &t), 0, "TRANSACT with an answer: %s", rd_errname(errno));
 	cr_assert(t.rejected == 0 && t.failed == 0, "the answer to request %llu: rejected %u failed %u",

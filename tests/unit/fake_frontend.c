@@ -90,6 +90,19 @@ static void fk_ioctl(void *req, int result, const void *out, size_t size)
 		memcpy(r->data, out, size);
 }
 
+/* Handover: a request's or poll handle's wire id is its number, and the
+ * stand-in a restored device gets for it is that number again, so the
+ * answers land in the same fake_replies slot. */
+static uint64_t fk_wire(void *p)
+{
+	return (uint64_t)(uintptr_t)p;
+}
+
+static void *fk_restore(uint64_t wire)
+{
+	return (void *)(uintptr_t)wire;
+}
+
 const struct device_ops fake_ops = {
 	.reply_data = fk_data,
 	.reply_data_held = fk_data_held,
@@ -100,6 +113,10 @@ const struct device_ops fake_ops = {
 	.poll_destroy = fk_destroy,
 	.reply_open = fk_open,
 	.reply_ioctl = fk_ioctl,
+	.req_wire = fk_wire,
+	.poll_wire = fk_wire,
+	.req_restore = fk_restore,
+	.poll_restore = fk_restore,
 };
 
 void fake_reset(void)
