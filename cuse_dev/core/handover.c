@@ -784,9 +784,10 @@ static void forget_ring(struct hash_node *n, void *data)
  * same memfd: giving their extents back (pipe_destroy, device_free) would
  * punch its queued bytes out. The device forgets them and takes an empty
  * arena of its own, so that freeing it touches nothing of the old image's;
- * the memfd stays open at the same fd number (the caller hands that number
- * back to the old program). If that cannot be done the device keeps the
- * arena, and must then never be freed (see device.h). */
+ * the memfd stays open at the same fd number and is the caller's again
+ * (the frontend hands that number back to the old program; a test closes
+ * it). If that cannot be done the device keeps the arena, and must then
+ * never be freed (see device.h). */
 static void forget_rings(struct device *dev)
 {
 	struct arena *fresh;

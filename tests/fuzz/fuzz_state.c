@@ -216,13 +216,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fix_header(buf, size);
 
 	struct device *dev = new_device();
+	int afd = arena_fd(device_arena(dev));
 	CHECK(arena_size(device_arena(dev)) >= ARENA_IMAGE_MAX, "the arena is too small for an image");
 	memcpy(arena_ptr(device_arena(dev), 0), arena_image, image);
 	struct state_reader r;
 	int e = sr_open(&r, buf, size);
 	CHECK(e == 0 || (e == -EINVAL && r.problem), "sr_open: %d with no reason", e);
+	bool refused = false;
 	if (e == 0) {
 		e = device_restore(dev, &r, NULL, NULL);
+		refused = e != 0;
 		CHECK(e == 0 || r.problem, "device_restore: %d with no reason", e);
 		if (getenv("FUZZ_STATE_VERBOSE"))
 			fprintf(stderr, "fuzz-state: device_restore: %d (%s)\n", e, r.problem ? r.problem : "accepted");
@@ -246,6 +249,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		end_device(again);
 	}
 	end_device(dev);
+	/* A refused restore leaves the arena's memfd open, the caller's. */
+	if (refused)
+		close(afd);
 	CHECK(live_reqs == 0 && live_polls == 0, "%ld request and %ld poll stand-ins were never let go of",
 	      live_reqs, live_polls);
 	free(buf);

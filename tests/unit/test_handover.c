@@ -386,7 +386,8 @@ Test(handover, a_refused_state_leaves_the_old_rings_alone)
 	cr_assert_eq(sw_finish(&w), 0);
 	struct device *dev = broker_device();
 	struct arena *a;
-	cr_assert_eq(arena_adopt(dup(arena_fd(device_arena(sc.dev))), &a), 0);
+	int afd = dup(arena_fd(device_arena(sc.dev)));
+	cr_assert_eq(arena_adopt(afd, &a), 0);
 	cr_assert_eq(device_use_arena(dev, a), 0);
 	struct state_reader r;
 	cr_assert_eq(sr_open(&r, w.buf, w.len), 0);
@@ -396,6 +397,9 @@ Test(handover, a_refused_state_leaves_the_old_rings_alone)
 	device_shutdown(dev);
 	device_free(dev);
 	sw_free(&w);
+	/* Refused: the memfd stays open at its number, the caller's again. */
+	cr_assert_geq(fcntl(afd, F_GETFD), 0, "the arena's fd was closed");
+	close(afd);
 
 	/* The old device's bytes are all there. */
 	device_read(sc.dev, sc.s, REQ(30), 100, 0, false);
