@@ -19,10 +19,19 @@
  *    to a daemon writing state version 2 works; the downgrade back to one
  *    that reads only version 1 is refused, and the version-2 program
  *    serves on in the same process.
- *  - a_new_program_that_crashes_leaves_the_guard_serving
- *  - sighup_storms_and_sighup_then_sigterm
- *  - restart_after_the_privilege_drop
- *  - restarts_under_load
+ *  - a_new_program_that_crashes_leaves_the_guard_serving: a script that
+ *    kills itself with SIGSEGV at the path; the guard (our child: the test
+ *    is a subreaper) runs the old program and serves, and upgrades again.
+ *  - a_program_that_cannot_run_leaves_the_old_one_serving: nothing at the
+ *    path; the old image serves on, stops on SIGTERM, restarts later.
+ *  - sighup_storms_and_sighup_then_sigterm: 40 SIGHUPs as fast as they go
+ *    under a stream; then SIGHUP and SIGTERM at once: exit 0, no mount, no
+ *    guard left.
+ *  - restart_after_the_privilege_drop: --user 65534: still that user with
+ *    no capabilities after each restart.
+ *  - restarts_under_load: three checked streams, a restart every ~100 ms.
+ *  - the_parent_death_signal_survives_a_restart: the harness's
+ *    PR_SET_PDEATHSIG still ends a restarted daemon.
  */
 #include "harness.h"
 
@@ -948,5 +957,108 @@ Test(restart, a_program_that_cannot_run_leaves_the_old_one_serving)
 	close(r);
 	rd_end(d);
 	close(sfd);
+	program_remove(&prog);
+}
+
+/* The harness starts every daemon with PR_SET_PDEATHSIG (SIGTERM), so that
+ * a test that dies takes its daemon along. A restart is an exec in the
+ * same process: the setting must survive it. Here the daemon's parent is a
+ * helper the test kills after a restart; the daemon must end as on SIGTERM
+ * (exit 0, mount gone). The test is a subreaper, so the orphaned daemon
+ * becomes its child and its status can be read. */
+struct parent {
+	char bin[RD_PATH_SIZE + 16];
+	char where[RD_PATH_SIZE + 16];
+	char log[RD_PATH_SIZE + 16];
+	bool cuse;
+	_Atomic pid_t daemon;
+};
+
+static int parent_main(void *arg)
+{
+	struct parent *p = arg;
+	pid_t me = getpid();
+	pid_t d = fork();
+
+	if (d < 0)
+		return 1;
+	if (d == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != me)
+			_exit(127);
+		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		if (p->cuse)
+			execl(p->bin, p->bin, "-f", "--frontend=cuse", "--name", p->where, (char *)NULL);
+		else
+			execl(p->bin, p->bin, "-f", "--frontend=fuse", "--mount", p->where, (char *)NULL);
+		_exit(127);
+	}
+	atomic_store(&p->daemon, d);
+	for (;;)
+		pause();
+}
+
+Test(restart, the_parent_death_signal_survives_a_restart)
+{
+	struct program prog;
+	struct parent *p = rd_shared(sizeof(*p));
+	char dev[RD_PATH_SIZE + 32];
+	int status, fd = -1;
+
+	program_setup(&prog);
+	cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	snprintf(p->bin, sizeof(p->bin), "%s", prog.path);
+	snprintf(p->log, sizeof(p->log), "%s/daemon.log", prog.dir);
+	p->cuse = rd_frontend_is_cuse();
+	if (p->cuse) {
+		snprintf(p->where, sizeof(p->where), "rdtp%d", (int)getpid());
+		snprintf(dev, sizeof(dev), "/dev/%s", p->where);
+	} else {
+		snprintf(p->where, sizeof(p->where), "%s/mnt", prog.dir);
+		cr_assert_eq(mkdir(p->where, 0755), 0);
+		snprintf(dev, sizeof(dev), "%s", p->where);
+	}
+	pid_t parent = rd_spawn(parent_main, p, -1);
+	uint64_t deadline = now_ms() + RD_START_TIMEOUT_MS;
+	struct ringdev_version v;
+	while (now_ms() < deadline) {
+		fd = open(dev, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (p->cuse ? 0 : O_DIRECTORY));
+		if (fd >= 0 && ioctl(fd, RINGDEV_IOC_VERSION, &v) == 0)
+			break;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		pause_ms(10);
+	}
+	cr_assert_geq(fd, 0, "the daemon under a helper parent did not start (log %s)", p->log);
+	pid_t d = atomic_load(&p->daemon);
+	cr_assert_gt(d, 0);
+
+	cr_assert_eq(kill(d, SIGHUP), 0);
+	deadline = now_ms() + RESTART_TIMEOUT_MS;
+	while (stats_ext(fd).restarts < 1 && now_ms() < deadline)
+		pause_ms(2);
+	cr_assert_eq(stats_ext(fd).restarts, 1, "the restart did not happen");
+	close(fd);
+
+	/* The parent dies: the restarted daemon gets SIGTERM and ends. */
+	kill(parent, SIGKILL);
+	cr_assert(rd_wait_child(parent, RD_CHILD_TIMEOUT_MS, &status));
+	bool ended = rd_wait_child(d, RD_STOP_TIMEOUT_MS, &status);
+	if (!ended) {
+		kill(d, SIGKILL);
+		waitpid(d, &status, 0);
+	}
+	cr_assert(ended, "the restarted daemon outlived its parent: the parent death signal was lost");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "it ended with status %#x", status);
+	if (!p->cuse) {
+		cr_assert(!rd_is_mounted(p->where), "the mount is still there");
+		rmdir(p->where);
+	}
+	unlink(p->log);
 	program_remove(&prog);
 }
