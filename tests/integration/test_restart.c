@@ -166,6 +166,15 @@ static void program_remove(struct program *p)
 	rmdir(p->dir);
 }
 
+/* Under valgrind (scripts/analyze.sh) /proc/PID/exe is valgrind's tool,
+ * not the program it runs: what file runs is then not checked. */
+static bool exe_hidden(void)
+{
+	const char *v = getenv("RINGDEV_VALGRIND_LOGS");
+
+	return v && *v;
+}
+
 /* The inode of the file process pid runs (it may have no name any more). */
 static ino_t exe_ino(pid_t pid)
 {
@@ -476,7 +485,8 @@ Test(restart, five_restarts_in_a_row_lose_nothing)
 	int sfd = rd_keep_stats(d);
 	uint8_t buf[256];
 
-	cr_assert_eq(exe_ino(pid), ino, "the daemon runs the copy it was started from");
+	if (!exe_hidden())
+		cr_assert_eq(exe_ino(pid), ino, "the daemon runs the copy it was started from");
 
 	/* A read parked on an empty pipe (a writer is there: no EOF). */
 	int empty_w = rd_create(d, "empty", O_WRONLY, 0, 0, 0);
@@ -540,7 +550,8 @@ Test(restart, five_restarts_in_a_row_lose_nothing)
 		ino = program_install(&prog, prog.given);
 		restart(d, sfd, i);
 		cr_assert_eq(d->pid, pid);
-		cr_assert_eq(exe_ino(pid), ino, "restart %llu: the daemon runs the new file", (unsigned long long)i);
+		if (!exe_hidden())
+			cr_assert_eq(exe_ino(pid), ino, "restart %llu: the daemon runs the new file", (unsigned long long)i);
 		got = stream_wait(s, got);
 	}
 
@@ -638,7 +649,8 @@ Test(restart, a_newer_state_is_refused_and_the_old_program_serves_on)
 	/* Upgrade: the version-2 daemon reads the version-1 state. */
 	ino_t v2_ino = program_install(&prog, v2);
 	restart(d, sfd, 1);
-	cr_assert_eq(exe_ino(pid), v2_ino, "the upgraded daemon runs the version-2 file");
+	if (!exe_hidden())
+		cr_assert_eq(exe_ino(pid), v2_ino, "the upgraded daemon runs the version-2 file");
 	cr_assert_eq(rd_nread(r).queued_bytes, sizeof(data), "the data went over to the version-2 daemon");
 
 	/* Downgrade: version 1 refuses version 2's state; the version-2
@@ -654,7 +666,8 @@ Test(restart, a_newer_state_is_refused_and_the_old_program_serves_on)
 	wait_restarts(d, sfd, 2);
 	cr_assert_eq(d->pid, pid);
 	assert_running(d);
-	cr_assert_eq(exe_ino(pid), v2_ino, "after the refusal the daemon runs the version-2 file again");
+	if (!exe_hidden())
+		cr_assert_eq(exe_ino(pid), v2_ino, "after the refusal the daemon runs the version-2 file again");
 	rd_read_ok(r, buf, sizeof(buf), sizeof(data));
 	cr_assert_eq(memcmp(buf, data, sizeof(data)), 0, "the data is intact");
 	rd_write_ok(w, "more", 4);
@@ -663,7 +676,8 @@ Test(restart, a_newer_state_is_refused_and_the_old_program_serves_on)
 	/* The program taken back upgrades from its path as before. */
 	v2_ino = program_install(&prog, v2);
 	restart(d, sfd, 3);
-	cr_assert_eq(exe_ino(pid), v2_ino, "the next upgrade runs the file now at the path");
+	if (!exe_hidden())
+		cr_assert_eq(exe_ino(pid), v2_ino, "the next upgrade runs the file now at the path");
 	rd_write_ok(w, "again", 5);
 	rd_read_ok(r, buf, sizeof(buf), 5);
 	close(w);
@@ -702,7 +716,7 @@ static pid_t find_child_running(ino_t ino, pid_t not)
 		}
 		fclose(f);
 		snprintf(path, sizeof(path), "/proc/%d/exe", (int)p);
-		if (ppid == getpid() && stat(path, &st) == 0 && st.st_ino == ino)
+		if (ppid == getpid() && stat(path, &st) == 0 && (st.st_ino == ino || exe_hidden()))
 			found = p;
 	}
 	closedir(dir);
@@ -738,7 +752,8 @@ Test(restart, a_new_program_that_crashes_leaves_the_guard_serving)
 	cr_assert_gt(guard, 0, "no process of the old program took over");
 	d->pid = guard;
 	struct ringdev_stats_ext x = stats_ext(sfd);
-	cr_assert_eq(exe_ino(guard), old);
+	if (!exe_hidden())
+		cr_assert_eq(exe_ino(guard), old);
 	rd_read_ok(r, buf, sizeof(buf), sizeof(data));
 	cr_assert_eq(memcmp(buf, data, sizeof(data)), 0, "the data is intact");
 	rd_write_ok(w, "more", 4);
@@ -749,7 +764,8 @@ Test(restart, a_new_program_that_crashes_leaves_the_guard_serving)
 	/* The program at the path works again: the new daemon restarts too. */
 	ino_t ino = program_install(&prog, prog.given);
 	restart(d, sfd, x.restarts + 1);
-	cr_assert_eq(exe_ino(guard), ino);
+	if (!exe_hidden())
+		cr_assert_eq(exe_ino(guard), ino);
 	rd_write_ok(w, "again", 5);
 	rd_read_ok(r, buf, sizeof(buf), 5);
 	close(w);
@@ -867,7 +883,8 @@ Test(restart, restart_after_the_privilege_drop)
 	for (uint64_t i = 1; i <= 2; i++) {
 		ino_t ino = program_install(&prog, prog.given);
 		restart(d, sfd, i);
-		cr_assert_eq(exe_ino(pid), ino);
+		if (!exe_hidden())
+			cr_assert_eq(exe_ino(pid), ino);
 		assert_unprivileged(pid, "after a restart");
 	}
 	rd_read_ok(r, buf, sizeof(buf), sizeof(data));
@@ -950,7 +967,8 @@ Test(restart, a_program_that_cannot_run_leaves_the_old_one_serving)
 	/* With a program there again, the next SIGHUP restarts. */
 	ino_t ino = program_install(&prog, prog.given);
 	restart(d, sfd, 1);
-	cr_assert_eq(exe_ino(pid), ino);
+	if (!exe_hidden())
+		cr_assert_eq(exe_ino(pid), ino);
 	rd_write_ok(w, "again", 5);
 	rd_read_ok(r, buf, sizeof(buf), 5);
 	close(w);
