@@ -726,11 +726,17 @@ static pid_t find_child_running(ino_t ino, pid_t not)
 Test(restart, a_new_program_that_crashes_leaves_the_guard_serving)
 {
 	struct program prog;
-	ino_t old = program_setup(&prog);
+	ino_t old;
 	static const char data[] = "kept by the guard";
 	uint8_t buf[128];
 	int status;
 
+	/* The guard is a fork of the daemon, under valgrind there, and runs
+	 * the old program with execveat(2), which valgrind 3.19 does not
+	 * know (ENOSYS): under it no guard can take over. */
+	if (exe_hidden())
+		cr_skip_test("the guard's execveat does not run under valgrind's wrapper");
+	old = program_setup(&prog);
 	cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
 	struct rd_daemon *d = rd_start(NULL);
 	pid_t pid = d->pid;
@@ -871,6 +877,12 @@ Test(restart, restart_after_the_privilege_drop)
 	static const char data[] = "queued while unprivileged";
 	uint8_t buf[128];
 
+	/* Each handover forks a guard, which valgrind follows with a log file
+	 * of its own, opened as the dropped user in a directory that is
+	 * root's: it says so in the daemon's log, which scripts/analyze.sh
+	 * counts as an error (its privilege step has a directory for that). */
+	if (exe_hidden())
+		cr_skip_test("--user under valgrind's wrapper: the guard's log cannot be opened");
 	program_setup(&prog);
 	struct rd_daemon *d = rd_start(args);
 	pid_t pid = d->pid;
