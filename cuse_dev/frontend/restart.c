@@ -397,6 +397,17 @@ void restart_poll_destroy(void *ph)
 	free(p);
 }
 
+/* Execute the program file fd names (O_PATH), with this image's argv and
+ * environment. Through /proc/self/fd rather than execveat(AT_EMPTY_PATH):
+ * the same file, and valgrind (3.19) follows it. Returns only on failure. */
+static void exec_file(int fd)
+{
+	char path[64];
+	extern char **environ;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	execve(path, self_argv, environ);
+}
+
 /* ---- starting ---- */
 
 void restart_init(int argc, char **argv)
@@ -416,9 +427,20 @@ void restart_init(int argc, char **argv)
 	unsetenv(ENV_PATH);
 	if (!h)
 		return;
-	int state, report, old_exe;
-	long guard;
-	if (sscanf(h, "%d:%d:%d:%ld", &state, &report, &old_exe, &guard) != 4 || state < 0 || old_exe < 0) {
+	long v[4];
+	const char *p = h;
+	int got = 0;
+	for (; got < 4; got++) {
+		char *end;
+		errno = 0;
+		v[got] = strtol(p, &end, 10);
+		if (errno || end == p || v[got] < -1 || v[got] > INT_MAX || *end != (got < 3 ? ':' : '\0'))
+			break;
+		p = end + 1;
+	}
+	int state = got == 4 ? (int)v[0] : -1, report = got == 4 ? (int)v[1] : -1, old_exe = got == 4 ? (int)v[2] : -1;
+	long guard = got == 4 ? v[3] : 0;
+	if (got != 4 || state < 0 || old_exe < 0) {
 		fprintf(stderr, "ringdevd: %s: '%s' is not state:report:exe:guard\n", ENV_HANDOVER, h);
 		exit(1);
 	}
@@ -464,8 +486,7 @@ void restart_refuse(const char *why)
 		setenv(ENV_STORE_CRASH, "1", 1);
 		for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + resume.stored; fd++)
 			set_inherit(fd, true);
-		extern char **environ;
-		execveat(self_exe, "", self_argv, environ, AT_EMPTY_PATH);
+		exec_file(self_exe);
 		_exit(1);
 	}
 	if (resume.fallback) {
@@ -483,8 +504,7 @@ void restart_refuse(const char *why)
 	setenv(ENV_FALLBACK, "1", 1);
 	if (self_path[0])
 		setenv(ENV_PATH, self_path, 1);
-	extern char **environ;
-	execveat(resume.old_exe, "", self_argv, environ, AT_EMPTY_PATH);
+	exec_file(resume.old_exe);
 	log_error("handover: cannot run the old program again: %s; its guard takes over", strerror(errno));
 	log_flush();
 	_exit(1); /* the guard sees the report pipe close and execs it itself */
@@ -976,8 +996,7 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 		snprintf(env, sizeof(env), "%d:-1:%d:0", state, self_exe);
 		setenv(ENV_HANDOVER, env, 1);
 		setenv(ENV_FALLBACK, "1", 1);
-		extern char **environ;
-		execveat(self_exe, "", self_argv, environ, AT_EMPTY_PATH);
+		exec_file(self_exe);
 		_exit(1);
 	}
 	close(report[0]);

@@ -731,11 +731,6 @@ Test(restart, a_new_program_that_crashes_leaves_the_guard_serving)
 	uint8_t buf[128];
 	int status;
 
-	/* The guard is a fork of the daemon, under valgrind there, and runs
-	 * the old program with execveat(2), which valgrind 3.19 does not
-	 * know (ENOSYS): under it no guard can take over. */
-	if (exe_hidden())
-		cr_skip_test("the guard's execveat does not run under valgrind's wrapper");
 	old = program_setup(&prog);
 	cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
 	struct rd_daemon *d = rd_start(NULL);
@@ -821,11 +816,22 @@ Test(restart, sighup_storms_and_sighup_then_sigterm)
 	stream_end(s, spids);
 	cr_assert_eq(d->pid, pid);
 	rd_assert_idle(d);
+	/* Under valgrind's wrapper a handover takes seconds, and one from a
+	 * coalesced SIGHUP may still be under way: let the count settle, so
+	 * that the SIGTERM below does not fall into valgrind's own exec. */
+	for (uint64_t seen = 0; exe_hidden() && seen != n;) {
+		seen = n;
+		pause_ms(4000);
+		n = stats_ext(sfd).restarts;
+	}
 	close(sfd);
 
 	/* SIGHUP, then SIGTERM at once: the daemon ends cleanly, and no guard
-	 * is left holding the mount. */
-	kill(pid, SIGHUP);
+	 * is left holding the mount. (Under valgrind's wrapper the SIGTERM
+	 * comes while valgrind starts the new image, which does not keep a
+	 * pending signal across its own exec: only the native run checks it.) */
+	if (!exe_hidden())
+		kill(pid, SIGHUP);
 	int status = rd_kill(d, SIGTERM);
 	cr_assert_eq(status, 0, "ringdevd ended with %d on SIGTERM right after SIGHUP", status);
 	if (!d->cuse)
@@ -941,7 +947,8 @@ Test(restart, restarts_under_load)
 		got[i] = stream_wait(s[i], got[i]);
 	for (int i = 0; i < PAIRS; i++)
 		stream_end(s[i], pids[i]);
-	cr_assert_geq(n, 5, "only %llu restarts", (unsigned long long)n);
+	/* Under valgrind each new image starts under it too (seconds). */
+	cr_assert_geq(n, exe_hidden() ? 1 : 5, "only %llu restarts", (unsigned long long)n);
 	rd_end(d);
 	close(sfd);
 	program_remove(&prog);
