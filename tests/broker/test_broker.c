@@ -1410,6 +1410,90 @@ Test(broker, records_move_exactly_once_through_a_signal_storm, .timeout = 180)
 	broker_end(d, &b);   /* and the daemon ends idle */
 }
 
+/* Issue 20: the same storm while ringdevd restarts in place five times
+ * (SIGHUP) under it: the broker's parked TRANSACTs, the rendezvous writes
+ * it holds and the reads waiting on them carry over each handover, and
+ * every record still arrives exactly once and in order. */
+#define RESTARTS 5
+
+static uint64_t restarts_through(int fd)
+{
+	struct ringdev_stats_ext x;
+
+	cr_assert_eq(ioctl(fd, RINGDEV_IOC_STATS_EXT, &x), 0, "RINGDEV_IOC_STATS_EXT: %s", strerror(errno));
+	return x.restarts;
+}
+
+Test(broker, records_move_exactly_once_across_five_sighups, .timeout = 180)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	struct storm *s = rd_shared(sizeof(*s));
+	struct broker b;
+	int status;
+
+	const char *const threads[] = { "--threads", "2", NULL };
+	broker_start(d, &b, rendezvous_policy, threads);
+	s->d = *d;
+	s->records = d->cuse || rd_daemon_instrumented() ? STORM_RECORDS_VM : STORM_RECORDS;
+	pid_t reader = rd_spawn(storm_reader, s, -1);
+	pid_t writer = rd_spawn(storm_writer, s, -1);
+	bool reader_done = false, writer_done = false;
+	int reader_status = 0, writer_status = 0;
+	uint64_t deadline = now_ms() + STORM_STALL_MS;
+	uint32_t seen = 0;
+	unsigned sighups = 0;
+	while (__atomic_load_n(&s->opened, __ATOMIC_RELAXED) < 2) {
+		cr_assert_lt(now_ms(), deadline, "the helpers did not open rv.storm");
+		pause_ms(1);
+	}
+	while (!reader_done || !writer_done) {
+		uint32_t got = __atomic_load_n(&s->got, __ATOMIC_RELAXED);
+		if (got != seen) {
+			seen = got;
+			deadline = now_ms() + STORM_STALL_MS;
+		}
+		cr_assert_lt(now_ms(), deadline, "stuck: %u of %u records after %u restarts, none for %d s", got,
+			     s->records, sighups, STORM_STALL_MS / 1000);
+		/* A restart at each sixth of the way, the next once the last is done. */
+		if (sighups < RESTARTS && got >= s->records / (RESTARTS + 1) * (sighups + 1) &&
+		    restarts_through(sfd) == sighups) {
+			cr_assert_eq(kill(d->pid, SIGHUP), 0);
+			sighups++;
+		}
+		if (!writer_done)
+			kill(writer, SIGUSR1);
+		if (!reader_done)
+			kill(reader, SIGUSR1);
+		usleep(300);
+		if (!writer_done && rd_wait_child(writer, 0, &status)) {
+			writer_done = true;
+			writer_status = status;
+		}
+		if (!reader_done && rd_wait_child(reader, 0, &status)) {
+			reader_done = true;
+			reader_status = status;
+		}
+	}
+	cr_assert(WIFEXITED(writer_status) && WEXITSTATUS(writer_status) == 0, "writer: status 0x%x",
+		  writer_status);
+	cr_assert(WIFEXITED(reader_status) && WEXITSTATUS(reader_status) == 0,
+		  "reader: status 0x%x after %u records in order; record %u came instead of %u", reader_status,
+		  s->got, s->bad_seq ? s->bad_seq - 1 : 0, s->got);
+	cr_assert_eq(s->got, s->records, "every record exactly once");
+	cr_assert_eq(sighups, RESTARTS, "the records went by before %d restarts were made", RESTARTS);
+	uint64_t until = now_ms() + 10000;
+	while (restarts_through(sfd) != RESTARTS && now_ms() < until)
+		pause_ms(5);
+	cr_assert_eq(restarts_through(sfd), RESTARTS, "ringdevd counts every restart");
+	cr_assert_eq(waitpid(d->pid, &status, WNOHANG), 0, "ringdevd kept its pid");
+	cr_assert_eq(kill(b.pid, 0), 0, "the broker lived through the restarts");
+	rd_wait_parked(d, 0, 0);
+	rd_wait_other(d, 2); /* the broker threads' parked TRANSACTs only */
+	broker_end(d, &b);
+	close(sfd);
+}
+
 /* ---- ioctls ---- */
 
 /* Mean microseconds per call of `count` ioctls. */

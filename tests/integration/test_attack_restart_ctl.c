@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_attack_restart_ctl.c - the control protocol (TRANSACT, FETCH, STAGE,
+ * CANCEL) across ringdevd's in-place restart (SIGHUP, issue 20), attacked
+ * from outside: a broker parked in TRANSACT while the daemon re-executes
+ * itself, requests taken before and answered after, payloads half FETCHed
+ * or STAGEd on each side, a CANCEL in flight, answers to old ids, deadlines
+ * (--cancel-timeout, --broker-timeout) that span the restart.
+ *
+ * The restart must be invisible to the broker as it is to apps: its
+ * descriptor, its parked call and every request it holds carry over, ids
+ * are never reused, and every check an answer goes through still applies.
+ *
+ * The test process is its own broker (raw RINGDEV_IOC_CTL_* ioctls, as in
+ * test_control.c, whose helpers these are a small copy of); apps are
+ * helper processes, since an app's call waits for the broker.
+ */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+
+RD_SUITE(attack_restart_ctl, 60);
+
+#define BATCH RINGDEV_CTL_BATCH
+#define INLINE RINGDEV_CTL_INLINE
+
+struct dev_small {
+	uint32_t value;
+	uint32_t pad;
+	uint8_t bytes[56];
+};
+struct dev_big {
+	uint8_t bytes[8192]; /* beyond RINGDEV_CTL_INLINE: FETCH and STAGE */
+};
+#define DEV_ECHO _IOWR(RINGDEV_IOC_MAGIC, 0x80, struct dev_small)
+#define DEV_BIG _IOWR(RINGDEV_IOC_MAGIC, 0x81, struct dev_big)
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static uint64_t restarts_of(int sfd)
+{
+	struct ringdev_stats_ext x;
+
+	cr_assert_eq(ioctl(sfd, RINGDEV_IOC_STATS_EXT, &x), 0, "RINGDEV_IOC_STATS_EXT: %s", rd_errname(errno));
+	return x.restarts;
+}
+
+/* SIGHUP, and wait until the new image counts the restart (its first
+ * answer to us is the proof it serves). The pid must stay. */
+static void sighup_restart(struct rd_daemon *d, int sfd)
+{
+	uint64_t before = restarts_of(sfd), deadline = now_ms() + RD_START_TIMEOUT_MS;
+	int status;
+
+	cr_assert_eq(kill(d->pid, SIGHUP), 0, "SIGHUP: %s", strerror(errno));
+	while (restarts_of(sfd) == before) {
+		cr_assert_lt(now_ms(), deadline, "no restart within %d ms", RD_START_TIMEOUT_MS);
+		pause_ms(5);
+	}
+	cr_assert_eq(restarts_of(sfd), before + 1, "exactly one restart counted");
+	cr_assert_eq(waitpid(d->pid, &status, WNOHANG), 0, "ringdevd still runs with its pid after the restart");
+}
+
+/* ---- the test's broker (after test_control.c) ---------------------------- */
+
+struct broker {
+	int fd;
+	unsigned n;
+	struct ringdev_ctl_request inbox[32];
+};
+
+static void broker_open(struct broker *b, const struct rd_daemon *d)
+{
+	b->n = 0;
+	b->fd = rd_ctl_open(d);
+	cr_assert_geq(b->fd, 0, "open the control node: %s", rd_errname(errno));
+}
+
+static void broker_close(struct broker *b, const struct rd_daemon *d)
+{
+	cr_assert_eq(close(b->fd), 0, "close the control fd: %s", strerror(errno));
+	b->fd = -1;
+	rd_wait_broker(d, 0);
+}
+
+static unsigned broker_pull(struct broker *b, uint32_t timeout_ms)
+{
+	struct ringdev_ctl_transact t;
+	uint32_t room = (uint32_t)(sizeof(b->inbox) / sizeof(b->inbox[0])) - b->n;
+	uint32_t max = room < BATCH ? room : BATCH;
+
+	cr_assert_gt(max, 0, "the test broker's inbox is full");
+	cr_assert_eq(rd_transact(b->fd, NULL, 0, max, timeout_ms, &t), 0, "TRANSACT: %s", rd_errname(errno));
+	cr_assert(t.rejected == 0 && t.failed == 0, "TRANSACT without answers: rejected %u failed %u", t.rejected,
+		  t.failed);
+	memcpy(b->inbox + b->n, t.requests, t.nrequests * sizeof(t.requests[0]));
+	b->n += t.nrequests;
+	return t.nrequests;
+}
+
+static bool inbox_claim(struct broker *b, uint32_t type, struct ringdev_ctl_request *out)
+{
+	for (unsigned i = 0; i < b->n; i++) {
+		if (b->inbox[i].type != type)
+			continue;
+		*out = b->inbox[i];
+		memmove(b->inbox + i, b->inbox + i + 1, (b->n - i - 1) * sizeof(b->inbox[0]));
+		b->n--;
+		return true;
+	}
+	return false;
+}
+
+static struct ringdev_ctl_request broker_take(struct broker *b, uint32_t type)
+{
+	uint64_t deadline = now_ms() + RD_PARK_TIMEOUT_MS;
+	struct ringdev_ctl_request r;
+
+	for (;;) {
+		uint64_t now;
+
+		if (inbox_claim(b, type, &r))
+			return r;
+		now = now_ms();
+		cr_assert_lt(now, deadline, "no request of type %u within %d ms (%u others)", type,
+			     RD_PARK_TIMEOUT_MS, b->n);
+		broker_pull(b, (uint32_t)(deadline - now));
+	}
+}
+
+static struct ringdev_ctl_answer answer_for(const struct ringdev_ctl_request *r, int32_t result)
+{
+	struct ringdev_ctl_answer a;
+
+	memset(&a, 0, sizeof(a));
+	a.id = r->id;
+	a.result = result;
+	return a;
+}
+
+static void broker_send1(struct broker *b, struct ringdev_ctl_answer a, uint32_t rejected, uint32_t failed,
+			 const char *what)
+{
+	struct ringdev_ctl_transact t;
+
+	cr_assert_eq(rd_transact(b->fd, &a, 1, 0, 0, &t), 0, "%s: TRANSACT: %s", what, rd_errname(errno));
+	cr_assert(t.rejected == rejected && t.failed == failed,
+		  "%s: expected rejected %u failed %u, got rejected %u failed %u", what, rejected, failed, t.rejected,
+		  t.failed);
+}
+
+static int bulk_call(int fd, unsigned long cmd, uint64_t id, uint64_t offset, uint32_t size, const void *data,
+		     struct ringdev_ctl_bulk *bulk)
+{
+	memset(bulk, 0, sizeof(*bulk));
+	bulk->id = id;
+	bulk->offset = offset;
+	bulk->size = size;
+	if (data)
+		memcpy(bulk->data, data, size);
+	return ioctl(fd, cmd, bulk) < 0 ? -1 : 0;
+}
+
+/* ---- apps: one ioctl on a handle, in a helper process --------------------- */
+
+struct app {
+	int fd;
+	unsigned long cmd;
+	bool catch_sigusr1;
+	long ret;
+	int err;
+	atomic_ullong done_ms;
+	unsigned char buf[sizeof(struct dev_big)];
+};
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+}
+
+static int app_main(void *arg)
+{
+	struct app *a = arg;
+
+	if (a->catch_sigusr1) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_sigusr1; /* no SA_RESTART: the call returns EINTR */
+		sigaction(SIGUSR1, &sa, NULL);
+	}
+	a->ret = ioctl(a->fd, a->cmd, a->buf);
+	a->err = a->ret < 0 ? errno : 0;
+	atomic_store(&a->done_ms, now_ms());
+	return 0;
+}
+
+static struct app *app_ioctl(int fd, unsigned long cmd, uint32_t value, pid_t *pid, bool sigusr1)
+{
+	struct app *a = rd_shared(sizeof(*a));
+
+	a->fd = fd;
+	a->cmd = cmd;
+	a->ret = -2;
+	a->catch_sigusr1 = sigusr1;
+	((struct dev_small *)a->buf)->value = value;
+	*pid = rd_spawn(app_main, a, fd);
+	return a;
+}
+
+static void expect_ret(pid_t pid, const struct app *a, long ret, int err, const char *what)
+{
+	cr_assert_eq(rd_join(pid), 0, "%s: the app's exit code", what);
+	cr_assert(a->ret == ret && a->err == err, "%s: expected %ld (%s), got %ld (%s)", what, ret, rd_errname(err),
+		  a->ret, rd_errname(a->err));
+}
+
+/* ---- a TRANSACT parked in a thread of the test --------------------------- */
+
+struct parked_transact {
+	int fd;
+	uint32_t timeout_ms;
+	int rc, err;
+	struct ringdev_ctl_transact t;
+	atomic_int done;
+};
+
+static void *parked_transact_main(void *arg)
+{
+	struct parked_transact *p = arg;
+
+	p->rc = rd_transact(p->fd, NULL, 0, BATCH, p->timeout_ms, &p->t);
+	p->err = p->rc < 0 ? errno : 0;
+	atomic_store(&p->done, 1);
+	return NULL;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* The broker's TRANSACT waits across the restart and returns with a
+ * request that arrives after it; the answer reaches the app. */
+Test(attack_restart_ctl, a_transact_parked_across_sighup_takes_a_later_request)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Tx", O_RDWR, 0, 0, 0);
+	struct parked_transact p = { .timeout_ms = 20000 };
+	struct broker b;
+	pthread_t th;
+	pid_t pid;
+
+	broker_open(&b, d);
+	p.fd = b.fd;
+	cr_assert_eq(pthread_create(&th, NULL, parked_transact_main, &p), 0);
+	rd_wait_other(d, 1);
+	sighup_restart(d, sfd);
+	cr_assert_eq(atomic_load(&p.done), 0, "the parked TRANSACT did not return at the restart (rc %d, %s)", p.rc,
+		     rd_errname(p.err));
+	rd_wait_other(d, 1);
+	struct app *a = app_ioctl(fd, DEV_ECHO, 7, &pid, false);
+	pthread_join(th, NULL);
+	cr_assert_eq(p.rc, 0, "the parked TRANSACT: %s", rd_errname(p.err));
+	cr_assert_eq(p.t.nrequests, 1, "it returns with the request that came after the restart");
+	cr_assert_eq(p.t.requests[0].type, RINGDEV_CTL_IOCTL);
+	cr_assert_eq(((const struct dev_small *)p.t.requests[0].data)->value, 7, "the request's payload");
+	struct ringdev_ctl_answer ans = answer_for(&p.t.requests[0], 42);
+	ans.size = sizeof(struct dev_small);
+	((struct dev_small *)ans.data)->value = 99;
+	broker_send1(&b, ans, 0, 0, "answer after the restart");
+	expect_ret(pid, a, 42, 0, "the ioctl relayed after the restart");
+	cr_assert_eq(((struct dev_small *)a->buf)->value, 99, "the out-payload");
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* The restart while the broker holds a large request: its payload FETCHed
+ * half before and half after, the answer STAGEd half before a second
+ * restart and half after, answered STAGED; then answers to old ids are
+ * rejected and a new request never gets an old id. */
+Test(attack_restart_ctl, fetch_and_stage_span_two_restarts)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Big", O_RDWR, 0, 0, 0);
+	static unsigned char sent[8192], got[8192], back[8192];
+	static struct ringdev_ctl_bulk bulk;
+	struct broker b;
+	pid_t pid, pid2;
+
+	broker_open(&b, d);
+	struct app *a = rd_shared(sizeof(*a));
+	a->fd = fd;
+	a->cmd = DEV_BIG;
+	a->ret = -2;
+	rd_pattern(sent, sizeof(sent), 1, 0);
+	memcpy(a->buf, sent, sizeof(sent));
+	pid = rd_spawn(app_main, a, fd);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	cr_assert(r.size == 8192 && r.out_size == 8192, "size %u out_size %u", r.size, r.out_size);
+
+	cr_assert_eq(bulk_call(b.fd, RINGDEV_IOC_CTL_FETCH, r.id, 0, 4000, NULL, &bulk), 0, "FETCH: %s",
+		     rd_errname(errno));
+	cr_assert_eq(bulk.size, 4000);
+	memcpy(got, bulk.data, 4000);
+	sighup_restart(d, sfd);
+	for (uint64_t off = 4000; off < sizeof(got); off += bulk.size) {
+		cr_assert_eq(bulk_call(b.fd, RINGDEV_IOC_CTL_FETCH, r.id, off, 3000, NULL, &bulk), 0,
+			     "FETCH after the restart at %llu: %s", (unsigned long long)off, rd_errname(errno));
+		cr_assert_gt(bulk.size, 0);
+		memcpy(got + off, bulk.data, bulk.size);
+	}
+	cr_assert_eq(memcmp(got, sent, sizeof(sent)), 0, "the in-payload FETCHed across the restart");
+
+	rd_pattern(back, sizeof(back), 2, 0);
+	cr_assert_eq(bulk_call(b.fd, RINGDEV_IOC_CTL_STAGE, r.id, 4096, 4096, back + 4096, &bulk), 0, "STAGE: %s",
+		     rd_errname(errno));
+	sighup_restart(d, sfd);
+	cr_assert_eq(bulk_call(b.fd, RINGDEV_IOC_CTL_STAGE, r.id, 0, 4096, back, &bulk), 0,
+		     "STAGE after the restart: %s", rd_errname(errno));
+	struct ringdev_ctl_answer ans = answer_for(&r, 0);
+	ans.flags = RINGDEV_ANSWER_STAGED;
+	ans.size = sizeof(back);
+	broker_send1(&b, ans, 0, 0, "the STAGED answer after two restarts");
+	expect_ret(pid, a, 0, 0, "the large ioctl");
+	cr_assert_eq(memcmp(a->buf, back, sizeof(back)), 0, "the out-payload STAGEd across the restart");
+
+	broker_send1(&b, answer_for(&r, 0), 1, 0, "the same id again");
+	rd_assert_errno(bulk_call(b.fd, RINGDEV_IOC_CTL_FETCH, r.id, 0, 10, NULL, &bulk), ENOENT,
+			"FETCH of the answered request");
+	sighup_restart(d, sfd);
+	broker_send1(&b, answer_for(&r, 0), 1, 0, "the same id after another restart");
+	struct app *a2 = app_ioctl(fd, DEV_ECHO, 3, &pid2, false);
+	struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	cr_assert_gt(r2.id, r.id, "ids are never reused after a restart (%llu after %llu)",
+		     (unsigned long long)r2.id, (unsigned long long)r.id);
+	broker_send1(&b, answer_for(&r2, 3), 0, 0, "a new request");
+	expect_ret(pid2, a2, 3, 0, "the new request");
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* A request pending (not taken) at the restart is taken after it; one
+ * taken before is answered after; a malformed answer to an old request is
+ * still caught (admit.c's checks hold for restored requests). */
+Test(attack_restart_ctl, pending_and_taken_requests_carry_over_with_their_checks)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Pt", O_RDWR, 0, 0, 0);
+	struct broker b;
+	pid_t p1, p2, p3;
+
+	broker_open(&b, d);
+	struct app *a1 = app_ioctl(fd, DEV_ECHO, 1, &p1, false);
+	struct ringdev_ctl_request r1 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	struct app *a2 = app_ioctl(fd, DEV_ECHO, 2, &p2, false);
+	struct app *a3 = app_ioctl(fd, DEV_ECHO, 3, &p3, false);
+	rd_wait_other(d, 3);
+	sighup_restart(d, sfd);
+	rd_wait_other(d, 3);
+	struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	struct ringdev_ctl_request r3 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	cr_assert(r2.id != r1.id && r3.id != r1.id && r2.id != r3.id, "distinct ids");
+	uint32_t v2 = ((const struct dev_small *)r2.data)->value, v3 = ((const struct dev_small *)r3.data)->value;
+	cr_assert((v2 == 2 && v3 == 3) || (v2 == 3 && v3 == 2), "the pending requests' payloads (%u, %u)", v2, v3);
+
+	/* An out-payload larger than the app's buffer: failed, the app gets EIO. */
+	struct ringdev_ctl_answer bad = answer_for(&r1, 0);
+	bad.size = sizeof(struct dev_small) + 1;
+	broker_send1(&b, bad, 0, 1, "an oversized out-payload to a request taken before the restart");
+	expect_ret(p1, a1, -1, EIO, "the malformed answer");
+	/* STAGED without anything staged: failed too. */
+	struct ringdev_ctl_answer st = answer_for(&r2, 0);
+	st.flags = RINGDEV_ANSWER_STAGED;
+	st.size = sizeof(struct dev_small);
+	broker_send1(&b, st, 0, 1, "STAGED with nothing staged");
+	broker_send1(&b, answer_for(&r3, 33), 0, 0, "a good answer");
+	cr_assert_eq(rd_join(v2 == 2 ? p2 : p3), 0);
+	cr_assert_eq(rd_join(v2 == 2 ? p3 : p2), 0);
+	struct app *ok = v3 == 3 ? a3 : a2, *eio = v3 == 3 ? a2 : a3;
+	cr_assert(ok->ret == 33, "the good answer: %ld (%s)", ok->ret, rd_errname(ok->err));
+	cr_assert(eio->ret == -1 && eio->err == EIO, "the STAGED without staging: %ld (%s)", eio->ret,
+		  rd_errname(eio->err));
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* The app interrupted just before the SIGHUP: the CANCEL is taken after
+ * it and the broker's answer completes the call; a second one's CANCEL
+ * is not answered and --cancel-timeout ends it (the deadline set before
+ * the restart still holds after it). */
+Test(attack_restart_ctl, a_cancel_in_flight_across_sighup)
+{
+	const char *const args[] = { "--cancel-timeout", "1500", NULL };
+	struct rd_daemon *d = rd_start(args);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Cx", O_RDWR, 0, 0, 0);
+	struct broker b;
+	pid_t pid;
+
+	broker_open(&b, d);
+	struct app *a = app_ioctl(fd, DEV_ECHO, 1, &pid, true);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	rd_wait_other(d, 1);
+	kill(pid, SIGUSR1);
+	pause_ms(50); /* the INTERRUPT reaches the old image (or else the new one: both must do) */
+	sighup_restart(d, sfd);
+	struct ringdev_ctl_request c = broker_take(&b, RINGDEV_CTL_CANCEL);
+	cr_assert_eq(c.ref, r.id, "the CANCEL names the request");
+	cr_assert_eq(atomic_load(&a->done_ms), 0, "the app still waits for the broker's answer");
+	broker_send1(&b, answer_for(&r, -EINTR), 0, 0, "cancelled, after the restart");
+	expect_ret(pid, a, -1, EINTR, "the cancelled ioctl");
+	broker_send1(&b, answer_for(&r, 5), 1, 0, "a late answer to the cancelled request");
+
+	a = app_ioctl(fd, DEV_ECHO, 2, &pid, true);
+	r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	rd_wait_other(d, 1);
+	uint64_t t0 = now_ms();
+	kill(pid, SIGUSR1);
+	c = broker_take(&b, RINGDEV_CTL_CANCEL);
+	sighup_restart(d, sfd);
+	expect_ret(pid, a, -1, EINTR, "an unanswered CANCEL across the restart");
+	uint64_t took = atomic_load(&a->done_ms) - t0;
+	cr_assert(took >= 1400 && took < 4000, "ended at the --cancel-timeout set before the restart (%llu ms)",
+		  (unsigned long long)took);
+	broker_send1(&b, answer_for(&r, 5), 1, 0, "the answer after the bound");
+	rd_wait_other(d, 0);
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* The app interrupted after the restart, its request taken before it: the
+ * kernel's INTERRUPT names a request of the old image. */
+Test(attack_restart_ctl, an_interrupt_after_sighup_of_a_request_taken_before)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Ix", O_RDWR, 0, 0, 0);
+	struct broker b;
+	pid_t pid;
+
+	broker_open(&b, d);
+	struct app *a = app_ioctl(fd, DEV_ECHO, 1, &pid, true);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	rd_wait_other(d, 1);
+	sighup_restart(d, sfd);
+	kill(pid, SIGUSR1);
+	struct ringdev_ctl_request c = broker_take(&b, RINGDEV_CTL_CANCEL);
+	cr_assert_eq(c.ref, r.id, "the CANCEL names the request taken before the restart");
+	broker_send1(&b, answer_for(&r, 9), 0, 0, "done anyway");
+	expect_ret(pid, a, 9, 0, "the result of a request cancelled too late");
+	rd_wait_other(d, 0);
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* --broker-timeout: a request pending at the restart ends at the deadline
+ * it had (not a new one from the restart, and not never). */
+Test(attack_restart_ctl, broker_timeout_spans_the_restart)
+{
+	const char *const args[] = { "--broker-timeout", "1500", NULL };
+	struct rd_daemon *d = rd_start(args);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Bt", O_RDWR, 0, 0, 0);
+	struct broker b;
+	pid_t pid;
+
+	broker_open(&b, d);
+	uint64_t t0 = now_ms();
+	struct app *a = app_ioctl(fd, DEV_ECHO, 1, &pid, false);
+	rd_wait_other(d, 1);
+	sighup_restart(d, sfd);
+	cr_assert_eq(rd_join(pid), 0);
+	uint64_t took = atomic_load(&a->done_ms) - t0;
+	cr_assert(a->ret == -1, "an ioctl no broker took ends (got %ld)", a->ret);
+	cr_assert(took >= 1400 && took < 4000, "at the --broker-timeout set before the restart (%llu ms, %s)",
+		  (unsigned long long)took, rd_errname(a->err));
+	rd_wait_other(d, 0);
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* The broker closes the control node right at the SIGHUP, and a second
+ * broker opens it right after: the requests the first one held end
+ * (ECONNRESET), the new one takes what comes next, nothing is left. */
+Test(attack_restart_ctl, broker_leaves_during_the_handover_and_another_comes)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Bl", O_RDWR, 0, 0, 0);
+	struct broker b;
+	pid_t pid;
+
+	for (int round = 0; round < 3; round++) {
+		broker_open(&b, d);
+		struct app *a = app_ioctl(fd, DEV_ECHO, 1, &pid, false);
+		struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+		uint64_t before = restarts_of(sfd);
+		kill(d->pid, SIGHUP);
+		if (round)
+			pause_ms(round == 1 ? 1 : 20);
+		close(b.fd);
+		expect_ret(pid, a, -1, ECONNRESET, "a request the leaving broker held");
+		uint64_t deadline = now_ms() + RD_START_TIMEOUT_MS;
+		while (restarts_of(sfd) == before) {
+			cr_assert_lt(now_ms(), deadline, "no restart");
+			pause_ms(5);
+		}
+		rd_wait_broker(d, 0);
+		broker_open(&b, d);
+		a = app_ioctl(fd, DEV_ECHO, 2, &pid, false);
+		struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_IOCTL);
+		cr_assert_gt(r2.id, r.id);
+		broker_send1(&b, answer_for(&r, 0), 1, 0, "an answer to the old broker's request");
+		broker_send1(&b, answer_for(&r2, 2), 0, 0, "the new broker answers");
+		expect_ret(pid, a, 2, 0, "the new broker's request");
+		broker_close(&b, d);
+	}
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
