@@ -17,6 +17,7 @@
  */
 #include "harness.h"
 
+#include <grp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
@@ -545,6 +546,266 @@ Test(attack_restart_ctl, broker_leaves_during_the_handover_and_another_comes)
 		expect_ret(pid, a, 2, 0, "the new broker's request");
 		broker_close(&b, d);
 	}
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* ---- opens relayed across the restart --------------------------------------- */
+
+#define NOBODY 65534
+
+struct opener {
+	char path[RD_PATH_SIZE + RINGDEV_NAME_SIZE + 2];
+	int flags;
+	uid_t uid;
+	bool read_after;                /* a read(2) of 4 bytes on the new handle */
+	int open_err, info_err;
+	struct ringdev_pipe_info info;
+	long rret;
+	int rerr;
+	unsigned char rbuf[4];
+	atomic_int opened;
+	atomic_int hold;                /* keep the handle while nonzero */
+};
+
+static int opener_main(void *arg)
+{
+	struct opener *o = arg;
+
+	if (o->uid && (setgroups(0, NULL) != 0 || setgid(o->uid) != 0 || setuid(o->uid) != 0))
+		return 1;
+	int fd = open(o->path, o->flags | O_CLOEXEC, 0600);
+	o->open_err = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		o->info_err = ioctl(fd, RINGDEV_IOC_PIPE_INFO, &o->info) < 0 ? errno : 0;
+		if (o->read_after) {
+			o->rret = read(fd, o->rbuf, sizeof(o->rbuf));
+			o->rerr = o->rret < 0 ? errno : 0;
+		}
+	}
+	atomic_store(&o->opened, 1);
+	while (atomic_load(&o->hold))
+		pause_ms(2);
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+static struct opener *opener_start(const struct rd_daemon *d, const char *pipe, int flags, uid_t uid, pid_t *pid)
+{
+	struct opener *o = rd_shared(sizeof(*o));
+
+	snprintf(o->path, sizeof(o->path), "%s/%s", d->mount, pipe);
+	o->flags = flags;
+	o->uid = uid;
+	*pid = rd_spawn(opener_main, o, -1);
+	return o;
+}
+
+/* OPENs taken before the restart, answered after it with each answer
+ * flag: the mapping, the settings, BROKERED (its reads then go to the
+ * broker), BUILTIN, GRANT; the daemon's own rules still decide (a mapping
+ * into another user's pipe without GRANT is EACCES, the mode bits hold
+ * whatever the answer). The RELEASE of a handle opened before a restart
+ * names the handle the broker saw. */
+Test(attack_restart_ctl, open_answers_after_sighup_keep_every_flag_and_rule)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	if (d->cuse)
+		cr_skip_test("FUSE paths");
+	int sfd = rd_keep_stats(d);
+	int rootfd = rd_create(d, "RootOnly", O_RDWR, 0, 0, 0);
+	/* root's, readable by others: nobody sees it and may read, not write */
+	cr_assert_eq(rd_set_config(rootfd, RINGDEV_SET_MODE, 0, 0, 0604, 0), 0, "chmod 0604: %s", rd_errname(errno));
+	struct broker b;
+	pid_t p1, p2, p3, p4, p5;
+
+	broker_open(&b, d);
+	/* 1: mapped to a new pipe, with settings */
+	struct opener *o1 = opener_start(d, "Asked", O_RDWR | O_CREAT, 0, &p1);
+	atomic_store(&o1->hold, 1);
+	struct ringdev_ctl_request r1 = broker_take(&b, RINGDEV_CTL_OPEN);
+	/* 2: brokered */
+	struct opener *o2 = opener_start(d, "Brk", O_RDWR | O_CREAT, 0, &p2);
+	o2->read_after = true;
+	struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_OPEN);
+	/* 3: nobody, handed back (BUILTIN): root's 0604 pipe opens for reading */
+	struct opener *o3 = opener_start(d, "RootOnly", O_RDONLY, NOBODY, &p3);
+	struct ringdev_ctl_request r3 = broker_take(&b, RINGDEV_CTL_OPEN);
+	/* 4: nobody mapped into root's pipe without GRANT: EACCES */
+	struct opener *o4 = opener_start(d, "Mine4", O_RDONLY | O_CREAT, NOBODY, &p4);
+	struct ringdev_ctl_request r4 = broker_take(&b, RINGDEV_CTL_OPEN);
+	/* 5: nobody mapped into root's pipe with GRANT for writing: the mode bits (0604) still say no */
+	struct opener *o5 = opener_start(d, "Mine5", O_WRONLY | O_CREAT, NOBODY, &p5);
+	struct ringdev_ctl_request r5 = broker_take(&b, RINGDEV_CTL_OPEN);
+	rd_wait_other(d, 5);
+
+	sighup_restart(d, sfd);
+	sighup_restart(d, sfd);
+
+	struct ringdev_ctl_answer a = answer_for(&r1, 0);
+	a.flags = RINGDEV_ANSWER_SETTINGS;
+	snprintf(a.name, sizeof(a.name), "Mapped");
+	a.kind = RINGDEV_KIND_MESSAGE;
+	a.policy = RINGDEV_POLICY_BLOCK;
+	a.mode = 0640;
+	a.capacity = 8192;
+	broker_send1(&b, a, 0, 0, "OPEN 1: mapped with settings");
+	a = answer_for(&r2, 0);
+	a.flags = RINGDEV_ANSWER_BROKERED;
+	broker_send1(&b, a, 0, 0, "OPEN 2: brokered");
+	a = answer_for(&r3, 0);
+	a.flags = RINGDEV_ANSWER_BUILTIN;
+	broker_send1(&b, a, 0, 0, "OPEN 3: builtin");
+	a = answer_for(&r4, 0);
+	snprintf(a.name, sizeof(a.name), "RootOnly");
+	broker_send1(&b, a, 0, 0, "OPEN 4: mapped into root's pipe");
+	a = answer_for(&r5, 0);
+	a.flags = RINGDEV_ANSWER_GRANT;
+	snprintf(a.name, sizeof(a.name), "RootOnly");
+	broker_send1(&b, a, 0, 0, "OPEN 5: granted into root's 0600 pipe");
+
+	/* 2's read goes to the broker */
+	struct ringdev_ctl_request rd = broker_take(&b, RINGDEV_CTL_READ);
+	cr_assert_eq(rd.handle, r2.handle, "the READ comes from the brokered handle");
+	struct ringdev_ctl_answer ra = answer_for(&rd, 4);
+	ra.size = 4;
+	memcpy(ra.data, "rdv!", 4);
+	broker_send1(&b, ra, 0, 0, "the READ");
+	cr_assert_eq(rd_join(p2), 0);
+	cr_assert_eq(o2->open_err, 0, "OPEN 2: %s", rd_errname(o2->open_err));
+	cr_assert(o2->rret == 4 && memcmp(o2->rbuf, "rdv!", 4) == 0, "the brokered read: %ld (%s)", o2->rret,
+		  rd_errname(o2->rerr));
+	cr_assert_eq(rd_join(p3), 0);
+	cr_assert_eq(o3->open_err, 0, "OPEN 3 (BUILTIN, 0604 root pipe, nobody reads): %s", rd_errname(o3->open_err));
+	cr_assert_eq(rd_join(p4), 0);
+	cr_assert_eq(o4->open_err, EACCES, "OPEN 4 (mapped without GRANT): %s", rd_errname(o4->open_err));
+	cr_assert_eq(rd_join(p5), 0);
+	cr_assert_eq(o5->open_err, EACCES, "OPEN 5 (GRANT, mode 0604, a writer): %s", rd_errname(o5->open_err));
+
+	uint64_t until = now_ms() + RD_PARK_TIMEOUT_MS;
+	while (!atomic_load(&o1->opened) && now_ms() < until)
+		pause_ms(2);
+	cr_assert_eq(o1->open_err, 0, "OPEN 1: %s", rd_errname(o1->open_err));
+	cr_assert_eq(o1->info_err, 0);
+	cr_assert_str_eq(o1->info.name, "Mapped", "the mapping answered after the restart");
+	cr_assert(o1->info.kind == RINGDEV_KIND_MESSAGE && o1->info.capacity == 8192 && o1->info.mode == 0640,
+		  "the settings (kind %u capacity %llu mode %o)", o1->info.kind,
+		  (unsigned long long)o1->info.capacity, o1->info.mode);
+	sighup_restart(d, sfd);
+	atomic_store(&o1->hold, 0);
+	cr_assert_eq(rd_join(p1), 0);
+	/* RELEASEs of 1, 2 and 3, each once (the refused opens made no handle) */
+	uint64_t want[3] = { r1.handle, r2.handle, r3.handle };
+	for (int i = 0; i < 3; i++) {
+		struct ringdev_ctl_request rel = broker_take(&b, RINGDEV_CTL_RELEASE);
+		int k = 0;
+		while (k < 3 && want[k] != rel.handle)
+			k++;
+		cr_assert_lt(k, 3, "a RELEASE of handle %llu, which no OPEN named (or named twice)",
+			     (unsigned long long)rel.handle);
+		want[k] = 0;
+	}
+	rd_wait_other(d, 0);
+	broker_close(&b, d);
+	rd_close(d, rootfd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* --require-broker: opens waiting for a broker when there is none, across
+ * two restarts; the broker that comes after takes and allows them. A
+ * TRANSACT with a timeout that ends after the restart returns then, with
+ * nothing. */
+Test(attack_restart_ctl, require_broker_waits_across_restarts)
+{
+	const char *const args[] = { "--require-broker", NULL };
+	struct rd_daemon *d = rd_start(args);
+	if (d->cuse)
+		cr_skip_test("FUSE paths");
+	int sfd = rd_keep_stats(d);
+	struct broker b;
+	pid_t p1, p2;
+
+	struct opener *o1 = opener_start(d, "Wait1", O_RDWR | O_CREAT, 0, &p1);
+	struct opener *o2 = opener_start(d, "Wait2", O_RDONLY | O_CREAT, NOBODY, &p2);
+	rd_wait_other(d, 2);
+	sighup_restart(d, sfd);
+	sighup_restart(d, sfd);
+	rd_wait_other(d, 2);
+	broker_open(&b, d);
+	struct ringdev_ctl_request r1 = broker_take(&b, RINGDEV_CTL_OPEN);
+	struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_OPEN);
+	broker_send1(&b, answer_for(&r1, 0), 0, 0, "allow 1");
+	broker_send1(&b, answer_for(&r2, 0), 0, 0, "allow 2");
+	cr_assert_eq(rd_join(p1), 0);
+	cr_assert_eq(rd_join(p2), 0);
+	cr_assert_eq(o1->open_err, 0, "open 1: %s", rd_errname(o1->open_err));
+	cr_assert_eq(o2->open_err, 0, "open 2: %s", rd_errname(o2->open_err));
+	(void)broker_take(&b, RINGDEV_CTL_RELEASE);
+	(void)broker_take(&b, RINGDEV_CTL_RELEASE);
+
+	/* a TRANSACT parked with 1.5 s, the restart at its start */
+	struct parked_transact p = { .fd = b.fd, .timeout_ms = 1500 };
+	pthread_t th;
+	uint64_t t0 = now_ms();
+	cr_assert_eq(pthread_create(&th, NULL, parked_transact_main, &p), 0);
+	rd_wait_other(d, 1);
+	sighup_restart(d, sfd);
+	pthread_join(th, NULL);
+	uint64_t took = now_ms() - t0;
+	cr_assert_eq(p.rc, 0, "the TRANSACT: %s", rd_errname(p.err));
+	cr_assert_eq(p.t.nrequests, 0);
+	cr_assert(took >= 1400 && took < 4000, "it ends at its timeout (%llu ms)", (unsigned long long)took);
+	rd_wait_other(d, 0);
+	broker_close(&b, d);
+	rd_end(d);
+	close(sfd);
+}
+
+/* A broker thread's TRANSACT parked before the restart and interrupted
+ * after it returns (0 requests, or EINTR), and the broker serves on. */
+static void on_sigusr2(int sig)
+{
+	(void)sig;
+}
+
+Test(attack_restart_ctl, a_parked_transact_interrupted_after_sighup)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Ti", O_RDWR, 0, 0, 0);
+	struct parked_transact p = { .timeout_ms = 20000 };
+	struct sigaction sa;
+	struct broker b;
+	pthread_t th;
+	pid_t pid;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr2; /* no SA_RESTART */
+	sigaction(SIGUSR2, &sa, NULL);
+	broker_open(&b, d);
+	p.fd = b.fd;
+	cr_assert_eq(pthread_create(&th, NULL, parked_transact_main, &p), 0);
+	rd_wait_other(d, 1);
+	sighup_restart(d, sfd);
+	uint64_t until = now_ms() + 3000;
+	while (!atomic_load(&p.done) && now_ms() < until) {
+		pthread_kill(th, SIGUSR2);
+		pause_ms(20);
+	}
+	cr_assert(atomic_load(&p.done), "a parked TRANSACT of the old image did not end on a signal");
+	pthread_join(th, NULL);
+	cr_assert(p.rc == 0 || p.err == EINTR, "interrupted TRANSACT: %s", rd_errname(p.err));
+	if (p.rc == 0)
+		cr_assert_eq(p.t.nrequests, 0);
+	rd_wait_other(d, 0);
+	struct app *a = app_ioctl(fd, DEV_ECHO, 4, &pid, false);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	broker_send1(&b, answer_for(&r, 4), 0, 0, "serves on");
+	expect_ret(pid, a, 4, 0, "after the interrupted TRANSACT");
+	broker_close(&b, d);
 	rd_close(d, fd);
 	rd_end(d);
 	close(sfd);
