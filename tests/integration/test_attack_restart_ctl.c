@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -807,6 +808,240 @@ Test(attack_restart_ctl, a_parked_transact_interrupted_after_sighup)
 	expect_ret(pid, a, 4, 0, "after the interrupted TRANSACT");
 	broker_close(&b, d);
 	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* Interrupts racing the SIGHUP: an app's relayed ioctl, taken by the
+ * broker, is interrupted at a varying moment around the restart (before
+ * the signal, with it, during the handover, after). Every interrupt must
+ * reach the broker as one CANCEL, whichever image read it, and the app
+ * gets the broker's answer to it. A lost INTERRUPT would leave the app
+ * waiting for good (the broker answers only what it was told to cancel). */
+Test(attack_restart_ctl, interrupts_racing_the_handover_are_never_lost, .timeout = 120)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Race", O_RDWR, 0, 0, 0);
+	static const int delays_us[] = { -2000, -200, 0, 50, 200, 500, 1000, 3000 };
+	struct broker b;
+	pid_t pid;
+
+	broker_open(&b, d);
+	for (unsigned round = 0; round < 2 * sizeof(delays_us) / sizeof(delays_us[0]); round++) {
+		int delay = delays_us[round % (sizeof(delays_us) / sizeof(delays_us[0]))];
+		struct app *a = app_ioctl(fd, DEV_ECHO, round, &pid, true);
+		struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+		rd_wait_other(d, 1);
+		uint64_t before = restarts_of(sfd);
+		if (delay < 0) {
+			kill(pid, SIGUSR1);
+			usleep((useconds_t)-delay);
+			kill(d->pid, SIGHUP);
+		} else {
+			kill(d->pid, SIGHUP);
+			if (delay)
+				usleep((useconds_t)delay);
+			kill(pid, SIGUSR1);
+		}
+		struct ringdev_ctl_request c;
+		uint64_t deadline = now_ms() + RD_PARK_TIMEOUT_MS;
+		while (!inbox_claim(&b, RINGDEV_CTL_CANCEL, &c)) {
+			cr_assert_lt(now_ms(), deadline,
+				     "round %u (interrupt %d us after the SIGHUP): no CANCEL for request %llu: the "
+				     "interrupt was lost",
+				     round, delay, (unsigned long long)r.id);
+			broker_pull(&b, 100);
+		}
+		cr_assert_eq(c.ref, r.id, "round %u: the CANCEL names the request", round);
+		broker_send1(&b, answer_for(&r, -EINTR), 0, 0, "cancelled");
+		expect_ret(pid, a, -1, EINTR, "the interrupted ioctl");
+		deadline = now_ms() + RD_START_TIMEOUT_MS;
+		while (restarts_of(sfd) == before) {
+			cr_assert_lt(now_ms(), deadline, "no restart");
+			pause_ms(2);
+		}
+	}
+	rd_wait_other(d, 0);
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* ---- brokered I/O, ATTACH and CREATE across the restart -------------------- */
+
+#define BIG_IO 6000u
+
+struct brk_app {
+	char path[RD_PATH_SIZE + RINGDEV_NAME_SIZE + 2];
+	int open_err;
+	long wret, rret;
+	int werr, rerr;
+	unsigned char out[BIG_IO], in[BIG_IO];
+};
+
+static int brk_app_main(void *arg)
+{
+	struct brk_app *a = arg;
+	int fd = open(a->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	a->open_err = fd < 0 ? errno : 0;
+	if (fd < 0)
+		return 0;
+	a->wret = write(fd, a->out, sizeof(a->out));
+	a->werr = a->wret < 0 ? errno : 0;
+	a->rret = read(fd, a->in, sizeof(a->in));
+	a->rerr = a->rret < 0 ? errno : 0;
+	close(fd);
+	return 0;
+}
+
+/* A brokered pipe's WRITE payload FETCHed half before and half after a
+ * restart, its READ answered STAGED in two pieces around another. */
+Test(attack_restart_ctl, brokered_io_payloads_span_restarts)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	if (d->cuse)
+		cr_skip_test("FUSE paths");
+	int sfd = rd_keep_stats(d);
+	static struct ringdev_ctl_bulk bulk;
+	static unsigned char got[BIG_IO], back[BIG_IO];
+	struct broker b;
+
+	broker_open(&b, d);
+	struct brk_app *a = rd_shared(sizeof(*a));
+	snprintf(a->path, sizeof(a->path), "%s/Rdv", d->mount);
+	rd_pattern(a->out, sizeof(a->out), 5, 0);
+	pid_t pid = rd_spawn(brk_app_main, a, -1);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_OPEN);
+	struct ringdev_ctl_answer ans = answer_for(&r, 0);
+	ans.flags = RINGDEV_ANSWER_BROKERED;
+	broker_send1(&b, ans, 0, 0, "OPEN: brokered");
+
+	struct ringdev_ctl_request w = broker_take(&b, RINGDEV_CTL_WRITE);
+	cr_assert_eq(w.size, BIG_IO, "WRITE size %u", w.size);
+	cr_assert_eq(bulk_call(b.fd, RINGDEV_IOC_CTL_FETCH, w.id, 0, 2500, NULL, &bulk), 0, "FETCH: %s",
+		     rd_errname(errno));
+	memcpy(got, bulk.data, bulk.size);
+	uint64_t off = bulk.size;
+	sighup_restart(d, sfd);
+	while (off < BIG_IO) {
+		cr_assert_eq(bulk_call(b.fd, RINGDEV_IOC_CTL_FETCH, w.id, off, BIG_IO, NULL, &bulk), 0,
+			     "FETCH after the restart: %s", rd_errname(errno));
+		cr_assert_gt(bulk.size, 0);
+		memcpy(got + off, bulk.data, bulk.size);
+		off += bulk.size;
+	}
+	cr_assert_eq(memcmp(got, a->out, BIG_IO), 0, "the WRITE payload FETCHed across the restart");
+	broker_send1(&b, answer_for(&w, (int32_t)BIG_IO), 0, 0, "the WRITE");
+
+	struct ringdev_ctl_request rd = broker_take(&b, RINGDEV_CTL_READ);
+	cr_assert_eq(rd.size, BIG_IO, "READ size %u", rd.size);
+	rd_pattern(back, sizeof(back), 6, 0);
+	cr_assert_eq(bulk_call(b.fd, RINGDEV_IOC_CTL_STAGE, rd.id, 0, 3000, back, &bulk), 0, "STAGE: %s",
+		     rd_errname(errno));
+	sighup_restart(d, sfd);
+	cr_assert_eq(bulk_call(b.fd, RINGDEV_IOC_CTL_STAGE, rd.id, 3000, BIG_IO - 3000, back + 3000, &bulk), 0,
+		     "STAGE after the restart: %s", rd_errname(errno));
+	ans = answer_for(&rd, (int32_t)BIG_IO);
+	ans.flags = RINGDEV_ANSWER_STAGED;
+	ans.size = BIG_IO;
+	broker_send1(&b, ans, 0, 0, "the READ, STAGED");
+	cr_assert_eq(rd_join(pid), 0);
+	cr_assert_eq(a->open_err, 0, "open: %s", rd_errname(a->open_err));
+	cr_assert_eq(a->wret, (long)BIG_IO, "write: %ld (%s)", a->wret, rd_errname(a->werr));
+	cr_assert_eq(a->rret, (long)BIG_IO, "read: %ld (%s)", a->rret, rd_errname(a->rerr));
+	cr_assert_eq(memcmp(a->in, back, BIG_IO), 0, "the STAGEd read reaches the app");
+	(void)broker_take(&b, RINGDEV_CTL_RELEASE);
+	rd_wait_other(d, 0);
+	broker_close(&b, d);
+	rd_end(d);
+	close(sfd);
+}
+
+struct attach_app {
+	int fd;
+	uid_t uid;
+	unsigned long cmd;
+	union {
+		struct ringdev_attach at;
+		struct ringdev_create cr;
+	} u;
+	long ret;
+	int err;
+	struct ringdev_pipe_info info;
+};
+
+static int attach_app_main(void *arg)
+{
+	struct attach_app *a = arg;
+
+	if (a->uid && (setgroups(0, NULL) != 0 || setgid(a->uid) != 0 || setuid(a->uid) != 0))
+		return 1;
+	a->ret = ioctl(a->fd, a->cmd, &a->u);
+	a->err = a->ret < 0 ? errno : 0;
+	if (ioctl(a->fd, RINGDEV_IOC_PIPE_INFO, &a->info) < 0)
+		memset(&a->info, 0, sizeof(a->info));
+	return 0;
+}
+
+/* An app's RINGDEV_IOC_ATTACH (to a new pipe) and RINGDEV_IOC_CREATE, both
+ * taken before the restart and answered after (the CREATE's handle made
+ * for it alone carried over too): the ATTACH moves the handle
+ * with the answer's settings, the CREATE makes its persistent pipe. */
+Test(attack_restart_ctl, attach_and_create_answered_after_sighup)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "From", O_RDWR, 0, 0, 0);
+	int fd2 = rd_create(d, "From2", O_RDWR, 0, 0, 0);
+	struct broker b;
+
+	broker_open(&b, d);
+	struct attach_app *at = rd_shared(sizeof(*at));
+	at->fd = fd;
+	at->cmd = RINGDEV_IOC_ATTACH;
+	snprintf(at->u.at.name, sizeof(at->u.at.name), "To");
+	at->u.at.flags = RINGDEV_ATTACH_CREATE;
+	pid_t p1 = rd_spawn(attach_app_main, at, fd);
+	struct ringdev_ctl_request ra = broker_take(&b, RINGDEV_CTL_ATTACH);
+	struct attach_app *cr = rd_shared(sizeof(*cr));
+	cr->fd = fd2;
+	cr->cmd = RINGDEV_IOC_CREATE;
+	cr->uid = NOBODY; /* a user's creation is relayed (root's is its own) */
+	snprintf(cr->u.cr.name, sizeof(cr->u.cr.name), "Made");
+	pid_t p2 = rd_spawn(attach_app_main, cr, fd2);
+	struct ringdev_ctl_request rc = broker_take(&b, RINGDEV_CTL_ATTACH);
+	sighup_restart(d, sfd);
+	struct ringdev_ctl_answer ans = answer_for(&ra, 0);
+	ans.flags = RINGDEV_ANSWER_SETTINGS;
+	ans.kind = RINGDEV_KIND_MESSAGE;
+	ans.policy = RINGDEV_POLICY_BLOCK;
+	ans.mode = 0600;
+	ans.capacity = 4096;
+	broker_send1(&b, ans, 0, 0, "ATTACH with settings");
+	broker_send1(&b, answer_for(&rc, 0), 0, 0, "CREATE");
+	cr_assert_eq(rd_join(p1), 0);
+	cr_assert_eq(rd_join(p2), 0);
+	cr_assert_eq(at->ret, 0, "ATTACH: %s", rd_errname(at->err));
+	cr_assert_str_eq(at->info.name, "To");
+	cr_assert(at->info.kind == RINGDEV_KIND_MESSAGE && at->info.capacity == 4096, "settings: kind %u cap %llu",
+		  at->info.kind, (unsigned long long)at->info.capacity);
+	cr_assert_eq(cr->ret, 0, "CREATE: %s", rd_errname(cr->err));
+	cr_assert_str_eq(cr->info.name, "From2", "the CREATE leaves the handle where it was");
+	if (!d->cuse) {
+		char path[RD_PATH_SIZE + 16];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/Made", d->mount);
+		cr_assert_eq(stat(path, &st), 0, "the created pipe is there: %s", rd_errname(errno));
+	}
+	/* The handle made for the CREATE alone: its RELEASE, if the broker saw it. */
+	broker_close(&b, d);
+	rd_wait_other(d, 0);
+	rd_close(d, fd);
+	rd_close(d, fd2);
 	rd_end(d);
 	close(sfd);
 }
