@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -318,6 +319,19 @@ void device_note_pause(struct device *dev, uint64_t pause_us)
 {
 	pthread_mutex_lock(&dev->lock);
 	dev->last_pause_us = pause_us;
+	pthread_mutex_unlock(&dev->lock);
+}
+
+void device_ids_after_crash(struct device *dev)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	uint64_t base = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	pthread_mutex_lock(&dev->lock);
+	if (dev->relay.next_id < base)
+		dev->relay.next_id = base;
+	if (dev->handles.next_id < base)
+		dev->handles.next_id = base;
 	pthread_mutex_unlock(&dev->lock);
 }
 

@@ -163,6 +163,13 @@ int device_restore(struct device *dev, struct state_reader *r, int (*other)(void
 		   void *arg);
 /* A handover ended: how long requests waited (statistics). */
 void device_note_pause(struct device *dev, uint64_t pause_us);
+/* A new device after a crash (--fd-store): the ids a broker saw, of
+ * requests and of handles, must never come again on this connection (a
+ * broker still holding work of the crashed process would answer a request
+ * of now), and the crashed process's last ids are not known. Both start
+ * past any it can have given: the boot-time clock in nanoseconds, which
+ * no process outruns by one id a nanosecond. */
+void device_ids_after_crash(struct device *dev);
 /* Frees everything; call after device_shutdown. Accepts NULL. */
 void device_free(struct device *dev);
 /* End every parked request (ESHUTDOWN) and drop poll handles; later

@@ -605,6 +605,7 @@ static struct device *resume_after_crash(struct daemon_config *cfg, const struct
 		memset(resume.gens, 0xff, sizeof(resume.gens) - 1); /* unknown: all but one */
 	if (device_fh_avoid(dev, resume.gens) < 0)
 		restart_refuse("every handle generation may be in use");
+	device_ids_after_crash(dev);
 	struct state_reader r;
 	struct state_record rec;
 	if (sr_open(&r, resume.state, resume.state_len) < 0)

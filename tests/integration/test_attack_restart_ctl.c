@@ -21,6 +21,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1044,4 +1046,176 @@ Test(attack_restart_ctl, attach_and_create_answered_after_sighup)
 	rd_close(d, fd2);
 	rd_end(d);
 	close(sfd);
+}
+
+/* ---- after a crash with --fd-store ------------------------------------------ */
+
+/* ringdevd --fd-store under tests/service's ringdev-supervise (what systemd
+ * does), found next to the build's ringdevd unless $SUPERVISE says. */
+struct supervised {
+	pid_t supervisor;
+	char dir[RD_PATH_SIZE - 16];
+	char events[RD_PATH_SIZE + 16];
+	struct rd_daemon d; /* only mount and cuse: what rd_ctl_path and rd_open use */
+};
+
+static struct supervised *sup_current;
+
+static void sup_path(char *out, size_t size)
+{
+	const char *env = getenv("SUPERVISE"), *rd = getenv("RINGDEVD");
+
+	if (env && *env) {
+		snprintf(out, size, "%s", env);
+		return;
+	}
+	snprintf(out, size, "%s", rd ? rd : "");
+	char *slash = strrchr(out, '/');
+	if (slash)
+		*slash = '\0';
+	slash = strrchr(out, '/');
+	if (slash)
+		*slash = '\0';
+	size_t n = strlen(out);
+	snprintf(out + n, size - n, "/tests/service/ringdev-supervise");
+}
+
+/* The pid in the last line of the events file that starts with prefix
+ * and names a pid other than `not` (0 if none yet). */
+static pid_t sup_event_pid(const struct supervised *s, const char *prefix, pid_t not)
+{
+	static char buf[1 << 16];
+	int fd = open(s->events, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+	pid_t found = 0;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strncmp(line, prefix, strlen(prefix)) != 0)
+			continue;
+		char *p = strstr(line, "pid=");
+		pid_t pid = p ? (pid_t)atoi(p + 4) : 0;
+		if (pid && pid != not)
+			found = pid;
+	}
+	return found;
+}
+
+/* Wait until a daemon other than `not` stored its boot record: it serves. */
+static pid_t sup_wait_ready(const struct supervised *s, pid_t not)
+{
+	uint64_t deadline = now_ms() + RD_START_TIMEOUT_MS;
+	pid_t pid;
+
+	while (!(pid = sup_event_pid(s, "fdstore ", not)) || pid != sup_event_pid(s, "ready ", not)) {
+		cr_assert_lt(now_ms(), deadline, "ringdevd --fd-store did not become ready under the supervisor");
+		pause_ms(10);
+	}
+	return pid;
+}
+
+static void sup_stop(void)
+{
+	struct supervised *s = sup_current;
+	int status;
+
+	if (!s)
+		return;
+	sup_current = NULL;
+	if (s->supervisor > 0) {
+		kill(s->supervisor, SIGTERM);
+		if (!rd_wait_child(s->supervisor, RD_STOP_TIMEOUT_MS, &status)) {
+			kill(s->supervisor, SIGKILL);
+			waitpid(s->supervisor, &status, 0);
+		}
+	}
+	if (rd_is_mounted(s->d.mount))
+		umount2(s->d.mount, MNT_DETACH);
+	rmdir(s->d.mount);
+	unlink(s->events);
+	char log[RD_PATH_SIZE + 16];
+	snprintf(log, sizeof(log), "%s/log", s->dir);
+	unlink(log);
+	rmdir(s->dir);
+}
+
+static struct supervised *sup_start(void)
+{
+	static struct supervised s;
+	char bin[RD_PATH_SIZE];
+	const char *rd = getenv("RINGDEVD");
+
+	sup_path(bin, sizeof(bin));
+	if (!rd || access(bin, X_OK) != 0 || access("/dev/fuse", R_OK | W_OK) != 0 || geteuid() != 0)
+		cr_skip_test("needs root, /dev/fuse, $RINGDEVD and ringdev-supervise (%s)", bin);
+	memset(&s, 0, sizeof(s));
+	snprintf(s.dir, sizeof(s.dir), "/tmp/rd-crash.XXXXXX");
+	cr_assert_not_null(mkdtemp(s.dir));
+	chmod(s.dir, 0755);
+	snprintf(s.d.mount, sizeof(s.d.mount), "%s/mnt", s.dir);
+	snprintf(s.events, sizeof(s.events), "%s/events", s.dir);
+	cr_assert_eq(mkdir(s.d.mount, 0755), 0);
+	sup_current = &s;
+	s.supervisor = fork();
+	cr_assert_geq(s.supervisor, 0);
+	if (s.supervisor == 0) {
+		char log[RD_PATH_SIZE + 16];
+		snprintf(log, sizeof(log), "%s/log", s.dir);
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execl(bin, bin, "--restart-on-exit", "--events", s.events, "--", rd, "-f", "--fd-store",
+		      "--frontend=fuse", "--mount", s.d.mount, (char *)NULL);
+		_exit(127);
+	}
+	return &s;
+}
+
+/* After a crash the daemon starts empty: handles from before get EBADF,
+ * the broker's control fd among them, and a broker that opens the node
+ * again may still hold work it took from the crashed daemon. Its answer
+ * to an id of before must not land on a request of now: request ids (and
+ * the handle ids the broker sees) are never given twice on a mount, also
+ * across a crash. Without that, an answer the broker meant for root's
+ * request (allow) decides another user's. */
+Test(attack_restart_ctl, ids_are_not_reused_after_a_crash_with_fd_store, .fini = sup_stop)
+{
+	struct supervised *s = sup_start();
+	struct rd_daemon *d = &s->d;
+	pid_t pid1 = sup_wait_ready(s, 0);
+	int fd = rd_create(d, "Before", O_RDWR, 0, 0, 0);
+	struct broker b;
+	pid_t app;
+
+	broker_open(&b, d);
+	struct app *a = app_ioctl(fd, DEV_ECHO, 1, &app, false);
+	struct ringdev_ctl_request r1 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	kill(pid1, SIGKILL);
+	pid_t pid2 = sup_wait_ready(s, pid1);
+	cr_assert_neq(pid2, pid1);
+	cr_assert_eq(rd_join(app), 0);
+	cr_assert(a->ret == -1, "the ioctl parked at the crash fails (%ld)", a->ret);
+	close(fd);
+	struct ringdev_ctl_transact t;
+	rd_assert_errno(rd_transact(b.fd, NULL, 0, 0, 0, &t), EBADF, "the old control fd after the crash");
+	close(b.fd);
+
+	fd = rd_create(d, "After", O_RDWR, 0, 0, 0);
+	broker_open(&b, d);
+	a = app_ioctl(fd, DEV_ECHO, 2, &app, false);
+	struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	cr_assert_neq(r2.id, r1.id, "a request after the crash got the id %llu of one before it",
+		      (unsigned long long)r1.id);
+	cr_assert_neq(r2.handle, r1.handle, "a handle after the crash got the id %llu of one before it",
+		      (unsigned long long)r1.handle);
+	broker_send1(&b, answer_for(&r1, 77), 1, 0, "the broker's late answer to a request of the crashed daemon");
+	broker_send1(&b, answer_for(&r2, 2), 0, 0, "the answer to the request of now");
+	expect_ret(app, a, 2, 0, "the request after the crash gets its own answer");
+	close(b.fd);
+	close(fd);
 }
