@@ -17,6 +17,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <grp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1218,4 +1219,150 @@ Test(attack_restart_ctl, ids_are_not_reused_after_a_crash_with_fd_store, .fini =
 	expect_ret(app, a, 2, 0, "the request after the crash gets its own answer");
 	close(b.fd);
 	close(fd);
+}
+
+/* ---- the guard: the new program dies during the handover --------------------- */
+
+static char guard_dir[RD_PATH_SIZE - 32];
+static pid_t guard_daemon;
+
+static void guard_fini(void)
+{
+	if (guard_daemon > 0) {
+		kill(guard_daemon, SIGTERM);
+		for (int i = 0; i < 500 && kill(guard_daemon, 0) == 0; i++)
+			pause_ms(10);
+		if (kill(guard_daemon, 0) == 0)
+			kill(guard_daemon, SIGKILL);
+		guard_daemon = 0;
+	}
+	if (guard_dir[0]) {
+		char path[RD_PATH_SIZE];
+		snprintf(path, sizeof(path), "%s/ringdevd", guard_dir);
+		unlink(path);
+		rmdir(guard_dir);
+		guard_dir[0] = '\0';
+	}
+	rd_suite_fini();
+}
+
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+	static char buf[1 << 16];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	ssize_t n;
+
+	cr_assert(in >= 0 && out >= 0, "copy %s to %s: %s", from, to, strerror(errno));
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		cr_assert_eq(write(out, buf, (size_t)n), n);
+	close(in);
+	cr_assert_eq(close(out), 0);
+	chmod(to, mode);
+}
+
+/* The ringdevd other than `not` serving this mount (its command line
+ * names it), 0 if none. */
+static pid_t daemon_of_mount(const char *mount, pid_t not)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+
+	if (!proc)
+		return 0;
+	while ((e = readdir(proc))) {
+		pid_t pid = (pid_t)atoi(e->d_name);
+		char path[64], cmd[4096];
+		if (pid <= 0 || pid == not)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? 0 : read(fd, cmd, sizeof(cmd) - 1);
+		if (fd >= 0)
+			close(fd);
+		for (ssize_t i = 0; i < n; i++)
+			if (!cmd[i])
+				cmd[i] = ' ';
+		cmd[n > 0 ? n : 0] = '\0';
+		if (strstr(cmd, "ringdevd") && strstr(cmd, mount))
+			found = pid;
+	}
+	closedir(proc);
+	return found;
+}
+
+/* SIGHUP when the program at ringdevd's path is no ringdevd any more (it
+ * exits at once): the guard runs the old program on the state and becomes
+ * the daemon. The broker notices nothing but the pid: its control fd, the
+ * request it holds and the one still pending carry over, and ids go on. */
+TestSuite(attack_restart_ctl_guard, .init = rd_suite_init, .fini = guard_fini, .timeout = 60);
+
+Test(attack_restart_ctl_guard, the_guard_takes_over_with_the_brokers_requests)
+{
+	const char *real = getenv("RINGDEVD");
+	char bin[RD_PATH_SIZE], tmp[RD_PATH_SIZE + 8];
+
+	if (!real || !*real)
+		cr_skip_test("$RINGDEVD is not set");
+	snprintf(guard_dir, sizeof(guard_dir), "/tmp/rd-guard.XXXXXX");
+	cr_assert_not_null(mkdtemp(guard_dir));
+	chmod(guard_dir, 0755);
+	snprintf(bin, sizeof(bin), "%s/ringdevd", guard_dir);
+	copy_file(real, bin, 0755);
+	char *saved = strdup(real);
+	setenv("RINGDEVD", bin, 1);
+	struct rd_daemon *d = rd_start(NULL);
+	setenv("RINGDEVD", saved, 1);
+	free(saved);
+	if (d->cuse)
+		cr_skip_test("FUSE paths");
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Guard", O_RDWR, 0, 0, 0);
+	struct broker b;
+	pid_t p1, p2;
+
+	broker_open(&b, d);
+	struct app *a1 = app_ioctl(fd, DEV_ECHO, 1, &p1, false);
+	struct ringdev_ctl_request r1 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	struct app *a2 = app_ioctl(fd, DEV_ECHO, 2, &p2, false);
+	rd_wait_other(d, 2);
+
+	/* The path now has a program that is not ringdevd. */
+	snprintf(tmp, sizeof(tmp), "%s.new", bin);
+	int sh = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	cr_assert_geq(sh, 0);
+	cr_assert_eq(write(sh, "#!/bin/sh\nexit 3\n", 17), 17);
+	close(sh);
+	cr_assert_eq(rename(tmp, bin), 0);
+	cr_assert_eq(kill(d->pid, SIGHUP), 0);
+	int status;
+	cr_assert(rd_wait_child(d->pid, RD_START_TIMEOUT_MS, &status), "the process that ran the script ended");
+	d->running = false;
+	uint64_t deadline = now_ms() + RD_START_TIMEOUT_MS;
+	while (!(guard_daemon = daemon_of_mount(d->mount, d->pid))) {
+		cr_assert_lt(now_ms(), deadline, "no guard took over");
+		pause_ms(10);
+	}
+	/* It serves: the counters answer through the handle of before. */
+	rd_wait_other(d, 2);
+	struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	cr_assert_gt(r2.id, r1.id);
+	broker_send1(&b, answer_for(&r1, 11), 0, 0, "the request taken before, answered by the guard's daemon");
+	broker_send1(&b, answer_for(&r2, 22), 0, 0, "the pending one");
+	expect_ret(p1, a1, 11, 0, "app 1");
+	expect_ret(p2, a2, 22, 0, "app 2");
+	broker_send1(&b, answer_for(&r1, 1), 1, 0, "again");
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_assert_idle(d);
+	close(sfd);
+	pid_t g = guard_daemon;
+	kill(g, SIGTERM);
+	deadline = now_ms() + RD_STOP_TIMEOUT_MS;
+	while (kill(g, 0) == 0 && now_ms() < deadline)
+		pause_ms(10);
+	cr_assert_neq(kill(g, 0), 0, "the guard's daemon stops on SIGTERM");
+	guard_daemon = 0;
+	d->status = 0;
+	rd_stop(d);
 }
