@@ -1366,3 +1366,128 @@ Test(attack_restart_ctl_guard, the_guard_takes_over_with_the_brokers_requests)
 	d->status = 0;
 	rd_stop(d);
 }
+
+/* ---- more signals around the handover ---------------------------------------- */
+
+/* SIGHUPs back to back (the later ones land during the handover and are
+ * the new program's) with four broker threads parked in TRANSACT and a
+ * request taken: all of it carries over every time; then a request for
+ * each thread. */
+Test(attack_restart_ctl, sighups_back_to_back_with_four_parked_transacts)
+{
+	const char *const args[] = { "--threads", "3", NULL };
+	struct rd_daemon *d = rd_start(args);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Hups", O_RDWR, 0, 0, 0);
+	struct parked_transact p[4];
+	pthread_t th[4];
+	struct broker b;
+	pid_t pids[4], p0;
+
+	broker_open(&b, d);
+	struct app *a0 = app_ioctl(fd, DEV_ECHO, 100, &p0, false);
+	struct ringdev_ctl_request r0 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	for (int i = 0; i < 4; i++) {
+		memset(&p[i], 0, sizeof(p[i]));
+		p[i].fd = b.fd;
+		p[i].timeout_ms = 30000;
+		cr_assert_eq(pthread_create(&th[i], NULL, parked_transact_main, &p[i]), 0);
+	}
+	rd_wait_other(d, 5);
+	uint64_t before = restarts_of(sfd);
+	for (int i = 0; i < 5; i++) {
+		kill(d->pid, SIGHUP);
+		pause_ms(i * 3);
+	}
+	uint64_t deadline = now_ms() + 3 * RD_START_TIMEOUT_MS;
+	while (restarts_of(sfd) < before + 1)
+		cr_assert_lt(now_ms(), deadline, "no restart");
+	pause_ms(300);
+	uint64_t after = restarts_of(sfd);
+	cr_log_info("5 SIGHUPs back to back: %llu restarts", (unsigned long long)(after - before));
+	cr_assert_eq(waitpid(d->pid, NULL, WNOHANG), 0, "ringdevd still runs");
+	rd_wait_other(d, 5);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(atomic_load(&p[i].done), 0, "TRANSACT %d returned at a restart", i);
+	struct app *as[4];
+	for (int i = 0; i < 4; i++)
+		as[i] = app_ioctl(fd, DEV_ECHO, (uint32_t)i, &pids[i], false);
+	int got = 0;
+	struct ringdev_ctl_answer ans[4];
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(p[i].rc, 0, "TRANSACT %d: %s", i, rd_errname(p[i].err));
+		for (uint32_t k = 0; k < p[i].t.nrequests; k++) {
+			const struct ringdev_ctl_request *r = &p[i].t.requests[k];
+			cr_assert_eq(r->type, RINGDEV_CTL_IOCTL);
+			cr_assert_lt(got, 4, "more requests than apps");
+			ans[got] = answer_for(r, (int32_t)((const struct dev_small *)r->data)->value + 1000);
+			got++;
+		}
+		if (p[i].t.nrequests == 0)
+			cr_assert_fail("TRANSACT %d returned with nothing (rc %d)", i, p[i].rc);
+		if (got == 4) {
+			for (int j = i + 1; j < 4; j++) {
+				/* the rest still park: a request apiece or nothing */
+				cr_assert_eq(atomic_load(&p[j].done), 0);
+			}
+			break;
+		}
+	}
+	for (int i = 0; i < got; i++)
+		broker_send1(&b, ans[i], 0, 0, "an answer");
+	for (int i = 0; i < 4; i++)
+		expect_ret(pids[i], as[i], 1000 + i, 0, "an app after the SIGHUPs");
+	broker_send1(&b, answer_for(&r0, 5), 0, 0, "the request taken before the SIGHUPs");
+	expect_ret(p0, a0, 5, 0, "app 0");
+	/* The TRANSACTs that did not get a request: end them with the node. */
+	broker_close(&b, d);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	rd_wait_other(d, 0);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* SIGTERM right after a SIGHUP, with a broker parked and a request taken:
+ * the daemon stops cleanly (status 0), the app and the broker's TRANSACT
+ * both return, nothing hangs. */
+Test(attack_restart_ctl, sigterm_during_the_handover_with_a_broker)
+{
+	for (int round = 0; round < 3; round++) {
+		struct rd_daemon *d = rd_start(NULL);
+		int fd = rd_create(d, "Term", O_RDWR, 0, 0, 0);
+		struct parked_transact p = { .timeout_ms = 30000 };
+		struct broker b;
+		pthread_t th;
+		pid_t pid;
+
+		broker_open(&b, d);
+		struct app *a = app_ioctl(fd, DEV_ECHO, 1, &pid, false);
+		(void)broker_take(&b, RINGDEV_CTL_IOCTL);
+		p.fd = b.fd;
+		cr_assert_eq(pthread_create(&th, NULL, parked_transact_main, &p), 0);
+		rd_wait_other(d, 2);
+		kill(d->pid, SIGHUP);
+		if (round)
+			pause_ms(round == 1 ? 1 : 10);
+		kill(d->pid, SIGTERM);
+		int status;
+		cr_assert(rd_wait_child(d->pid, RD_STOP_TIMEOUT_MS, &status), "round %d: ringdevd did not stop", round);
+		d->running = false;
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: ringdevd ended with 0x%x", round,
+			  status);
+		cr_assert_eq(rd_join(pid), 0);
+		cr_assert_eq(a->ret, -1, "round %d: the app's ioctl ends (%ld)", round, a->ret);
+		uint64_t deadline = now_ms() + RD_STOP_TIMEOUT_MS;
+		while (!atomic_load(&p.done) && now_ms() < deadline)
+			pause_ms(5);
+		cr_assert(atomic_load(&p.done), "round %d: the broker's TRANSACT still waits after the stop", round);
+		pthread_join(th, NULL);
+		close(b.fd);
+		close(fd);
+		d->status = 0;
+		rd_stop(d);
+	}
+}
