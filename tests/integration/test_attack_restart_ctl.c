@@ -1491,3 +1491,67 @@ Test(attack_restart_ctl, sigterm_during_the_handover_with_a_broker)
 		rd_stop(d);
 	}
 }
+
+/* A TRANSACT that carried answers (one good, one for an unknown id, one
+ * malformed) and then parked: across the restart it keeps what those
+ * answers did, and returns the counts and the refused mask they earned
+ * with the request that comes after. */
+struct answered_transact {
+	int fd;
+	struct ringdev_ctl_answer a[3];
+	int rc, err;
+	struct ringdev_ctl_transact t;
+	atomic_int done;
+};
+
+static void *answered_transact_main(void *arg)
+{
+	struct answered_transact *p = arg;
+
+	p->rc = rd_transact(p->fd, p->a, 3, 1, 20000, &p->t);
+	p->err = p->rc < 0 ? errno : 0;
+	atomic_store(&p->done, 1);
+	return NULL;
+}
+
+Test(attack_restart_ctl, a_parked_transacts_refused_mask_survives_the_restart)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Mask", O_RDWR, 0, 0, 0);
+	struct answered_transact *p = calloc(1, sizeof(*p));
+	struct broker b;
+	pthread_t th;
+	pid_t p1, p2, p3;
+
+	broker_open(&b, d);
+	struct app *a1 = app_ioctl(fd, DEV_ECHO, 1, &p1, false);
+	struct ringdev_ctl_request r1 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	struct app *a2 = app_ioctl(fd, DEV_ECHO, 2, &p2, false);
+	struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	p->fd = b.fd;
+	p->a[0] = answer_for(&r1, 0);
+	p->a[0].id = r2.id + 1000; /* unknown: rejected */
+	p->a[1] = answer_for(&r1, 0);
+	p->a[1].size = INLINE + 1; /* malformed: failed, app 1 gets EIO */
+	p->a[2] = answer_for(&r2, 7); /* good */
+	cr_assert_eq(pthread_create(&th, NULL, answered_transact_main, p), 0);
+	expect_ret(p1, a1, -1, EIO, "the malformed answer");
+	expect_ret(p2, a2, 7, 0, "the good answer");
+	rd_wait_other(d, 1);
+	sighup_restart(d, sfd);
+	struct app *a3 = app_ioctl(fd, DEV_ECHO, 3, &p3, false);
+	pthread_join(th, NULL);
+	cr_assert_eq(p->rc, 0, "TRANSACT: %s", rd_errname(p->err));
+	cr_assert(p->t.rejected == 1 && p->t.failed == 1 && p->t.refused == 0x3,
+		  "what its answers earned before the restart: rejected %u failed %u refused %#x", p->t.rejected,
+		  p->t.failed, p->t.refused);
+	cr_assert_eq(p->t.nrequests, 1, "it takes the request of after the restart");
+	broker_send1(&b, answer_for(&p->t.requests[0], 3), 0, 0, "app 3");
+	expect_ret(p3, a3, 3, 0, "app 3");
+	free(p);
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
