@@ -19,6 +19,7 @@
 
 #include <dirent.h>
 #include <grp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
@@ -1550,6 +1551,60 @@ Test(attack_restart_ctl, a_parked_transacts_refused_mask_survives_the_restart)
 	broker_send1(&b, answer_for(&p->t.requests[0], 3), 0, 0, "app 3");
 	expect_ret(p3, a3, 3, 0, "app 3");
 	free(p);
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
+
+/* A broker waiting in poll(2) on the control node across the restart wakes
+ * with POLLIN when a request comes after it. */
+struct ctl_poller {
+	int fd;
+	int rc;
+	short revents;
+	atomic_int done;
+};
+
+static void *ctl_poller_main(void *arg)
+{
+	struct ctl_poller *p = arg;
+	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+	p->rc = poll(&pfd, 1, 20000);
+	p->revents = pfd.revents;
+	atomic_store(&p->done, 1);
+	return NULL;
+}
+
+Test(attack_restart_ctl, a_poll_on_the_control_node_wakes_after_the_restart)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Poll", O_RDWR, 0, 0, 0);
+	struct ctl_poller p = { 0 };
+	struct broker b;
+	pthread_t th;
+	pid_t pid;
+
+	broker_open(&b, d);
+	p.fd = b.fd;
+	uint64_t pollers = rd_stats(d).pollers;
+	cr_assert_eq(pthread_create(&th, NULL, ctl_poller_main, &p), 0);
+	rd_wait_pollers(d, pollers + 1);
+	pause_ms(50); /* the poll is armed in the kernel, not just registered */
+	sighup_restart(d, sfd);
+	cr_assert_eq(atomic_load(&p.done), 0, "the poll returned at the restart (revents %#x)", p.revents);
+	struct app *a = app_ioctl(fd, DEV_ECHO, 5, &pid, false);
+	uint64_t deadline = now_ms() + RD_PARK_TIMEOUT_MS;
+	while (!atomic_load(&p.done) && now_ms() < deadline)
+		pause_ms(5);
+	cr_assert(atomic_load(&p.done), "a poll of the control node from before the restart never woke");
+	pthread_join(th, NULL);
+	cr_assert(p.rc == 1 && (p.revents & POLLIN), "poll: %d revents %#x", p.rc, p.revents);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	broker_send1(&b, answer_for(&r, 5), 0, 0, "answer");
+	expect_ret(pid, a, 5, 0, "the app");
 	broker_close(&b, d);
 	rd_close(d, fd);
 	rd_end(d);
