@@ -1610,3 +1610,99 @@ Test(attack_restart_ctl, a_poll_on_the_control_node_wakes_after_the_restart)
 	rd_end(d);
 	close(sfd);
 }
+
+/* A broker hammering FETCH, STAGE and TRANSACT (timeout 0) on a request it
+ * holds while the daemon restarts five times: no call fails, none sees
+ * anything but what it saw before. */
+struct hammer {
+	int fd;
+	uint64_t id;
+	atomic_int stop;
+	unsigned calls;
+	int bad_err;
+	unsigned long bad_cmd;
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	static struct ringdev_ctl_bulk bulk;
+	static unsigned char data[8192];
+	struct ringdev_ctl_transact t;
+
+	rd_pattern(data, sizeof(data), 9, 0);
+	while (!atomic_load(&h->stop)) {
+		unsigned k = h->calls++ % 3;
+		int rc;
+		if (k == 0) {
+			rc = bulk_call(h->fd, RINGDEV_IOC_CTL_FETCH, h->id, 100, 5000, NULL, &bulk);
+			if (rc == 0 && (bulk.size != 5000 || memcmp(bulk.data, data + 100, 5000) != 0)) {
+				h->bad_err = -1;
+				h->bad_cmd = RINGDEV_IOC_CTL_FETCH;
+				return NULL;
+			}
+		} else if (k == 1) {
+			rc = bulk_call(h->fd, RINGDEV_IOC_CTL_STAGE, h->id, 0, 8192, data, &bulk);
+		} else {
+			rc = rd_transact(h->fd, NULL, 0, BATCH, 0, &t);
+			if (rc == 0 && t.nrequests) {
+				h->bad_err = -2;
+				h->bad_cmd = RINGDEV_IOC_CTL_TRANSACT;
+				return NULL;
+			}
+		}
+		if (rc < 0 && errno != EINTR) {
+			h->bad_err = errno;
+			h->bad_cmd = k == 0 ? RINGDEV_IOC_CTL_FETCH : k == 1 ? RINGDEV_IOC_CTL_STAGE
+							: RINGDEV_IOC_CTL_TRANSACT;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+Test(attack_restart_ctl, control_calls_in_flight_through_five_restarts, .timeout = 120)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Ham", O_RDWR, 0, 0, 0);
+	struct hammer *h = calloc(1, sizeof(*h));
+	static unsigned char sent[8192];
+	struct broker b;
+	pthread_t th;
+
+	broker_open(&b, d);
+	struct app *a = rd_shared(sizeof(*a));
+	a->fd = fd;
+	a->cmd = DEV_BIG;
+	a->ret = -2;
+	rd_pattern(sent, sizeof(sent), 9, 0);
+	memcpy(a->buf, sent, sizeof(sent));
+	pid_t pid = rd_spawn(app_main, a, fd);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	h->fd = b.fd;
+	h->id = r.id;
+	cr_assert_eq(pthread_create(&th, NULL, hammer_main, h), 0);
+	for (int i = 0; i < 5 && !h->bad_err; i++) {
+		pause_ms(100);
+		sighup_restart(d, sfd);
+	}
+	pause_ms(100);
+	atomic_store(&h->stop, 1);
+	pthread_join(th, NULL);
+	cr_assert_eq(h->bad_err, 0, "after %u calls, %#lx failed: %s", h->calls, h->bad_cmd,
+		     h->bad_err > 0 ? rd_errname(h->bad_err) : h->bad_err == -1 ? "wrong FETCH bytes"
+											: "a request from nowhere");
+	cr_log_info("%u control calls through 5 restarts", h->calls);
+	struct ringdev_ctl_answer ans = answer_for(&r, 0);
+	ans.flags = RINGDEV_ANSWER_STAGED;
+	ans.size = sizeof(sent);
+	broker_send1(&b, ans, 0, 0, "the STAGED answer");
+	expect_ret(pid, a, 0, 0, "the app");
+	cr_assert_eq(memcmp(a->buf, sent, sizeof(sent)), 0, "what was STAGEd");
+	free(h);
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
