@@ -1706,3 +1706,32 @@ Test(attack_restart_ctl, control_calls_in_flight_through_five_restarts, .timeout
 	rd_end(d);
 	close(sfd);
 }
+
+/* A request pending (no broker took it) at the restart, interrupted after
+ * it: EINTR at once, and the broker never sees it, nor a CANCEL. */
+Test(attack_restart_ctl, a_pending_request_interrupted_after_sighup_is_gone)
+{
+	struct rd_daemon *d = rd_start(NULL);
+	int sfd = rd_keep_stats(d);
+	int fd = rd_create(d, "Pi", O_RDWR, 0, 0, 0);
+	struct broker b;
+	pid_t pid, p2;
+
+	broker_open(&b, d);
+	struct app *a = app_ioctl(fd, DEV_ECHO, 1, &pid, true);
+	rd_wait_other(d, 1);
+	sighup_restart(d, sfd);
+	kill(pid, SIGUSR1);
+	expect_ret(pid, a, -1, EINTR, "a pending request interrupted");
+	rd_wait_other(d, 0);
+	struct app *a2 = app_ioctl(fd, DEV_ECHO, 2, &p2, false);
+	struct ringdev_ctl_request r = broker_take(&b, RINGDEV_CTL_IOCTL);
+	cr_assert_eq(((const struct dev_small *)r.data)->value, 2, "the broker gets the next request, not the gone one");
+	cr_assert_eq(b.n, 0, "nothing else (no CANCEL of a request it never took)");
+	broker_send1(&b, answer_for(&r, 2), 0, 0, "app 2");
+	expect_ret(p2, a2, 2, 0, "app 2");
+	broker_close(&b, d);
+	rd_close(d, fd);
+	rd_end(d);
+	close(sfd);
+}
