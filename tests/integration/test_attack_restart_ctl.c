@@ -1157,6 +1157,7 @@ static struct supervised *sup_start(void)
 	cr_assert_not_null(mkdtemp(s.dir));
 	chmod(s.dir, 0755);
 	snprintf(s.d.mount, sizeof(s.d.mount), "%s/mnt", s.dir);
+	s.d.stats_fd = -1;
 	snprintf(s.events, sizeof(s.events), "%s/events", s.dir);
 	cr_assert_eq(mkdir(s.d.mount, 0755), 0);
 	sup_current = &s;
@@ -1734,4 +1735,56 @@ Test(attack_restart_ctl, a_pending_request_interrupted_after_sighup_is_gone)
 	rd_close(d, fd);
 	rd_end(d);
 	close(sfd);
+}
+
+/* systemctl restart with --fd-store (the supervisor's SIGUSR1: SIGTERM,
+ * the state into the store, a new process): the broker's connection, its
+ * parked TRANSACT, a request it took and one pending carry over as across
+ * a SIGHUP, with their ids. */
+Test(attack_restart_ctl, the_broker_carries_over_a_systemctl_restart, .fini = sup_stop)
+{
+	struct supervised *s = sup_start();
+	struct rd_daemon *d = &s->d;
+	pid_t pid1 = sup_wait_ready(s, 0);
+	int fd = rd_create(d, "Kept", O_RDWR, 0, 0, 0);
+	struct parked_transact p = { .timeout_ms = 30000 };
+	struct broker b;
+	pthread_t th;
+	pid_t p1, p2, p3;
+
+	broker_open(&b, d);
+	struct app *a1 = app_ioctl(fd, DEV_ECHO, 1, &p1, false);
+	struct ringdev_ctl_request r1 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	struct app *a2 = app_ioctl(fd, DEV_ECHO, 2, &p2, false);
+	uint64_t until = now_ms() + RD_PARK_TIMEOUT_MS;
+	while (rd_stats(d).parked_other != 2 && now_ms() < until)
+		pause_ms(5);
+	cr_assert_eq(kill(s->supervisor, SIGUSR1), 0);
+	pid_t pid2 = sup_wait_ready(s, pid1);
+	cr_assert_neq(pid2, pid1, "a new process");
+	struct ringdev_ctl_request r2 = broker_take(&b, RINGDEV_CTL_IOCTL);
+	cr_assert_gt(r2.id, r1.id);
+	p.fd = b.fd;
+	cr_assert_eq(pthread_create(&th, NULL, parked_transact_main, &p), 0);
+	until = now_ms() + RD_PARK_TIMEOUT_MS;
+	while (rd_stats(d).parked_other != 3 && now_ms() < until)
+		pause_ms(5);
+	/* and a second systemctl restart with the TRANSACT parked */
+	cr_assert_eq(kill(s->supervisor, SIGUSR1), 0);
+	pid_t pid3 = sup_wait_ready(s, pid2);
+	cr_assert_neq(pid3, pid2);
+	cr_assert_eq(atomic_load(&p.done), 0, "the parked TRANSACT returned at the restart (%s)", rd_errname(p.err));
+	struct app *a3 = app_ioctl(fd, DEV_ECHO, 3, &p3, false);
+	pthread_join(th, NULL);
+	cr_assert_eq(p.rc, 0, "the parked TRANSACT: %s", rd_errname(p.err));
+	cr_assert_eq(p.t.nrequests, 1, "it takes the request of after");
+	broker_send1(&b, answer_for(&r1, 11), 0, 0, "r1");
+	broker_send1(&b, answer_for(&r2, 22), 0, 0, "r2");
+	broker_send1(&b, answer_for(&p.t.requests[0], 33), 0, 0, "r3");
+	expect_ret(p1, a1, 11, 0, "app 1");
+	expect_ret(p2, a2, 22, 0, "app 2");
+	expect_ret(p3, a3, 33, 0, "app 3");
+	broker_send1(&b, answer_for(&r1, 1), 1, 0, "r1 again");
+	close(b.fd);
+	close(fd);
 }
