@@ -240,6 +240,19 @@ static void expect_ret(pid_t pid, const struct app *a, long ret, int err, const 
 
 /* ---- a TRANSACT parked in a thread of the test --------------------------- */
 
+/* A broker thread takes no SIGCHLD: an app's exit would interrupt its
+ * parked TRANSACT (which then returns, as documented, with nothing) when
+ * the signal is not ignored at once (another thread of the test process
+ * may block it, so the kernel hands it to this one). */
+static void block_sigchld(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 struct parked_transact {
 	int fd;
 	uint32_t timeout_ms;
@@ -252,6 +265,7 @@ static void *parked_transact_main(void *arg)
 {
 	struct parked_transact *p = arg;
 
+	block_sigchld();
 	p->rc = rd_transact(p->fd, NULL, 0, BATCH, p->timeout_ms, &p->t);
 	p->err = p->rc < 0 ? errno : 0;
 	atomic_store(&p->done, 1);
@@ -1510,6 +1524,7 @@ static void *answered_transact_main(void *arg)
 {
 	struct answered_transact *p = arg;
 
+	block_sigchld();
 	p->rc = rd_transact(p->fd, p->a, 3, 1, 20000, &p->t);
 	p->err = p->rc < 0 ? errno : 0;
 	atomic_store(&p->done, 1);
@@ -1540,6 +1555,14 @@ Test(attack_restart_ctl, a_parked_transacts_refused_mask_survives_the_restart)
 	cr_assert_eq(pthread_create(&th, NULL, answered_transact_main, p), 0);
 	expect_ret(p1, a1, -1, EIO, "the malformed answer");
 	expect_ret(p2, a2, 7, 0, "the good answer");
+	uint64_t until = now_ms() + RD_PARK_TIMEOUT_MS;
+	while (!atomic_load(&p->done) && rd_stats(d).parked_other != 1 && now_ms() < until)
+		pause_ms(2);
+	cr_assert(!atomic_load(&p->done),
+		  "the TRANSACT with answers did not park: rc %d (%s) nrequests %u type %u rejected %u failed %u "
+		  "refused %#x (interrupts %llu)",
+		  p->rc, rd_errname(p->err), p->t.nrequests, p->t.nrequests ? p->t.requests[0].type : 0,
+		  p->t.rejected, p->t.failed, p->t.refused, (unsigned long long)rd_stats(d).interrupts);
 	rd_wait_other(d, 1);
 	sighup_restart(d, sfd);
 	struct app *a3 = app_ioctl(fd, DEV_ECHO, 3, &p3, false);
