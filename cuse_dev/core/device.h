@@ -223,6 +223,14 @@ uint64_t device_fh_name(const struct device *dev, const void *obj);
  * new handle may be mistaken for one. 0 or -ENOSPC (all 256 taken). */
 void device_fh_gens(struct device *dev, uint8_t used[32]);
 int device_fh_avoid(struct device *dev, const uint8_t used[32]);
+/* The kernel may hold fh of these generations that are no handle's of this
+ * image: a frontend object an earlier image named (a FUSE listing: its fh),
+ * the handles a crash lost (a set of generations). No later generation of
+ * this device is one of them, and device_fh_gens counts them. Only while
+ * the device is restored, before it serves and before its generation is
+ * chosen (device_restore, device_fh_avoid): they take no lock. */
+void device_fh_hold(struct device *dev, uint64_t fh);
+void device_fh_hold_gens(struct device *dev, const uint8_t gens[32]);
 void *device_fh_object(const struct device *dev, uint64_t fh);
 
 /* I/O. The core answers req now or parks it; it always answers exactly once.

@@ -232,6 +232,7 @@ struct device {
 	struct arena *arena;          /* every ring's bytes (arena.h) */
 	uint32_t fh_gen;              /* this image's generation, in the top byte of its handles' fh */
 	struct hashmap fh_restored;   /* open_ctx.fh_node: handles of earlier images, by fh */
+	uint8_t fh_held[32];          /* other generations the kernel may hold fh of (device_fh_hold) */
 	uint64_t restarts;            /* handovers this device went through */
 	uint64_t last_pause_us;       /* how long the last one kept requests waiting */
 };

@@ -289,27 +289,50 @@ void device_fh_gens(struct device *dev, uint8_t used[32])
 	pthread_mutex_lock(&dev->lock);
 	used[dev->fh_gen / 8] |= (uint8_t)(1u << (dev->fh_gen % 8));
 	hashmap_for_each(&dev->fh_restored, gen_mark, used);
+	for (unsigned i = 0; i < sizeof(dev->fh_held); i++)
+		used[i] |= dev->fh_held[i];
 	pthread_mutex_unlock(&dev->lock);
+}
+
+static bool gen_held(const struct device *dev, unsigned g)
+{
+	return dev->fh_held[g / 8] & (1u << (g % 8));
+}
+
+/* Both only before the device serves, while it is restored (the restore
+ * calls the frontend's records with the lock held): no lock. */
+void device_fh_hold(struct device *dev, uint64_t fh)
+{
+	unsigned g = (unsigned)(fh >> FH_GEN_SHIFT);
+	dev->fh_held[g / 8] |= (uint8_t)(1u << (g % 8));
+}
+
+void device_fh_hold_gens(struct device *dev, const uint8_t gens[32])
+{
+	for (unsigned i = 0; i < sizeof(dev->fh_held); i++)
+		dev->fh_held[i] |= gens[i];
 }
 
 int device_fh_avoid(struct device *dev, const uint8_t used[32])
 {
+	pthread_mutex_lock(&dev->lock);
 	for (unsigned g = 0; g < 256; g++)
-		if (!(used[g / 8] & (1u << (g % 8)))) {
-			pthread_mutex_lock(&dev->lock);
+		if (!(used[g / 8] & (1u << (g % 8))) && !gen_held(dev, g)) {
 			dev->fh_gen = g;
 			pthread_mutex_unlock(&dev->lock);
 			return 0;
 		}
+	pthread_mutex_unlock(&dev->lock);
 	return -ENOSPC;
 }
 
+/* Called under the lock (device_restore). */
 int device_fh_next_gen(struct device *dev, uint32_t old)
 {
 	for (uint32_t i = 1; i <= 256; i++) {
 		struct gen_probe g = { .gen = (old + i) & 0xff };
 		hashmap_for_each(&dev->fh_restored, gen_used, &g);
-		if (!g.used) {
+		if (!g.used && !gen_held(dev, g.gen)) {
 			dev->fh_gen = g.gen;
 			return 0;
 		}

@@ -133,6 +133,9 @@ static int snapshots_load(struct device *dev, struct state_record *rec)
 		return -EINVAL;
 	}
 	snap->dev = dev;
+	/* Its fh is the kernel's as long as the listing is open: no later
+	 * image may name its own objects by that generation (device_fh_hold). */
+	device_fh_hold(dev, snap->fh);
 	device_dir_open(&snap->opener, &snap->names);
 	pthread_mutex_lock(&fuse_snapshots_lock);
 	list_add_tail(&fuse_snapshots, &snap->link);

@@ -89,7 +89,13 @@
  * never upgrade again. */
 #define ENV_PATH "RINGDEVD_HANDOVER_PATH"
 
-enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION, REC_GENS };
+enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION, REC_GENS, REC_LOST };
+
+/* Generations of fh a crash took from their images: the kernel holds the
+ * handles of then until their apps close them, and a new handle of the same
+ * generation would be taken for one. Kept (REC_LOST) by every later image,
+ * through restarts and crashes: no generation of one is ever used again. */
+static uint8_t lost_gens[32];
 
 /* linux/fuse.h 7.40 (Linux 6.9): ask the kernel to send again every
  * request the daemon read and did not answer. */
@@ -546,6 +552,13 @@ static void resume_scan(void)
 			if (!sr_done(&rec) || resume.sessions < 1 || resume.sessions > RESTART_SESSIONS_MAX)
 				restart_refuse("the frontend record is malformed");
 			meta = true;
+		} else if (rec.type == REC_LOST) {
+			size_t n;
+			const uint8_t *g = sr_bytes(&rec, sizeof(lost_gens), &n);
+			if (!g || n != sizeof(lost_gens) || !sr_done(&rec))
+				restart_refuse("the lost generations record is malformed");
+			for (size_t i = 0; i < n; i++)
+				lost_gens[i] |= g[i];
 		} else if (rec.type == REC_GENS) {
 			size_t n;
 			const uint8_t *g = sr_bytes(&rec, sizeof(resume.gens), &n);
@@ -585,7 +598,7 @@ static void resume_scan(void)
 
 static int frontend_record(void *arg, struct state_record *rec)
 {
-	if (rec->type == REC_META || rec->type == REC_SESSION || rec->type == REC_GENS)
+	if (rec->type == REC_META || rec->type == REC_SESSION || rec->type == REC_GENS || rec->type == REC_LOST)
 		return 0; /* read by resume_scan */
 	if (rec->type >= RESTART_REC_EXTRA && extra_load)
 		return extra_load(arg, rec);
@@ -603,16 +616,21 @@ static struct device *resume_after_crash(struct daemon_config *cfg, const struct
 		restart_refuse("cannot make the device");
 	if (!resume.gens_known)
 		memset(resume.gens, 0xff, sizeof(resume.gens) - 1); /* unknown: all but one */
-	if (device_fh_avoid(dev, resume.gens) < 0)
-		restart_refuse("every handle generation may be in use");
+	/* Every generation the crashed image knew is lost now, for good. */
+	for (size_t i = 0; i < sizeof(lost_gens); i++)
+		lost_gens[i] |= resume.gens[i];
+	device_fh_hold_gens(dev, lost_gens);
 	device_ids_after_crash(dev);
 	struct state_reader r;
 	struct state_record rec;
 	if (sr_open(&r, resume.state, resume.state_len) < 0)
 		restart_refuse(r.problem);
+	/* The frontend's objects first: they hold generations too. */
 	while (sr_next(&r, &rec) > 0)
 		if (rec.type >= RESTART_REC_EXTRA && extra_load && extra_load(dev, &rec) < 0)
 			restart_refuse("a frontend record is malformed");
+	if (device_fh_avoid(dev, resume.gens) < 0)
+		restart_refuse("every handle generation may be in use");
 	return dev;
 }
 
@@ -633,6 +651,7 @@ struct device *restart_resume_device(struct daemon_config *cfg, const struct dev
 	struct device *dev = device_new(&cfg->dev, ops);
 	if (!dev || device_use_arena(dev, arena) < 0)
 		restart_refuse("cannot make the device");
+	device_fh_hold_gens(dev, lost_gens);
 	restored_dev = dev;
 	if (sr_open(&resume.reader, resume.state, resume.state_len) < 0 ||
 	    device_restore(dev, &resume.reader, frontend_record, dev) < 0)
@@ -745,6 +764,13 @@ static void write_frontend(struct state_writer *w, struct device *dev, uint32_t 
 	sw_begin(w, REC_GENS);
 	sw_bytes(w, gens, sizeof(gens));
 	sw_end(w);
+	static const uint8_t none[sizeof(lost_gens)];
+	if (memcmp(lost_gens, none, sizeof(none))) {
+		/* Only after a crash: a state without it reads as before. */
+		sw_begin(w, REC_LOST);
+		sw_bytes(w, lost_gens, sizeof(lost_gens));
+		sw_end(w);
+	}
 }
 
 static int state_memfd(const struct state_writer *w);

@@ -11,6 +11,10 @@ Restart=on-failure and `systemctl stop` do to the apps of a running daemon.
 - crash (SIGUSR2: SIGKILL, restarted): the mount or nodes stay; handles
   from before get EBADF; on kernels with FUSE_NOTIFY_RESEND (Linux 6.9) a
   read parked at the crash ends with EBADF at once; new opens work.
+- a second crash: a handle from before the first still gets EBADF, and its
+  close does not bring the daemon down (the process after the second crash
+  once took its fh, of a generation it did not know was lost, for one of
+  its own handles: SIGSEGV).
 - stop (SIGTERM to the supervisor): the store is closed, the daemon is gone,
   nothing of it keeps running.
 
@@ -180,7 +184,28 @@ def main():
     fresh.write(b"new opens work")
     check(fresh.read(64) == b"new opens work", "new opens work after the crash")
     fresh.close()
-    for p in (kept, empty, writer, settings):
+
+    # --- a second crash: the handles of before the first are still the
+    # kernel's, and no handle of the new process may share their fh ---
+    os.kill(supervisor.pid, signal.SIGUSR2)
+    at, pid4 = daemon_ready(at + 1)
+    try:
+        kept.write(b"x")
+        check(False, "a handle from before two crashes fails")
+    except OSError as e:
+        check(e.errno == errno.EBADF, "a handle from before two crashes gets EBADF (%s)" % errno.errorcode[e.errno])
+    try:
+        kept.close()  # its RELEASE names an fh of two processes ago
+    except OSError:
+        pass
+    again = ringdev.open_pipe("fresh", "rw", device=DEV)
+    again.write(b"still serving")
+    check(again.read(64) == b"still serving", "the process after two crashes serves on after that handle's close")
+    again.close()
+    check(not [line for line in event_lines() if line.startswith("exit pid=%d" % pid4)],
+          "the process after two crashes is alive (it took an old fh for its own: %s)"
+          % [line for line in event_lines() if line.startswith("exit ")])
+    for p in (empty, writer, settings):
         try:
             p.close()
         except OSError:
@@ -190,7 +215,7 @@ def main():
     supervisor.send_signal(signal.SIGTERM)
     code = supervisor.wait(30)
     check(code == 0, "the supervisor stopped cleanly (%d)" % code)
-    for pid in (pid1, pid2, pid3):
+    for pid in (pid1, pid2, pid3, pid4):
         check(not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z",
               "ringdevd %d is gone" % pid)
     if reader.is_alive():
