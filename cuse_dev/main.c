@@ -389,7 +389,7 @@ int main(int argc, char **argv)
 	/* An image taking over from a daemonized one logs where it did. */
 	if (restart_resuming() && !cfg.foreground)
 		log_use_syslog("ringdevd");
-	if (cfg.run_as.set && geteuid() != 0 && !restart_resuming()) {
+	if (cfg.run_as.set && geteuid() != 0 && !restart_dropped_already()) {
 		fprintf(stderr, "ringdevd: --user: only root can change to another user\n");
 		return 1;
 	}

@@ -765,8 +765,9 @@ static int serve_loop(struct fuse_session **se, int n, struct device *dev, const
 
 int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg, const char *what)
 {
-	/* A resumed image runs as the old one did: already dropped. */
-	if (cfg->run_as.set && !restart_resuming()) {
+	/* An image that took over by exec runs as the old one did: already
+	 * dropped. One started from the fd store is root again: it drops. */
+	if (cfg->run_as.set && !restart_dropped_already()) {
 		device_before_fork(dev);
 		int r = service_drop_privileges(&cfg->run_as);
 		int t = device_after_fork(dev);

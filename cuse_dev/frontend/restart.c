@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -433,6 +434,10 @@ void restart_init(int argc, char **argv)
 	unsetenv(ENV_PATH);
 	if (!h)
 		return;
+	/* exec made this image dumpable again: after --user, any process of
+	 * that user could then ptrace it or open its fds through /proc (the
+	 * ring arena: every user's bytes), which the drop had ruled out. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	long v[4];
 	const char *p = h;
 	int got = 0;
@@ -466,6 +471,11 @@ void restart_init(int argc, char **argv)
 bool restart_resuming(void)
 {
 	return resume.active;
+}
+
+bool restart_dropped_already(void)
+{
+	return resume.active && !resume.from_store;
 }
 
 static void set_inherit(int fd, bool inherit)

@@ -24,6 +24,11 @@ void restart_init(int argc, char **argv);
 
 /* True if this image was started to take over from an earlier one. */
 bool restart_resuming(void);
+/* True if this image took over by exec from one that ran as --user already
+ * (a SIGHUP, a refused state, a guard): it must not drop again. A start
+ * from the service manager's fd store is a new process started as root:
+ * it drops as a first start does. */
+bool restart_dropped_already(void);
 
 /* Serve session se (index i: 0 the data session, 1 CUSE's control node)
  * on fd through this module. 0 or -errno. */

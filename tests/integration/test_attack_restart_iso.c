@@ -14,9 +14,16 @@
  *    generation equals the listing's, and its next READDIR took the
  *    listing's fh for an address in this image: the root daemon died of
  *    SIGSEGV and the mount with it.
+ * 2. With --user, the daemon the drop made is not dumpable: no process of
+ *    that user may ptrace it or open its fds through /proc. The image a
+ *    SIGHUP execs was dumpable again (exec sets it back), so any process of
+ *    the --user account (nobody, shared by many services) could open the
+ *    ring arena's memfd through /proc/PID/fd read-write: every user's
+ *    queued bytes, to read and to change.
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -111,5 +118,33 @@ Test(attack_restart_iso, listing_across_256_restarts)
 	cr_assert_eq(kill(d->pid, 0), 0, "ringdevd died at the READDIR of a listing from 256 restarts ago");
 	close(sv[0]);
 	cr_assert_eq(rd_join(child), 0);
+	rd_end(d);
+}
+
+#define DAEMON_USER 65534 /* nobody */
+
+/* As the daemon's own user: may this process see the daemon's fds? */
+static int peek_fds(void *arg)
+{
+	const char *path = arg;
+	if (rd_become(DAEMON_USER, DAEMON_USER) < 0)
+		return 2;
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == EACCES || errno == EPERM ? 0 : 3;
+	closedir(d);
+	return 1;
+}
+
+Test(attack_restart_iso, user_drop_survives_sighup)
+{
+	static const char *const args[] = { "--user", "nobody", NULL };
+	struct rd_daemon *d = rd_start(args);
+	char fds[64];
+	snprintf(fds, sizeof(fds), "/proc/%d/fd", (int)d->pid);
+	cr_assert_eq(rd_join(rd_spawn(peek_fds, fds, -1)), 0, "before a restart, nobody sees the fds of the daemon");
+	restart_in_place(d);
+	cr_expect_eq(rd_join(rd_spawn(peek_fds, fds, -1)), 0,
+		     "after a SIGHUP, another process of the --user account sees the daemon's fds (its ring arena)");
 	rd_end(d);
 }

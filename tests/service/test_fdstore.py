@@ -15,6 +15,8 @@ Restart=on-failure and `systemctl stop` do to the apps of a running daemon.
   close does not bring the daemon down (the process after the second crash
   once took its fh, of a generation it did not know was lost, for one of
   its own handles: SIGSEGV).
+- --user with the store: a start from the store and one after a crash drop
+  to the user as the first start did (they stayed root).
 - stop (SIGTERM to the supervisor): the store is closed, the daemon is gone,
   nothing of it keeps running.
 
@@ -221,7 +223,60 @@ def main():
     if reader.is_alive():
         reader.join(10)  # the store closed: the connection ended, the read with it
     check(not reader.is_alive(), "nothing of the daemon is left waiting")
+    user_drop()
     return 0
+
+
+def proc_ids(pid):
+    """(uid line, CapEff, CapBnd) of a process, from /proc/PID/status."""
+    got = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            got[key] = value.split()
+    return got["Uid"], got["CapEff"][0], got["CapBnd"][0]
+
+
+def user_drop():
+    """--user with --fd-store: a start from the store (systemctl restart, a
+    crash) is a new process that systemd starts as root; it must drop as a
+    first start does (it kept root and every capability: it took itself for
+    an image that had dropped already)."""
+    global supervisor, events, log, DEV, CTL, where
+    if FRONTEND != "fuse":
+        return  # one frontend is enough: the drop is the same code
+    subprocess.run(["umount", "-l", DEV], stderr=subprocess.DEVNULL)  # cleanup() sees only the last mount
+    sub = os.path.join(work, "user")
+    os.mkdir(sub)
+    os.chmod(sub, 0o755)
+    events = os.path.join(sub, "events")
+    log = os.path.join(sub, "ringdevd.log")
+    DEV = os.path.join(sub, "mnt")
+    CTL = os.path.join(DEV, ".ctl")
+    where = ["--frontend=fuse", "--mount", DEV]
+    # systemd's notify socket is reachable by every uid; the supervisor's
+    # lives in a private folder: open it up before the daemon drops.
+    wrap = os.path.join(sub, "wrap.sh")
+    with open(wrap, "w") as f:
+        f.write('#!/bin/sh\nchmod 755 "$(dirname "$NOTIFY_SOCKET")"; chmod 777 "$NOTIFY_SOCKET"\n'
+                'exec "$0.real" "$@"\n'.replace("$0.real", RINGDEVD))
+    os.chmod(wrap, 0o755)
+    with open(log, "w") as out:
+        supervisor = subprocess.Popen(
+            [SUPERVISE, "--restart-on-exit", "--events", events, "--", wrap, "-f", "--fd-store", "--user", "nobody"]
+            + where, stdout=out, stderr=subprocess.STDOUT)
+    at, pid = daemon_ready(0)
+    nobody = (["65534"] * 4, "0000000000000000", "0000000000000000")
+    check(proc_ids(pid) == nobody, "--user nobody: the first start dropped (%s)" % (proc_ids(pid),))
+    os.kill(supervisor.pid, signal.SIGUSR1)
+    at, pid = daemon_ready(at + 1)
+    check(proc_ids(pid) == nobody, "--user nobody: the start from the store dropped too (%s)" % (proc_ids(pid),))
+    os.kill(supervisor.pid, signal.SIGUSR2)
+    at, pid = daemon_ready(at + 1)
+    check(proc_ids(pid) == nobody, "--user nobody: the start after a crash dropped too (%s)" % (proc_ids(pid),))
+    supervisor.send_signal(signal.SIGTERM)
+    check(supervisor.wait(30) == 0, "the --user supervisor stopped cleanly")
+    subprocess.run(["umount", "-l", DEV], stderr=subprocess.DEVNULL)
 
 
 def cleanup():
