@@ -455,6 +455,19 @@ void restart_init(int argc, char **argv)
 		fprintf(stderr, "ringdevd: %s: '%s' is not state:report:exe:guard\n", ENV_HANDOVER, h);
 		exit(1);
 	}
+	/* Only an old image sets it, with its sealed state and its program
+	 * as an O_PATH fd. Anything else is an environment that leaked or
+	 * was forged: taking it for a handover would run whatever the "old
+	 * program" fd is when the "state" is refused. A first start, then. */
+	const int sealed = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+	int seals = fcntl(state, F_GET_SEALS), exe_flags = fcntl(old_exe, F_GETFL);
+	if (seals < 0 || (seals & sealed) != sealed || exe_flags < 0 || !(exe_flags & O_PATH)) {
+		fprintf(stderr, "ringdevd: %s: fd %d is no sealed state or fd %d no program: not a handover, ignored\n",
+			ENV_HANDOVER, state, old_exe);
+		unsetenv(ENV_HANDOVER);
+		unsetenv(ENV_FALLBACK);
+		return;
+	}
 	resume.active = true;
 	resume.state_fd = state;
 	resume.report_fd = report;

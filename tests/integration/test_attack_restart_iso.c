@@ -20,11 +20,18 @@
  *    the --user account (nobody, shared by many services) could open the
  *    ring arena's memfd through /proc/PID/fd read-write: every user's
  *    queued bytes, to read and to change.
+ * 3. RINGDEVD_HANDOVER in the environment of a first start (a leak, or a
+ *    forged one) was taken for a handover: the "state" fd was read, found
+ *    wanting, and the "old program" fd was executed, whatever it was, as
+ *    root. Only a sealed state and an O_PATH program make a handover now.
  */
 #include <fcntl.h>
 #include <signal.h>
 #include <dirent.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -147,4 +154,54 @@ Test(attack_restart_iso, user_drop_survives_sighup)
 	cr_expect_eq(rd_join(rd_spawn(peek_fds, fds, -1)), 0,
 		     "after a SIGHUP, another process of the --user account sees the daemon's fds (its ring arena)");
 	rd_end(d);
+}
+
+Test(attack_restart_iso, forged_handover_env)
+{
+	if (rd_fuse_only("a start on a mount"))
+		return;
+	const char *bin = getenv("RINGDEVD");
+	cr_assert_not_null(bin, "RINGDEVD is not set");
+	char dir[] = "/tmp/ringdev-forged.XXXXXX", mnt[sizeof(dir) + 4], junk[sizeof(dir) + 6];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+	snprintf(junk, sizeof(junk), "%s/state", dir);
+	cr_assert_eq(mkdir(mnt, 0755), 0);
+	int fd = open(junk, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "not a state", 11), 11);
+	close(fd);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		/* fd 3 a "state", 4 a "report", 5 a "program": /bin/true */
+		close_range(3, ~0u, 0);
+		if (open(junk, O_RDONLY) != 3 || open("/dev/null", O_WRONLY) != 4 || open("/bin/true", O_RDONLY) != 5)
+			_exit(126);
+		setenv("RINGDEVD_HANDOVER", "3:4:5:0", 1);
+		execl(bin, bin, "-f", "--frontend=fuse", "--mount", mnt, (char *)NULL);
+		_exit(127);
+	}
+	bool mounted = false;
+	int status = 0;
+	for (int ms = 0; ms < RD_START_TIMEOUT_MS && !mounted; ms += 10) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			pid = -1;
+			break;
+		}
+		mounted = rd_is_mounted(mnt);
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	}
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, &status, 0);
+	}
+	if (rd_is_mounted(mnt))
+		umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+	unlink(junk);
+	rmdir(dir);
+	cr_expect(pid > 0, "ringdevd with a forged RINGDEVD_HANDOVER ended at once (status %d): it ran the fd it "
+		  "was given as its old program", status);
+	cr_expect(mounted, "ringdevd with a forged RINGDEVD_HANDOVER did not serve its mount");
 }
