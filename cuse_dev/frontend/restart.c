@@ -764,6 +764,18 @@ static unsigned sessions_attached(void)
 	return n;
 }
 
+/* In every state and boot record, but only after a crash: a state
+ * without it reads as before. */
+static void write_lost(struct state_writer *w)
+{
+	static const uint8_t none[sizeof(lost_gens)];
+	if (!memcmp(lost_gens, none, sizeof(none)))
+		return;
+	sw_begin(w, REC_LOST);
+	sw_bytes(w, lost_gens, sizeof(lost_gens));
+	sw_end(w);
+}
+
 static void write_frontend(struct state_writer *w, struct device *dev, uint32_t frontend, uint64_t stopped)
 {
 	unsigned n = sessions_attached();
@@ -787,13 +799,7 @@ static void write_frontend(struct state_writer *w, struct device *dev, uint32_t 
 	sw_begin(w, REC_GENS);
 	sw_bytes(w, gens, sizeof(gens));
 	sw_end(w);
-	static const uint8_t none[sizeof(lost_gens)];
-	if (memcmp(lost_gens, none, sizeof(none))) {
-		/* Only after a crash: a state without it reads as before. */
-		sw_begin(w, REC_LOST);
-		sw_bytes(w, lost_gens, sizeof(lost_gens));
-		sw_end(w);
-	}
+	write_lost(w);
 }
 
 static int state_memfd(const struct state_writer *w);
@@ -1002,6 +1008,7 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 		sw_bytes(&w, wires[i].init, wires[i].init_len);
 		sw_end(&w);
 	}
+	write_lost(&w);
 	int e = device_save(dev, &w);
 	if (e == 0 && extra_save)
 		extra_save(&w);

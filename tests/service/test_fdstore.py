@@ -11,7 +11,7 @@ Restart=on-failure and `systemctl stop` do to the apps of a running daemon.
 - crash (SIGUSR2: SIGKILL, restarted): the mount or nodes stay; handles
   from before get EBADF; on kernels with FUSE_NOTIFY_RESEND (Linux 6.9) a
   read parked at the crash ends with EBADF at once; new opens work.
-- a second crash: a handle from before the first still gets EBADF, and its
+- a SIGHUP and a second crash: a handle from before the first crash still gets EBADF, and its
   close does not bring the daemon down (the process after the second crash
   once took its fh, of a generation it did not know was lost, for one of
   its own handles: SIGSEGV).
@@ -187,8 +187,15 @@ def main():
     check(fresh.read(64) == b"new opens work", "new opens work after the crash")
     fresh.close()
 
-    # --- a second crash: the handles of before the first are still the
-    # kernel's, and no handle of the new process may share their fh ---
+    # --- a SIGHUP, then a second crash: the handles of before the first
+    # crash are still the kernel's, and no handle of the process after the
+    # second may share their fh, however many images came in between ---
+    before = stats_ext()[1]
+    os.kill(supervisor.pid, signal.SIGHUP)  # passed on to ringdevd
+    end = time.monotonic() + 20
+    while stats_ext()[1] == before and time.monotonic() < end:
+        time.sleep(0.02)
+    check(stats_ext()[1] == before + 1, "a SIGHUP after the crash restarted in place")
     os.kill(supervisor.pid, signal.SIGUSR2)
     at, pid4 = daemon_ready(at + 1)
     try:
