@@ -230,6 +230,12 @@ int device_fh_avoid(struct device *dev, const uint8_t used[32]);
  * the device is restored, before it serves and before its generation is
  * chosen (device_restore, device_fh_avoid): they take no lock. */
 void device_fh_hold(struct device *dev, uint64_t fh);
+/* The inode number the next pipe gets, and (before the device serves) a
+ * floor for it: after a crash the kernel still knows the inodes of the
+ * lost pipes by number (an open through /proc/PID/fd/N names the inode,
+ * not the path), and no new pipe may answer to one of them. */
+uint64_t device_next_ino(struct device *dev);
+void device_ino_floor(struct device *dev, uint64_t floor);
 void device_fh_hold_gens(struct device *dev, const uint8_t gens[32]);
 void *device_fh_object(const struct device *dev, uint64_t fh);
 

@@ -299,6 +299,22 @@ static bool gen_held(const struct device *dev, unsigned g)
 	return dev->fh_held[g / 8] & (1u << (g % 8));
 }
 
+uint64_t device_next_ino(struct device *dev)
+{
+	pthread_mutex_lock(&dev->lock);
+	uint64_t n = dev->table.next_ino;
+	pthread_mutex_unlock(&dev->lock);
+	return n;
+}
+
+void device_ino_floor(struct device *dev, uint64_t floor)
+{
+	pthread_mutex_lock(&dev->lock);
+	if (dev->table.next_ino < floor)
+		dev->table.next_ino = floor;
+	pthread_mutex_unlock(&dev->lock);
+}
+
 /* Both only before the device serves, while it is restored (the restore
  * calls the frontend's records with the lock held): no lock. */
 void device_fh_hold(struct device *dev, uint64_t fh)

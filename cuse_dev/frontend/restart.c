@@ -90,7 +90,13 @@
  * never upgrade again. */
 #define ENV_PATH "RINGDEVD_HANDOVER_PATH"
 
-enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION, REC_GENS, REC_LOST };
+enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION, REC_GENS, REC_LOST, REC_INOS };
+
+/* Inode numbers: a boot record keeps the next one of its time (REC_INOS).
+ * An image after a crash starts at the next multiple of 2^32 above it,
+ * past every number the crashed one can have given (it would have had to
+ * make 2^32 pipes), so no new pipe takes the number of a lost one. */
+#define INO_EPOCH_SHIFT 32
 
 /* Generations of fh a crash took from their images: the kernel holds the
  * handles of then until their apps close them, and a new handle of the same
@@ -141,6 +147,7 @@ static struct {
 	int store_conn[RESTART_SESSIONS_MAX], store_rings;
 	uint8_t gens[32];    /* crash: fh generations the lost handles may use */
 	bool gens_known;
+	uint64_t boot_next_ino;  /* crash: the boot record's next inode number (0: an older one's) */
 	int stored;          /* fds systemd gave (from SD_LISTEN_FDS_START) */
 } resume = { .state_fd = -1, .report_fd = -1, .old_exe = -1, .arena_fd = -1 };
 
@@ -575,6 +582,10 @@ static void resume_scan(void)
 			if (!sr_done(&rec) || resume.sessions < 1 || resume.sessions > RESTART_SESSIONS_MAX)
 				restart_refuse("the frontend record is malformed");
 			meta = true;
+		} else if (rec.type == REC_INOS) {
+			resume.boot_next_ino = sr_u64(&rec);
+			if (!sr_done(&rec))
+				restart_refuse("the inode record is malformed");
 		} else if (rec.type == REC_LOST) {
 			size_t n;
 			const uint8_t *g = sr_bytes(&rec, sizeof(lost_gens), &n);
@@ -621,7 +632,8 @@ static void resume_scan(void)
 
 static int frontend_record(void *arg, struct state_record *rec)
 {
-	if (rec->type == REC_META || rec->type == REC_SESSION || rec->type == REC_GENS || rec->type == REC_LOST)
+	if (rec->type == REC_META || rec->type == REC_SESSION || rec->type == REC_GENS || rec->type == REC_LOST ||
+	    rec->type == REC_INOS)
 		return 0; /* read by resume_scan */
 	if (rec->type >= RESTART_REC_EXTRA && extra_load)
 		return extra_load(arg, rec);
@@ -654,6 +666,10 @@ static struct device *resume_after_crash(struct daemon_config *cfg, const struct
 			restart_refuse("a frontend record is malformed");
 	if (device_fh_avoid(dev, resume.gens) < 0)
 		restart_refuse("every handle generation may be in use");
+	uint64_t epoch = (resume.boot_next_ino >> INO_EPOCH_SHIFT) + 1;
+	if (epoch >> (64 - INO_EPOCH_SHIFT))
+		restart_refuse("every inode number may be in use");
+	device_ino_floor(dev, epoch << INO_EPOCH_SHIFT);
 	return dev;
 }
 
@@ -800,6 +816,14 @@ static void write_frontend(struct state_writer *w, struct device *dev, uint32_t 
 	sw_bytes(w, gens, sizeof(gens));
 	sw_end(w);
 	write_lost(w);
+	if (!stopped) {
+		/* The boot record only (read after a crash alone): a stopped
+		 * state has the device's own count, and an older image would
+		 * refuse a record it does not know there. */
+		sw_begin(w, REC_INOS);
+		sw_u64(w, device_next_ino(dev));
+		sw_end(w);
+	}
 }
 
 static int state_memfd(const struct state_writer *w);

@@ -11,6 +11,9 @@ Restart=on-failure and `systemctl stop` do to the apps of a running daemon.
 - crash (SIGUSR2: SIGKILL, restarted): the mount or nodes stay; handles
   from before get EBADF; on kernels with FUSE_NOTIFY_RESEND (Linux 6.9) a
   read parked at the crash ends with EBADF at once; new opens work.
+- after a crash, a new pipe never gets the inode number of a lost one:
+  reopening an old handle through /proc/self/fd opened the new pipe (of
+  another user, maybe) by that number, and read its bytes.
 - a SIGHUP and a second crash: a handle from before the first crash still gets EBADF, and its
   close does not bring the daemon down (the process after the second crash
   once took its fh, of a generation it did not know was lost, for one of
@@ -163,6 +166,7 @@ def main():
     check(0 < pause < 10_000_000, "the pause is reported (%d us)" % pause)
 
     # --- a crash ---
+    kept_ino = os.fstat(kept.fileno()).st_ino
     reader = threading.Thread(target=parked_read, args=(empty, "crash"))
     reader.start()
     time.sleep(0.3)
@@ -185,6 +189,19 @@ def main():
     fresh = ringdev.open_pipe("fresh", "rw", device=DEV)
     fresh.write(b"new opens work")
     check(fresh.read(64) == b"new opens work", "new opens work after the crash")
+    if FRONTEND == "fuse":
+        # The kernel still knows the lost pipe's inode by its number: an
+        # open through /proc/self/fd names that number, not a path.
+        check(os.fstat(fresh.fileno()).st_ino != kept_ino, "a pipe made after the crash has an inode number "
+              "of its own (%d, the lost one had %d)" % (os.fstat(fresh.fileno()).st_ino, kept_ino))
+        fresh.write(b"not for the old handle")
+        try:
+            os.close(os.open("/proc/self/fd/%d" % kept.fileno(), os.O_RDONLY | os.O_NONBLOCK))
+            check(False, "reopening a handle from before the crash opened a pipe made after it")
+        except OSError as e:
+            check(e.errno == errno.ENOENT, "reopening a handle from before the crash finds nothing (%s)"
+                  % errno.errorcode[e.errno])
+        check(fresh.read(64) == b"not for the old handle", "the new pipe's bytes stay its own")
     fresh.close()
 
     # --- a SIGHUP, then a second crash: the handles of before the first
