@@ -1411,7 +1411,7 @@ Test(attack_restart_ctl, sighups_back_to_back_with_four_parked_transacts)
 	}
 	rd_wait_other(d, 5);
 	uint64_t before = restarts_of(sfd);
-	for (int i = 0; i < 5; i++) {
+	for (unsigned i = 0; i < 5; i++) {
 		kill(d->pid, SIGHUP);
 		pause_ms(i * 3);
 	}
