@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <grp.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,6 +358,17 @@ int main(int argc, char **argv)
 			.max_parked = 65536,
 		},
 	};
+	/* SIGHUP asks for a restart in place (frontend/common.c), but its
+	 * handler comes only once the device is set up: until then its
+	 * default action would kill the daemon and its mount. Held back from
+	 * here, it waits for the serving loop, which takes it then (or
+	 * ignores it with a warning while the kernel has not finished setting
+	 * up the connection). A resumed image has it held back already: the
+	 * mask goes through exec. */
+	sigset_t hup;
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(SIG_BLOCK, &hup, NULL);
 	log_set_ident("ringdevd");
 	log_detect_journal();
 	restart_init(argc, argv);

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_attack_restart_conc.c - attacks on the in-place restart (SIGHUP,
+ * issue 20) through concurrency around the handover: a SIGHUP at the very
+ * start, SIGHUP storms under mixed load with every byte checked, and the
+ * guard taking over when the new image dies in the middle.
+ *
+ * ringdevd(8) promises that a SIGHUP before the connection is set up is
+ * ignored with a warning, that applications notice nothing across a
+ * restart, and that the guard becomes the daemon if the new image dies
+ * during the handover. These tests hold it to that with real system calls
+ * against the built daemon.
+ */
+
+#include <dirent.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "harness.h"
+
+RD_SUITE(attack_restart_conc, 120);
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Has pid an fd on /dev/fuse or /dev/cuse yet? */
+static bool holds_kernel_fd(pid_t pid)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		char link[384], target[64];
+		snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			found = !strcmp(target, "/dev/fuse") || !strcmp(target, "/dev/cuse");
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* Start ringdevd on a private FUSE mount ourselves (not rd_start, which
+ * returns only once it serves): the test must signal it earlier. */
+static pid_t spawn_daemon(const char *mnt, const char *log)
+{
+	const char *bin = getenv("RINGDEVD");
+	cr_assert(bin && *bin, "RINGDEVD is not set");
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, bin, "-f", "--frontend=fuse", "--mount", mnt, "--threads", "2", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* A SIGHUP that comes while ringdevd is still setting up (it has opened
+ * /dev/fuse, the mount is being made, no handler is installed yet) must
+ * not kill it: ringdevd(8) says such a SIGHUP is ignored. Before the fix
+ * SIGHUP still had its default action there and the daemon died of it
+ * (status 128+SIGHUP), taking its mount with it. */
+Test(attack_restart_conc, sighup_while_starting_is_not_fatal)
+{
+	if (rd_fuse_only("a SIGHUP during start-up"))
+		return;
+	char tmpl[] = "/tmp/rd-hupstart.XXXXXX";
+	cr_assert(mkdtemp(tmpl));
+	int died = 0;
+	const int rounds = 30;
+	for (int i = 0; i < rounds; i++) {
+		char mnt[256], log[256];
+		snprintf(mnt, sizeof(mnt), "%s/mnt%d", tmpl, i);
+		snprintf(log, sizeof(log), "%s/log%d", tmpl, i);
+		cr_assert(mkdir(mnt, 0755) == 0);
+		pid_t pid = spawn_daemon(mnt, log);
+		uint64_t t0 = mono_ms();
+		while (!holds_kernel_fd(pid) && mono_ms() - t0 < RD_START_TIMEOUT_MS)
+			;
+		/* Vary the moment a little: from the open of /dev/fuse on. */
+		if (i % 5 == 4)
+			usleep(200);
+		kill(pid, SIGHUP);
+		/* It must come up and serve. */
+		char pipe[300];
+		snprintf(pipe, sizeof(pipe), "%s/p", mnt);
+		int fd = -1, status = 0;
+		bool gone = false;
+		t0 = mono_ms();
+		while (fd < 0 && mono_ms() - t0 < RD_START_TIMEOUT_MS) {
+			if (waitpid(pid, &status, WNOHANG) == pid) {
+				gone = true;
+				break;
+			}
+			if (rd_is_mounted(mnt))
+				fd = open(pipe, O_RDWR | O_CREAT | O_NONBLOCK, 0600);
+			if (fd < 0)
+				usleep(1000);
+		}
+		if (gone) {
+			died++;
+			cr_log_error("round %d: ringdevd died (%s %d) after a SIGHUP during start-up", i,
+				     WIFSIGNALED(status) ? "signal" : "exit",
+				     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			umount2(mnt, MNT_DETACH);
+			continue;
+		}
+		cr_assert(fd >= 0, "round %d: the mount does not serve: %s", i, strerror(errno));
+		cr_assert(write(fd, "ok", 2) == 2);
+		char b[4];
+		cr_assert(read(fd, b, sizeof(b)) == 2);
+		close(fd);
+		kill(pid, SIGTERM);
+		t0 = mono_ms();
+		while (waitpid(pid, &status, WNOHANG) != pid) {
+			cr_assert(mono_ms() - t0 < RD_STOP_TIMEOUT_MS, "round %d: ringdevd does not stop", i);
+			usleep(1000);
+		}
+		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: exit status %#x", i, status);
+		if (rd_is_mounted(mnt))
+			umount2(mnt, MNT_DETACH);
+	}
+	cr_assert_eq(died, 0, "%d of %d daemons died of a SIGHUP while starting", died, rounds);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpl);
+	rd_sh(cmd);
+}
