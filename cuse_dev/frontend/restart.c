@@ -46,6 +46,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fuse.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -83,6 +84,11 @@
 #define ENV_HANDOVER "RINGDEVD_HANDOVER"
 #define ENV_FALLBACK "RINGDEVD_HANDOVER_FALLBACK"
 #define ENV_STORE_CRASH "RINGDEVD_STORE_WITHOUT_STATE"
+/* How long the guard waits for the new image's word before it takes over
+ * anyway (a new program that hangs, say on a lock or a lookup, would leave
+ * no one serving, forever). The environment may shorten it (tests). */
+#define ENV_GUARD_TIMEOUT "RINGDEVD_GUARD_TIMEOUT_MS"
+#define GUARD_TIMEOUT_MS 30000
 #define SD_LISTEN_FDS_START 3
 /* The path the first image was started from: an image run through the old
  * program's O_PATH fd (a refusal, a guard taking over) finds only "PATH
@@ -1057,6 +1063,9 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	set_inherit(report[1], true);
 	setenv(ENV_PATH, self_path, 1); /* for the new image and the guard */
 	log_flush();
+	pid_t daemon_pid = getpid();
+	const char *gt = getenv(ENV_GUARD_TIMEOUT);
+	long guard_ms = gt && atol(gt) > 0 ? atol(gt) : GUARD_TIMEOUT_MS;
 	pid_t guard = fork();
 	if (guard < 0) {
 		e = -errno;
@@ -1068,10 +1077,37 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 		 * without one, run the old program on the same state. */
 		close(report[1]);
 		char c;
-		ssize_t got;
-		while ((got = read(report[0], &c, 1)) < 0 && errno == EINTR) {
+		ssize_t got = -1;
+		struct pollfd pf = { .fd = report[0], .events = POLLIN };
+		uint64_t deadline = now_ns() + (uint64_t)guard_ms * 1000000;
+		bool killed = false;
+		for (;;) {
+			uint64_t now = now_ns();
+			int left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+			int k = poll(&pf, 1, left);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k == 0) {
+				/* No word and no death: the new image hangs.
+				 * Nobody serves until it is gone. Whatever it
+				 * says from now on, this guard takes over. */
+				log_error("handover: the new program said nothing in %ld ms: killing it, the old one "
+					  "serves on", guard_ms);
+				log_flush();
+				kill(daemon_pid, SIGKILL);
+				killed = true;
+				/* Gone once this guard, its child, is
+				 * someone else's (a child of it may still
+				 * hold the pipe open: no EOF to wait for). */
+				while (getppid() == daemon_pid)
+					usleep(1000);
+				break;
+			}
+			while ((got = read(report[0], &c, 1)) < 0 && errno == EINTR) {
+			}
+			break;
 		}
-		if (got == 1)
+		if (got == 1 && !killed)
 			_exit(0);
 		char env[96];
 		snprintf(env, sizeof(env), "%d:-1:%d:0", state, self_exe);

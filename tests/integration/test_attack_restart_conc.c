@@ -148,3 +148,111 @@ Test(attack_restart_conc, sighup_while_starting_is_not_fatal)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpl);
 	rd_sh(cmd);
 }
+
+/* ---- the guard: a new program that neither serves nor dies ---- */
+
+static const size_t keep_len = 3000;
+
+static int read_kept(void *arg)
+{
+	const struct rd_daemon *d = arg;
+	int fd = rd_open(d, "keep", O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0)
+		return 10;
+	unsigned char got[4096], want[4096];
+	ssize_t n = read(fd, got, sizeof(got));
+	rd_pattern(want, keep_len, 20, 0);
+	close(fd);
+	return n == (ssize_t)keep_len && !memcmp(got, want, keep_len) ? 0 : 11;
+}
+
+static pid_t first_child(pid_t pid)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	FILE *f = fopen(path, "r");
+	int c = 0;
+	if (f) {
+		if (fscanf(f, "%d", &c) != 1)
+			c = 0;
+		fclose(f);
+	}
+	return (pid_t)c;
+}
+
+/* An upgrade installs a program that hangs at start (a lock, a lookup that
+ * never returns): it neither writes its word to the guard nor dies. Before
+ * the fix the guard waited for ever: nobody served the mount again, every
+ * call on it hung (unkillable but for SIGKILL). Now the guard gives the new
+ * program RINGDEVD_GUARD_TIMEOUT_MS (here 1 s), kills it and runs the old
+ * program: every byte, handle and waiting read carries over. */
+Test(attack_restart_conc, guard_takes_over_from_a_hung_new_program)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1); /* the guard's daemon ends up ours */
+	char dir[] = "/tmp/rd-hang.XXXXXX", bin[128], cmd[512];
+	cr_assert(mkdtemp(dir));
+	snprintf(bin, sizeof(bin), "%s/ringdevd", dir);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", getenv("RINGDEVD"), bin);
+	cr_assert_eq(rd_sh(cmd), 0);
+	setenv("RINGDEVD", bin, 1);
+	setenv("RINGDEVD_GUARD_TIMEOUT_MS", "1000", 1);
+	struct rd_daemon *d = rd_start(NULL);
+
+	int w = rd_create(d, "keep", O_WRONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+	unsigned char data[4096];
+	rd_pattern(data, keep_len, 20, 0);
+	rd_write_ok(w, data, keep_len);
+	int r = rd_create(d, "wait", O_RDONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+	struct rd_io *io = rd_io_new(r, RD_IO_READ, 16);
+	rd_io_start(io);
+	rd_wait_parked(d, 1, 0);
+
+	/* The new program at the daemon's path: one that hangs. */
+	snprintf(cmd, sizeof(cmd), "printf '#!/bin/sh\\nexec sleep 600\\n' > %s/new && chmod +x %s/new && mv %s/new %s",
+		 dir, dir, dir, bin);
+	cr_assert_eq(rd_sh(cmd), 0);
+	pid_t old = d->pid;
+	cr_assert_eq(kill(old, SIGHUP), 0);
+	pid_t guard = 0;
+	uint64_t t0 = mono_ms();
+	while (!(guard = first_child(old)) && mono_ms() - t0 < RD_START_TIMEOUT_MS)
+		usleep(1000);
+	cr_assert(guard > 0, "no guard was forked");
+
+	/* Someone must serve again, well within the guard's limit plus a start. */
+	pid_t reader = rd_spawn(read_kept, d, -1);
+	int status;
+	bool ended = rd_wait_child(reader, 10000, &status);
+	if (!ended) {
+		kill(reader, SIGKILL);
+		kill(old, SIGKILL); /* the hung program: let the test end */
+		rd_wait_child(reader, 5000, &status);
+		rd_log_tail(d, 10);
+		kill(guard, SIGTERM);
+		cr_assert_fail("nobody serves the mount 10 s after a SIGHUP to a program that hangs");
+	}
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the kept bytes: helper status %#x", status);
+
+	/* The read that waited before the SIGHUP is answered by the old program. */
+	int w2 = rd_open_ok(d, "wait", O_WRONLY);
+	rd_write_ok(w2, "wake", 4);
+	rd_io_join(io);
+	cr_expect_eq(io->ret, 4, "the parked read: %zd (%s)", io->ret, rd_errname(io->err));
+	close(w2);
+	close(w);
+	close(r);
+	struct ringdev_stats s = rd_stats(d);
+	cr_expect_eq(s.parked_total, 0);
+
+	/* The guard is the daemon now: stop it (it unmounts), then the harness cleans up. */
+	cr_assert_eq(kill(guard, SIGTERM), 0);
+	t0 = mono_ms();
+	while (waitpid(guard, &status, WNOHANG) != guard) {
+		cr_assert(mono_ms() - t0 < RD_STOP_TIMEOUT_MS, "the guard's daemon does not stop");
+		usleep(1000);
+	}
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the guard's daemon: status %#x", status);
+	rd_stop(d);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	rd_sh(cmd);
+}
