@@ -256,3 +256,212 @@ Test(attack_restart_conc, guard_takes_over_from_a_hung_new_program)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	rd_sh(cmd);
 }
+
+/* ---- SIGHUP storms under load: every byte, every waiting call ---- */
+
+#define STORM_PIPES 3
+
+struct storm {
+	const struct rd_daemon *d;
+	volatile int stop;
+	uint64_t written[STORM_PIPES], read[STORM_PIPES];
+	uint64_t eintr, bad;
+};
+
+struct storm_arg {
+	struct storm *st;
+	int p;                      /* the pipe: s<p> */
+};
+
+static void storm_usr1(int sig)
+{
+	(void)sig;
+}
+
+static void storm_signals(void)
+{
+	struct sigaction sa = { .sa_handler = storm_usr1 }; /* no SA_RESTART: calls end with EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Writes of 1 byte to 300 KiB (more than one FUSE piece, more than the
+ * ring), positions checked by the reader. */
+static int storm_writer(void *arg)
+{
+	const struct storm_arg *a = arg;
+	struct storm *st = a->st;
+	int p = a->p;
+	storm_signals();
+	char name[16];
+	snprintf(name, sizeof(name), "s%d", p);
+	int fd = rd_open(st->d, name, O_WRONLY, 0);
+	if (fd < 0)
+		return 10;
+	static unsigned char buf[300 * 1024];
+	uint64_t seed = 0x9e3779b97f4a7c15ull + (uint64_t)p, pos = 0;
+	while (!st->stop) {
+		size_t n = 1 + xorshift(&seed) % ((xorshift(&seed) & 3) ? 5000 : sizeof(buf));
+		rd_pattern(buf, n, 100 + (uint64_t)p, pos);
+		ssize_t r = write(fd, buf, n);
+		if (r < 0 && errno == EINTR) {
+			__atomic_add_fetch(&st->eintr, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (r < 0)
+			return 11;
+		pos += (uint64_t)r;
+	}
+	st->written[p] = pos;
+	close(fd);
+	return 0;
+}
+
+static int storm_reader(void *arg)
+{
+	const struct storm_arg *a = arg;
+	struct storm *st = a->st;
+	int p = a->p;
+	storm_signals();
+	char name[16];
+	snprintf(name, sizeof(name), "s%d", p);
+	int fd = rd_open(st->d, name, O_RDONLY, 0);
+	if (fd < 0)
+		return 10;
+	static unsigned char buf[300 * 1024], want[300 * 1024];
+	uint64_t seed = 0xabcdef12345ull + (uint64_t)p, pos = 0;
+	for (;;) {
+		size_t n = 1 + xorshift(&seed) % ((xorshift(&seed) & 3) ? 5000 : sizeof(buf));
+		ssize_t r = read(fd, buf, n);
+		if (r < 0 && errno == EINTR) {
+			__atomic_add_fetch(&st->eintr, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (r < 0)
+			return 11;
+		if (r == 0)
+			break;
+		rd_pattern(want, (size_t)r, 100 + (uint64_t)p, pos);
+		if (memcmp(buf, want, (size_t)r)) {
+			__atomic_add_fetch(&st->bad, 1, __ATOMIC_RELAXED);
+			st->read[p] = pos;
+			return 12;
+		}
+		pos += (uint64_t)r;
+	}
+	st->read[p] = pos;
+	close(fd);
+	return 0;
+}
+
+/* Polls that begin before a SIGHUP and are woken after it. */
+static int storm_poller(void *arg)
+{
+	struct storm *st = arg;
+	storm_signals();
+	int fd = rd_open(st->d, "poll", O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0)
+		return 10;
+	while (!st->stop) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		int k = poll(&pf, 1, 5000);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k != 1)
+			return 13; /* a write came and the poll was not woken */
+		char b[64];
+		while (read(fd, b, sizeof(b)) > 0) {
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+static void sighup_storm(const char *threads)
+{
+	const char *args[] = { "--threads", threads, NULL };
+	struct rd_daemon *d = rd_start(args);
+	struct storm *st = rd_shared(sizeof(*st));
+	st->d = d;
+	int keep[STORM_PIPES + 1];
+	for (int p = 0; p < STORM_PIPES; p++) {
+		char name[16];
+		snprintf(name, sizeof(name), "s%d", p);
+		keep[p] = rd_create(d, name, O_RDWR, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 128 * 1024);
+	}
+	keep[STORM_PIPES] = rd_create(d, "poll", O_WRONLY, RINGDEV_KIND_STREAM, RINGDEV_POLICY_BLOCK, 0);
+	pid_t kids[2 * STORM_PIPES + 1];
+	struct storm_arg a[STORM_PIPES];
+	for (int p = 0; p < STORM_PIPES; p++) {
+		a[p] = (struct storm_arg){ st, p };
+		kids[2 * p] = rd_spawn(storm_reader, &a[p], -1);
+		kids[2 * p + 1] = rd_spawn(storm_writer, &a[p], -1);
+	}
+	kids[2 * STORM_PIPES] = rd_spawn(storm_poller, st, -1);
+	/* Every helper opened its handles: the pipes live on without ours. */
+	rd_wait_opens(d, 2 * STORM_PIPES + 1 + STORM_PIPES + 1);
+	for (int p = 0; p <= STORM_PIPES; p++)
+		if (p < STORM_PIPES)
+			rd_close(d, keep[p]);
+
+	uint64_t seed = 42, t0 = mono_ms();
+	unsigned hups = 0;
+	unsigned rounds = rd_daemon_instrumented() ? 20 : 120;
+	while (hups < rounds && mono_ms() - t0 < 20000) {
+		pid_t k = kids[xorshift(&seed) % (2 * STORM_PIPES)];
+		switch (hups % 3) {
+		case 0:
+			kill(k, SIGUSR1);
+			kill(d->pid, SIGHUP);
+			break;
+		case 1:
+			kill(d->pid, SIGHUP);
+			kill(k, SIGUSR1);
+			break;
+		default:
+			kill(d->pid, SIGHUP);
+			usleep((useconds_t)(xorshift(&seed) % 3000));
+			kill(k, SIGUSR1);
+		}
+		if (hups % 4 == 0)
+			cr_assert_eq(write(keep[STORM_PIPES], "p", 1), 1);
+		hups++;
+		usleep(15000);
+	}
+	st->stop = 1;
+	cr_assert_eq(write(keep[STORM_PIPES], "p", 1), 1); /* the poller sees stop */
+	for (int i = 0; i <= 2 * STORM_PIPES; i++) {
+		int code = rd_join_within(kids[i], 60000);
+		cr_expect_eq(code, 0, "helper %d exited %d", i, code);
+	}
+	for (int p = 0; p < STORM_PIPES; p++)
+		cr_expect_eq(st->written[p], st->read[p], "pipe s%d: %llu bytes written, %llu read", p,
+			     (unsigned long long)st->written[p], (unsigned long long)st->read[p]);
+	cr_expect_eq(st->bad, 0, "bytes read are not the bytes written");
+	struct ringdev_stats_ext x;
+	cr_assert_eq(ioctl(keep[STORM_PIPES], RINGDEV_IOC_STATS_EXT, &x), 0);
+	close(keep[STORM_PIPES]);
+	cr_log_info("%u SIGHUPs, %llu restarts, %llu calls interrupted", hups, (unsigned long long)x.restarts,
+		    (unsigned long long)st->eintr);
+	cr_expect_gt(x.restarts, 0);
+	rd_end(d); /* nothing parked, exits 0 */
+}
+
+/* One serving thread: the handover is taken between two requests of it. */
+Test(attack_restart_conc, sighup_storm_one_thread_keeps_every_byte)
+{
+	sighup_storm("1");
+}
+
+Test(attack_restart_conc, sighup_storm_eight_threads_keeps_every_byte)
+{
+	sighup_storm("8");
+}
