@@ -1006,6 +1006,61 @@ static int state_memfd(const struct state_writer *w)
 	return fd;
 }
 
+/* Is pid stopped (SIGSTOP taken)? Its main thread's state in /proc. */
+static bool process_stopped(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true; /* gone */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	const char *end = strrchr(buf, ')');
+	return !end || end[1] != ' ' || end[2] == 'T' || end[2] == 't' || end[2] == 'Z' || end[2] == 'X';
+}
+
+/* The guard: true when the new image said it serves (a byte on the report
+ * pipe); false when it is gone without a word, and the guard must run the
+ * old program: it died, or it neither spoke nor died within guard_ms (it
+ * hangs: nobody would ever serve again) and the guard killed it. It is
+ * killed only if it is stopped first and then found to have said nothing:
+ * the word comes from its main thread before it serves anything, so a
+ * stopped image without a word has answered nothing the old state does not
+ * know, and a word that came just in time is honoured. */
+static bool guard_wait(int report, pid_t daemon_pid, long guard_ms)
+{
+	char c;
+	ssize_t got;
+	struct pollfd pf = { .fd = report, .events = POLLIN };
+	int k;
+	while ((k = poll(&pf, 1, (int)guard_ms)) < 0 && errno == EINTR) {
+	}
+	if (k != 0) {
+		while ((got = read(report, &c, 1)) < 0 && errno == EINTR) {
+		}
+		return got == 1;
+	}
+	kill(daemon_pid, SIGSTOP);
+	for (int i = 0; i < 1000 && !process_stopped(daemon_pid); i++)
+		usleep(1000);
+	if (poll(&pf, 1, 0) == 1 && read(report, &c, 1) == 1) {
+		kill(daemon_pid, SIGCONT); /* it spoke after all: it serves */
+		return true;
+	}
+	log_error("handover: the new program said nothing in %ld ms: killing it, the old one serves on", guard_ms);
+	log_flush();
+	kill(daemon_pid, SIGKILL);
+	/* Gone once this guard, its child, is someone else's (a child of it
+	 * may still hold the pipe open: no EOF to wait for). */
+	while (getppid() == daemon_pid)
+		usleep(1000);
+	return false;
+}
+
 int restart_handover(struct device *dev, const struct daemon_config *cfg)
 {
 	uint64_t stopped = now_ns();
@@ -1066,6 +1121,8 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	pid_t daemon_pid = getpid();
 	const char *gt = getenv(ENV_GUARD_TIMEOUT);
 	long guard_ms = gt && atol(gt) > 0 ? atol(gt) : GUARD_TIMEOUT_MS;
+	if (guard_ms > 86400000)
+		guard_ms = 86400000; /* a day: poll takes an int */
 	pid_t guard = fork();
 	if (guard < 0) {
 		e = -errno;
@@ -1076,38 +1133,7 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 		/* The guard: wait for the new image's word; if it dies
 		 * without one, run the old program on the same state. */
 		close(report[1]);
-		char c;
-		ssize_t got = -1;
-		struct pollfd pf = { .fd = report[0], .events = POLLIN };
-		uint64_t deadline = now_ns() + (uint64_t)guard_ms * 1000000;
-		bool killed = false;
-		for (;;) {
-			uint64_t now = now_ns();
-			int left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
-			int k = poll(&pf, 1, left);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k == 0) {
-				/* No word and no death: the new image hangs.
-				 * Nobody serves until it is gone. Whatever it
-				 * says from now on, this guard takes over. */
-				log_error("handover: the new program said nothing in %ld ms: killing it, the old one "
-					  "serves on", guard_ms);
-				log_flush();
-				kill(daemon_pid, SIGKILL);
-				killed = true;
-				/* Gone once this guard, its child, is
-				 * someone else's (a child of it may still
-				 * hold the pipe open: no EOF to wait for). */
-				while (getppid() == daemon_pid)
-					usleep(1000);
-				break;
-			}
-			while ((got = read(report[0], &c, 1)) < 0 && errno == EINTR) {
-			}
-			break;
-		}
-		if (got == 1 && !killed)
+		if (guard_wait(report[0], daemon_pid, guard_ms))
 			_exit(0);
 		char env[96];
 		snprintf(env, sizeof(env), "%d:-1:%d:0", state, self_exe);
