@@ -681,6 +681,24 @@ static void on_sighup(int sig)
 	handover_asked = 1;
 }
 
+/* epoll_pwait lets a signal in only when it returns no event (the kernel
+ * puts the old mask back before returning events): under a load that always
+ * has a request ready, a SIGHUP or SIGTERM would wait for ever. One that is
+ * pending is taken here: sigsuspend with it unblocked runs its handler at
+ * once. The other threads block every signal, so it is this thread's. */
+static void take_pending_signals(const sigset_t *watched, const sigset_t *open_mask)
+{
+	sigset_t pending;
+	if (sigpending(&pending) < 0)
+		return;
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigismember(watched, sigs[i]) && sigismember(&pending, sigs[i]) && !sigismember(open_mask, sigs[i])) {
+			sigsuspend(open_mask);
+			return;
+		}
+}
+
 static int serve_loop(struct fuse_session **se, int n, struct device *dev, const struct daemon_config *cfg)
 {
 	unsigned threads = cfg->threads, poll_us = cfg->busy_poll_us;
@@ -725,6 +743,8 @@ static int serve_loop(struct fuse_session **se, int n, struct device *dev, const
 			start_extra_threads(&sv);
 		struct epoll_event ev[3];
 		int k = epoll_pwait(ep, ev, 3, -1, &open_mask);
+		if (k > 0)
+			take_pending_signals(&stop, &open_mask);
 		if (handover_asked && !fuse_session_exited(se[0])) {
 			/* Nothing is being served while the state is taken:
 			 * the extra threads are joined, and this one is here.
