@@ -684,19 +684,41 @@ static void on_sighup(int sig)
 /* epoll_pwait lets a signal in only when it returns no event (the kernel
  * puts the old mask back before returning events): under a load that always
  * has a request ready, a SIGHUP or SIGTERM would wait for ever. One that is
- * pending is taken here: sigsuspend with it unblocked runs its handler at
- * once. The other threads block every signal, so it is this thread's. */
-static void take_pending_signals(const sigset_t *watched, const sigset_t *open_mask)
+ * pending is taken here: dequeued (the other threads block every signal, so
+ * a pending one is this thread's) and given to its handler, as the kernel
+ * would. Not with sigsuspend: a signal the daemon ignores (SIGINT from a
+ * shell's background job) is pending all the same while blocked, and
+ * sigsuspend would wait for ever after dropping it. */
+static void take_pending_signals(const sigset_t *watched)
 {
 	sigset_t pending;
 	if (sigpending(&pending) < 0)
 		return;
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		if (sigismember(watched, sigs[i]) && sigismember(&pending, sigs[i]) && !sigismember(open_mask, sigs[i])) {
-			sigsuspend(open_mask);
-			return;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		int sig = sigs[i];
+		if (!sigismember(watched, sig) || !sigismember(&pending, sig))
+			continue;
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		siginfo_t info;
+		const struct timespec now = { 0, 0 };
+		if (sigtimedwait(&one, &info, &now) != sig)
+			continue;
+		struct sigaction sa;
+		if (sigaction(sig, NULL, &sa) < 0)
+			continue;
+		if (sa.sa_flags & SA_SIGINFO) {
+			sa.sa_sigaction(sig, &info, NULL);
+		} else if (sa.sa_handler == SIG_DFL) {
+			/* Its default action (the end): as if it had come in. */
+			pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+			raise(sig);
+		} else if (sa.sa_handler != SIG_IGN) {
+			sa.sa_handler(sig);
 		}
+	}
 }
 
 static int serve_loop(struct fuse_session **se, int n, struct device *dev, const struct daemon_config *cfg)
@@ -744,7 +766,7 @@ static int serve_loop(struct fuse_session **se, int n, struct device *dev, const
 		struct epoll_event ev[3];
 		int k = epoll_pwait(ep, ev, 3, -1, &open_mask);
 		if (k > 0)
-			take_pending_signals(&stop, &open_mask);
+			take_pending_signals(&stop);
 		if (handover_asked && !fuse_session_exited(se[0])) {
 			/* Nothing is being served while the state is taken:
 			 * the extra threads are joined, and this one is here.
