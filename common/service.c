@@ -151,16 +151,20 @@ void service_notify_reloading(void)
 	sd_notify(0, "RELOADING=1");
 }
 
+int service_store_add(const char *name, const int *fds, unsigned n)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	int r = sd_pid_notify_with_fds(0, 0, msg, fds, n);
+	return r < 0 ? r : r == 0 ? -ENOTCONN : 0;
+}
+
 int service_store_fds(const char *name, const int *fds, unsigned n)
 {
 	char msg[128];
 	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
 	sd_notify(0, msg);
-	if (!n)
-		return 0;
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
-	int r = sd_pid_notify_with_fds(0, 0, msg, fds, n);
-	return r < 0 ? r : r == 0 ? -ENOTCONN : 0;
+	return n ? service_store_add(name, fds, n) : 0;
 }
 
 int service_stored_fds(char ***names)
@@ -187,6 +191,11 @@ int service_store_fds(const char *name, const int *fds, unsigned n)
 	(void)fds;
 	(void)n;
 	return -ENOTSUP;
+}
+
+int service_store_add(const char *name, const int *fds, unsigned n)
+{
+	return service_store_fds(name, fds, n);
 }
 
 int service_stored_fds(char ***names)

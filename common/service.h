@@ -47,4 +47,7 @@ void service_notify_reloading(void);
  * given back (at SD_LISTEN_FDS_START on; *names: a NULL-terminated list to
  * free): their count, 0 if none. */
 int service_store_fds(const char *name, const int *fds, unsigned n);
+/* The same without forgetting what was kept under name first (the store
+ * keeps one open file once: storing it again changes nothing). */
+int service_store_add(const char *name, const int *fds, unsigned n);
 int service_stored_fds(char ***names);

@@ -96,5 +96,5 @@ void device_before_fork(struct device *dev)
 
 int device_after_fork(struct device *dev)
 {
-	return timer_start(dev);
+	return dev->timer.running ? 0 : timer_start(dev);
 }

@@ -96,7 +96,7 @@
  * never upgrade again. */
 #define ENV_PATH "RINGDEVD_HANDOVER_PATH"
 
-enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION, REC_GENS, REC_LOST, REC_INOS };
+enum { REC_META = STATE_FRONTEND_RECORDS, REC_SESSION, REC_GENS, REC_LOST, REC_INOS, REC_BOOT_SLOT };
 
 /* Inode numbers: a boot record keeps the next one of its time (REC_INOS).
  * An image after a crash starts at the next multiple of 2^32 above it,
@@ -139,6 +139,7 @@ static _Thread_local int current_session;
 static struct {
 	bool active;
 	bool fallback;       /* this is the old program taking its state back */
+	bool in_guard;       /* ... in the guard, the new program having died */
 	int state_fd, report_fd, old_exe, arena_fd;
 	pid_t guard, old_pid;
 	const uint8_t *state;
@@ -194,6 +195,8 @@ static struct wire *wire_of(int fd, int *idx)
  * the state when the daemon stops for a restart. */
 static bool fd_store;
 static bool stored_boot;
+static bool store_ok;          /* the manager took the boot record: it keeps fds */
+static unsigned boot_slot = 1; /* the boot record is under "boot0" or "boot1": this one */
 static bool kept_in_store;
 static void resend_parked(void);
 static void store_boot(struct device *dev);
@@ -487,6 +490,7 @@ void restart_init(int argc, char **argv)
 	resume.old_exe = old_exe;
 	resume.guard = (pid_t)guard;
 	resume.fallback = getenv(ENV_FALLBACK) != NULL;
+	resume.in_guard = resume.fallback && report < 0 && guard == 0; /* the guard runs the old program */
 	/* None of them goes to a child or a later exec unless handed on. */
 	int fds[] = { state, report, old_exe };
 	for (int i = 0; i < 3; i++)
@@ -588,6 +592,12 @@ static void resume_scan(void)
 			if (!sr_done(&rec) || resume.sessions < 1 || resume.sessions > RESTART_SESSIONS_MAX)
 				restart_refuse("the frontend record is malformed");
 			meta = true;
+		} else if (rec.type == REC_BOOT_SLOT) {
+			uint32_t slot = sr_u32(&rec);
+			if (!sr_done(&rec) || slot > 1)
+				restart_refuse("the boot slot record is malformed");
+			if (!resume.from_store)
+				boot_slot = slot;
 		} else if (rec.type == REC_INOS) {
 			resume.boot_next_ino = sr_u64(&rec);
 			if (!sr_done(&rec))
@@ -610,8 +620,9 @@ static void resume_scan(void)
 			uint32_t i = sr_u32(&rec), fd = sr_u32(&rec);
 			size_t n;
 			const uint8_t *init = sr_bytes(&rec, INIT_SAVE_MAX, &n);
+			/* From the store the fds come numbered anew (below). */
 			if (!sr_done(&rec) || i >= RESTART_SESSIONS_MAX || fd > INT_MAX || !init ||
-			    n < sizeof(struct fuse_in_header) || fcntl((int)fd, F_GETFD) < 0)
+			    n < sizeof(struct fuse_in_header) || (!resume.from_store && fcntl((int)fd, F_GETFD) < 0))
 				restart_refuse("a session record is malformed or names no open fd");
 			wires[i].fd = (int)fd;
 			memcpy(wires[i].init, init, n);
@@ -639,7 +650,7 @@ static void resume_scan(void)
 static int frontend_record(void *arg, struct state_record *rec)
 {
 	if (rec->type == REC_META || rec->type == REC_SESSION || rec->type == REC_GENS || rec->type == REC_LOST ||
-	    rec->type == REC_INOS)
+	    rec->type == REC_INOS || rec->type == REC_BOOT_SLOT)
 		return 0; /* read by resume_scan */
 	if (rec->type >= RESTART_REC_EXTRA && extra_load)
 		return extra_load(arg, rec);
@@ -655,6 +666,7 @@ static struct device *resume_after_crash(struct daemon_config *cfg, const struct
 	struct device *dev = device_new(&cfg->dev, ops);
 	if (!dev)
 		restart_refuse("cannot make the device");
+	device_before_fork(dev); /* no deadline is served before restart_resume_done */
 	if (!resume.gens_known)
 		memset(resume.gens, 0xff, sizeof(resume.gens) - 1); /* unknown: all but one */
 	/* Every generation the crashed image knew is lost now, for good. */
@@ -696,6 +708,7 @@ struct device *restart_resume_device(struct daemon_config *cfg, const struct dev
 	struct device *dev = device_new(&cfg->dev, ops);
 	if (!dev || device_use_arena(dev, arena) < 0)
 		restart_refuse("cannot make the device");
+	device_before_fork(dev); /* no deadline is served before restart_resume_done */
 	device_fh_hold_gens(dev, lost_gens);
 	restored_dev = dev;
 	if (sr_open(&resume.reader, resume.state, resume.state_len) < 0 ||
@@ -754,9 +767,16 @@ void restart_resume_done(struct device *dev)
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDNAMES");
 		unsetenv(ENV_STORE_CRASH);
-		/* A crash from now on must not bring this state back. */
-		service_store_fds("state", NULL, 0);
 	}
+	/* A crash from now on must not bring this state back. */
+	if (fd_store)
+		service_store_fds("state", NULL, 0);
+	/* Deadlines are served from here on: before the word, an image
+	 * that the guard replaced would have answered what the old state
+	 * still holds. */
+	int t = device_after_fork(dev);
+	if (t < 0)
+		log_error("handover: cannot start the timer thread: %s", strerror(-t));
 	if (fd_store)
 		store_boot(dev);
 	if (resume.crash) {
@@ -768,9 +788,20 @@ void restart_resume_done(struct device *dev)
 	}
 	struct ringdev_stats s;
 	device_stats(dev, &s);
-	log_info("handover %s: ringdevd %s took over from %s (pid %ld): %llu pipes, %llu handles, %llu waiting "
-		 "requests, pause %llu.%03llu ms",
-		 resume.fallback ? "refused" : "done", RINGDEV_VERSION, resume.old_version, (long)resume.old_pid,
+	/* One line says how it went: done; refused by the new program (the
+	 * old one took its state back, same pid); or the new program died
+	 * and the guard runs the old one (a new pid). */
+	char head[192];
+	if (!resume.fallback)
+		snprintf(head, sizeof(head), "done: ringdevd %s took over from %s (pid %ld)", RINGDEV_VERSION,
+			 resume.old_version, (long)resume.old_pid);
+	else if (resume.in_guard)
+		snprintf(head, sizeof(head), "failed: the new program died; ringdevd %s took its state back in the guard "
+			 "(was pid %ld)", RINGDEV_VERSION, (long)resume.old_pid);
+	else
+		snprintf(head, sizeof(head), "refused by the new program: ringdevd %s took its state back (pid %ld)",
+			 RINGDEV_VERSION, (long)resume.old_pid);
+	log_info("handover %s: %llu pipes, %llu handles, %llu waiting requests, pause %llu.%03llu ms", head,
 		 (unsigned long long)s.pipes, (unsigned long long)s.opens, (unsigned long long)s.parked_total,
 		 (unsigned long long)(pause / 1000), (unsigned long long)(pause % 1000));
 	resume.active = false;
@@ -798,7 +829,7 @@ static void write_lost(struct state_writer *w)
 	sw_end(w);
 }
 
-static void write_frontend(struct state_writer *w, struct device *dev, uint32_t frontend, uint64_t stopped)
+static void write_frontend(struct state_writer *w, struct device *dev, uint32_t frontend, uint64_t stopped, bool boot)
 {
 	unsigned n = sessions_attached();
 	sw_begin(w, REC_META);
@@ -822,7 +853,7 @@ static void write_frontend(struct state_writer *w, struct device *dev, uint32_t 
 	sw_bytes(w, gens, sizeof(gens));
 	sw_end(w);
 	write_lost(w);
-	if (!stopped) {
+	if (boot) {
 		/* The boot record only (read after a crash alone): a stopped
 		 * state has the device's own count, and an older image would
 		 * refuse a record it does not know there. */
@@ -854,7 +885,7 @@ static void store_boot(struct device *dev)
 	stored_boot = true;
 	struct state_writer w;
 	sw_init(&w);
-	write_frontend(&w, dev, served_frontend, 0);
+	write_frontend(&w, dev, served_frontend, now_ns(), true); /* when: the newer of two boot records wins */
 	if (extra_save)
 		extra_save(&w);
 	int e = sw_finish(&w);
@@ -864,16 +895,28 @@ static void store_boot(struct device *dev)
 		log_warn("--fd-store: cannot write the boot record: %s", strerror(-boot));
 		return;
 	}
+	/* Nothing is ever missing from the store, even for an instant: the
+	 * connection and the rings are stored again (the same open files: a
+	 * no-op once there), except after a crash, where the rings are new;
+	 * the boot record goes under the other of two names first, and only
+	 * then the old one is dropped (a start takes the newer). */
 	static const char *const conn[] = { "conn0", "conn1" };
+	static const char *const boots[] = { "boot0", "boot1" };
 	int arena = arena_fd(device_arena(dev));
 	e = 0;
 	for (unsigned i = 0; i < n && e == 0; i++)
-		e = service_store_fds(conn[i], &wires[i].fd, 1);
+		e = service_store_add(conn[i], &wires[i].fd, 1);
 	if (e == 0)
-		e = service_store_fds("rings", &arena, 1);
+		e = resume.crash ? service_store_fds("rings", &arena, 1) : service_store_add("rings", &arena, 1);
+	unsigned slot = boot_slot ^ 1;
 	if (e == 0)
-		e = service_store_fds("boot", &boot, 1);
+		e = service_store_add(boots[slot], &boot, 1);
+	if (e == 0) {
+		service_store_fds(boots[boot_slot], NULL, 0);
+		boot_slot = slot;
+	}
 	close(boot);
+	store_ok = e == 0;
 	if (e < 0)
 		log_warn("--fd-store: the service manager keeps nothing (%s): a restart or crash ends every handle",
 			 e == -ENOTCONN ? "none listens" : strerror(-e));
@@ -888,7 +931,7 @@ bool restart_stop_into_store(struct device *dev, const struct daemon_config *cfg
 	device_before_fork(dev); /* the timer thread answers nothing from here on */
 	struct state_writer w;
 	sw_init(&w);
-	write_frontend(&w, dev, cfg->dev.frontend, now_ns());
+	write_frontend(&w, dev, cfg->dev.frontend, now_ns(), false);
 	int e = device_save(dev, &w);
 	if (e == 0 && extra_save)
 		extra_save(&w);
@@ -918,13 +961,34 @@ bool restart_kept_in_store(void)
 	return kept_in_store;
 }
 
+/* When a boot record was written (its META's time), 0 if it is none. */
+static uint64_t boot_time(int fd)
+{
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > STATE_SIZE_MAX)
+		return 0;
+	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m == MAP_FAILED)
+		return 0;
+	uint64_t t = 0;
+	struct state_reader r;
+	struct state_record rec;
+	if (sr_open(&r, m, (size_t)st.st_size) == 0 && sr_next(&r, &rec) > 0 && rec.type == REC_META) {
+		sr_u32(&rec);
+		sr_u32(&rec);
+		t = sr_u64(&rec);
+	}
+	munmap(m, (size_t)st.st_size);
+	return t;
+}
+
 void restart_from_store(void)
 {
 	char **names = NULL;
 	int n = service_stored_fds(&names);
 	if (n <= 0)
 		return;
-	int conn[RESTART_SESSIONS_MAX] = { -1, -1 }, rings = -1, state = -1, boot = -1;
+	int conn[RESTART_SESSIONS_MAX] = { -1, -1 }, rings = -1, state = -1, boot = -1, boots[2] = { -1, -1 };
 	for (int i = 0; i < n && names && names[i]; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -936,8 +1000,22 @@ void restart_from_store(void)
 			rings = fd;
 		else if (!strcmp(names[i], "state"))
 			state = fd;
-		else if (!strcmp(names[i], "boot"))
-			boot = fd;
+		else if (!strcmp(names[i], "boot0"))
+			boots[0] = fd;
+		else if (!strcmp(names[i], "boot1"))
+			boots[1] = fd;
+	}
+	/* Two boot records: a crash came between storing the new one and
+	 * dropping the old. The newer wins; the other goes. */
+	uint64_t t0 = boot_time(boots[0]), t1 = boot_time(boots[1]);
+	int pick = boots[1] >= 0 && (boots[0] < 0 || t1 > t0) ? 1 : 0;
+	if (boots[pick] >= 0) {
+		boot = boots[pick];
+		boot_slot = (unsigned)pick;
+		if (boots[pick ^ 1] >= 0) {
+			service_store_fds(pick ? "boot0" : "boot1", NULL, 0);
+			close(boots[pick ^ 1]);
+		}
 	}
 	for (int i = 0; names && names[i]; i++)
 		free(names[i]);
@@ -1094,6 +1172,12 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 		sw_end(&w);
 	}
 	write_lost(&w);
+	if (fd_store && stored_boot) {
+		/* Which name the boot record is under, for the next image. */
+		sw_begin(&w, REC_BOOT_SLOT);
+		sw_u32(&w, boot_slot);
+		sw_end(&w);
+	}
 	int e = device_save(dev, &w);
 	if (e == 0 && extra_save)
 		extra_save(&w);
@@ -1101,6 +1185,10 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 		e = sw_finish(&w);
 	int state = e < 0 ? e : state_memfd(&w);
 	sw_free(&w);
+	/* With --fd-store the state goes to the store as well: if the new
+	 * image dies, the manager starts the next one on it. The new image
+	 * drops it once it serves. */
+	bool via_store = state >= 0 && fd_store && store_ok && service_store_fds("state", &state, 1) == 0;
 	int report[2] = { -1, -1 };
 	if (state < 0) {
 		e = state;
@@ -1131,9 +1219,13 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	}
 	if (guard == 0) {
 		/* The guard: wait for the new image's word; if it dies
-		 * without one, run the old program on the same state. */
+		 * without one, run the old program on the same state. Under
+		 * a service manager that keeps the state (--fd-store), it only
+		 * ends a new image that hangs: the manager starts the next one
+		 * from the stored state, and a guard serving meanwhile would
+		 * make two users of one state. */
 		close(report[1]);
-		if (guard_wait(report[0], daemon_pid, guard_ms))
+		if (guard_wait(report[0], daemon_pid, guard_ms) || via_store)
 			_exit(0);
 		char env[96];
 		snprintf(env, sizeof(env), "%d:-1:%d:0", state, self_exe);

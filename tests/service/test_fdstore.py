@@ -248,7 +248,78 @@ def main():
         reader.join(10)  # the store closed: the connection ended, the read with it
     check(not reader.is_alive(), "nothing of the daemon is left waiting")
     user_drop()
+    crash_during_sighup()
     return 0
+
+
+def crash_during_sighup():
+    """A new program that dies during a SIGHUP handover under --fd-store:
+    the manager starts the next one on the state the old image stored, and
+    the guard does not take over too (two users of one state would answer
+    twice): the bytes and a parked read come through, once."""
+    global supervisor, events, log, DEV, CTL, where
+    subprocess.run(["umount", "-l", DEV], stderr=subprocess.DEVNULL)
+    sub = os.path.join(work, "hup")
+    os.mkdir(sub)
+    os.chmod(sub, 0o755)
+    events = os.path.join(sub, "events")
+    log = os.path.join(sub, "ringdevd.log")
+    if FRONTEND == "cuse":
+        name = "rdfh%d" % os.getpid()
+        DEV = "/dev/" + name
+        CTL = DEV + "-ctl"
+        where = ["--frontend=cuse", "--name", name]
+    else:
+        DEV = os.path.join(sub, "mnt")
+        CTL = os.path.join(DEV, ".ctl")
+        where = ["--frontend=fuse", "--mount", DEV]
+    prog = os.path.join(sub, "ringdevd")
+    real = os.path.join(sub, "ringdevd.real")
+    subprocess.run(["cp", RINGDEVD, prog], check=True)
+    subprocess.run(["cp", RINGDEVD, real], check=True)
+    with open(log, "w") as out:
+        supervisor = subprocess.Popen(
+            [SUPERVISE, "--restart-on-exit", "--events", events, "--", prog, "-f", "--fd-store"] + where,
+            stdout=out, stderr=subprocess.STDOUT)
+    at, pid = daemon_ready(0)
+    kept = ringdev.open_pipe("kept", "rw", device=DEV)
+    kept.write(b"queued before the handover")
+    empty = ringdev.open_pipe("empty", "rw", device=DEV)
+    got = {}
+
+    def parked_read():
+        try:
+            got["r"] = empty.read(64)
+        except OSError as e:
+            got["r"] = errno.errorcode.get(e.errno, str(e.errno))
+
+    reader = threading.Thread(target=parked_read)
+    reader.start()
+    time.sleep(0.3)
+    # The program at ringdevd's path now dies once, then is ringdevd again.
+    script = prog + ".new"
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\nif [ ! -e "%s/crashed" ]; then touch "%s/crashed"; kill -SEGV $$; fi\n'
+                'exec "%s" "$@"\n' % (sub, sub, real))
+    os.chmod(script, 0o755)
+    os.rename(script, prog)
+    os.kill(pid, signal.SIGHUP)
+    wait_event("exit pid=%d status=signal=SIGSEGV" % pid, at)
+    at, pid2 = daemon_ready(at + 1)
+    check(pid2 != pid, "the manager started the next program (%d) after the new one died" % pid2)
+    check(kept.read(64) == b"queued before the handover", "queued bytes came through the stored state")
+    w = ringdev.open_pipe("empty", "w", create=False, device=DEV)
+    w.write(b"wakes it")
+    reader.join(10)
+    check(got.get("r") == b"wakes it", "the read parked before the SIGHUP completed once: %r" % got.get("r"))
+    starts = [line for line in event_lines() if line.startswith("start ")]
+    check(len(starts) == 2, "one start after the crash, no second server: %s" % starts)
+    for p in (kept, empty, w):
+        p.close()
+    supervisor.send_signal(signal.SIGTERM)
+    check(supervisor.wait(30) == 0, "the supervisor stopped cleanly")
+    if FRONTEND == "fuse":
+        subprocess.run(["umount", "-l", DEV], stderr=subprocess.DEVNULL)
 
 
 def proc_ids(pid):
