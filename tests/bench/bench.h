@@ -22,7 +22,7 @@
 #define BENCH_MAX_ROUNDS 64
 #define BENCH_MAX_DAEMON_ARGS 32
 #define BENCH_PATH_MAX 512
-#define BENCH_SECTIONS 5
+#define BENCH_SECTIONS 6
 
 /* ---- settings (main.c) ---- */
 
@@ -36,6 +36,10 @@ struct bench_sizes {
 	uint64_t crowd_pipes;         /* section 5: pipes in the crowded daemon */
 	uint64_t crowd_handles;       /* section 5: handles held open there */
 	uint64_t pair_bytes;          /* section 5: bytes per writer/reader pair */
+	uint64_t restart_pipes;       /* section 6: pipes in the loaded daemon */
+	uint64_t restart_handles;     /* section 6: handles held open there */
+	uint64_t restart_full_pipes;  /* section 6: pipes whose ring is filled */
+	uint64_t restart_ring;        /* section 6: the capacity of each of those */
 };
 
 struct bench_config {
@@ -125,6 +129,9 @@ struct daemon {
 /* Start ringdevd on a new FUSE mount TMPDIR/TAG with the run's options
  * (--max-pipes, --max-memory, every --daemon-arg) and wait until it answers. */
 void daemon_start(struct daemon *d, const char *tag);
+/* The same with `extra` (NULL-terminated, at most 16) after the run's own
+ * options and before the --daemon-args, which still win. */
+void daemon_start_with(struct daemon *d, const char *tag, const char *const *extra);
 void daemon_stop(struct daemon *d);
 /* open(MOUNT/NAME, flags | O_CREAT, 0600). */
 int daemon_open(const struct daemon *d, const char *name, int flags);
@@ -213,6 +220,7 @@ void section_pingpong(struct daemon *d);      /* 2 */
 void section_writes(struct daemon *d);        /* 3 */
 void section_ioctl(struct daemon *d);         /* 4 */
 void section_scale(struct daemon *d);         /* 5 */
+void section_restart(struct daemon *d);       /* 6 */
 
 /* Shared by section 5 (stream.c, pingpong.c, writes.c). */
 void kernel_pipe_1m(int p[2]);  /* pipe2 with a 1 MiB buffer (F_SETPIPE_SZ) */

@@ -17,14 +17,15 @@
 #include "bench.h"
 
 #define READY_WAIT_MS 10000
-#define ARGV_MAX (BENCH_MAX_DAEMON_ARGS + 16)
+#define DAEMON_EXTRA_MAX 16
+#define ARGV_MAX (BENCH_MAX_DAEMON_ARGS + DAEMON_EXTRA_MAX + 16)
 
 /* Enough pipes for section 5 and ring memory for every section. */
 static const char *const base_args[] = {
 	"--frontend=fuse", "-f", "--max-pipes", "20000", "--max-memory", "1G",
 };
 
-static void build_daemon_argv(const struct daemon *d, char *argv[ARGV_MAX])
+static void build_daemon_argv(const struct daemon *d, const char *const *extra, char *argv[ARGV_MAX])
 {
 	int n = 0;
 	argv[n++] = (char *)cfg.ringdevd;
@@ -32,6 +33,8 @@ static void build_daemon_argv(const struct daemon *d, char *argv[ARGV_MAX])
 		argv[n++] = (char *)base_args[i];
 	argv[n++] = (char *)"--mount";
 	argv[n++] = (char *)d->mount;
+	for (int i = 0; extra && extra[i] && i < DAEMON_EXTRA_MAX; i++)
+		argv[n++] = (char *)extra[i];
 	for (int i = 0; i < cfg.ndaemon_args; i++)
 		argv[n++] = (char *)cfg.daemon_args[i];
 	argv[n] = NULL;
@@ -56,11 +59,16 @@ static bool daemon_answers(struct daemon *d)
 
 void daemon_start(struct daemon *d, const char *tag)
 {
+	daemon_start_with(d, tag, NULL);
+}
+
+void daemon_start_with(struct daemon *d, const char *tag, const char *const *extra)
+{
 	char *argv[ARGV_MAX];
 	memset(d, 0, sizeof(*d));
 	d->root = -1;
 	bench_mkdir(tag, d->mount, sizeof(d->mount));
-	build_daemon_argv(d, argv);
+	build_daemon_argv(d, extra, argv);
 	d->pid = spawn(CHILD_DAEMON, d->mount, SIGTERM); /* SIGTERM: it unmounts */
 	if (d->pid == 0)
 		exec_or_die(argv);

@@ -29,6 +29,10 @@ static const struct bench_sizes full_sizes = {
 	.crowd_pipes = 10000,
 	.crowd_handles = 1000,
 	.pair_bytes = 128u << 20,
+	.restart_pipes = 10000,
+	.restart_handles = 1000,
+	.restart_full_pipes = 16,
+	.restart_ring = 64u << 20, /* 16 x 64 MiB: 1 GiB queued */
 };
 
 /* Every section end to end, in seconds rather than minutes. */
@@ -41,6 +45,10 @@ static const struct bench_sizes smoke_sizes = {
 	.crowd_pipes = 200,
 	.crowd_handles = 20,
 	.pair_bytes = 4u << 20,
+	.restart_pipes = 1000,
+	.restart_handles = 100,
+	.restart_full_pipes = 4,
+	.restart_ring = 16u << 20, /* 64 MiB queued */
 };
 
 #define DEFAULT_ROUNDS 5
@@ -57,8 +65,9 @@ static const char usage_text[] =
 	"  --smoke              tiny sizes, 2 rounds: every section end to end in seconds\n"
 	"  --rounds N           rounds per figure (default 5, 1 to 64)\n"
 	"  --json FILE          also write the results to FILE as JSON\n"
-	"  --only SECTION       run only section 1 to 5 (repeatable):\n"
-	"                       1 stream, 2 ping-pong, 3 writes/s, 4 brokered ioctls, 5 scale\n"
+	"  --only SECTION       run only section 1 to 6 (repeatable):\n"
+	"                       1 stream, 2 ping-pong, 3 writes/s, 4 brokered ioctls, 5 scale,\n"
+	"                       6 restart pause\n"
 	"  --daemon-arg ARG     pass ARG to every ringdevd started (repeatable),\n"
 	"                       e.g. --daemon-arg=--ring-size=1M\n"
 	"  --bench-broker PATH  the threaded broker of section 4 (default\n"
@@ -179,17 +188,20 @@ static void parse_args(int argc, char **argv)
 	}
 }
 
-/* Section 5 holds its handles open at once, beside the run's own fds. */
+/* Sections 5 and 6 hold their handles open at once, beside the run's own
+ * fds (section 6: both of its daemons' at once). */
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg.sizes.crowd_handles + 256;
+	uint64_t most = cfg.sizes.crowd_handles > cfg.sizes.restart_handles ? cfg.sizes.crowd_handles
+									       : cfg.sizes.restart_handles;
+	rlim_t want = (rlim_t)most + 256;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		die("getrlimit(RLIMIT_NOFILE)");
 	if (rl.rlim_cur >= want)
 		return;
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
-		fail("RLIMIT_NOFILE: %llu descriptors at most, section 5 needs %llu", (unsigned long long)rl.rlim_max,
+		fail("RLIMIT_NOFILE: %llu descriptors at most, sections 5 and 6 need %llu", (unsigned long long)rl.rlim_max,
 		     (unsigned long long)want);
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -199,7 +211,7 @@ static void raise_fd_limit(void)
 typedef void section_fn(struct daemon *d);
 
 static section_fn *const sections[BENCH_SECTIONS] = {
-	section_stream, section_pingpong, section_writes, section_ioctl, section_scale,
+	section_stream, section_pingpong, section_writes, section_ioctl, section_scale, section_restart,
 };
 
 int main(int argc, char **argv)
