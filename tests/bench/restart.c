@@ -45,7 +45,7 @@
 #define HANDOVER_WAIT_MS 10000
 #define PARKED_WAIT_MS 5000
 #define PROBE_SETTLE_NS 20000000ull  /* probe alone before the SIGHUP, and after the handover */
-#define FILL_CHUNK (1u << 20)
+#define CHUNK (1u << 20)            /* bytes per write and read of the rings */
 #define IDLE_RING (64u << 10)
 #define PARKED_MSG "parked read: woken after the restarts"
 
@@ -63,6 +63,8 @@ struct target {
 	struct load load;
 	struct daemon d;
 	int *wfd, *rfd;               /* per full pipe: writer (filled it), reader (checks it) */
+	uint64_t *head;               /* per full pipe: pattern offset of its first queued byte */
+	uint64_t *buf;                /* CHUNK bytes */
 	int *idle;                    /* handles on idle pipes */
 	uint64_t nidle;
 	int probe;                    /* the probe thread's handle */
@@ -112,27 +114,57 @@ static void pattern_fill(uint64_t p, uint64_t off, uint64_t *buf, size_t n)
 		buf[i] = pattern_word(p, off + 8 * i);
 }
 
-/* Fill the ring of full pipe `p` to its capacity: a writer that does not
- * block, so that a ring taking less than it says ends the run. */
-static void fill_pipe(struct target *t, uint64_t p, uint64_t *buf)
+/* Write `n` bytes of full pipe `p`'s pattern from pattern offset `from`:
+ * a writer that does not block, so that a ring taking less than it says
+ * ends the run. */
+static void write_pattern(struct target *t, uint64_t p, uint64_t from, uint64_t n)
 {
-	uint64_t off = 0, ring = t->load.ring;
-	while (off < ring) {
-		size_t n = ring - off < FILL_CHUNK ? (size_t)(ring - off) : FILL_CHUNK;
-		pattern_fill(p, off, buf, n);
+	for (uint64_t off = 0; off < n;) {
+		size_t len = n - off < CHUNK ? (size_t)(n - off) : CHUNK;
+		pattern_fill(p, from + off, t->buf, len);
 		size_t done = 0;
-		while (done < n) {
-			ssize_t w = write(t->wfd[p], (char *)buf + done, n - done);
+		while (done < len) {
+			ssize_t w = write(t->wfd[p], (char *)t->buf + done, len - done);
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w < 0 && errno == EAGAIN)
 				fail("%s: full pipe %llu took %llu of its %llu bytes", t->tag, (unsigned long long)p,
-				     (unsigned long long)(off + done), (unsigned long long)ring);
+				     (unsigned long long)(off + done), (unsigned long long)n);
 			if (w <= 0)
 				die("write into a full pipe");
 			done += (size_t)w;
 		}
-		off += n;
+		off += len;
+	}
+}
+
+/* Read `n` bytes of full pipe `p` and check them against its pattern
+ * from offset `from`. */
+static void read_pattern(struct target *t, uint64_t p, uint64_t from, uint64_t n)
+{
+	for (uint64_t off = 0; off < n;) {
+		size_t len = n - off < CHUNK ? (size_t)(n - off) : CHUNK;
+		read_all(t->rfd[p], t->buf, len);
+		for (size_t i = 0; i < len / 8; i++)
+			if (t->buf[i] != pattern_word(p, from + off + 8 * i))
+				fail("%s: after a restart full pipe %llu differs at byte %llu of its stream", t->tag,
+				     (unsigned long long)p, (unsigned long long)(from + off + 8 * i));
+		off += len;
+	}
+}
+
+/* Every queued byte read, checked and written again (the next stretch of
+ * the pattern), before each handover: the image about to be replaced then
+ * has touched every page of the rings, as one that has served them would
+ * have, and its exec has their page tables to tear down. Without it only
+ * the first handover would: a new image maps the arena but touches none
+ * of it until it serves the bytes. */
+static void target_cycle(struct target *t)
+{
+	for (uint64_t p = 0; p < t->load.full; p++) {
+		read_pattern(t, p, t->head[p], t->load.ring);
+		t->head[p] += t->load.ring;
+		write_pattern(t, p, t->head[p], t->load.ring);
 	}
 }
 
@@ -206,8 +238,9 @@ static void target_start(struct target *t, const char *tag, struct load load)
 
 	t->wfd = fd_array(load.full);
 	t->rfd = fd_array(load.full);
-	uint64_t *buf = malloc(FILL_CHUNK);
-	if (!buf)
+	t->head = calloc(load.full ? load.full : 1, sizeof(*t->head));
+	t->buf = malloc(CHUNK);
+	if (!t->head || !t->buf)
 		die("malloc");
 	for (uint64_t p = 0; p < load.full; p++) {
 		char name[RINGDEV_NAME_SIZE];
@@ -215,9 +248,8 @@ static void target_start(struct target *t, const char *tag, struct load load)
 		t->rfd[p] = daemon_open(&t->d, name, O_RDONLY);
 		t->wfd[p] = daemon_open(&t->d, name, O_WRONLY | O_NONBLOCK);
 		pipe_set_capacity(t->wfd[p], load.ring);
-		fill_pipe(t, p, buf);
+		write_pattern(t, p, 0, load.ring);
 	}
-	free(buf);
 
 	t->probe = daemon_open(&t->d, "probe", O_RDONLY);
 	t->parked_r = daemon_open(&t->d, "parked", O_RDONLY);
@@ -266,22 +298,11 @@ static void target_check(struct target *t)
  * parked read woken by a write. */
 static void target_verify(struct target *t)
 {
-	uint64_t *buf = malloc(FILL_CHUNK);
-	if (!buf)
-		die("malloc");
 	for (uint64_t p = 0; p < t->load.full; p++) {
-		for (uint64_t off = 0; off < t->load.ring; off += FILL_CHUNK) {
-			size_t n = t->load.ring - off < FILL_CHUNK ? (size_t)(t->load.ring - off) : FILL_CHUNK;
-			read_all(t->rfd[p], buf, n);
-			for (size_t i = 0; i < n / 8; i++)
-				if (buf[i] != pattern_word(p, off + 8 * i))
-					fail("%s: after the restarts full pipe %llu differs at byte %llu", t->tag,
-					     (unsigned long long)p, (unsigned long long)(off + 8 * i));
-		}
+		read_pattern(t, p, t->head[p], t->load.ring);
 		if (queued_bytes(t->rfd[p]) != 0)
 			fail("%s: full pipe %llu holds more than it was given", t->tag, (unsigned long long)p);
 	}
-	free(buf);
 
 	write_all(t->parked_w, PARKED_MSG, sizeof(PARKED_MSG) - 1);
 	struct timespec until;
@@ -316,6 +337,8 @@ static void target_stop(struct target *t)
 	close_array(t->idle, t->nidle);
 	close_array(t->wfd, t->load.full);
 	close_array(t->rfd, t->load.full);
+	free(t->head);
+	free(t->buf);
 	close(t->probe);
 	close(t->parked_r);
 	close(t->parked_w);
@@ -547,6 +570,10 @@ void section_restart(struct daemon *unused)
 	target_start(&big, "restart-loaded", big_load);
 	bench_phase = "6 restart: handovers";
 	for (int round = 0; round < cfg.rounds; round++) {
+		if (round > 0) {
+			target_cycle(&idle);
+			target_cycle(&big);
+		}
 		double exec_ms = exec_once(), a, b;
 		handover_once(&idle, &a, &b);
 		row_ref_sample(app_idle, exec_ms);
