@@ -20,12 +20,18 @@
  * same ringdevd binary with --version, the cost of an exec, which no
  * restart in place can avoid.
  *
+ * Before each round but the first, every queued byte goes through the
+ * daemon once (read, checked, written again): the image a SIGHUP replaces
+ * has then touched all of its rings, as a daemon that served them has,
+ * and its exec pays for tearing down their page tables.
+ *
  * A pause only counts if nothing was lost: after every handover the
  * daemon must hold the same pipes and handles, every queued byte and the
- * parked read; after the last one every queued byte is read back through
- * the handles opened before the first and checked against its pattern,
- * and the parked read must complete with the bytes written to its pipe.
- * Any of that failing ends the run (exit 1) before a row is finished.
+ * parked read; every queued byte is read back through the handles opened
+ * before the first handover and checked against its pattern (by the next
+ * round, and after the last one), and the parked read must complete with
+ * the bytes written to its pipe. Any of that failing ends the run (exit 1)
+ * before a row is finished.
  */
 #include <errno.h>
 #include <fcntl.h>
