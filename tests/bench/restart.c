@@ -76,7 +76,7 @@ struct target {
 	int probe;                    /* the probe thread's handle */
 	int parked_r, parked_w;       /* the parked read's pipe */
 	pthread_t parked;
-	ssize_t parked_got;           /* the parked read's result (-errno on failure) */
+	_Atomic long parked_got;      /* the parked read's result (-errno on failure) */
 	char parked_buf[64];
 	uint64_t pipes, opens;        /* what STATS said before the first handover */
 	uint64_t restarts;            /* STATS_EXT restarts so far */
@@ -180,7 +180,7 @@ static void *parked_read(void *arg)
 	ssize_t r;
 	while ((r = read(t->parked_r, t->parked_buf, sizeof(t->parked_buf))) < 0 && errno == EINTR) {
 	}
-	t->parked_got = r < 0 ? -errno : r;
+	atomic_store(&t->parked_got, r < 0 ? -errno : (long)r);
 	return NULL;
 }
 
@@ -260,7 +260,7 @@ static void target_start(struct target *t, const char *tag, struct load load)
 	t->probe = daemon_open(&t->d, "probe", O_RDONLY);
 	t->parked_r = daemon_open(&t->d, "parked", O_RDONLY);
 	t->parked_w = daemon_open(&t->d, "parked", O_WRONLY);
-	t->parked_got = -EINPROGRESS;
+	atomic_init(&t->parked_got, -EINPROGRESS);
 	int e = pthread_create(&t->parked, NULL, parked_read, t);
 	if (e) {
 		errno = e;
@@ -290,7 +290,7 @@ static void target_check(struct target *t)
 		fail("%s: after the restart the daemon holds %llu pipes and %llu handles, not %llu and %llu", t->tag,
 		     (unsigned long long)st.pipes, (unsigned long long)st.opens, (unsigned long long)t->pipes,
 		     (unsigned long long)t->opens);
-	if (st.parked_reads < 1 || t->parked_got != -EINPROGRESS)
+	if (st.parked_reads < 1 || atomic_load(&t->parked_got) != -EINPROGRESS)
 		fail("%s: after the restart the read on an empty pipe is no longer parked", t->tag);
 	for (uint64_t p = 0; p < t->load.full; p++) {
 		uint64_t q = queued_bytes(t->rfd[p]);
@@ -321,14 +321,14 @@ static void target_verify(struct target *t)
 		errno = e;
 		die("pthread_timedjoin_np of the parked read");
 	}
-	if (t->parked_got < 0) {
-		errno = (int)-t->parked_got;
+	long got = atomic_load(&t->parked_got);
+	if (got < 0) {
+		errno = (int)-got;
 		die("the read parked before the restarts");
 	}
-	if ((size_t)t->parked_got != sizeof(PARKED_MSG) - 1 ||
-	    memcmp(t->parked_buf, PARKED_MSG, sizeof(PARKED_MSG) - 1) != 0)
-		fail("%s: the read parked before the restarts got %zd bytes, not the %zu written", t->tag,
-		     t->parked_got, sizeof(PARKED_MSG) - 1);
+	if ((size_t)got != sizeof(PARKED_MSG) - 1 || memcmp(t->parked_buf, PARKED_MSG, sizeof(PARKED_MSG) - 1) != 0)
+		fail("%s: the read parked before the restarts got %ld bytes, not the %zu written", t->tag, got,
+		     sizeof(PARKED_MSG) - 1);
 }
 
 static void close_array(int *fds, uint64_t n)
