@@ -71,6 +71,9 @@ struct state_record {
 /* Check the header, version and checksum of a state of len bytes:
  * 0, or -EINVAL with r->problem set. */
 int sr_open(struct state_reader *r, const void *buf, size_t len);
+/* The same for a second pass over a state that sr_open accepted (the
+ * same bytes, unchanged: a sealed memfd): the checksum is not summed again. */
+int sr_reopen(struct state_reader *r, const void *buf, size_t len);
 /* The next record: 1, 0 at the end, -EINVAL (r->problem) if malformed. */
 int sr_next(struct state_reader *r, struct state_record *rec);
 uint8_t sr_u8(struct state_record *rec);

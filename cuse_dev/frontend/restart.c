@@ -48,6 +48,7 @@
 #include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +201,7 @@ static unsigned boot_slot = 1; /* the boot record is under "boot0" or "boot1": t
 static bool kept_in_store;
 static void resend_parked(void);
 static void store_boot(struct device *dev);
+static void reap_later(pid_t pid);
 
 static struct restored *restored_find_locked(uint64_t wire)
 {
@@ -676,7 +678,7 @@ static struct device *resume_after_crash(struct daemon_config *cfg, const struct
 	device_ids_after_crash(dev);
 	struct state_reader r;
 	struct state_record rec;
-	if (sr_open(&r, resume.state, resume.state_len) < 0)
+	if (sr_reopen(&r, resume.state, resume.state_len) < 0)
 		restart_refuse(r.problem);
 	/* The frontend's objects first: they hold generations too. */
 	while (sr_next(&r, &rec) > 0)
@@ -711,7 +713,7 @@ struct device *restart_resume_device(struct daemon_config *cfg, const struct dev
 	device_before_fork(dev); /* no deadline is served before restart_resume_done */
 	device_fh_hold_gens(dev, lost_gens);
 	restored_dev = dev;
-	if (sr_open(&resume.reader, resume.state, resume.state_len) < 0 ||
+	if (sr_reopen(&resume.reader, resume.state, resume.state_len) < 0 ||
 	    device_restore(dev, &resume.reader, frontend_record, dev) < 0)
 		restart_refuse(resume.reader.problem ? resume.reader.problem : "the state does not hold together");
 	return dev;
@@ -752,9 +754,10 @@ void restart_resume_done(struct device *dev)
 		close(resume.report_fd);
 		resume.report_fd = -1;
 	}
+	/* The guard exits now; it may take a while (with the old address
+	 * space goes its memory): reaped off the serving path. */
 	if (resume.guard > 0)
-		while (waitpid(resume.guard, NULL, 0) < 0 && errno == EINTR) {
-		}
+		reap_later(resume.guard);
 	munmap((void *)resume.state, resume.state_len);
 	close(resume.state_fd);
 	if (resume.old_exe >= 0)
@@ -1060,6 +1063,26 @@ static void resend_parked(void)
 	}
 }
 
+static void *reaper(void *arg)
+{
+	pid_t pid = (pid_t)(intptr_t)arg;
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+	}
+	return NULL;
+}
+
+static void reap_later(pid_t pid)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (daemon_thread_create(&t, &attr, reaper, (void *)(intptr_t)pid) < 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+		}
+	pthread_attr_destroy(&attr);
+}
+
 /* ---- the old image's side ---- */
 
 static int state_memfd(const struct state_writer *w)
@@ -1139,6 +1162,77 @@ static bool guard_wait(int report, pid_t daemon_pid, long guard_ms)
 	return false;
 }
 
+/* What the guard needs (restart_handover): static, since a guard that
+ * shares the old image's memory reads it after that image is gone. */
+static struct guard_job {
+	int report_r, report_w;   /* by value: the old image goes on changing its own copies */
+	int state;
+	pid_t daemon_pid;
+	long guard_ms;
+	bool via_store;
+} guard_job;
+
+/* The guard: wait for the new image's word; if it dies without one, run
+ * the old program on the same state. Under a service manager that keeps
+ * the state (--fd-store), it only ends a new image that hangs: the manager
+ * starts the next one from the stored state, and a guard serving meanwhile
+ * would make two users of one state. Until the old image has executed the
+ * new program (the report pipe's other end then belongs to it), this does
+ * nothing but wait: with CLONE_VM it shares that image's memory. */
+static int guard_main(void *arg)
+{
+	(void)arg;
+	struct guard_job *g = &guard_job;
+	close(g->report_w);
+	if (guard_wait(g->report_r, g->daemon_pid, g->guard_ms) || g->via_store)
+		_exit(0);
+	char env[96];
+	snprintf(env, sizeof(env), "%d:-1:%d:0", g->state, self_exe);
+	setenv(ENV_HANDOVER, env, 1);
+	setenv(ENV_FALLBACK, "1", 1);
+	exec_file(self_exe);
+	_exit(1);
+}
+
+/* A sanitizer or valgrind runs us: they follow a fork, not a process that
+ * shares the address space without being a thread. */
+static bool plain_fork_only(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return true;
+#else
+	const char *pre = getenv("LD_PRELOAD");
+	return pre && strstr(pre, "vgpreload");
+#endif
+}
+
+#define GUARD_STACK (256u << 10)
+
+/* Start the guard: the pid, or -errno. It shares the old image's address
+ * space (CLONE_VM): the exec of the new program then only lets go of that
+ * space, and the page tables of the rings (a gigabyte queued: tens of
+ * milliseconds to tear down) go when the guard exits, after the new image
+ * serves, not inside the pause. Under sanitizers and valgrind, a fork. */
+static pid_t guard_start(void)
+{
+	if (!plain_fork_only()) {
+		void *stack = mmap(NULL, GUARD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+				   -1, 0);
+		if (stack != MAP_FAILED) {
+			pid_t pid = clone(guard_main, (char *)stack + GUARD_STACK, CLONE_VM | SIGCHLD, NULL);
+			if (pid >= 0)
+				return pid; /* the stack goes with the old address space */
+			munmap(stack, GUARD_STACK);
+		}
+	}
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		guard_main(NULL);
+	return pid;
+}
+
 int restart_handover(struct device *dev, const struct daemon_config *cfg)
 {
 	uint64_t stopped = now_ns();
@@ -1211,28 +1305,14 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	long guard_ms = gt && atol(gt) > 0 ? atol(gt) : GUARD_TIMEOUT_MS;
 	if (guard_ms > 86400000)
 		guard_ms = 86400000; /* a day: poll takes an int */
-	pid_t guard = fork();
+	guard_job = (struct guard_job){ .report_r = report[0], .report_w = report[1], .state = state,
+					.daemon_pid = daemon_pid,
+					.guard_ms = guard_ms, .via_store = via_store };
+	pid_t guard = guard_start();
 	if (guard < 0) {
-		e = -errno;
-		log_error("handover: fork: %s; serving on", strerror(-e));
+		e = guard;
+		log_error("handover: cannot start the guard: %s; serving on", strerror(-e));
 		goto fail;
-	}
-	if (guard == 0) {
-		/* The guard: wait for the new image's word; if it dies
-		 * without one, run the old program on the same state. Under
-		 * a service manager that keeps the state (--fd-store), it only
-		 * ends a new image that hangs: the manager starts the next one
-		 * from the stored state, and a guard serving meanwhile would
-		 * make two users of one state. */
-		close(report[1]);
-		if (guard_wait(report[0], daemon_pid, guard_ms) || via_store)
-			_exit(0);
-		char env[96];
-		snprintf(env, sizeof(env), "%d:-1:%d:0", state, self_exe);
-		setenv(ENV_HANDOVER, env, 1);
-		setenv(ENV_FALLBACK, "1", 1);
-		exec_file(self_exe);
-		_exit(1);
 	}
 	close(report[0]);
 	report[0] = -1;
