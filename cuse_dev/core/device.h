@@ -222,6 +222,8 @@ uint64_t device_fh_name(const struct device *dev, const void *obj);
  * the kernel still holds the fh of handles nobody knows any more, and no
  * new handle may be mistaken for one. 0 or -ENOSPC (all 256 taken). */
 void device_fh_gens(struct device *dev, uint8_t used[32]);
+/* Is a generation left for the next image (not all 256 in use)? */
+bool device_fh_gen_left(struct device *dev);
 int device_fh_avoid(struct device *dev, const uint8_t used[32]);
 /* The kernel may hold fh of these generations that are no handle's of this
  * image: a frontend object an earlier image named (a FUSE listing: its fh),

@@ -294,6 +294,16 @@ void device_fh_gens(struct device *dev, uint8_t used[32])
 	pthread_mutex_unlock(&dev->lock);
 }
 
+bool device_fh_gen_left(struct device *dev)
+{
+	uint8_t used[32];
+	device_fh_gens(dev, used);
+	for (unsigned i = 0; i < sizeof(used); i++)
+		if (used[i] != 0xff)
+			return true;
+	return false;
+}
+
 static bool gen_held(const struct device *dev, unsigned g)
 {
 	return dev->fh_held[g / 8] & (1u << (g % 8));

@@ -931,6 +931,14 @@ bool restart_stop_into_store(struct device *dev, const struct daemon_config *cfg
 {
 	if (!fd_store || !stored_boot)
 		return false;
+	if (!device_fh_gen_left(dev)) {
+		/* The next start could not take the state: stop as without
+		 * the store (every call ends with ESHUTDOWN) rather than leave
+		 * a state that would fail every start after. */
+		log_error("--fd-store: every handle generation is in use by handles open since earlier restarts: "
+			  "stopping without keeping the state");
+		return false;
+	}
 	device_before_fork(dev); /* the timer thread answers nothing from here on */
 	struct state_writer w;
 	sw_init(&w);
@@ -1245,6 +1253,13 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	if (!self_path[0] || self_exe < 0) {
 		log_error("handover: this program's own path is not known: SIGHUP ignored");
 		return -ENOENT;
+	}
+	if (!device_fh_gen_left(dev)) {
+		/* The new image would refuse the state, and so would this
+		 * program taking it back: it would exit with every pipe. */
+		log_error("handover: every handle generation is used by handles or listings open since earlier "
+			  "restarts: SIGHUP refused, serving on (ringdevctl opens shows them)");
+		return -ENOSPC;
 	}
 	int arena = arena_fd(device_arena(dev));
 	device_before_fork(dev); /* the timer thread answers nothing from here on */
