@@ -18,8 +18,9 @@
  * thread and the core's timer stopped:
  *   1. the state is written to a memfd; the kernel fds, the arena, the
  *      state and this program's own file (an O_PATH fd) lose FD_CLOEXEC;
- *   2. a guard is forked: a copy of the old image that holds all of them
- *      and waits on a pipe;
+ *   2. a guard is started: a process sharing the old image's address space
+ *      (so that the exec does not tear the rings' page tables down inside
+ *      the pause) that holds all of them and waits on a pipe;
  *   3. the process execs the program at its path, with
  *      RINGDEVD_HANDOVER=state:report:oldexe:guard in its environment.
  * The new image (restart_resume_*) checks and restores the state before it
@@ -31,8 +32,12 @@
  * dies instead (a crash, an exec of something that is not ringdevd), the
  * guard sees the pipe close with no byte and becomes the daemon itself by
  * exec'ing the old program: the mount or nodes never went away (the guard
- * held them), nothing is lost, only the pid is new. If the exec itself
- * fails, the old image simply serves on.
+ * held them), nothing is lost, only the pid is new. A new image that says
+ * nothing for 30 s is stopped, and killed unless it spoke meanwhile, and
+ * the guard takes over as well. With --fd-store the state also goes to the
+ * service manager's store, and the manager, not the guard, starts the next
+ * program on it (one state must never have two servers). If the exec
+ * itself fails, the old image simply serves on.
  *
  * Requests parked before the handover are answered by id: the new image
  * holds a stand-in for each (a tagged pointer: restart_is_restored) and
