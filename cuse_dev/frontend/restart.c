@@ -1067,7 +1067,7 @@ static void resend_parked(void)
 			       ? wires[i].init_len - sizeof(struct fuse_in_header) : sizeof(init));
 		if (init.major != 7 || init.minor < RINGDEV_MINOR_RESEND) {
 			log_info("recovered after a crash: this kernel (FUSE 7.%u) cannot resend what was waiting; "
-				 "calls parked at the crash wait until their process is killed", init.minor);
+				 "calls parked at the crash stay blocked until the connection ends", init.minor);
 			continue;
 		}
 		struct fuse_out_header out = { .len = sizeof(out), .error = RINGDEV_NOTIFY_RESEND };

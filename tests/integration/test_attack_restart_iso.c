@@ -73,7 +73,8 @@ static int lister_child(void *arg)
 static uint64_t restarts(const struct rd_daemon *d)
 {
 	struct ringdev_stats_ext s;
-	int fd = open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = d->cuse ? open(d->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+			 : open(d->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return UINT64_MAX;
 	int r = ioctl(fd, RINGDEV_IOC_STATS_EXT, &s);
