@@ -502,11 +502,14 @@ test_stats() {
 	check_json "stats" "$f" "d['stats']['parked_total']" 1
 	check_json "stats" "$f" "d['stats']['bytes_in']" 1019
 	check_json "stats" "$f" "d['stats']['pipes_created']" $((4 + BASE_PIPES))
-	check_json "stats" "$f" "len(d['stats'])" 33
+	check_json "stats" "$f" "len(d['stats'])" 35
 	check_json "stats" "$f" "d['stats']['relay_cancel_timeouts']" 0
+	check_json "stats" "$f" "d['stats']['restarts']" 0
+	check_json "stats" "$f" "d['stats']['last_restart_pause_us']" 0
 	ctl stats >"$TMP/stats.txt" 2>&1
 	if grep -q "^pipes       $((4 + BASE_PIPES)) of 1024" "$TMP/stats.txt" &&
-	   grep -q '^parked      1 (reads 1, writes 0, other 0)' "$TMP/stats.txt"; then
+	   grep -q '^parked      1 (reads 1, writes 0, other 0)' "$TMP/stats.txt" &&
+	   grep -q '^restarts    none in place' "$TMP/stats.txt"; then
 		pass "stats: the human form"
 	else
 		fail "stats: the human form" "$(cat "$TMP/stats.txt")"
