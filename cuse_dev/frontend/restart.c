@@ -1322,7 +1322,9 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	log_flush();
 	pid_t daemon_pid = getpid();
 	const char *gt = getenv(ENV_GUARD_TIMEOUT);
-	long guard_ms = gt && atol(gt) > 0 ? atol(gt) : GUARD_TIMEOUT_MS;
+	long guard_ms = gt ? strtol(gt, NULL, 10) : 0;
+	if (guard_ms <= 0)
+		guard_ms = GUARD_TIMEOUT_MS;
 	if (guard_ms > 86400000)
 		guard_ms = 86400000; /* a day: poll takes an int */
 	guard_job = (struct guard_job){ .report_r = report[0], .report_w = report[1], .state = state,
