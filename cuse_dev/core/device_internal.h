@@ -378,6 +378,10 @@ struct relay_kind {
 extern const struct relay_kind open_relay_kind;    /* open.c */
 extern const struct relay_kind handle_relay_attach; /* handle.c */
 extern const struct relay_kind create_relay_kind;   /* namespace.c */
+/* A request for the broker by id (NULL: none); is it a notice (CANCEL,
+ * RELEASE: no app waits, no id to answer)? */
+struct relay_req *relay_find(struct device *dev, uint64_t id);
+bool relay_is_notice(const struct relay_req *r);
 /* Is a broker in charge (connected, or required)? */
 bool relay_active(const struct device *dev);
 /* An app's open for the broker, parked on ctx (kind PARKED_OPEN); NULL and

@@ -560,21 +560,6 @@ static int restore_handle(struct restore *rs, struct state_record *rec)
 	return 0;
 }
 
-static struct relay_req *find_relay(struct device *dev, uint64_t id)
-{
-	for (struct hash_node *n = hashmap_bucket(&dev->relay.ids, hash_u64(id)); n; n = n->next) {
-		struct relay_req *r = container_of(n, struct relay_req, id_node);
-		if (r->msg.id == id)
-			return r;
-	}
-	return NULL;
-}
-
-static bool relay_is_notice(const struct relay_req *r)
-{
-	return r->msg.type == RINGDEV_CTL_CANCEL || r->msg.type == RINGDEV_CTL_RELEASE;
-}
-
 static int restore_relay(struct restore *rs, struct state_record *rec)
 {
 	struct device *dev = rs->dev;
@@ -612,7 +597,7 @@ static int restore_relay(struct restore *rs, struct state_record *rec)
 		why = "a broker request record is malformed";
 	else if (r->msg.type < RINGDEV_CTL_OPEN || r->msg.type > RINGDEV_CTL_RELEASE || !r->msg.id ||
 		 r->msg.id >= rs->relay_next_id || (relay_is_notice(r) ? r->state != RELAY_PENDING || queue
-					       : find_relay(dev, r->msg.id) != NULL))
+					       : relay_find(dev, r->msg.id) != NULL))
 		why = "a broker request's id or type is out of range";
 	else if ((queue == RQ_PENDING) != (r->state == RELAY_PENDING))
 		why = "a broker request's state does not match its queue";
@@ -718,7 +703,7 @@ static int restore_parked(struct restore *rs, struct state_record *rec)
 	case PARKED_RELAY: {
 		uint64_t id = sr_u64(rec);
 		p->u.relay.hold_ino = sr_u64(rec);
-		struct relay_req *r = id ? find_relay(dev, id) : NULL;
+		struct relay_req *r = id ? relay_find(dev, id) : NULL;
 		if (id && (!r || r->parked))
 			return bad(rs, "a waiting request's broker request is not there");
 		if (r) {

@@ -54,12 +54,12 @@ bool relay_active(const struct device *dev)
 	return dev->relay.broker || dev->cfg.require_broker;
 }
 
-static bool is_notice(const struct relay_req *r)
+bool relay_is_notice(const struct relay_req *r)
 {
 	return r->msg.type == RINGDEV_CTL_CANCEL || r->msg.type == RINGDEV_CTL_RELEASE;
 }
 
-static struct relay_req *relay_find(struct device *dev, uint64_t id)
+struct relay_req *relay_find(struct device *dev, uint64_t id)
 {
 	uint64_t h = hash_u64(id);
 	for (struct hash_node *n = hashmap_bucket(&dev->relay.ids, h); n; n = n->next) {
@@ -85,7 +85,7 @@ static struct relay_req *relay_alloc(struct device *dev, uint32_t type)
 static void relay_free(struct device *dev, struct relay_req *r)
 {
 	list_unlink(&r->queue_link);
-	if (!is_notice(r))
+	if (!relay_is_notice(r))
 		hashmap_remove(&dev->relay.ids, &r->id_node);
 	if (r->charged)
 		limit_uncharge(&dev->limits, LIMIT_MEMORY, r->cred.uid, r->charged);
@@ -351,7 +351,7 @@ static void relay_take(struct device *dev, struct relay_req *r, struct ringdev_c
 		memcpy(out->data, r->payload, n);
 		out->inline_size = (uint32_t)n;
 	}
-	if (is_notice(r)) {
+	if (relay_is_notice(r)) {
 		relay_free(dev, r);
 		return;
 	}
@@ -781,7 +781,7 @@ static void drop_pending_notices(struct device *dev)
 	struct list_node *pos, *tmp;
 	list_for_each_safe(pos, tmp, &dev->relay.pending) {
 		struct relay_req *r = list_entry(pos, struct relay_req, queue_link);
-		if (is_notice(r))
+		if (relay_is_notice(r))
 			relay_free(dev, r);
 	}
 }

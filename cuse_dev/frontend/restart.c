@@ -1270,22 +1270,7 @@ int restart_handover(struct device *dev, const struct daemon_config *cfg)
 	device_before_fork(dev); /* the timer thread answers nothing from here on */
 	struct state_writer w;
 	sw_init(&w);
-	sw_begin(&w, REC_META);
-	sw_u32(&w, cfg->dev.frontend);
-	sw_u32(&w, n);
-	sw_u64(&w, stopped);
-	sw_u32(&w, (uint32_t)getpid());
-	sw_u32(&w, (uint32_t)arena);
-	sw_bytes(&w, RINGDEV_VERSION, strlen(RINGDEV_VERSION));
-	sw_end(&w);
-	for (unsigned i = 0; i < n; i++) {
-		sw_begin(&w, REC_SESSION);
-		sw_u32(&w, i);
-		sw_u32(&w, (uint32_t)wires[i].fd);
-		sw_bytes(&w, wires[i].init, wires[i].init_len);
-		sw_end(&w);
-	}
-	write_lost(&w);
+	write_frontend(&w, dev, cfg->dev.frontend, stopped, false); /* the same records a stop stores */
 	if (fd_store && stored_boot) {
 		/* Which name the boot record is under, for the next image. */
 		sw_begin(&w, REC_BOOT_SLOT);
