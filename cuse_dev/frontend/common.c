@@ -681,6 +681,28 @@ static void on_sighup(int sig)
 	handover_asked = 1;
 }
 
+/* SIGTERM, SIGINT: the loop stops between requests. Not libfuse's handler:
+ * it marks the session exited at once, and fuse_session_receive_buf drops a
+ * request it reads after that (its caller would wait for ever on the
+ * connection the fd store keeps for the next start). */
+static volatile sig_atomic_t stop_asked;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_asked = 1;
+}
+
+/* In place of libfuse's handler (none where the signal is ignored: a
+ * shell's background job keeps ignoring SIGINT). */
+static void catch_stop_signal(int sig)
+{
+	struct sigaction old, sa = { .sa_handler = on_stop };
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(sig, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+		sigaction(sig, &sa, NULL);
+}
+
 /* epoll_pwait lets a signal in only when it returns no event (the kernel
  * puts the old mask back before returning events): under a load that always
  * has a request ready, a SIGHUP or SIGTERM would wait for ever. One that is
@@ -726,7 +748,7 @@ static int serve_loop(struct fuse_session **se, int n, struct device *dev, const
 	unsigned threads = cfg->threads, poll_us = cfg->busy_poll_us;
 	sigset_t stop, old_mask, open_mask;
 	sigemptyset(&stop);
-	sigaddset(&stop, SIGTERM); /* the signals fuse_set_signal_handlers handles */
+	sigaddset(&stop, SIGTERM); /* the signals the loop takes (on_stop, on_sighup) */
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGHUP);
 	int r = pthread_sigmask(SIG_BLOCK, &stop, &old_mask);
@@ -767,6 +789,14 @@ static int serve_loop(struct fuse_session **se, int n, struct device *dev, const
 		int k = epoll_pwait(ep, ev, 3, -1, &open_mask);
 		if (k > 0)
 			take_pending_signals(&stop);
+		if (stop_asked) {
+			/* The extra threads end after the request each is on;
+			 * what comes later stays in the kernel. */
+			stop_extra_threads(&sv);
+			for (int i = 0; i < n; i++)
+				fuse_session_exit(se[i]);
+			break;
+		}
 		if (handover_asked && !fuse_session_exited(se[0])) {
 			/* Nothing is being served while the state is taken:
 			 * the extra threads are joined, and this one is here.
@@ -833,6 +863,8 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 		fprintf(stderr, "ringdevd: cannot install signal handlers\n");
 		return 1;
 	}
+	catch_stop_signal(SIGTERM);
+	catch_stop_signal(SIGINT);
 	struct sigaction hup = { .sa_handler = on_sighup };
 	sigemptyset(&hup.sa_mask);
 	sigaction(SIGHUP, &hup, NULL);
@@ -862,6 +894,7 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 		restart_resume_done(dev);
 	int r = serve_loop(se, n, dev, cfg);
 	service_notify_stopping();
+	restart_reap_guard();
 	if (r < 0)
 		log_error("%s: session failed: %s", what, strerror(-r));
 	else if (restart_stop_into_store(dev, cfg))

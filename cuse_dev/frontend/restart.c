@@ -1084,16 +1084,23 @@ static void *reaper(void *arg)
 	return NULL;
 }
 
+static pthread_t reaper_thread;
+static bool reaping;
+
 static void reap_later(pid_t pid)
 {
-	pthread_t t;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (daemon_thread_create(&t, &attr, reaper, (void *)(intptr_t)pid) < 0)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-		}
-	pthread_attr_destroy(&attr);
+	if (daemon_thread_create(&reaper_thread, NULL, reaper, (void *)(intptr_t)pid) == 0) {
+		reaping = true;
+		return;
+	}
+	reaper((void *)(intptr_t)pid);
+}
+
+void restart_reap_guard(void)
+{
+	if (reaping)
+		pthread_join(reaper_thread, NULL);
+	reaping = false;
 }
 
 /* ---- the old image's side ---- */
@@ -1248,6 +1255,9 @@ static pid_t guard_start(void)
 
 int restart_handover(struct device *dev, const struct daemon_config *cfg)
 {
+	/* The guard of the handover that started this image, if it is still
+	 * ending: a child left to the next image would be reaped by none. */
+	restart_reap_guard();
 	uint64_t stopped = now_ns();
 	unsigned n = cfg->dev.frontend == RINGDEV_FRONTEND_CUSE ? 2 : 1;
 	for (unsigned i = 0; i < n; i++)

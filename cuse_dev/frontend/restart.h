@@ -50,6 +50,10 @@ __attribute__((noreturn)) void restart_refuse(const char *why);
  * that could not start (the daemon serves on): -errno. The caller has
  * stopped every serving thread. */
 int restart_handover(struct device *dev, const struct daemon_config *cfg);
+/* Wait for the guard of the handover that started this image to end (it
+ * is reaped off the serving path): before this image exits or hands over,
+ * so that no process is left to whoever inherits it. */
+void restart_reap_guard(void);
 
 /* --fd-store: keep the connection, the rings and a boot record in
  * systemd's fd store once the kernel's INIT came (frontend: the one
