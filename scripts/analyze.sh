@@ -7,9 +7,14 @@
 # step checks and why: tests/analysis/README.md.
 #
 #   analyze.sh          everything: the CI variant, plus the ringcat and
-#                       ringdevctl suites under memcheck and three TSan
-#                       rounds of the integration suites instead of one
-#   analyze.sh --quick  the CI variant (within about 10 minutes on 2 cores)
+#                       ringdevctl suites under memcheck, the restart attack
+#                       suites (attack_restart_*) under memcheck and TSan,
+#                       and three TSan rounds of the integration suites
+#                       instead of one
+#   analyze.sh --quick  the CI variant (about 15 minutes on 2 cores): every
+#                       handover of the restart suite under memcheck and
+#                       TSan, not the attack suites' hundred more (each
+#                       handover under valgrind starts valgrind again)
 #
 # Installs what it needs (as root) when it is missing. Ends with one line
 # "analyze: N passed, M failed" (N and M count steps); exits 1 if any failed.
@@ -116,6 +121,14 @@ vg_built=$ok
 vg_env=(RINGDEVD="$root/tests/analysis/ringdevd-valgrind.sh" RINGDEVD_REAL="$vg/cuse_dev/ringdevd"
 	RINGDEV_TEST_FRONTEND=fuse RINGDEV_TEST_STRICT=1)
 mkdir -p "$logs/vg-it" "$logs/vg-broker" "$logs/vg-priv" "$logs/vg-shell"
+# The restart attack suites hand over a hundred times and more; under
+# memcheck each handover is a new valgrind (seconds), under TSan a new TSan
+# runtime: together they outlast CI's time. The restart suite runs there
+# (five restarts in a row, the refusal, the guard, storms, --user); the
+# attack suites run natively and under ASan in scripts/test.sh, and here in
+# the long run.
+long_only=()
+((quick)) && long_only=(--exclude 'attack_restart_*/*')
 if ((vg_built)); then
 	# The stress suite moves 2 x 256 MiB through the daemon: under memcheck
 	# that outlasts its fixed 300-s Criterion limit. The same paths run in
@@ -126,7 +139,7 @@ if ((vg_built)); then
 	step "valgrind: integration suite but stress (ringdevd under memcheck)" \
 		criterion_run "$logs/vg-it" env "${vg_env[@]}" RINGDEV_VALGRIND_LOGS="$logs/vg-it" \
 		RINGDEV_BROKER="$vg/broker/ringdev-broker" \
-		tests/integration/run-integration.sh --exclude 'stress/*' \
+		tests/integration/run-integration.sh --exclude 'stress/*' "${long_only[@]}" \
 		"$vg/tests/integration/integration-tests" --jobs 2
 	step "valgrind: broker-integration (ringdevd under memcheck)" \
 		criterion_run "$logs/vg-broker" env "${vg_env[@]}" RINGDEV_VALGRIND_LOGS="$logs/vg-broker" \
@@ -185,7 +198,7 @@ if ((ts_built && vg_built)); then
 			criterion_run "$d/it" env TSAN_OPTIONS="$TSAN_OPTIONS:log_path=$d/it/tsan" \
 			RINGDEVD="$ts/cuse_dev/ringdevd" RINGDEV_BROKER="$ts/broker/ringdev-broker" \
 			RINGDEV_TEST_FRONTEND=fuse RINGDEV_TEST_STRICT=1 \
-			tests/integration/run-integration.sh "$vg/tests/integration/integration-tests" --jobs 2
+			tests/integration/run-integration.sh "${long_only[@]}" "$vg/tests/integration/integration-tests" --jobs 2
 		step "TSan: broker-integration, round $round of $rounds (ringdevd and the brokers built with TSan)" \
 			criterion_run "$d/broker" env TSAN_OPTIONS="$TSAN_OPTIONS:log_path=$d/broker/tsan" \
 			RINGDEVD="$ts/cuse_dev/ringdevd" RINGDEV_BROKER="$ts/broker/ringdev-broker" \
