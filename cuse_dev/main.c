@@ -358,17 +358,20 @@ int main(int argc, char **argv)
 			.max_parked = 65536,
 		},
 	};
-	/* SIGHUP asks for a restart in place (frontend/common.c), but its
-	 * handler comes only once the device is set up: until then its
-	 * default action would kill the daemon and its mount. Held back from
-	 * here, it waits for the serving loop, which takes it then (or
-	 * ignores it with a warning while the kernel has not finished setting
-	 * up the connection). A resumed image has it held back already: the
-	 * mask goes through exec. */
-	sigset_t hup;
-	sigemptyset(&hup);
-	sigaddset(&hup, SIGHUP);
-	sigprocmask(SIG_BLOCK, &hup, NULL);
+	/* SIGHUP asks for a restart in place, SIGTERM and SIGINT for a stop
+	 * (frontend/common.c), but their handlers come only once the device
+	 * is set up: until then their default action would kill the daemon
+	 * and leave its mount behind. Held back from here, they wait for the
+	 * serving loop, which takes them then (a SIGHUP is ignored with a
+	 * warning while the kernel has not finished setting up the
+	 * connection). A resumed image has them held back already: the mask
+	 * goes through exec. */
+	sigset_t held;
+	sigemptyset(&held);
+	sigaddset(&held, SIGHUP);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGINT);
+	sigprocmask(SIG_BLOCK, &held, NULL);
 	log_set_ident("ringdevd");
 	log_detect_journal();
 	restart_init(argc, argv);

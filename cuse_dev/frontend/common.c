@@ -786,9 +786,13 @@ static int serve_loop(struct fuse_session **se, int n, struct device *dev, const
 		if (threads_may_start && sv.started + 1 < sv.threads)
 			start_extra_threads(&sv);
 		struct epoll_event ev[3];
-		int k = epoll_pwait(ep, ev, 3, -1, &open_mask);
-		if (k > 0)
-			take_pending_signals(&stop);
+		int k = 0;
+		/* A signal taken before the loop blocked them waits for no event. */
+		if (!stop_asked && !handover_asked) {
+			k = epoll_pwait(ep, ev, 3, -1, &open_mask);
+			if (k > 0)
+				take_pending_signals(&stop);
+		}
 		if (stop_asked) {
 			/* The extra threads end after the request each is on;
 			 * what comes later stays in the kernel. */

@@ -15,7 +15,10 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 RD_SUITE(shutdown, 60);
 
@@ -230,4 +233,63 @@ Test(shutdown, busy_poll_ends_when_requests_stop)
 		rd_assert_idle(d);
 		rd_end(d);
 	}
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* SIGTERM as soon as the mount is there: the daemon may not have reached
+ * its serving loop yet (the --user drop, the ready notice come first), and
+ * a stop that came before the loop must not wait for a first request. */
+Test(shutdown, sigterm_as_the_mount_appears_ends_the_daemon)
+{
+	if (rd_fuse_only("the mount's appearance marks the moment"))
+		return;
+	struct rd_daemon *d = rd_start(NULL);
+	const char *bin = getenv("RINGDEVD");
+	bool drop = geteuid() == 0;
+
+	cr_assert_eq(rd_kill(d, SIGTERM), 0, "the lending daemon exits 0");
+	if (drop)
+		chmod(d->dir, 0755); /* nobody reaches the mount point */
+	for (int round = 0; round < 20; round++) {
+		pid_t pid = fork();
+		cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+		if (pid == 0) {
+			int fd = open(d->log, O_WRONLY | O_APPEND | O_CLOEXEC);
+			if (fd >= 0) {
+				dup2(fd, STDOUT_FILENO);
+				dup2(fd, STDERR_FILENO);
+			}
+			/* Every other round drops to nobody: a longer way from
+			 * the mount to the loop. */
+			if (drop && round % 2)
+				execl(bin, bin, "-f", "--frontend=fuse", "--mount", d->mount, "--user", "nobody",
+				      (char *)NULL);
+			else
+				execl(bin, bin, "-f", "--frontend=fuse", "--mount", d->mount, (char *)NULL);
+			_exit(127);
+		}
+		uint64_t until = mono_ms() + RD_START_TIMEOUT_MS;
+		int status;
+		while (!rd_is_mounted(d->mount) && mono_ms() < until && !rd_wait_child(pid, 0, &status))
+			;
+		kill(pid, SIGTERM);
+		bool exited = rd_wait_child(pid, RD_STOP_TIMEOUT_MS, &status);
+		if (!exited) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		if (rd_is_mounted(d->mount))
+			umount2(d->mount, MNT_DETACH);
+		cr_assert(exited, "round %d: ringdevd did not end within %d ms of a SIGTERM as its mount appeared",
+			  round, RD_STOP_TIMEOUT_MS);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: it exits 0 (status %#x)", round,
+			  status);
+	}
+	rd_stop(d);
 }
