@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # deps.sh - install what ringdev needs on Debian 12, as root.
 #   deps.sh build   the toolchain and libraries to build and run ringdevd
-#   deps.sh test    also what the tests need (Criterion, pytest, venv, the CUSE test
+#   deps.sh test    also what the tests need (Criterion, pytest, venv, redis-server, the CUSE test
 #                   VM, the device exercisers run in it)
 #   deps.sh fuzz    the build set plus clang with libFuzzer (scripts/fuzz.sh)
 #   deps.sh analyze the build set plus valgrind, clang, clang-tidy (scripts/analyze.sh)
 # Installs only what is missing, so a prepared machine pays nothing.
 set -euo pipefail
 
-build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base libcap-ng-dev libsystemd-dev)
+build_pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 scdoc man-db groff-base libcap-ng-dev libsystemd-dev libhiredis-dev)
 # python3-venv and python3-wheel: the README's venv install of python/,
 # offline (tests/python/test_venv.sh).
-test_pkgs=(libcriterion-dev python3-pytest python3-venv python3-wheel linux-image-amd64 qemu-system-x86 busybox-static kmod systemd stress-ng socat pv fio)
+test_pkgs=(libcriterion-dev python3-pytest python3-venv python3-wheel linux-image-amd64 qemu-system-x86 busybox-static kmod systemd stress-ng socat pv fio redis-server)
 
 fuzz_pkgs=(clang libclang-rt-14-dev llvm-14 libcriterion-dev)
 analyze_pkgs=(libcriterion-dev valgrind clang clang-tidy-14 python3)
