@@ -860,6 +860,60 @@ int frontend_drop_and_notify(struct device *dev, const struct daemon_config *cfg
 	return 0;
 }
 
+/* Into the background, as fuse_daemonize does (a child in a new session,
+ * in /, its stdio on /dev/null; the parent exits 0 once the child is set
+ * up), with one difference: the stop and restart signals are held back from
+ * the start (main.c), so one sent to the parent meanwhile is pending there
+ * and would end with it. The parent hands each on to the daemon. 0, or
+ * -errno in the parent when it could not fork. */
+static int daemonize(void)
+{
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(ready[0]);
+		close(ready[1]);
+		return -e;
+	}
+	if (pid > 0) {
+		close(ready[1]);
+		char c;
+		ssize_t got;
+		while ((got = read(ready[0], &c, 1)) < 0 && errno == EINTR) {
+		}
+		sigset_t held;
+		sigemptyset(&held);
+		sigaddset(&held, SIGTERM);
+		sigaddset(&held, SIGINT);
+		sigaddset(&held, SIGHUP);
+		const struct timespec now = { 0, 0 };
+		for (int sig; (sig = sigtimedwait(&held, NULL, &now)) > 0;)
+			kill(pid, sig);
+		_exit(got == 1 ? 0 : 1);
+	}
+	close(ready[0]);
+	if (setsid() < 0)
+		log_warn("setsid: %s", strerror(errno));
+	if (chdir("/") < 0)
+		log_warn("chdir /: %s", strerror(errno));
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	if (write(ready[1], "k", 1) != 1) {
+		/* the parent is gone: it exits 1 (nothing read), we serve on */
+	}
+	close(ready[1]);
+	return 0;
+}
+
 int frontend_serve(struct fuse_session **se, int n, struct device *dev, const struct daemon_config *cfg,
 		   const char *what)
 {
@@ -873,10 +927,12 @@ int frontend_serve(struct fuse_session **se, int n, struct device *dev, const st
 	sigemptyset(&hup.sa_mask);
 	sigaction(SIGHUP, &hup, NULL);
 	if (!cfg->foreground && !restart_resuming()) {
-		/* fuse_daemonize forks and the parent exits: only this thread
-		 * goes on into the daemon, the core's are started again there. */
+		/* The parent exits: only this thread goes on into the
+		 * daemon, the core's are started again there. */
 		device_before_fork(dev);
-		if (fuse_daemonize(0) < 0) {
+		int e = daemonize();
+		if (e < 0) {
+			log_error("%s: cannot go into the background: %s", what, strerror(-e));
 			fuse_remove_signal_handlers(se[0]);
 			return 1;
 		}

@@ -1038,3 +1038,38 @@ void rd_read_ok(int fd, void *buf, size_t size, size_t expect)
 	cr_assert_eq(n, (ssize_t)expect, "read with a %zu-byte buffer: expected %zu bytes, got %zd (%s)",
 		     size, expect, n, n < 0 ? strerror(errno) : "count differs");
 }
+
+/* The child of this process named ringdevd, or -1.  Under valgrind
+ * (tests/analysis/ringdevd-valgrind.sh as $RINGDEVD) the daemon's process
+ * is named after the tool, "memcheck-amd64-" (the kernel keeps 15 bytes). */
+pid_t rd_find_daemon_child(void)
+{
+	DIR *proc = opendir("/proc");
+	pid_t found = -1;
+	struct dirent *e;
+
+	cr_assert_not_null(proc, "/proc: %s", strerror(errno));
+	while (found < 0 && (e = readdir(proc))) {
+		char path[RD_PATH_SIZE], line[512];
+		FILE *f;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f)) {
+			char *end = strrchr(line, ')'); /* "pid (comm) S ppid ..." */
+			int ppid = 0;
+			bool named = strstr(line, "(ringdevd)") || strstr(line, "(memcheck-amd64-)");
+
+			if (named && end && sscanf(end + 2, "%*c %d", &ppid) == 1 &&
+			    ppid == (int)getpid())
+				found = atoi(e->d_name);
+		}
+		fclose(f);
+	}
+	closedir(proc);
+	return found;
+}

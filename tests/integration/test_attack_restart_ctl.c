@@ -1190,7 +1190,15 @@ static bool kernel_resends(void)
 	return major > 6 || (major == 6 && minor >= 9);
 }
 
+static struct supervised *sup_start_as(const char *user);
+
 static struct supervised *sup_start(void)
+{
+	return sup_start_as(NULL);
+}
+
+/* The supervised daemon, with --user USER unless NULL. */
+static struct supervised *sup_start_as(const char *user)
 {
 	static struct supervised s;
 	char bin[RD_PATH_SIZE];
@@ -1219,8 +1227,12 @@ static struct supervised *sup_start(void)
 			dup2(fd, 2);
 		}
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execl(bin, bin, "--restart-on-exit", "--events", s.events, "--", rd, "-f", "--fd-store",
-		      "--frontend=fuse", "--mount", s.d.mount, (char *)NULL);
+		if (user)
+			execl(bin, bin, "--restart-on-exit", "--events", s.events, "--", rd, "-f", "--fd-store",
+			      "--frontend=fuse", "--mount", s.d.mount, "--user", user, (char *)NULL);
+		else
+			execl(bin, bin, "--restart-on-exit", "--events", s.events, "--", rd, "-f", "--fd-store",
+			      "--frontend=fuse", "--mount", s.d.mount, (char *)NULL);
 		_exit(127);
 	}
 	return &s;
@@ -1890,10 +1902,10 @@ static int pinger_main(void *arg)
  * the kernel for the next process, never dropped (libfuse drops a request
  * it reads after its session was marked exited: the caller would wait for
  * ever on a connection the store keeps open). */
-Test(attack_restart_ctl, calls_in_flight_are_never_lost_across_systemctl_restarts, .fini = sup_stop)
+static void calls_in_flight_across_systemctl_restarts(const char *user)
 {
 	enum { APPS = 4, RESTARTS = 5 };
-	struct supervised *s = sup_start();
+	struct supervised *s = sup_start_as(user);
 	struct rd_daemon *d = &s->d;
 	pid_t pid = sup_wait_ready(s, 0), apps[APPS];
 	atomic_int *stop = rd_shared(sizeof(*stop));
@@ -1920,6 +1932,7 @@ Test(attack_restart_ctl, calls_in_flight_are_never_lost_across_systemctl_restart
 	}
 	pause_ms(50);
 	atomic_store(stop, 1);
+	uint64_t restarts = restarts_of(fds[0]);
 	unsigned total = 0;
 	for (int i = 0; i < APPS; i++) {
 		cr_assert_eq(rd_join(apps[i]), 0, "app %d: %s after %u calls (a call lost at a restart hangs)", i,
@@ -1930,4 +1943,21 @@ Test(attack_restart_ctl, calls_in_flight_are_never_lost_across_systemctl_restart
 	cr_log_info("%u write+read pairs through %d restarts", total, RESTARTS);
 	struct ringdev_stats st = rd_stats(d);
 	cr_assert_eq(st.parked_reads + st.parked_writes + st.parked_other, 0, "nothing parked is left behind");
+	cr_assert_eq(restarts, RESTARTS, "every restart resumed (%llu of %d)", (unsigned long long)restarts,
+		     RESTARTS);
+}
+
+Test(attack_restart_ctl, calls_in_flight_are_never_lost_across_systemctl_restarts, .fini = sup_stop)
+{
+	calls_in_flight_across_systemctl_restarts(NULL);
+}
+
+/* The same after the drop to --user: every start from the store is root
+ * again, takes the state and drops; the notify socket is reached as the
+ * user (the unit's, as systemd's, is open to it). */
+Test(attack_restart_ctl, calls_in_flight_survive_systemctl_restarts_after_the_user_drop, .fini = sup_stop)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root for --user");
+	calls_in_flight_across_systemctl_restarts("nobody");
 }

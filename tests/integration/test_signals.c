@@ -340,41 +340,6 @@ Test(signals, sigterm_while_stopped_always_ends_the_daemon)
 	cr_log_info("signals: %d of %d daemons exited within 1 s of SIGCONT", quick, ROUNDS);
 }
 
-/* The child of this process named ringdevd, or -1.  Under valgrind
- * (tests/analysis/ringdevd-valgrind.sh as $RINGDEVD) the daemon's process
- * is named after the tool, "memcheck-amd64-" (the kernel keeps 15 bytes). */
-static pid_t find_daemon_child(void)
-{
-	DIR *proc = opendir("/proc");
-	pid_t found = -1;
-	struct dirent *e;
-
-	cr_assert_not_null(proc, "/proc: %s", strerror(errno));
-	while (found < 0 && (e = readdir(proc))) {
-		char path[RD_PATH_SIZE], line[512];
-		FILE *f;
-
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fgets(line, sizeof(line), f)) {
-			char *end = strrchr(line, ')'); /* "pid (comm) S ppid ..." */
-			int ppid = 0;
-			bool named = strstr(line, "(ringdevd)") || strstr(line, "(memcheck-amd64-)");
-
-			if (named && end && sscanf(end + 2, "%*c %d", &ppid) == 1 &&
-			    ppid == (int)getpid())
-				found = atoi(e->d_name);
-		}
-		fclose(f);
-	}
-	closedir(proc);
-	return found;
-}
-
 /* Threads of pid other than the main one. */
 static int count_helpers(pid_t pid)
 {
@@ -428,7 +393,7 @@ Test(signals, a_daemonized_ringdevd_keeps_its_timer_and_ends_on_sigterm)
 	/* The first process exits 0 once the device is set up. */
 	cr_assert(rd_wait_child(first, RD_START_TIMEOUT_MS, &status), "ringdevd without -f returns");
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "ringdevd without -f exits 0 (status %#x)", status);
-	pid = find_daemon_child();
+	pid = rd_find_daemon_child();
 	cr_assert_gt(pid, 0, "the daemonized ringdevd is found");
 
 	/* From here on the daemon is killed before anything is asserted. */

@@ -781,6 +781,13 @@ static void setup(const char *events_path)
 		cleanup_files();
 		exit(1);
 	}
+	/* As systemd's: a service that dropped its privileges (ringdevd
+	 * --user) still reaches the socket; only its main pid is heard. */
+	if (chmod(S.dir, 0755) < 0 || chmod(addr.sun_path, 0666) < 0) {
+		error_line(addr.sun_path, strerror(errno));
+		cleanup_files();
+		exit(1);
+	}
 	snprintf(S.sock_path, sizeof(S.sock_path), "%s", addr.sun_path);
 }
 
