@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_netpipe_hosts.c - network pipes (issue 21) end to end: one real
+ * redis-server (tests/redis) and two ringdevd + ringdev-broker pairs on two
+ * FUSE mounts standing for two hosts, each broker's policy putting net.* on
+ * that Redis. Proves: a message written on host A is read exactly once by
+ * one reader on A or B, in order per writer; the fail policy gives EAGAIN
+ * when the stream is full and room comes back once a reader's entry is
+ * acknowledged; O_NONBLOCK reads get EAGAIN on an empty network pipe; a
+ * local pipe beside them works as before; parked counts return to zero.
+ *
+ * Cleanup by pid whatever fails: the brokers are children that die with
+ * the test process (PR_SET_PDEATHSIG) and are killed by the suite's .fini,
+ * the daemons are the harness's, the Redis server the fixture's.
+ */
+#include "harness.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "redis_fixture.h"
+
+#define MAX_BROKERS 4
+static pid_t brokers[MAX_BROKERS];
+
+static void suite_fini(void)
+{
+	for (int i = 0; i < MAX_BROKERS; i++) {
+		int status;
+		if (brokers[i] > 0) {
+			kill(brokers[i], SIGKILL);
+			waitpid(brokers[i], &status, 0);
+			brokers[i] = 0;
+		}
+	}
+	rd_suite_fini();
+	redis_fixture_cleanup();
+}
+
+TestSuite(nethosts, .init = rd_suite_init, .fini = suite_fini, .timeout = 180);
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	if (redis_fixture_run_begin() < 0)
+		fprintf(stderr, "test_netpipe_hosts: no run folder for the redis servers: %s\n", strerror(errno));
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	redis_fixture_run_end();
+}
+
+#define BROKER_READY_MS 10000
+
+struct broker {
+	pid_t pid;
+	char log[RD_PATH_SIZE + 32];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static void log_dump(const struct broker *b)
+{
+	char cmd[RD_PATH_SIZE + 64];
+
+	snprintf(cmd, sizeof(cmd), "tail -n 40 '%s' >&2", b->log);
+	fprintf(stderr, "---- %s ----\n", b->log);
+	rd_sh(cmd);
+}
+
+static struct redis_server *redis_start(void)
+{
+	char err[256];
+	int rc;
+	struct redis_server *s = redis_server_start(NULL, &rc, err, sizeof(err));
+
+	cr_assert_not_null(s, "redis-server: %s", err);
+	return s;
+}
+
+static bool broker_connected(const struct rd_daemon *d)
+{
+	struct ringdev_stats s;
+
+	return rd_stats_try(d, &s) == 0 && s.broker_connected == 1;
+}
+
+/* ringdev-broker -f on d with this policy; returns once d counts it. */
+static void broker_start(const struct rd_daemon *d, struct broker *b, const char *policy)
+{
+	char policy_path[RD_PATH_SIZE + 32], ctl[RD_PATH_SIZE + 32];
+	const char *bin = getenv("RINGDEV_BROKER");
+	int status;
+
+	cr_assert(bin && *bin, "RINGDEV_BROKER is not set (meson passes it)");
+	memset(b, 0, sizeof(*b));
+	snprintf(b->log, sizeof(b->log), "%s/broker.log", d->dir);
+	snprintf(policy_path, sizeof(policy_path), "%s/broker.policy", d->dir);
+	rd_ctl_path(d, ctl, sizeof(ctl));
+	FILE *f = fopen(policy_path, "we");
+	cr_assert_not_null(f);
+	fputs(policy, f);
+	cr_assert_eq(fclose(f), 0);
+
+	pid_t parent = getpid();
+	b->pid = fork();
+	cr_assert_neq(b->pid, -1);
+	if (b->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		close_range(3, ~0u, 0);
+		execl(bin, bin, "-f", "-v", "-d", ctl, "--policy", policy_path, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < MAX_BROKERS; i++) {
+		if (brokers[i] == 0) {
+			brokers[i] = b->pid;
+			break;
+		}
+	}
+	uint64_t deadline = now_ms() + BROKER_READY_MS;
+	while (!broker_connected(d)) {
+		if (rd_wait_child(b->pid, 0, &status)) {
+			log_dump(b);
+			cr_assert_fail("ringdev-broker exited during start-up (status 0x%x)", status);
+		}
+		cr_assert(now_ms() < deadline, "ringdev-broker not connected in time");
+		pause_ms(2);
+	}
+}
+
+/* SIGTERM; it must exit 0. */
+static void broker_stop(struct broker *b)
+{
+	int status = 0;
+
+	kill(b->pid, SIGTERM);
+	bool ended = rd_wait_child(b->pid, 10000, &status);
+	if (!ended) {
+		kill(b->pid, SIGKILL);
+		waitpid(b->pid, &status, 0);
+	}
+	for (int i = 0; i < MAX_BROKERS; i++)
+		if (brokers[i] == b->pid)
+			brokers[i] = 0;
+	if (!ended || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		log_dump(b);
+	cr_assert(ended, "ringdev-broker ignored SIGTERM");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "ringdev-broker ended with status 0x%x", status);
+}
+
+static void policy_text(char *out, size_t size, const struct redis_server *s, const char *options)
+{
+	snprintf(out, size, "allow all *\npipe net.* kind=message network=%s %s\n", s->url, options);
+}
+
+/* ---- exactly once across two hosts ---- */
+
+#define MESSAGES 2000
+#define READERS 2
+
+struct shared {
+	struct rd_daemon *host[READERS];    /* reader i reads on host i */
+	uint32_t got[READERS][MESSAGES + 1];
+	uint32_t ngot[READERS];
+	int error[READERS + 1];
+};
+
+static int writer_main(void *arg)
+{
+	struct shared *sh = arg;
+	int fd = rd_open(sh->host[0], "net.jobs", O_WRONLY | O_CREAT, 0600);
+	char msg[64];
+
+	if (fd < 0)
+		return sh->error[READERS] = errno, 1;
+	for (uint32_t i = 0; i < MESSAGES + READERS; i++) {
+		int n = i < MESSAGES ? snprintf(msg, sizeof(msg), "w0 %u", i) : snprintf(msg, sizeof(msg), "END");
+		ssize_t w = write(fd, msg, (size_t)n);
+		if (w != n)
+			return sh->error[READERS] = w < 0 ? errno : EIO, 2;
+	}
+	close(fd);
+	return 0;
+}
+
+static int reader_main(struct shared *sh, int who)
+{
+	int fd = rd_open(sh->host[who], "net.jobs", O_RDONLY | O_CREAT, 0600);
+	char msg[64];
+
+	if (fd < 0)
+		return sh->error[who] = errno, 1;
+	for (;;) {
+		ssize_t n = read(fd, msg, sizeof(msg) - 1);
+		if (n <= 0)
+			return sh->error[who] = n < 0 ? errno : -1, 2;
+		msg[n] = '\0';
+		if (strcmp(msg, "END") == 0)
+			break;
+		unsigned seq;
+		if (sscanf(msg, "w0 %u", &seq) != 1 || seq >= MESSAGES || sh->ngot[who] >= MESSAGES)
+			return sh->error[who] = EBADMSG, 3;
+		sh->got[who][sh->ngot[who]++] = seq;
+	}
+	close(fd);
+	return 0;
+}
+
+static int reader0(void *arg)
+{
+	return reader_main(arg, 0);
+}
+
+static int reader1(void *arg)
+{
+	return reader_main(arg, 1);
+}
+
+Test(nethosts, two_hosts_read_each_message_exactly_once_in_order)
+{
+	struct redis_server *redis = redis_start();
+	struct rd_daemon *a = rd_start(NULL), *b = rd_start(NULL);
+	struct broker ba, bb;
+	char policy[512];
+
+	policy_text(policy, sizeof(policy), redis, "");
+	broker_start(a, &ba, policy);
+	broker_start(b, &bb, policy);
+
+	struct shared *sh = rd_shared(sizeof(*sh));
+	sh->host[0] = a;
+	sh->host[1] = b;
+	uint64_t start = now_ms();
+	pid_t r0 = rd_spawn(reader0, sh, -1), r1 = rd_spawn(reader1, sh, -1);
+	pid_t w = rd_spawn(writer_main, sh, -1);
+	cr_assert_eq(rd_join_within(w, 120000), 0, "writer: %s", strerror(sh->error[READERS]));
+	cr_assert_eq(rd_join_within(r0, 120000), 0, "reader on A: %d", sh->error[0]);
+	cr_assert_eq(rd_join_within(r1, 120000), 0, "reader on B: %d", sh->error[1]);
+	fprintf(stderr, "nethosts: %u messages A->A,B in %llu ms (A read %u, B read %u)\n", MESSAGES,
+		(unsigned long long)(now_ms() - start), sh->ngot[0], sh->ngot[1]);
+
+	/* Exactly once, and in the writer's order for each reader. */
+	static uint8_t seen[MESSAGES];
+	memset(seen, 0, sizeof(seen));
+	for (int r = 0; r < READERS; r++) {
+		for (uint32_t i = 0; i < sh->ngot[r]; i++) {
+			uint32_t seq = sh->got[r][i];
+			cr_assert_eq(seen[seq], 0, "message %u read twice", seq);
+			seen[seq] = 1;
+			if (i)
+				cr_assert_gt(seq, sh->got[r][i - 1], "reader %d: %u after %u", r, seq, sh->got[r][i - 1]);
+		}
+	}
+	cr_assert_eq(sh->ngot[0] + sh->ngot[1], MESSAGES, "%u + %u messages read", sh->ngot[0], sh->ngot[1]);
+
+	/* A local pipe beside them works as before. */
+	int lw = rd_open_ok(a, "local.x", O_WRONLY | O_CREAT);
+	int lr = rd_open_ok(a, "local.x", O_RDONLY | O_NONBLOCK | O_CREAT);
+	cr_assert_eq(write(lw, "hello", 5), 5);
+	char buf[16];
+	cr_assert_eq(read(lr, buf, sizeof(buf)), 5);
+	cr_assert_eq(memcmp(buf, "hello", 5), 0);
+	cr_assert_eq(read(lr, buf, sizeof(buf)), -1);
+	cr_assert_eq(errno, EAGAIN);
+	rd_close(a, lw);
+	rd_close(a, lr);
+
+	broker_stop(&ba);
+	broker_stop(&bb);
+	rd_end(a);
+	rd_end(b);
+	redis_server_destroy(redis);
+}
+
+/* ---- the fail policy, O_NONBLOCK ---- */
+
+Test(nethosts, fail_policy_gives_eagain_when_full_and_room_comes_back)
+{
+	struct redis_server *redis = redis_start();
+	struct rd_daemon *a = rd_start(NULL), *b = rd_start(NULL);
+	struct broker ba, bb;
+	char policy[512], msg[100], buf[256];
+
+	policy_text(policy, sizeof(policy), redis, "policy=fail capacity=256");
+	broker_start(a, &ba, policy);
+	broker_start(b, &bb, policy);
+	memset(msg, 'x', sizeof(msg));
+
+	int rb = rd_open_ok(b, "net.small", O_RDONLY | O_NONBLOCK | O_CREAT);
+	cr_assert_eq(read(rb, buf, sizeof(buf)), -1, "a read on an empty network pipe");
+	cr_assert_eq(errno, EAGAIN, "O_NONBLOCK on an empty network pipe: %s", strerror(errno));
+
+	int wa = rd_open_ok(a, "net.small", O_WRONLY | O_CREAT);
+	cr_assert_eq(write(wa, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	cr_assert_eq(write(wa, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	cr_assert_eq(write(wa, msg, sizeof(msg)), -1, "a third 100-byte message fits in 256 bytes");
+	cr_assert_eq(errno, EAGAIN, "fail policy, full: %s", strerror(errno));
+
+	/* A too-small buffer: EMSGSIZE and the message stays. */
+	cr_assert_eq(read(rb, buf, 10), -1);
+	cr_assert_eq(errno, EMSGSIZE, "%s", strerror(errno));
+	cr_assert_eq(read(rb, buf, sizeof(buf)), (ssize_t)sizeof(msg));
+
+	/* Room comes back once that entry is acknowledged (after the settle
+	 * time, netbroker.h). */
+	uint64_t deadline = now_ms() + 10000;
+	ssize_t n;
+	while ((n = write(wa, msg, sizeof(msg))) < 0 && errno == EAGAIN && now_ms() < deadline)
+		pause_ms(20);
+	cr_assert_eq(n, (ssize_t)sizeof(msg), "no room after a read: %s", strerror(errno));
+
+	/* Drain: two messages left. */
+	for (int i = 0; i < 2; i++) {
+		deadline = now_ms() + 5000;
+		while ((n = read(rb, buf, sizeof(buf))) < 0 && errno == EAGAIN && now_ms() < deadline)
+			pause_ms(5);
+		cr_assert_eq(n, (ssize_t)sizeof(msg), "message %d: %s", i, strerror(errno));
+	}
+	rd_close(a, wa);
+	rd_close(b, rb);
+	broker_stop(&ba);
+	broker_stop(&bb);
+	rd_end(a);
+	rd_end(b);
+	redis_server_destroy(redis);
+}
