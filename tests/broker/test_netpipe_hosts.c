@@ -6,8 +6,17 @@
  * that Redis. Proves: a message written on host A is read exactly once by
  * one reader on A or B, in order per writer; the fail policy gives EAGAIN
  * when the stream is full and room comes back once a reader's entry is
- * acknowledged; O_NONBLOCK reads get EAGAIN on an empty network pipe; a
- * local pipe beside them works as before; parked counts return to zero.
+ * acknowledged, and a read buffer too small gets EMSGSIZE with the message
+ * kept; the block policy makes a writer wait until a reader on the other
+ * host takes (O_NONBLOCK: EAGAIN); an interrupted read holding nothing gets
+ * EINTR; Redis stopped fails reads and writes with EIO within the bound,
+ * local pipes unaffected, and once Redis is back the broker reconnects by
+ * itself with nothing written before lost. O_NONBLOCK reads get EAGAIN on
+ * an empty network pipe; a local pipe beside them works as before; parked
+ * counts return to zero.
+ *
+ * Every handle is O_CLOEXEC: a redis-server the fixture restarts must not
+ * inherit one, or its release never comes.
  *
  * Cleanup by pid whatever fails: the brokers are children that die with
  * the test process (PR_SET_PDEATHSIG) and are killed by the suite's .fini,
@@ -276,8 +285,8 @@ Test(nethosts, two_hosts_read_each_message_exactly_once_in_order)
 	cr_assert_eq(sh->ngot[0] + sh->ngot[1], MESSAGES, "%u + %u messages read", sh->ngot[0], sh->ngot[1]);
 
 	/* A local pipe beside them works as before. */
-	int lw = rd_open_ok(a, "local.x", O_WRONLY | O_CREAT);
-	int lr = rd_open_ok(a, "local.x", O_RDONLY | O_NONBLOCK | O_CREAT);
+	int lw = rd_open_ok(a, "local.x", O_WRONLY | O_CREAT | O_CLOEXEC);
+	int lr = rd_open_ok(a, "local.x", O_RDONLY | O_NONBLOCK | O_CREAT | O_CLOEXEC);
 	cr_assert_eq(write(lw, "hello", 5), 5);
 	char buf[16];
 	cr_assert_eq(read(lr, buf, sizeof(buf)), 5);
@@ -308,11 +317,11 @@ Test(nethosts, fail_policy_gives_eagain_when_full_and_room_comes_back)
 	broker_start(b, &bb, policy);
 	memset(msg, 'x', sizeof(msg));
 
-	int rb = rd_open_ok(b, "net.small", O_RDONLY | O_NONBLOCK | O_CREAT);
+	int rb = rd_open_ok(b, "net.small", O_RDONLY | O_NONBLOCK | O_CREAT | O_CLOEXEC);
 	cr_assert_eq(read(rb, buf, sizeof(buf)), -1, "a read on an empty network pipe");
 	cr_assert_eq(errno, EAGAIN, "O_NONBLOCK on an empty network pipe: %s", strerror(errno));
 
-	int wa = rd_open_ok(a, "net.small", O_WRONLY | O_CREAT);
+	int wa = rd_open_ok(a, "net.small", O_WRONLY | O_CREAT | O_CLOEXEC);
 	cr_assert_eq(write(wa, msg, sizeof(msg)), (ssize_t)sizeof(msg));
 	cr_assert_eq(write(wa, msg, sizeof(msg)), (ssize_t)sizeof(msg));
 	cr_assert_eq(write(wa, msg, sizeof(msg)), -1, "a third 100-byte message fits in 256 bytes");
@@ -344,5 +353,131 @@ Test(nethosts, fail_policy_gives_eagain_when_full_and_room_comes_back)
 	broker_stop(&bb);
 	rd_end(a);
 	rd_end(b);
+	redis_server_destroy(redis);
+}
+
+/* ---- block policy, cancel ---- */
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+struct interrupted {
+	struct rd_daemon *host;
+	int result;                 /* the read's return */
+	int err;                    /* its errno */
+};
+
+/* A read on an empty network pipe interrupted by a signal after 300 ms. */
+static int interrupted_read(void *arg)
+{
+	struct interrupted *x = arg;
+	struct sigaction sa = { .sa_handler = on_alarm }; /* no SA_RESTART */
+	char buf[64];
+	int fd = rd_open(x->host, "net.idle", O_RDONLY | O_CREAT, 0600);
+
+	if (fd < 0)
+		return 1;
+	sigaction(SIGALRM, &sa, NULL);
+	ualarm(300000, 0);
+	x->result = (int)read(fd, buf, sizeof(buf));
+	x->err = errno;
+	close(fd);
+	return 0;
+}
+
+Test(nethosts, block_policy_waits_for_room_and_an_interrupted_read_gets_eintr)
+{
+	struct redis_server *redis = redis_start();
+	struct rd_daemon *a = rd_start(NULL), *b = rd_start(NULL);
+	struct broker ba, bb;
+	char policy[512], msg[100], buf[256];
+
+	policy_text(policy, sizeof(policy), redis, "policy=block capacity=256");
+	broker_start(a, &ba, policy);
+	broker_start(b, &bb, policy);
+	memset(msg, 'y', sizeof(msg));
+
+	/* An interrupted read that holds nothing: EINTR, nothing parked after. */
+	struct interrupted *x = rd_shared(sizeof(*x));
+	x->host = b;
+	cr_assert_eq(rd_join(rd_spawn(interrupted_read, x, -1)), 0);
+	cr_assert_eq(x->result, -1, "the read returned %d", x->result);
+	cr_assert_eq(x->err, EINTR, "%s", strerror(x->err));
+	rd_wait_parked(b, 0, 0); /* the broker's TRANSACT is parked_other */
+
+	/* Full with block: O_NONBLOCK gets EAGAIN, a blocking write waits
+	 * until a reader on the other host makes room. */
+	int wa = rd_open_ok(a, "net.block", O_WRONLY | O_CREAT | O_CLOEXEC);
+	int wn = rd_open_ok(a, "net.block", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	cr_assert_eq(write(wa, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	cr_assert_eq(write(wa, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	cr_assert_eq(write(wn, msg, sizeof(msg)), -1);
+	cr_assert_eq(errno, EAGAIN, "O_NONBLOCK, block policy, full: %s", strerror(errno));
+
+	struct rd_io *io = rd_io_new(wa, RD_IO_WRITE, sizeof(msg));
+	rd_io_start(io);
+	/* The third write waits (relayed to the broker: not a parked write of
+	 * the daemon's, so this looks at the writer itself). */
+	int status;
+	cr_assert_not(rd_wait_child(io->pid, 500, &status), "a write to a full block pipe did not wait");
+	int rb = rd_open_ok(b, "net.block", O_RDONLY | O_CREAT | O_CLOEXEC);
+	cr_assert_eq(read(rb, buf, sizeof(buf)), (ssize_t)sizeof(msg));
+	rd_io_join(io); /* ends once the read is acknowledged (the settle time) */
+	cr_assert_eq(io->ret, (ssize_t)sizeof(msg), "the waiting write: %zd (%s)", io->ret,
+		     strerror(io->err));
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(read(rb, buf, sizeof(buf)), (ssize_t)sizeof(msg));
+	rd_close(a, wa);
+	rd_close(a, wn);
+	rd_close(b, rb);
+	broker_stop(&ba);
+	broker_stop(&bb);
+	rd_end(a);
+	rd_end(b);
+	redis_server_destroy(redis);
+}
+
+/* ---- Redis gone ---- */
+
+Test(nethosts, redis_gone_fails_with_eio_and_the_broker_reconnects)
+{
+	struct redis_server *redis = redis_start();
+	struct rd_daemon *a = rd_start(NULL);
+	struct broker ba;
+	char policy[512], buf[64], err[256];
+
+	policy_text(policy, sizeof(policy), redis, "");
+	broker_start(a, &ba, policy);
+	int w = rd_open_ok(a, "net.faults", O_WRONLY | O_CREAT | O_CLOEXEC);
+	int r = rd_open_ok(a, "net.faults", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	cr_assert_eq(write(w, "one", 3), 3);
+
+	cr_assert_eq(redis_server_stop(redis), 0);
+	uint64_t start = now_ms();
+	cr_assert_eq(write(w, "two", 3), -1);
+	cr_assert_eq(errno, EIO, "a write with Redis gone: %s", strerror(errno));
+	cr_assert_lt(now_ms() - start, 4000 + 1500, "the documented bound (2 s per connect or command)");
+	cr_assert_eq(read(r, buf, sizeof(buf)), -1);
+	cr_assert_eq(errno, EIO, "a read with Redis gone: %s", strerror(errno));
+
+	/* Local pipes do not notice. */
+	int lw = rd_open_ok(a, "local.y", O_WRONLY | O_CREAT | O_CLOEXEC);
+	cr_assert_eq(write(lw, "ok", 2), 2);
+	rd_close(a, lw);
+
+	cr_assert_eq(redis_server_restart(redis, err, sizeof(err)), 0, "%s", err);
+	ssize_t n = read(r, buf, sizeof(buf));
+	cr_assert_eq(n, 3, "the first read after Redis came back: %zd (%s)", n, strerror(errno));
+	cr_assert_eq(memcmp(buf, "one", 3), 0, "what was written before the outage is kept");
+	cr_assert_eq(write(w, "three", 5), 5);
+	rd_close(a, w);
+	rd_close(a, r);
+	broker_stop(&ba);
+	rd_end(a);
 	redis_server_destroy(redis);
 }
