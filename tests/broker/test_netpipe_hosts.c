@@ -196,6 +196,13 @@ struct shared {
 	int error[READERS + 1];
 };
 
+/* A helper's failure: the errno for the test process, the exit code. */
+static int failed(int *slot, int err, int code)
+{
+	*slot = err;
+	return code;
+}
+
 static int writer_main(void *arg)
 {
 	struct shared *sh = arg;
@@ -203,12 +210,12 @@ static int writer_main(void *arg)
 	char msg[64];
 
 	if (fd < 0)
-		return sh->error[READERS] = errno, 1;
+		return failed(&sh->error[READERS], errno, 1);
 	for (uint32_t i = 0; i < MESSAGES + READERS; i++) {
 		int n = i < MESSAGES ? snprintf(msg, sizeof(msg), "w0 %u", i) : snprintf(msg, sizeof(msg), "END");
 		ssize_t w = write(fd, msg, (size_t)n);
 		if (w != n)
-			return sh->error[READERS] = w < 0 ? errno : EIO, 2;
+			return failed(&sh->error[READERS], w < 0 ? errno : EIO, 2);
 	}
 	close(fd);
 	return 0;
@@ -220,17 +227,17 @@ static int reader_main(struct shared *sh, int who)
 	char msg[64];
 
 	if (fd < 0)
-		return sh->error[who] = errno, 1;
+		return failed(&sh->error[who], errno, 1);
 	for (;;) {
 		ssize_t n = read(fd, msg, sizeof(msg) - 1);
 		if (n <= 0)
-			return sh->error[who] = n < 0 ? errno : -1, 2;
+			return failed(&sh->error[who], n < 0 ? errno : -1, 2);
 		msg[n] = '\0';
 		if (strcmp(msg, "END") == 0)
 			break;
 		unsigned seq;
 		if (sscanf(msg, "w0 %u", &seq) != 1 || seq >= MESSAGES || sh->ngot[who] >= MESSAGES)
-			return sh->error[who] = EBADMSG, 3;
+			return failed(&sh->error[who], EBADMSG, 3);
 		sh->got[who][sh->ngot[who]++] = seq;
 	}
 	close(fd);
