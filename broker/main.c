@@ -474,24 +474,33 @@ static uint32_t np_policy_of(uint32_t policy)
 	       : policy == RINGDEV_POLICY_OVERWRITE ? NP_POLICY_OVERWRITE : NP_POLICY_BLOCK;
 }
 
-/* A READ or WRITE on a pipe whose policy line has network=: queued for the
- * netbroker's workers. False if the pipe is not a network pipe. */
-static bool on_network_data(struct broker *b, struct rdb_request *request, const struct ringdev_ctl_request *q)
+/* Is the request's pipe a network pipe (its policy line has network=)?
+ * Then its URL and the settings its stream gets. */
+static bool network_of(struct broker *b, const struct ringdev_ctl_request *q, char *url, size_t size,
+		       struct np_settings *settings)
 {
 	struct policy_query query = { .op = POLICY_OP_ATTACH, .name = q->name, .uid = q->uid, .gid = q->gid };
-	char url[POLICY_NETWORK_SIZE];
-	struct np_settings settings;
 
 	pthread_mutex_lock(&b->lock);
 	const struct policy_pipe *line = policy_pipe_find(b->policy, &query, q->name);
 	bool network = line && line->network[0];
 	if (network) {
-		snprintf(url, sizeof(url), "%s", line->network);
-		settings.capacity = line->capacity ? line->capacity : 64u << 10; /* ringdevd's --ring-size default */
-		settings.policy = np_policy_of(line->policy);
+		snprintf(url, size, "%s", line->network);
+		settings->capacity = line->capacity ? line->capacity : 64u << 10; /* ringdevd's --ring-size default */
+		settings->policy = np_policy_of(line->policy);
 	}
 	pthread_mutex_unlock(&b->lock);
-	if (!network)
+	return network;
+}
+
+/* A READ or WRITE on a network pipe: queued for the netbroker's workers.
+ * False if the pipe is not a network pipe. */
+static bool on_network_data(struct broker *b, struct rdb_request *request, const struct ringdev_ctl_request *q)
+{
+	char url[POLICY_NETWORK_SIZE];
+	struct np_settings settings;
+
+	if (!network_of(b, q, url, sizeof(url), &settings))
 		return false;
 	int r = nb_submit(b->net, url, &settings, request);
 	if (r < 0) {
@@ -544,6 +553,15 @@ static void on_refused(const struct rdb_request *request, const struct ringdev_c
 	/* A network pipe's entry goes back to Redis, for any host's reader. */
 	if (q->type == RINGDEV_CTL_READ && nb_refused(b->net, q->id))
 		return;
+	char url[POLICY_NETWORK_SIZE];
+	struct np_settings settings;
+	if (q->type == RINGDEV_CTL_READ && a->result > 0 && network_of(b, q, url, sizeof(url), &settings)) {
+		/* Settled already (the refusal came after NB_SETTLE_MS): the
+		 * entry is acknowledged and not the rendezvous' to give out. */
+		log_error("read %llu on network pipe '%s': answer refused by ringdevd after its entry was "
+			  "acknowledged: %d bytes lost", (unsigned long long)q->id, q->name, a->result);
+		return;
+	}
 #endif
 	if (q->type == RINGDEV_CTL_READ && a->result > 0 && payload && size) {
 		pthread_mutex_lock(&b->lock);
