@@ -13,7 +13,9 @@
  * local pipes unaffected, and once Redis is back the broker reconnects by
  * itself with nothing written before lost. O_NONBLOCK reads get EAGAIN on
  * an empty network pipe; a local pipe beside them works as before; parked
- * counts return to zero.
+ * counts return to zero. The Redis password comes from --redis-credentials
+ * (without it: EIO) and is on no command line; --check validates URLs
+ * without connecting.
  *
  * Every handle is O_CLOEXEC: a redis-server the fixture restarts must not
  * inherit one, or its release never comes.
@@ -110,7 +112,8 @@ static bool broker_connected(const struct rd_daemon *d)
 }
 
 /* ringdev-broker -f on d with this policy; returns once d counts it. */
-static void broker_start(const struct rd_daemon *d, struct broker *b, const char *policy)
+static void broker_start_with(const struct rd_daemon *d, struct broker *b, const char *policy,
+			      const char *credentials)
 {
 	char policy_path[RD_PATH_SIZE + 32], ctl[RD_PATH_SIZE + 32];
 	const char *bin = getenv("RINGDEV_BROKER");
@@ -139,7 +142,11 @@ static void broker_start(const struct rd_daemon *d, struct broker *b, const char
 			dup2(fd, STDERR_FILENO);
 		}
 		close_range(3, ~0u, 0);
-		execl(bin, bin, "-f", "-v", "-d", ctl, "--policy", policy_path, (char *)NULL);
+		if (credentials)
+			execl(bin, bin, "-f", "-v", "-d", ctl, "--policy", policy_path, "--redis-credentials",
+			      credentials, (char *)NULL);
+		else
+			execl(bin, bin, "-f", "-v", "-d", ctl, "--policy", policy_path, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < MAX_BROKERS; i++) {
@@ -157,6 +164,11 @@ static void broker_start(const struct rd_daemon *d, struct broker *b, const char
 		cr_assert(now_ms() < deadline, "ringdev-broker not connected in time");
 		pause_ms(2);
 	}
+}
+
+static void broker_start(const struct rd_daemon *d, struct broker *b, const char *policy)
+{
+	broker_start_with(d, b, policy, NULL);
 }
 
 /* SIGTERM; it must exit 0. */
@@ -487,4 +499,82 @@ Test(nethosts, redis_gone_fails_with_eio_and_the_broker_reconnects)
 	broker_stop(&ba);
 	rd_end(a);
 	redis_server_destroy(redis);
+}
+
+/* ---- credentials, --check ---- */
+
+Test(nethosts, redis_credentials_come_from_the_file_given)
+{
+	char err[256], cred[RS_PATH_SIZE + 32], line[128], policy[512], buf[64];
+	int rc;
+	struct redis_server *redis = redis_server_start("s3cret-pass", &rc, err, sizeof(err));
+
+	cr_assert_not_null(redis, "redis-server: %s", err);
+	snprintf(line, sizeof(line), "%s\n", redis->password);
+	cr_assert_eq(redis_server_write_file(redis, "credentials", line, 0600, cred, sizeof(cred)), 0);
+	policy_text(policy, sizeof(policy), redis, "");
+
+	/* Without the file: no AUTH, every call fails with EIO. */
+	struct rd_daemon *a = rd_start(NULL);
+	struct broker ba;
+	broker_start(a, &ba, policy);
+	int w = rd_open_ok(a, "net.auth", O_WRONLY | O_CREAT | O_CLOEXEC);
+	cr_assert_eq(write(w, "x", 1), -1);
+	cr_assert_eq(errno, EIO, "%s", strerror(errno));
+	rd_close(a, w);
+	broker_stop(&ba);
+
+	/* With it: served, and the password is on no command line. */
+	broker_start_with(a, &ba, policy, cred);
+	w = rd_open_ok(a, "net.auth", O_WRONLY | O_CREAT | O_CLOEXEC);
+	int r = rd_open_ok(a, "net.auth", O_RDONLY | O_CLOEXEC);
+	cr_assert_eq(write(w, "hello", 5), 5);
+	cr_assert_eq(read(r, buf, sizeof(buf)), 5);
+	char cmdline_path[64], cmdline[4096];
+	snprintf(cmdline_path, sizeof(cmdline_path), "/proc/%d/cmdline", (int)ba.pid);
+	int fd = open(cmdline_path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, cmdline, sizeof(cmdline) - 1);
+	if (fd >= 0)
+		close(fd);
+	cr_assert_gt(n, 0);
+	for (ssize_t i = 0; i < n; i++)
+		if (!cmdline[i])
+			cmdline[i] = ' ';
+	cmdline[n] = '\0';
+	cr_assert_null(strstr(cmdline, redis->password), "the password is on the command line: %s", cmdline);
+	rd_close(a, w);
+	rd_close(a, r);
+	broker_stop(&ba);
+	rd_end(a);
+	redis_server_destroy(redis);
+}
+
+/* --check reads network= URLs without connecting (nothing listens at port
+ * 1) and names the file and line of a bad one. */
+Test(nethosts, check_validates_urls_without_connecting)
+{
+	const char *bin = getenv("RINGDEV_BROKER");
+	char dir[] = "/tmp/nethosts-check.XXXXXX", path[64], cmd[512];
+
+	cr_assert(bin && *bin);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/p", dir);
+	FILE *f = fopen(path, "we");
+	cr_assert_not_null(f);
+	fputs("allow all *\npipe net.* kind=message network=redis://127.0.0.1:1\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "'%s' --check --policy '%s' >/dev/null 2>&1", bin, path);
+	cr_assert_eq(rd_sh(cmd), 0, "a good URL with nothing behind it");
+
+	f = fopen(path, "we");
+	cr_assert_not_null(f);
+	fputs("allow all *\npipe net.* kind=message network=redis://127.0.0.1\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "'%s' --check --policy '%s' 2>&1 | grep -q '^ringdev-broker: %s:2: network: URL '",
+		 bin, path, path);
+	cr_assert_eq(rd_sh(cmd), 0, "the error names file and line");
+	snprintf(cmd, sizeof(cmd), "'%s' --check --policy '%s' >/dev/null 2>&1", bin, path);
+	cr_assert_eq(rd_sh(cmd), 1, "a bad URL fails --check with 1");
+	unlink(path);
+	rmdir(dir);
 }
