@@ -154,7 +154,14 @@ static int worker_ready(struct nb_worker *w, const char *pipe)
 			if (*c == ' ' || !isprint((unsigned char)*c))
 				*c = '_';
 		snprintf(consumer, sizeof(consumer), "%s:%ld:%u:%c", host, (long)getpid(), w->net->index, w->role);
-		r = np_connect(w->net->url, w->net->nb->credentials, consumer, NULL, &w->conn, err, sizeof(err));
+		/* RINGDEV_TEST_NP_MIN_IDLE_MS: test-only, not a user option (the
+		 * tests reclaim a killed broker's entries without waiting 30 s). */
+		struct np_options options = { 0 };
+		const char *idle = getenv("RINGDEV_TEST_NP_MIN_IDLE_MS");
+		if (idle && *idle)
+			options.min_idle_ms = (uint32_t)strtoul(idle, NULL, 10);
+		r = np_connect(w->net->url, w->net->nb->credentials, consumer, &options, &w->conn, err,
+			       sizeof(err));
 		if (r < 0 && !w->down_logged) {
 			log_error("network pipe '%s': %s: its reads and writes fail with EIO until Redis answers", pipe,
 				  err);
@@ -251,6 +258,14 @@ static int write_once(struct nb_worker *w, struct nb_job *job, const void *data,
 		r = worker_open(w, job->pipe, &job->settings);
 		if (r == 0)
 			r = np_append(w->conn, job->pipe, user, data, size, &out);
+		if (r == 0 && out.dropped) {
+			/* The overwrite policy's drops: the total is the pipe's, on
+			 * Redis, the same whichever host asks. */
+			struct np_stat st;
+			if (np_stat(w->conn, job->pipe, &st) == 0)
+				log_info("network pipe '%s': overwrite dropped %llu, drops %llu", job->pipe,
+					 (unsigned long long)out.dropped, (unsigned long long)st.drops);
+		}
 		if (r != -ENOENT)
 			break;
 		worker_forget(w, job->pipe); /* deleted under us: open it again */
