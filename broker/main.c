@@ -543,6 +543,19 @@ static void on_data(struct broker *b, struct rdb_request *request, const struct 
  * bytes go back to the head of their pipe, for the next reader; a WRITE's
  * count reached no writer, but its bytes are with readers already and cannot
  * come back (only a broker slower than --cancel-timeout gets here). */
+#if HAVE_REDIS
+/* An answer the daemon took: a network read's entry is acknowledged in
+ * Redis only now that the app has it. */
+static void on_accepted(const struct rdb_request *request, const struct ringdev_ctl_answer *a, void *data)
+{
+	struct broker *b = data;
+	const struct ringdev_ctl_request *q = rdb_request_info(request);
+	(void)a;
+	if (q->type == RINGDEV_CTL_READ)
+		nb_accepted(b->net, q->id);
+}
+#endif
+
 static void on_refused(const struct rdb_request *request, const struct ringdev_ctl_answer *a, const void *payload,
 		       size_t size, void *data)
 {
@@ -556,10 +569,10 @@ static void on_refused(const struct rdb_request *request, const struct ringdev_c
 	char url[POLICY_NETWORK_SIZE];
 	struct np_settings settings;
 	if (q->type == RINGDEV_CTL_READ && a->result > 0 && network_of(b, q, url, sizeof(url), &settings)) {
-		/* Settled already (the refusal came after NB_SETTLE_MS): the
-		 * entry is acknowledged and not the rendezvous' to give out. */
-		log_error("read %llu on network pipe '%s': answer refused by ringdevd after its entry was "
-			  "acknowledged: %d bytes lost", (unsigned long long)q->id, q->name, a->result);
+		/* Its entry was given back already (no verdict within
+		 * NB_VERDICT_MAX_MS): not the rendezvous' to give out. */
+		log_error("read %llu on network pipe '%s': answer refused by ringdevd after its entry was given "
+			  "back", (unsigned long long)q->id, q->name);
 		return;
 	}
 #endif
@@ -786,6 +799,10 @@ static int channel_open(struct broker *b, const struct options *o)
 		r = rdb_open(path, on_request, b, &b->channel);
 	if (r == 0)
 		r = rdb_set_refused_handler(b->channel, on_refused, b);
+#if HAVE_REDIS
+	if (r == 0)
+		r = rdb_set_accepted_handler(b->channel, on_accepted, b);
+#endif
 	if (r < 0) {
 		const char *hint = open_hint(-r);
 		fprintf(stderr, "ringdev-broker: %s: %s%s%s\n", path[0] ? path : o->device, strerror(-r),

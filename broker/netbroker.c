@@ -52,8 +52,8 @@ struct nb_job {
 struct nb_settle {
 	struct list_node link;          /* net->settles, oldest first */
 	uint64_t request_id;
-	uint64_t deadline_ms;
-	bool refused;
+	uint64_t deadline_ms;           /* no verdict by then: given back, logged */
+	bool refused, accepted;
 	char pipe[RINGDEV_NAME_SIZE];
 	char entry[NP_ID_SIZE];
 };
@@ -364,32 +364,42 @@ static void *writer_main(void *arg)
 
 /* ---- the reader ---- */
 
-/* Settle what is due: acknowledge the accepted, give back the refused. */
+/* The first settle that is due: a verdict came, its wait ran out, or
+ * (`all`, the reader stops) any. NULL if none. */
+static struct nb_settle *settle_due_locked(struct nb_net *net, bool all, uint64_t now)
+{
+	struct list_node *pos;
+	list_for_each(pos, &net->settles) {
+		struct nb_settle *s = list_entry(pos, struct nb_settle, link);
+		if (all || s->accepted || s->refused || s->deadline_ms <= now)
+			return s;
+	}
+	return NULL;
+}
+
+/* Settle what is due: acknowledge the accepted; give back the refused,
+ * and those whose verdict never came (the channel broke, or the broker
+ * stops: the app's call did not get them, or it is not known). */
 static void settles_run_locked(struct nb_net *net, bool all)
 {
 	struct netbroker *nb = net->nb;
 	struct nb_worker *w = &net->reader;
-	uint64_t now = now_ms();
+	struct nb_settle *s;
 
-	for (;;) {
-		struct list_node *first = list_first(&net->settles);
-		if (!first)
-			return;
-		struct nb_settle *s = list_entry(first, struct nb_settle, link);
-		if (!all && !s->refused && s->deadline_ms > now) {
-			/* A refused one further on waits its turn: a short delay only. */
-			return;
-		}
+	while ((s = settle_due_locked(net, all, now_ms()))) {
 		list_unlink(&s->link);
 		nb->counts.settling--;
 		pthread_mutex_unlock(&nb->lock);
 		int r = worker_ready(w, s->pipe);
 		if (r == 0)
-			r = s->refused ? np_give_back(w->conn, s->pipe, s->entry) : np_ack(w->conn, s->pipe, s->entry);
+			r = s->accepted ? np_ack(w->conn, s->pipe, s->entry) : np_give_back(w->conn, s->pipe, s->entry);
 		if (r < 0 && r != -ESTALE && r != -ENOENT)
 			worker_failed(w, s->pipe, r); /* pending: reclaimed after NP_MIN_IDLE_MS */
 		else if (s->refused)
 			log_info("network pipe '%s': read %llu refused by ringdevd: entry %s goes to the next reader",
+				 s->pipe, (unsigned long long)s->request_id, s->entry);
+		else if (!s->accepted)
+			log_warn("network pipe '%s': no outcome for read %llu: entry %s goes to the next reader",
 				 s->pipe, (unsigned long long)s->request_id, s->entry);
 		free(s);
 		pthread_mutex_lock(&nb->lock);
@@ -457,7 +467,7 @@ static void read_serve(struct nb_net *net, struct nb_job *job, uint32_t block_ms
 		s = calloc(1, sizeof(*s));
 		if (s) {
 			s->request_id = job->id;
-			s->deadline_ms = now_ms() + NB_SETTLE_MS;
+			s->deadline_ms = now_ms() + NB_VERDICT_MAX_MS;
 			memcpy(s->pipe, job->pipe, sizeof(s->pipe));
 			snprintf(s->entry, sizeof(s->entry), "%s", entry.id);
 		}
@@ -704,7 +714,8 @@ void nb_release(struct netbroker *nb, uint64_t handle)
 	}
 }
 
-bool nb_refused(struct netbroker *nb, uint64_t id)
+/* The verdict on READ `id`'s answer. */
+static bool verdict(struct netbroker *nb, uint64_t id, bool accepted)
 {
 	struct list_node *n, *pos;
 	bool found = false;
@@ -715,11 +726,9 @@ bool nb_refused(struct netbroker *nb, uint64_t id)
 		list_for_each(pos, &net->settles) {
 			struct nb_settle *s = list_entry(pos, struct nb_settle, link);
 			if (s->request_id == id) {
-				s->refused = true;
+				s->accepted = accepted;
+				s->refused = !accepted;
 				found = true;
-				/* To the head: given back at once. */
-				list_unlink(&s->link);
-				list_add_tail(net->settles.next, &s->link);
 				pthread_cond_signal(&net->reads_cond);
 				break;
 			}
@@ -729,6 +738,16 @@ bool nb_refused(struct netbroker *nb, uint64_t id)
 	}
 	pthread_mutex_unlock(&nb->lock);
 	return found;
+}
+
+bool nb_refused(struct netbroker *nb, uint64_t id)
+{
+	return verdict(nb, id, false);
+}
+
+bool nb_accepted(struct netbroker *nb, uint64_t id)
+{
+	return verdict(nb, id, true);
 }
 
 void nb_get_counts(struct netbroker *nb, struct nb_counts *out)

@@ -12,14 +12,14 @@
  * answer, then np_ack or np_give_back). The two are apart so a reader
  * waiting in XREADGROUP BLOCK never holds a write back.
  *
- * Exactly once: an entry is acknowledged only once the daemon accepted the
- * READ answer that carried it. The library reports refused answers (the
- * refused handler), not accepted ones, and an answer given outside the loop
- * may ride on a loop thread's TRANSACT, so each delivered entry waits
- * NB_SETTLE_MS (longer than one TRANSACT, RDB_TIMEOUT_MS_DEFAULT) for a
- * refusal: refused, it is given back (np_give_back) for the next reader;
- * else acknowledged. NB_SETTLE_MS is far below NP_MIN_IDLE_MS, so no other
- * consumer reclaims it meanwhile.
+ * Exactly once: an entry is acknowledged (np_ack) only once the daemon
+ * accepted the READ answer that carried it (the library's accepted handler:
+ * nb_accepted), and given back (np_give_back) for the next reader, on any
+ * host, when it refused it (nb_refused) or no verdict came (the channel
+ * broke, the broker stops: NB_VERDICT_MAX_MS at most). What is left: a broker
+ * killed between the daemon's acceptance and the np_ack (one Redis round
+ * trip) leaves the entry pending, and after NP_MIN_IDLE_MS another reader
+ * gets it again; ringdev-broker(8) says so.
  *
  * Locks: one mutex for the queues of every network; no Redis call and no
  * answer is made under it (an answer may call the refused handler, which
@@ -37,8 +37,9 @@
 /* How long a READ waits in one XREADGROUP BLOCK: a CANCEL of a waiting READ
  * is answered within it. */
 #define NB_TAKE_BLOCK_MS 100u
-/* How long a delivered entry waits for the daemon to refuse its answer. */
-#define NB_SETTLE_MS 1000u
+/* How long a delivered entry waits for the daemon's verdict on its answer
+ * (it comes with the TRANSACT that carried the answer: well within this). */
+#define NB_VERDICT_MAX_MS 60000u
 /* A WRITE that waits for room (policy block) is tried again after this
  * backoff, doubling from the first to the last. */
 #define NB_RETRY_FIRST_MS 2u
@@ -58,8 +59,9 @@ struct nb_counts {
 struct netbroker *nb_new(const char *credentials, bool case_sensitive);
 
 /* Stop the workers (each finishes the Redis call it is in), end every
- * queued request with ECONNRESET, acknowledge what was delivered and not
- * refused. Call it after rdb_run() returned and before rdb_close().
+ * queued request with ECONNRESET, give back every delivered entry whose
+ * verdict did not come. Call it after rdb_run() returned and before
+ * rdb_close().
  * Accepts NULL; returns NULL. */
 struct netbroker *nb_free(struct netbroker *nb);
 
@@ -81,5 +83,8 @@ void nb_release(struct netbroker *nb, uint64_t handle);
 /* The daemon refused the answer to READ `id`: if it carried an entry, that
  * entry is given back. True if the READ was the netbroker's. */
 bool nb_refused(struct netbroker *nb, uint64_t id);
+/* The daemon accepted the answer to READ `id`: its entry is acknowledged.
+ * True if the READ was the netbroker's. */
+bool nb_accepted(struct netbroker *nb, uint64_t id);
 
 void nb_get_counts(struct netbroker *nb, struct nb_counts *out);

@@ -23,9 +23,10 @@
  * returns counts): each read exactly once, in order per writer per reader.
  * A broker SIGKILLed mid-stream and started again on its mount: nothing
  * lost (its taken entries come back through reclaim; the test sets
- * RINGDEV_TEST_NP_MIN_IDLE_MS=2000); duplicates are allowed only for what
- * the killed host's reader got before the kill (a known bug: the broker
- * acknowledges after NB_SETTLE_MS). Overwrite: two hosts' writes over
+ * RINGDEV_TEST_NP_MIN_IDLE_MS=2000); nothing twice but for what the
+ * killed broker delivered in the one Redis round trip between the daemon
+ * taking its answer and the acknowledgement (at most 2 here, counted).
+ * Overwrite: two hosts' writes over
  * capacity keep the newest in order, and the drops each host logs are one
  * counter, drops + read = written.
  *
@@ -613,14 +614,16 @@ Test(nethosts, a_broker_killed_mid_stream_loses_nothing_and_repeats_nothing)
 			"reader 1 errors %u\n",
 		at, PER_WRITER, (unsigned long long)(now_ms() - start), m->ngot[0], m->ngot[1], m->ngot[2],
 		m->errors[WRITERS + 1]);
-	/* Reclaimed entries come late: no order, nothing lost. KNOWN BUG, not
-	 * fixed: entries the killed broker had delivered within NB_SETTLE_MS
-	 * (1 s) before the kill were never acknowledged, so netpipe's reclaim
-	 * gives them to another reader again. The check allows exactly those
-	 * (read by the killed host's reader before the kill) and counts them;
-	 * any other duplicate fails. */
+	/* Reclaimed entries come late: no order, nothing lost. An entry is
+	 * acknowledged once the daemon took the answer that carried it (the
+	 * library's accepted handler); a kill between the two (one Redis
+	 * round trip) leaves it pending, and the reclaim gives it to another
+	 * reader again: only what the killed host's reader had before the
+	 * kill may come twice, and at most the one or two in that window
+	 * (before the accepted handler, 104 to 136 of 1,000 every run). */
 	uint32_t twice = multi_check(m, false, 1, at1);
-	fprintf(stderr, "nethosts: KNOWN BUG: %u messages delivered twice after the broker kill\n", twice);
+	fprintf(stderr, "nethosts: %u messages delivered twice after the broker kill\n", twice);
+	cr_assert_leq(twice, 2, "%u messages came twice after the broker kill", twice);
 
 	for (int h = 0; h < HOSTS; h++) {
 		broker_stop(&b[h]);
