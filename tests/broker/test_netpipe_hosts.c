@@ -471,12 +471,18 @@ static void multi_start(struct multi *m, pid_t *sig)
 	*sig = rd_spawn(signaller, m, -1);
 }
 
-/* Writers done: one END per reader (written here, after every message, so
- * no reader stops while messages remain), readers and signaller joined. */
+/* Writers done: one END per reader (written here, once every message was
+ * read or 20 s passed, so no reader stops while messages remain: one a
+ * killed broker held comes back only after the reclaim's min-idle), readers
+ * and signaller joined. */
 static void multi_finish(struct multi *m, pid_t sig)
 {
 	for (int w = 0; w < m->nwriters; w++)
 		cr_assert_eq(rd_join_within(m->kid[w], 60000), 0, "writer %d: %s", w, strerror(m->error[w]));
+	uint64_t until = now_ms() + 20000;
+	uint32_t expected = (uint32_t)m->nwriters * m->per_writer;
+	while (m->ngot[0] + m->ngot[1] + m->ngot[2] < expected && now_ms() < until)
+		pause_ms(5);
 	int fd = rd_open_ok(m->host[0], m->pipe, O_WRONLY | O_CREAT | O_CLOEXEC);
 	for (int r = 0; r < MREADERS; r++)
 		cr_assert_eq(write(fd, "END", 3), 3, "END: %s", strerror(errno));
