@@ -247,7 +247,7 @@ static void user_name(uint32_t uid, char *out, size_t size)
 static int write_once(struct nb_worker *w, struct nb_job *job, const void *data, size_t size, bool *wait)
 {
 	char user[NP_USER_SIZE];
-	struct np_appended out;
+	struct np_appended out = { 0 };
 	int r = worker_ready(w, job->pipe);
 
 	*wait = false;

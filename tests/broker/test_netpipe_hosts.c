@@ -373,6 +373,13 @@ static void kid_signals(struct multi *m, int k)
 	m->ready[k] = 1;
 }
 
+/* Kid k stops: no more signals for it; its error and exit code. */
+static int kid_failed(struct multi *m, int k, int err, int code)
+{
+	m->ready[k] = 0;
+	return failed(&m->error[k], err, code);
+}
+
 static int multi_writer(struct multi *m, int w)
 {
 	int fd = rd_open(m->host[w], m->pipe, O_WRONLY | O_CREAT, 0600);
@@ -380,7 +387,7 @@ static int multi_writer(struct multi *m, int w)
 
 	kid_signals(m, w);
 	if (fd < 0)
-		return m->ready[w] = 0, failed(&m->error[w], errno, 1);
+		return kid_failed(m, w, errno, 1);
 	for (uint32_t i = 0; i < m->per_writer; i++) {
 		int n = snprintf(msg, sizeof(msg), "w%d %u", w, i);
 		ssize_t r;
@@ -388,7 +395,7 @@ static int multi_writer(struct multi *m, int w)
 		while ((r = write(fd, msg, (size_t)n)) < 0 && errno == EINTR)
 			m->eintr[w]++;
 		if (r != n)
-			return m->ready[w] = 0, failed(&m->error[w], r < 0 ? errno : EIO, 2);
+			return kid_failed(m, w, r < 0 ? errno : EIO, 2);
 	}
 	m->ready[w] = 0;
 	close(fd);
@@ -403,7 +410,7 @@ static int multi_reader(struct multi *m, int who)
 
 	kid_signals(m, k);
 	if (fd < 0)
-		return m->ready[k] = 0, failed(&m->error[k], errno, 1);
+		return kid_failed(m, k, errno, 1);
 	for (;;) {
 		ssize_t n = read(fd, msg, sizeof(msg) - 1);
 		if (n < 0 && errno == EINTR) {
@@ -419,7 +426,7 @@ static int multi_reader(struct multi *m, int who)
 			continue;
 		}
 		if (n <= 0)
-			return m->ready[k] = 0, failed(&m->error[k], n < 0 ? errno : -1, 2);
+			return kid_failed(m, k, n < 0 ? errno : -1, 2);
 		/* A read that returned a message counts, signal or not. */
 		msg[n] = '\0';
 		if (strcmp(msg, "END") == 0)
@@ -428,7 +435,7 @@ static int multi_reader(struct multi *m, int who)
 		unsigned seq;
 		if (sscanf(msg, "w%d %u", &w, &seq) != 2 || w < 0 || w >= WRITERS || seq >= PER_WRITER ||
 		    m->ngot[who] >= TOTAL)
-			return m->ready[k] = 0, failed(&m->error[k], EBADMSG, 3);
+			return kid_failed(m, k, EBADMSG, 3);
 		m->got[who][m->ngot[who]] = (uint32_t)w << 16 | seq;
 		m->ngot[who]++;
 	}
@@ -530,7 +537,7 @@ static uint32_t multi_check(const struct multi *m, bool in_order, int killed_rea
 	for (int w = 0; w < m->nwriters; w++)
 		for (uint32_t i = 0; i < m->per_writer; i++)
 			cr_assert_neq(seen[w][i], 0, "message w%d %u lost", w, i);
-	cr_assert_eq(total - twice, m->nwriters * m->per_writer);
+	cr_assert_eq(total - twice, (uint32_t)m->nwriters * m->per_writer);
 	return twice;
 }
 
