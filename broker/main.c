@@ -26,6 +26,12 @@
  * request still meets the pipe's mode bits, and a mapped open is refused a
  * pipe of another user's unless the rule says `grant` (then the answer
  * carries RINGDEV_ANSWER_GRANT, and only then).
+ *
+ * Network pipes (issue 21): a pipe whose policy line has network= is
+ * brokered like an rv.* pipe, but its READs and WRITEs go to netbroker.c,
+ * whose worker threads talk to Redis; the handler only queues them, so a
+ * slow or absent Redis never holds a loop thread. The Redis password is
+ * read from --redis-credentials, never from a command line or the policy.
  */
 #include "config.h"
 
@@ -51,6 +57,9 @@
 #include "policy.h"
 #include "rendezvous.h"
 #include "service.h"
+#if HAVE_REDIS
+#include "netbroker.h"
+#endif
 
 
 enum { EXIT_USAGE = 2 };
@@ -65,6 +74,7 @@ struct options {
 	bool foreground;
 	bool verbose;
 	bool check;                     /* --check: parse the policy and exit */
+	const char *redis_credentials;  /* --redis-credentials: "[USER ]PASSWORD" for network pipes */
 	struct run_as run_as;           /* --user: who to become once the control node is open */
 };
 
@@ -73,6 +83,9 @@ struct broker {
 	pthread_mutex_t lock;
 	struct policy *policy;
 	struct rendezvous *rendezvous;
+#if HAVE_REDIS
+	struct netbroker *net;          /* network pipes; its own lock */
+#endif
 	char policy_path[PATH_MAX];
 	bool no_file;                   /* no file at the path: policy_builtin() */
 	struct rdb_broker *channel;
@@ -84,6 +97,7 @@ struct broker {
 enum {
 	OPTION_CHECK = 0x100,
 	OPTION_USER,
+	OPTION_REDIS_CREDENTIALS,
 };
 
 static const struct option long_options[] = {
@@ -94,6 +108,7 @@ static const struct option long_options[] = {
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "check", no_argument, NULL, OPTION_CHECK },
 	{ "user", required_argument, NULL, OPTION_USER },
+	{ "redis-credentials", required_argument, NULL, OPTION_REDIS_CREDENTIALS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -102,7 +117,7 @@ static const struct option long_options[] = {
 static void usage_print(FILE *out)
 {
 	fprintf(out,
-		"Usage: ringdev-broker [-d CTL] [--policy FILE] [--threads N] [-f] [-v]\n"
+		"Usage: ringdev-broker [-d CTL] [--policy FILE] [--threads N] [--redis-credentials FILE] [-f] [-v]\n"
 		"       ringdev-broker --check [--policy FILE]\n"
 		"Decide what ringdevd relays (opens, attaches, device-specific ioctls, reads\n"
 		"and writes of brokered pipes) by a policy file.\n"
@@ -118,7 +133,11 @@ static void usage_print(FILE *out)
 		"  -v, --verbose        log at debug level too (every read and write)\n"
 		"  --user USER[:GROUP]  once the control node is open, run as USER (and GROUP,\n"
 		"                       default USER's group) with no capabilities\n"
-		"  --check              check the policy file and exit\n"
+		"  --redis-credentials FILE\n"
+		"                       AUTH to the Redis of network pipes with \"[USER ]PASSWORD\"\n"
+		"                       from FILE (mode 0600 or 0400, owned by the broker's user)\n"
+		"  --check              check the policy file (network= URLs too, without\n"
+		"                       connecting) and exit\n"
 		"  -h, --help           show this help and exit\n"
 		"  -V, --version        show the version and exit\n"
 		"\n"
@@ -175,6 +194,9 @@ static int option_apply(struct options *o, int c, char **argv)
 		return 0;
 	case OPTION_CHECK:
 		o->check = true;
+		return 0;
+	case OPTION_REDIS_CREDENTIALS:
+		o->redis_credentials = optarg;
 		return 0;
 	case OPTION_USER:
 		if (!service_drop_supported())
@@ -281,8 +303,9 @@ static void decision_log(const struct ringdev_ctl_request *q, const struct polic
 	else
 		snprintf(where, sizeof(where), "%s", no_file ? "no policy file" : "default");
 	if (d->pipe_line)
-		snprintf(pipe_line, sizeof(pipe_line), "; pipe line %u:%s%s", d->pipe_line,
-			 d->brokered ? " brokered" : "", d->has_settings ? (d->brokered ? ", settings" : " settings") : "");
+		snprintf(pipe_line, sizeof(pipe_line), "; pipe line %u:%s%s%s", d->pipe_line,
+			 d->brokered ? " brokered" : "", d->network[0] ? ", network" : "",
+			 d->has_settings ? (d->brokered ? ", settings" : " settings") : "");
 	log_info("%s pipe '%s'%s by uid %u gid %u pid %u (handle %llu): %s (%s)%s", type_name(q->type), q->name,
 		 how, q->uid, q->gid, q->pid, (unsigned long long)q->handle, what, where, pipe_line);
 }
@@ -305,7 +328,7 @@ static void on_access(struct broker *b, struct rdb_request *request, const struc
 	pthread_mutex_lock(&b->lock);
 	policy_decide(b->policy, &query, &d);
 	const char *pipe = d.pipe[0] ? d.pipe : q->name;
-	if (d.allow && d.brokered)
+	if (d.allow && d.brokered && !d.network[0])
 		r = rv_attach(b->rendezvous, q->handle, pipe, opened_for_writing(q->oflags));
 	else if (d.allow)
 		rv_detach(b->rendezvous, q->handle); /* moved off a brokered pipe, if it was on one */
@@ -444,6 +467,50 @@ static const struct rv_ops rendezvous_ops = {
 	.drop = drop,
 };
 
+#if HAVE_REDIS
+static uint32_t np_policy_of(uint32_t policy)
+{
+	return policy == RINGDEV_POLICY_FAIL ? NP_POLICY_FAIL
+	       : policy == RINGDEV_POLICY_OVERWRITE ? NP_POLICY_OVERWRITE : NP_POLICY_BLOCK;
+}
+
+/* Is the request's pipe a network pipe (its policy line has network=)?
+ * Then its URL and the settings its stream gets. */
+static bool network_of(struct broker *b, const struct ringdev_ctl_request *q, char *url, size_t size,
+		       struct np_settings *settings)
+{
+	struct policy_query query = { .op = POLICY_OP_ATTACH, .name = q->name, .uid = q->uid, .gid = q->gid };
+
+	pthread_mutex_lock(&b->lock);
+	const struct policy_pipe *line = policy_pipe_find(b->policy, &query, q->name);
+	bool network = line && line->network[0];
+	if (network) {
+		snprintf(url, size, "%s", line->network);
+		settings->capacity = line->capacity ? line->capacity : 64u << 10; /* ringdevd's --ring-size default */
+		settings->policy = np_policy_of(line->policy);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return network;
+}
+
+/* A READ or WRITE on a network pipe: queued for the netbroker's workers.
+ * False if the pipe is not a network pipe. */
+static bool on_network_data(struct broker *b, struct rdb_request *request, const struct ringdev_ctl_request *q)
+{
+	char url[POLICY_NETWORK_SIZE];
+	struct np_settings settings;
+
+	if (!network_of(b, q, url, sizeof(url), &settings))
+		return false;
+	int r = nb_submit(b->net, url, &settings, request);
+	if (r < 0) {
+		log_error("%s on network pipe '%s': %s", type_name(q->type), q->name, strerror(-r));
+		rdb_deny(request, r == -EAGAIN ? EIO : -r);
+	}
+	return true;
+}
+#endif
+
 static void on_data(struct broker *b, struct rdb_request *request, const struct ringdev_ctl_request *q)
 {
 	size_t size;
@@ -452,6 +519,10 @@ static void on_data(struct broker *b, struct rdb_request *request, const struct 
 
 	bool nonblock = q->oflags & O_NONBLOCK;
 
+#if HAVE_REDIS
+	if (on_network_data(b, request, q))
+		return;
+#endif
 	pthread_mutex_lock(&b->lock);
 	if (q->type == RINGDEV_CTL_READ)
 		r = rv_read(b->rendezvous, q->handle, q->id, q->name, q->size, nonblock, request);
@@ -472,12 +543,39 @@ static void on_data(struct broker *b, struct rdb_request *request, const struct 
  * bytes go back to the head of their pipe, for the next reader; a WRITE's
  * count reached no writer, but its bytes are with readers already and cannot
  * come back (only a broker slower than --cancel-timeout gets here). */
+#if HAVE_REDIS
+/* An answer the daemon took: a network read's entry is acknowledged in
+ * Redis only now that the app has it. */
+static void on_accepted(const struct rdb_request *request, const struct ringdev_ctl_answer *a, void *data)
+{
+	struct broker *b = data;
+	const struct ringdev_ctl_request *q = rdb_request_info(request);
+	(void)a;
+	if (q->type == RINGDEV_CTL_READ)
+		nb_accepted(b->net, q->id);
+}
+#endif
+
 static void on_refused(const struct rdb_request *request, const struct ringdev_ctl_answer *a, const void *payload,
 		       size_t size, void *data)
 {
 	struct broker *b = data;
 	const struct ringdev_ctl_request *q = rdb_request_info(request);
 
+#if HAVE_REDIS
+	/* A network pipe's entry goes back to Redis, for any host's reader. */
+	if (q->type == RINGDEV_CTL_READ && nb_refused(b->net, q->id))
+		return;
+	char url[POLICY_NETWORK_SIZE];
+	struct np_settings settings;
+	if (q->type == RINGDEV_CTL_READ && a->result > 0 && network_of(b, q, url, sizeof(url), &settings)) {
+		/* Its entry was given back already (no verdict within
+		 * NB_VERDICT_MAX_MS): not the rendezvous' to give out. */
+		log_error("read %llu on network pipe '%s': answer refused by ringdevd after its entry was given "
+			  "back", (unsigned long long)q->id, q->name);
+		return;
+	}
+#endif
 	if (q->type == RINGDEV_CTL_READ && a->result > 0 && payload && size) {
 		pthread_mutex_lock(&b->lock);
 		int r = rv_unread(b->rendezvous, q->name, payload, size);
@@ -509,13 +607,21 @@ static void on_refused(const struct rdb_request *request, const struct ringdev_c
 static void on_notice(struct broker *b, const struct ringdev_ctl_request *q)
 {
 	if (q->type == RINGDEV_CTL_CANCEL) {
+		bool held = false;
+#if HAVE_REDIS
+		held = nb_cancel(b->net, q->ref);
+#endif
 		pthread_mutex_lock(&b->lock);
-		bool held = rv_cancel(b->rendezvous, q->ref);
+		if (!held)
+			held = rv_cancel(b->rendezvous, q->ref);
 		pthread_mutex_unlock(&b->lock);
 		log_info("cancel of request %llu (handle %llu): %s", (unsigned long long)q->ref,
 			 (unsigned long long)q->handle, held ? "ended" : "not held (answered already)");
 		return;
 	}
+#if HAVE_REDIS
+	nb_release(b->net, q->handle);
+#endif
 	pthread_mutex_lock(&b->lock);
 	rv_detach(b->rendezvous, q->handle);
 	pthread_mutex_unlock(&b->lock);
@@ -693,6 +799,10 @@ static int channel_open(struct broker *b, const struct options *o)
 		r = rdb_open(path, on_request, b, &b->channel);
 	if (r == 0)
 		r = rdb_set_refused_handler(b->channel, on_refused, b);
+#if HAVE_REDIS
+	if (r == 0)
+		r = rdb_set_accepted_handler(b->channel, on_accepted, b);
+#endif
 	if (r < 0) {
 		const char *hint = open_hint(-r);
 		fprintf(stderr, "ringdev-broker: %s: %s%s%s\n", path[0] ? path : o->device, strerror(-r),
@@ -774,6 +884,11 @@ static int broker_run(const struct options *o)
 	}
 	if (code == 0) {
 		b.rendezvous = rv_new(&rendezvous_ops, &b, b.policy->case_sensitive);
+#if HAVE_REDIS
+		b.net = nb_new(o->redis_credentials, b.policy->case_sensitive);
+		if (!b.net)
+			b.rendezvous = rv_free(b.rendezvous);
+#endif
 		if (!b.rendezvous) {
 			fprintf(stderr, "ringdev-broker: %s\n", strerror(ENOMEM));
 			code = EXIT_FAILURE;
@@ -791,6 +906,9 @@ static int broker_run(const struct options *o)
 	}
 	if (code == 0)
 		code = serve(&b, o);
+#if HAVE_REDIS
+	b.net = nb_free(b.net); /* its held requests are answered on the channel */
+#endif
 	b.channel = rdb_close(b.channel);
 	b.rendezvous = rv_free(b.rendezvous);
 	b.policy = policy_free(b.policy);

@@ -5,7 +5,13 @@
  * key=value option from the directive's own list. The first error ends the
  * parse with "FILE:LINE: reason": one line a user can act on, and a file is
  * either wholly valid or not used at all.
+ *
+ * network= URLs are checked here with np_url_parse (netpipe.c), so a
+ * `--check` or a reload refuses a bad URL without connecting anywhere; a
+ * broker built without hiredis refuses the key itself.
  */
+#include "config.h"
+
 #include "policy.h"
 
 #include <errno.h>
@@ -22,6 +28,9 @@
 
 #include "name.h"
 #include "parse.h"
+#if HAVE_REDIS
+#include "netpipe.h"
+#endif
 
 #define POLICY_FILE_MAX (1u << 20)
 #define POLICY_LINE_MAX 4096
@@ -110,16 +119,18 @@ enum option_key {
 	KEY_OWNER,
 	KEY_BROKERED,
 	KEY_GRANT,
+	KEY_NETWORK,
 	KEY_COUNT,
 };
 
 static const char *const key_names[KEY_COUNT] = {
 	"uid", "gid", "user", "group", "errno", "kind", "capacity", "policy", "mode", "owner", "brokered", "grant",
+	"network",
 };
 
 #define KEYS_MATCH ((1u << KEY_UID) | (1u << KEY_GID) | (1u << KEY_USER) | (1u << KEY_GROUP))
 #define KEYS_PIPE ((1u << KEY_KIND) | (1u << KEY_CAPACITY) | (1u << KEY_POLICY) | (1u << KEY_MODE) | \
-		   (1u << KEY_OWNER) | (1u << KEY_BROKERED))
+		   (1u << KEY_OWNER) | (1u << KEY_BROKERED) | (1u << KEY_NETWORK))
 /* The options that are a bare word, with no value. */
 #define KEYS_BARE ((1u << KEY_BROKERED) | (1u << KEY_GRANT))
 
@@ -482,6 +493,27 @@ static int owner_parse(struct parser *p, const char *value, struct policy_pipe *
 	return 0;
 }
 
+/* network=redis://HOST:PORT[/DB]: checked, never connected to. */
+static int network_parse(struct parser *p, const char *value, struct policy_pipe *pipe)
+{
+#if HAVE_REDIS
+	struct np_url url;
+	char reason[NP_ERROR_SIZE];
+
+	if (strlen(value) >= sizeof(pipe->network))
+		return parse_fail(p, "network: the URL is longer than %zu bytes", sizeof(pipe->network) - 1);
+	if (np_url_parse(value, &url, reason, sizeof(reason)) < 0)
+		return parse_fail(p, "network: %s", reason);
+	snprintf(pipe->network, sizeof(pipe->network), "%s", value);
+	pipe->brokered = true; /* the broker is the other end: Redis */
+	return 0;
+#else
+	(void)value;
+	(void)pipe;
+	return parse_fail(p, "network: ringdev-broker was built without Redis support (hiredis)");
+#endif
+}
+
 static int pipe_option(struct parser *p, const struct option *o, struct policy_pipe *pipe)
 {
 	switch (o->key) {
@@ -512,6 +544,8 @@ static int pipe_option(struct parser *p, const struct option *o, struct policy_p
 	case KEY_BROKERED:
 		pipe->brokered = true;
 		return 0;
+	case KEY_NETWORK:
+		return network_parse(p, o->value, pipe);
 	default:
 		return parse_fail(p, "'%s' is not an option here", key_name(o->key));
 	}
@@ -519,7 +553,8 @@ static int pipe_option(struct parser *p, const struct option *o, struct policy_p
 	return 0;
 }
 
-/* pipe PATTERN [kind=K] [capacity=B] [policy=P] [mode=M] [owner=O] [brokered] */
+/* pipe PATTERN [kind=K] [capacity=B] [policy=P] [mode=M] [owner=O] [brokered]
+ *      [network=URL] */
 static int pipe_parse(struct parser *p, char **words, unsigned n)
 {
 	struct policy_pipe pipe = { .line = p->line };
@@ -538,7 +573,12 @@ static int pipe_parse(struct parser *p, char **words, unsigned n)
 	if (r < 0)
 		return r;
 	if (!seen)
-		return parse_fail(p, "pipe line sets nothing (kind, capacity, policy, mode, owner, brokered)");
+		return parse_fail(p, "pipe line sets nothing (kind, capacity, policy, mode, owner, brokered, network)");
+	/* A message is one stream entry; a byte stream across hosts needs its
+	 * own rules for partial reads, which this version does not have. */
+	if (pipe.network[0] && pipe.kind != RINGDEV_KIND_MESSAGE)
+		return parse_fail(p, "network: a network pipe must be kind=message (%s)",
+				  pipe.kind ? "kind=stream is not supported across hosts yet" : "kind not given");
 	struct policy_pipe *pipes = realloc(pol->pipes, (pol->npipes + 1) * sizeof(*pipes));
 	if (!pipes)
 		return parse_fail(p, "out of memory");
@@ -860,6 +900,7 @@ static void settings_decide(const struct policy *policy, const struct policy_que
 		return;
 	d->pipe_line = pipe->line;
 	d->brokered = pipe->brokered;
+	snprintf(d->network, sizeof(d->network), "%s", pipe->network);
 	if (!pipe->has_settings)
 		return;
 	d->has_settings = true;

@@ -49,6 +49,8 @@ struct policy_ids {
 /* A pattern with its %u and %g expanded: each 2-byte %u becomes at most 10
  * digits. */
 #define POLICY_EXPANDED_SIZE (POLICY_PATTERN_SIZE * 5)
+/* A network= URL, redis://HOST:PORT[/DB], with its NUL. */
+#define POLICY_NETWORK_SIZE 320
 
 struct policy_rule {
 	unsigned line;
@@ -75,6 +77,9 @@ struct policy_pipe {
 	uint32_t uid;
 	uint32_t gid;
 	bool brokered;
+	/* network=: the pipe lives on this Redis (issue 21); "" for a local
+	 * pipe. Implies brokered; only kind=message is taken (first version). */
+	char network[POLICY_NETWORK_SIZE];
 };
 
 struct policy {
@@ -112,6 +117,7 @@ struct policy_decision {
 	bool grant;                   /* allow: the pipe may belong to another user (the rule says grant) */
 	unsigned pipe_line;           /* the `pipe` line that applied, or 0 */
 	bool brokered;
+	char network[POLICY_NETWORK_SIZE]; /* the pipe line's network=, or "" */
 	bool has_settings;
 	struct rdb_pipe_settings settings;
 };

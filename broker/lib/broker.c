@@ -58,6 +58,8 @@ struct rdb_broker {
 	void *data;
 	rdb_refused_fn *refused;        /* set before rdb_run(), or NULL */
 	void *refused_data;
+	rdb_accepted_fn *accepted;      /* set before rdb_run(), or NULL */
+	void *accepted_data;
 	unsigned timeout_ms;
 	atomic_bool stopping;           /* rdb_stop: lock-free, so signal-safe */
 
@@ -231,6 +233,18 @@ int rdb_set_refused_handler(struct rdb_broker *broker, rdb_refused_fn *handler, 
 	return running ? -EBUSY : 0;
 }
 
+int rdb_set_accepted_handler(struct rdb_broker *broker, rdb_accepted_fn *handler, void *data)
+{
+	pthread_mutex_lock(&broker->lock);
+	bool running = broker->running;
+	if (!running) {
+		broker->accepted = handler;
+		broker->accepted_data = data;
+	}
+	pthread_mutex_unlock(&broker->lock);
+	return running ? -EBUSY : 0;
+}
+
 /* Does the daemon keep a cancelled request answerable (ABI 1.2)? */
 static bool cancel_handshake(const struct rdb_broker *b)
 {
@@ -364,7 +378,9 @@ static int transact(struct rdb_broker *b, struct ringdev_ctl_transact *t)
 }
 
 /* The TRANSACT that carried sent[] returned `rc`: hand each answer the
- * daemon refused to the refused handler, then let the requests go. */
+ * daemon refused to the refused handler, then each it accepted to the
+ * accepted handler (none when the TRANSACT failed: not known), then let
+ * the requests go. */
 static void answers_settle(struct rdb_broker *b, const struct ringdev_ctl_transact *t, int rc,
 			   struct rdb_request **sent, uint32_t n)
 {
@@ -380,6 +396,9 @@ static void answers_settle(struct rdb_broker *b, const struct ringdev_ctl_transa
 		if (b->refused)
 			b->refused(r, &r->answer, r->answer_payload, r->answer_payload_size, b->refused_data);
 	}
+	for (uint32_t i = 0; rc == 0 && b->accepted && i < n; i++)
+		if (!(refused & (1u << i)))
+			b->accepted(sent[i], &sent[i]->answer, b->accepted_data);
 	pthread_mutex_lock(&b->lock);
 	for (uint32_t i = 0; i < n; i++)
 		request_unref_locked(sent[i]);

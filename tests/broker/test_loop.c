@@ -795,6 +795,48 @@ Test(loop, refused_answers_go_to_the_refused_handler_with_their_payload)
 	cr_assert_eq(s.held, 0);
 }
 
+/* The accepted handler gets every answer the daemon took, the refused
+ * handler every one it refused: each answer exactly one of the two. */
+static unsigned accepted_calls;
+static uint64_t accepted_id;
+
+static void on_accepted(const struct rdb_request *request, const struct ringdev_ctl_answer *a, void *data)
+{
+	cr_assert_eq(data, &fake);
+	cr_assert_eq(a->id, rdb_request_info(request)->id);
+	pthread_mutex_lock(&refused_lock);
+	accepted_calls++;
+	accepted_id = a->id;
+	pthread_mutex_unlock(&refused_lock);
+}
+
+Test(loop, every_answer_is_either_accepted_or_refused)
+{
+	struct ringdev_ctl_request taken = request(RINGDEV_CTL_READ, 90);
+	struct ringdev_ctl_request refused = request(RINGDEV_CTL_READ, 91);
+
+	taken.size = refused.size = 10;
+	handler = read_pattern;
+	struct ringdev_version version = { .abi_major = RINGDEV_ABI_MAJOR, .abi_minor = daemon_abi_minor };
+	cr_assert_eq(rdb_open_transport(&fake_transport, NULL, &version, on_request, &fake, &broker), 0);
+	cr_assert_eq(rdb_set_refused_handler(broker, on_refused, &fake), 0);
+	cr_assert_eq(rdb_set_accepted_handler(broker, on_accepted, &fake), 0);
+	fake.refuse_id = 91;
+	cr_assert_eq(pthread_create(&runner, NULL, run_thread, NULL), 0);
+	running = true;
+	push(&taken, 1);
+	wait_answers(1);
+	cr_assert_eq(rdb_set_accepted_handler(broker, NULL, NULL), -EBUSY, "not while it runs");
+	push(&refused, 1);
+	wait_answers(2);
+	pause_ms(30);
+	cr_assert_eq(stop(), 0);
+	cr_assert_eq(accepted_calls, 1);
+	cr_assert_eq(accepted_id, 90);
+	cr_assert_eq(refused_calls, 1);
+	cr_assert_eq(refused_id, 91);
+}
+
 Test(loop, a_malformed_request_is_answered_eio)
 {
 	struct ringdev_ctl_request bad = request(99, 70);

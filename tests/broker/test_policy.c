@@ -10,7 +10,9 @@
  * patterns say "the caller's own" and can match no other caller's name;
  * `grant` alone lets an answer reach a pipe of another user's; the shipped
  * example keeps each user to their own pipes. A policy path that is no
- * regular file (a FIFO) is refused at once, never waited on.
+ * regular file (a FIFO) is refused at once, never waited on. A `network=`
+ * URL (issue 21) is checked without connecting, makes the pipe brokered,
+ * requires kind=message, and errors name the file and line.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -20,6 +22,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "config.h"
 
 #include "policy.h"
 
@@ -162,7 +166,7 @@ Test(policy, errors_name_file_and_line)
 		{ "map x %u%u%u%u%u%u%u\n", "t.policy:1: map: '%u%u%u%u%u%u%u' can expand to more than 63 bytes" },
 		{ "map x y errno=EPERM\n", "t.policy:1: 'errno' is not an option of 'map'" },
 		{ "pipe\n", "t.policy:1: pipe needs a PATTERN" },
-		{ "pipe x\n", "t.policy:1: pipe line sets nothing (kind, capacity, policy, mode, owner, brokered)" },
+		{ "pipe x\n", "t.policy:1: pipe line sets nothing (kind, capacity, policy, mode, owner, brokered, network)" },
 		{ "pipe x kind=datagram\n", "t.policy:1: kind: 'datagram' is not stream or message" },
 		{ "pipe x policy=drop\n", "t.policy:1: policy: 'drop' is not block, overwrite or fail" },
 		{ "pipe x capacity=10\n", "t.policy:1: capacity: '10' is not a size from 64 to 1G" },
@@ -742,3 +746,86 @@ Test(policy, a_fifo_or_a_device_at_the_path_is_refused_at_once, .timeout = 10)
 	cr_assert_eq(policy_load("/dev/null", &p, error, sizeof(error)), -EINVAL);
 	cr_assert_str_eq(error, "/dev/null: not a regular file");
 }
+
+/* ---- network pipes (issue 21) ---- */
+
+#if HAVE_REDIS
+Test(policy, a_network_pipe_line_is_brokered_and_carries_its_url)
+{
+	struct policy *p = parse_ok("allow all *\n"
+				    "pipe net.* kind=message network=redis://127.0.0.1:6390\n"
+				    "pipe far.* kind=message policy=fail capacity=8K network=redis://[::1]:7000/3\n"
+				    "pipe local.* kind=message\n");
+	struct policy_decision d;
+	struct policy_query q = { .op = POLICY_OP_ATTACH, .name = "net.jobs", .uid = 5, .gid = 6 };
+
+	cr_assert_eq(p->npipes, 3);
+	cr_assert_str_eq(p->pipes[0].network, "redis://127.0.0.1:6390");
+	cr_assert(p->pipes[0].brokered, "network= implies brokered");
+
+	policy_decide(p, &q, &d);
+	cr_assert(d.allow);
+	cr_assert(d.brokered);
+	cr_assert_str_eq(d.network, "redis://127.0.0.1:6390");
+	cr_assert_eq(d.settings.kind, RINGDEV_KIND_MESSAGE);
+
+	q.name = "far.x";
+	policy_decide(p, &q, &d);
+	cr_assert_str_eq(d.network, "redis://[::1]:7000/3");
+	cr_assert_eq(d.settings.policy, RINGDEV_POLICY_FAIL);
+	cr_assert_eq(d.settings.capacity, 8192);
+
+	q.name = "local.x";
+	policy_decide(p, &q, &d);
+	cr_assert_not(d.brokered);
+	cr_assert_str_eq(d.network, "");
+
+	/* A network pipe line's URL also reaches the mapped name's decision. */
+	const struct policy_pipe *line = policy_pipe_find(p, &q, "NET.Jobs");
+	cr_assert_not_null(line, "names match without case by default");
+	cr_assert_str_eq(line->network, "redis://127.0.0.1:6390");
+	policy_free(p);
+}
+
+Test(policy, network_errors_name_file_and_line)
+{
+	static const struct {
+		const char *text;
+		const char *message;
+	} cases[] = {
+		{ "allow all *\npipe net.* network=redis://h:1\n",
+		  "t.policy:2: network: a network pipe must be kind=message (kind not given)" },
+		{ "pipe net.* kind=stream network=redis://h:1\n",
+		  "t.policy:1: network: a network pipe must be kind=message (kind=stream is not supported across hosts yet)" },
+		{ "pipe net.* kind=message network=\n", "t.policy:1: 'network' needs a value (network=...)" },
+		{ "pipe net.* kind=message network=http://h:1\n",
+		  "t.policy:1: network: URL http://h:1: the scheme must be redis:// (TLS and sockets are not supported)" },
+		{ "pipe net.* kind=message network=redis://user:secret@h:1\n",
+		  "t.policy:1: network: URL redis://...@h:1: credentials do not go in the URL; give a credentials file" },
+		{ "pipe net.* kind=message network=redis://h:1 network=redis://h:2\n",
+		  "t.policy:1: 'network' given twice" },
+		{ "allow all net.* network=redis://h:1\n", "t.policy:1: 'network' is not an option of 'allow'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_fails(cases[i].text, cases[i].message);
+
+	/* Whatever np_url_parse refuses is refused here, with the line. */
+	struct policy *p = NULL;
+	char error[512];
+	const char *bad[] = { "redis://h", "redis://h:0", "redis://h:70000", "redis://h:1/x", "redis://:1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), "\npipe n.* kind=message network=%s\n", bad[i]);
+		cr_assert_eq(policy_parse(text, strlen(text), "t.policy", &p, error, sizeof(error)), -EINVAL,
+			     "%s parsed", bad[i]);
+		cr_assert(strncmp(error, "t.policy:2: network: URL ", 25) == 0, "%s: %s", bad[i], error);
+	}
+}
+#else
+Test(policy, network_is_refused_without_redis_support)
+{
+	parse_fails("pipe net.* kind=message network=redis://h:1\n",
+		    "t.policy:1: network: ringdev-broker was built without Redis support (hiredis)");
+}
+#endif

@@ -92,6 +92,18 @@ typedef void rdb_handler_fn(struct rdb_request *request, void *data);
 typedef void rdb_refused_fn(const struct rdb_request *request, const struct ringdev_ctl_answer *answer,
 			    const void *payload, size_t size, void *data);
 
+/* Called once for each answer the daemon accepted: the TRANSACT that
+ * carried it returned and did not report it refused, so what it carried
+ * reached the app's call (a READ's bytes are the app's now). With the
+ * refused handler it tells the outcome of every answer sent: a broker that
+ * hands out data another party keeps until it is delivered (a queue in
+ * another service) confirms it here and puts it back there. An answer whose
+ * TRANSACT failed (the channel broke) gets neither call: its outcome is not
+ * known. Runs where the refused handler does, after it for that batch;
+ * `request` as there (rdb_request_info() works; no answer). */
+typedef void rdb_accepted_fn(const struct rdb_request *request, const struct ringdev_ctl_answer *answer,
+			     void *data);
+
 /*
  * The control node that belongs to `device`, written to `path`:
  * - NULL or "": the default device: $RINGDEV_DEVICE, /dev/ringdev if it
@@ -128,6 +140,10 @@ void rdb_version(const struct rdb_broker *broker, struct ringdev_version *out);
  * runs. With one set, the library keeps a copy of each answer's out-payload
  * until the daemon's outcome is known. */
 int rdb_set_refused_handler(struct rdb_broker *broker, rdb_refused_fn *handler, void *data);
+
+/* Set the accepted handler (NULL: none) before rdb_run(); -EBUSY while it
+ * runs. */
+int rdb_set_accepted_handler(struct rdb_broker *broker, rdb_accepted_fn *handler, void *data);
 
 /* How long each TRANSACT parks waiting for a request (1 to 60000 ms;
  * default RDB_TIMEOUT_MS_DEFAULT). Set it before rdb_run(). */
