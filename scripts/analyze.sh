@@ -7,11 +7,11 @@
 # step checks and why: tests/analysis/README.md.
 #
 #   analyze.sh          everything: the CI variant, plus the ringcat and
-#                       ringdevctl suites under memcheck, the restart
-#                       suites under TSan, and three TSan rounds of the
-#                       integration suites instead of one
-#   analyze.sh --quick  the CI variant (about 10 minutes on 2 cores); no
-#                       handover under memcheck in either (see below)
+#                       ringdevctl suites under memcheck, every handover
+#                       test under memcheck and TSan, and three TSan rounds
+#                       of the integration suites instead of one
+#   analyze.sh --quick  the CI variant (about 10 minutes on 2 cores): the
+#                       restart suite's handovers under memcheck (below)
 #
 # Installs what it needs (as root) when it is missing. Ends with one line
 # "analyze: N passed, M failed" (N and M count steps); exits 1 if any failed.
@@ -118,21 +118,21 @@ vg_built=$ok
 vg_env=(RINGDEVD="$root/tests/analysis/ringdevd-valgrind.sh" RINGDEVD_REAL="$vg/cuse_dev/ringdevd"
 	RINGDEV_TEST_FRONTEND=fuse RINGDEV_TEST_STRICT=1)
 mkdir -p "$logs/vg-it" "$logs/vg-broker" "$logs/vg-priv" "$logs/vg-shell"
-# Handovers (SIGHUP) under memcheck: since the last changes to the
-# handover the new image under valgrind finds the descriptors it is handed
-# not to be what the environment names ("not a handover, ignored"), starts
-# afresh on the live mount and hangs; natively, under ASan and in the VM
-# the same tests pass. Until that is understood (issue 20's note) no
-# handover runs under memcheck: the restart suites and the broker's
-# five-SIGHUP test are left out of the memcheck runs, saying so here.
-vg_no_handover=(--exclude 'restart/*' --exclude 'attack_restart_*/*')
-vg_broker_filter='!(broker/records_move_exactly_once_across_five_sighups)'
-# The restart suites under TSan make hundreds of handovers, each a new TSan
-# runtime: the long run only; CI runs them natively and under ASan.
+# Every handover under valgrind starts valgrind again (seconds; under TSan
+# a new TSan runtime), and the restart attack suites make well over a
+# hundred, the broker's five-SIGHUP storm two minutes more: together they
+# outlast CI's time. --quick (CI) keeps the restart suite's handovers under
+# memcheck (five in a row, refusal, guard, storms, --user) and leaves the
+# attack suites and the storm to the long run, under TSan the restart
+# suites too; CI runs all of them natively, under ASan and in the VM.
+vg_long_only=()
 long_only=()
-((quick)) && long_only=(--exclude 'restart/*' --exclude 'attack_restart_*/*')
-tsan_broker_args=()
-((quick)) && tsan_broker_args=(--filter "$vg_broker_filter")
+broker_long_only=()
+if ((quick)); then
+	vg_long_only=(--exclude 'attack_restart_*/*')
+	long_only=(--exclude 'restart/*' --exclude 'attack_restart_*/*')
+	broker_long_only=(--filter '!(broker/records_move_exactly_once_across_five_sighups)')
+fi
 if ((vg_built)); then
 	# The stress suite moves 2 x 256 MiB through the daemon: under memcheck
 	# that outlasts its fixed 300-s Criterion limit. The same paths run in
@@ -143,12 +143,12 @@ if ((vg_built)); then
 	step "valgrind: integration suite but stress (ringdevd under memcheck)" \
 		criterion_run "$logs/vg-it" env "${vg_env[@]}" RINGDEV_VALGRIND_LOGS="$logs/vg-it" \
 		RINGDEV_BROKER="$vg/broker/ringdev-broker" \
-		tests/integration/run-integration.sh --exclude 'stress/*' "${vg_no_handover[@]}" \
+		tests/integration/run-integration.sh --exclude 'stress/*' "${vg_long_only[@]}" \
 		"$vg/tests/integration/integration-tests" --jobs 2
 	step "valgrind: broker-integration (ringdevd under memcheck)" \
 		criterion_run "$logs/vg-broker" env "${vg_env[@]}" RINGDEV_VALGRIND_LOGS="$logs/vg-broker" \
 		RINGDEV_BROKER="$vg/broker/ringdev-broker" RINGDEV_ECHO_BROKER="$vg/broker/echo-broker" \
-		"$vg/tests/broker/broker-integration-tests" --jobs 2 --filter "$vg_broker_filter"
+		"$vg/tests/broker/broker-integration-tests" --jobs 2 "${broker_long_only[@]}"
 	# --user: the daemon drops to nobody, and valgrind opens the log of a
 	# process (a refused start, too) after that: nobody must reach the dir.
 	chmod 0755 "$logs"
@@ -207,7 +207,7 @@ if ((ts_built && vg_built)); then
 			criterion_run "$d/broker" env TSAN_OPTIONS="$TSAN_OPTIONS:log_path=$d/broker/tsan" \
 			RINGDEVD="$ts/cuse_dev/ringdevd" RINGDEV_BROKER="$ts/broker/ringdev-broker" \
 			RINGDEV_ECHO_BROKER="$ts/broker/echo-broker" RINGDEV_TEST_FRONTEND=fuse RINGDEV_TEST_STRICT=1 \
-			"$vg/tests/broker/broker-integration-tests" --jobs 2 "${tsan_broker_args[@]}"
+			"$vg/tests/broker/broker-integration-tests" --jobs 2 "${broker_long_only[@]}"
 		step "TSan: stress-load and stress-soak, round $round of $rounds (ringdevd built with TSan)" \
 			criterion_run "$d/stress" env TSAN_OPTIONS="$TSAN_OPTIONS:log_path=$d/stress/tsan" \
 			RINGDEVD="$ts/cuse_dev/ringdevd" RINGDEV_TEST_FRONTEND=fuse RINGDEV_TEST_STRICT=1 \

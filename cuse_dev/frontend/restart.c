@@ -440,6 +440,25 @@ static void exec_file(int fd)
 
 /* ---- starting ---- */
 
+/* Valgrind (3.19) runs the new image: it reports an inherited O_PATH
+ * descriptor without O_PATH (0x8000 here), so there a regular file is
+ * taken. A forged environment gains nothing by it: LD_PRELOAD already runs
+ * its code. */
+static bool under_valgrind(void)
+{
+	const char *pre = getenv("LD_PRELOAD");
+	return pre && strstr(pre, "vgpreload");
+}
+
+/* The old program's descriptor as only an old image hands it: O_PATH. */
+static bool program_fd_ok(int fd, int flags)
+{
+	if (flags & O_PATH)
+		return true;
+	struct stat st;
+	return under_valgrind() && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 void restart_init(int argc, char **argv)
 {
 	(void)argc;
@@ -484,7 +503,7 @@ void restart_init(int argc, char **argv)
 	 * program" fd is when the "state" is refused. A first start, then. */
 	const int sealed = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
 	int seals = fcntl(state, F_GET_SEALS), exe_flags = fcntl(old_exe, F_GETFL);
-	if (seals < 0 || (seals & sealed) != sealed || exe_flags < 0 || !(exe_flags & O_PATH)) {
+	if (seals < 0 || (seals & sealed) != sealed || exe_flags < 0 || !program_fd_ok(old_exe, exe_flags)) {
 		fprintf(stderr, "ringdevd: %s: fd %d is no sealed state or fd %d no program: not a handover, ignored\n",
 			ENV_HANDOVER, state, old_exe);
 		unsetenv(ENV_HANDOVER);
@@ -1221,8 +1240,7 @@ static bool plain_fork_only(void)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	return true;
 #else
-	const char *pre = getenv("LD_PRELOAD");
-	return pre && strstr(pre, "vgpreload");
+	return under_valgrind();
 #endif
 }
 
