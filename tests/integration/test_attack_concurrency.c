@@ -131,10 +131,10 @@ Test(attack_conc, interrupted_opens_of_a_rendezvous_pipe_do_not_keep_readers_fro
 {
 	if (rd_fuse_only("the broker's control node path and the FUSE name"))
 		return;
-	/* Under memcheck the storm's opens did not end within 90 s in two CI
-	 * runs (a 30-us timer against a daemon fifty times slower); natively,
-	 * under ASan and under TSan they end within the 5 s. Left for a look
-	 * (issue 20's note): whether an open can starve under such a storm. */
+	/* Under memcheck the storm's opens did not end in time (CI: 30 s; a
+	 * rehearsal: 90 s), a 30-us timer against a daemon fifty times slower;
+	 * natively, under ASan and under TSan they end within the storm's 5 s.
+	 * Left for a look (issue 20's note): can an open starve so? */
 	if (getenv("RINGDEV_VALGRIND_LOGS"))
 		cr_skip_test("under valgrind the 30-us timer storm keeps every open from ending");
 	struct rd_daemon *d = rd_start(NULL);
