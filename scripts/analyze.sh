@@ -118,6 +118,12 @@ vg_built=$ok
 vg_env=(RINGDEVD="$root/tests/analysis/ringdevd-valgrind.sh" RINGDEVD_REAL="$vg/cuse_dev/ringdevd"
 	RINGDEV_TEST_FRONTEND=fuse RINGDEV_TEST_STRICT=1)
 mkdir -p "$logs/vg-it" "$logs/vg-broker" "$logs/vg-priv" "$logs/vg-shell"
+# --user: the daemon drops to nobody, and valgrind opens the log of each
+# process after that (a refused start; the new image of a handover after
+# the drop, restart/restart_after_the_privilege_drop): nobody must reach
+# the dirs of the runs that drop.
+chmod 0755 "$logs"
+chmod 0777 "$logs/vg-it" "$logs/vg-priv"
 # Every handover under valgrind starts valgrind again (seconds; under TSan
 # a new TSan runtime), and the restart attack suites make well over a
 # hundred, the broker's five-SIGHUP storm two minutes more: together they
@@ -149,10 +155,6 @@ if ((vg_built)); then
 		criterion_run "$logs/vg-broker" env "${vg_env[@]}" RINGDEV_VALGRIND_LOGS="$logs/vg-broker" \
 		RINGDEV_BROKER="$vg/broker/ringdev-broker" RINGDEV_ECHO_BROKER="$vg/broker/echo-broker" \
 		"$vg/tests/broker/broker-integration-tests" --jobs 2 "${broker_long_only[@]}"
-	# --user: the daemon drops to nobody, and valgrind opens the log of a
-	# process (a refused start, too) after that: nobody must reach the dir.
-	chmod 0755 "$logs"
-	chmod 0777 "$logs/vg-priv"
 	step "valgrind: the --user drop (tests/install/test-privilege.sh, ringdevd under memcheck)" \
 		criterion_run "$logs/vg-priv" env "${vg_env[@]}" RINGDEV_VALGRIND_LOGS="$logs/vg-priv" \
 		RINGDEV_BROKER="$vg/broker/ringdev-broker" HAVE_CAPNG=true tests/install/test-privilege.sh
