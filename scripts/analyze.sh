@@ -10,7 +10,7 @@
 #                       ringdevctl suites under memcheck, every handover
 #                       test under memcheck and TSan, and three TSan rounds
 #                       of the integration suites instead of one
-#   analyze.sh --quick  the CI variant (about 10 minutes on 2 cores): the
+#   analyze.sh --quick  the CI variant (about 15 minutes on 2 cores): the
 #                       restart suite's handovers under memcheck (below)
 #
 # Installs what it needs (as root) when it is missing. Ends with one line
