@@ -1073,3 +1073,11 @@ pid_t rd_find_daemon_child(void)
 	closedir(proc);
 	return found;
 }
+
+uint64_t rd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

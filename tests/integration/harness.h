@@ -188,6 +188,8 @@ bool rd_wait_child(pid_t pid, int timeout_ms, int *status);
 /* The child of this process named ringdevd (a daemon that went into the
  * background, found as its subreaper), or -1. */
 pid_t rd_find_daemon_child(void);
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t rd_now_ms(void);
 /* The handle the counters are read through for the rest of a test (as
  * rd_stats_through), opened before any broker is connected: on CUSE every
  * later open of the node waits for the broker. Asserts. */

@@ -236,12 +236,6 @@ Test(shutdown, busy_poll_ends_when_requests_stop)
 	}
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
 
 /* SIGTERM as soon as the mount is there: the daemon may not have reached
  * its serving loop yet (the --user drop, the ready notice come first), and
@@ -277,9 +271,9 @@ Test(shutdown, sigterm_as_the_mount_appears_ends_the_daemon, .timeout = 180)
 				execl(bin, bin, "-f", "--frontend=fuse", "--mount", d->mount, (char *)NULL);
 			_exit(127);
 		}
-		uint64_t until = mono_ms() + RD_START_TIMEOUT_MS;
+		uint64_t until = rd_now_ms() + RD_START_TIMEOUT_MS;
 		int status;
-		while (!rd_is_mounted(d->mount) && mono_ms() < until && !rd_wait_child(pid, 0, &status))
+		while (!rd_is_mounted(d->mount) && rd_now_ms() < until && !rd_wait_child(pid, 0, &status))
 			;
 		kill(pid, SIGTERM);
 		bool exited = rd_wait_child(pid, RD_STOP_TIMEOUT_MS, &status);
@@ -324,10 +318,10 @@ Test(shutdown, sigterm_to_the_starting_process_reaches_the_daemon, .timeout = 18
 			execl(bin, bin, "--frontend=fuse", "--mount", d->mount, (char *)NULL);
 			_exit(127);
 		}
-		uint64_t until = mono_ms() + RD_START_TIMEOUT_MS;
+		uint64_t until = rd_now_ms() + RD_START_TIMEOUT_MS;
 		siginfo_t si;
 		bool alive = true;
-		while (!rd_is_mounted(d->mount) && mono_ms() < until && alive) {
+		while (!rd_is_mounted(d->mount) && rd_now_ms() < until && alive) {
 			si.si_pid = 0;
 			alive = waitid(P_PID, (id_t)first, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
 		}
@@ -348,9 +342,9 @@ Test(shutdown, sigterm_to_the_starting_process_reaches_the_daemon, .timeout = 18
 			if (late > 0)
 				kill(late, SIGTERM);
 		}
-		until = mono_ms() + RD_STOP_TIMEOUT_MS;
+		until = rd_now_ms() + RD_STOP_TIMEOUT_MS;
 		pid_t daemon = 0;
-		while (mono_ms() < until && (daemon = waitpid(-1, &status, WNOHANG)) == 0)
+		while (rd_now_ms() < until && (daemon = waitpid(-1, &status, WNOHANG)) == 0)
 			usleep(5000);
 		if (daemon <= 0) {
 			pid_t left = rd_find_daemon_child();

@@ -46,13 +46,6 @@ static void pause_1ms(void)
 	nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* The SigBlk mask of one thread, from /proc/PID/task/TID/status. */
 static bool thread_blocked(pid_t pid, const char *tid, uint64_t *mask)
@@ -101,7 +94,7 @@ static char thread_state(pid_t pid, const char *tid)
  * one it keeps.  The main thread sleeps in ppoll. */
 static int wait_asleep(pid_t pid, bool with_main)
 {
-	uint64_t deadline = mono_ms() + RD_PARK_TIMEOUT_MS;
+	uint64_t deadline = rd_now_ms() + RD_PARK_TIMEOUT_MS;
 	char dir[64];
 
 	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
@@ -128,7 +121,7 @@ static int wait_asleep(pid_t pid, bool with_main)
 		closedir(tasks);
 		if (!awake)
 			return helpers;
-		cr_assert_lt(mono_ms(), deadline, "%d threads of the daemon never went to sleep", awake);
+		cr_assert_lt(rd_now_ms(), deadline, "%d threads of the daemon never went to sleep", awake);
 		pause_1ms();
 	}
 }
@@ -173,7 +166,7 @@ static bool blocks_a_stop_signal(uint64_t mask)
  * passes; the last mask read is returned either way. */
 static uint64_t serving_mask_while_waiting(pid_t pid, const char *tid)
 {
-	uint64_t deadline = mono_ms() + RD_PARK_TIMEOUT_MS;
+	uint64_t deadline = rd_now_ms() + RD_PARK_TIMEOUT_MS;
 	uint64_t mask = ~UINT64_C(0);
 
 	for (;;) {
@@ -185,7 +178,7 @@ static uint64_t serving_mask_while_waiting(pid_t pid, const char *tid)
 			if (!blocks_a_stop_signal(mask))
 				return mask;
 		}
-		if (mono_ms() >= deadline)
+		if (rd_now_ms() >= deadline)
 			return mask;
 		pause_1ms();
 	}
@@ -264,8 +257,8 @@ Test(signals, sigterm_ends_the_daemon_when_only_helpers_could_take_it)
 	cr_assert(WIFSTOPPED(status), "the serving thread is in a ptrace stop (status %#x)", status);
 
 	cr_assert_eq(kill(d->pid, SIGTERM), 0, "SIGTERM: %s", strerror(errno));
-	deadline = mono_ms() + TAKE_WINDOW_MS;
-	while (!(taken = !sigterm_pending(d->pid)) && mono_ms() < deadline)
+	deadline = rd_now_ms() + TAKE_WINDOW_MS;
+	while (!(taken = !sigterm_pending(d->pid)) && rd_now_ms() < deadline)
 		pause_1ms();
 	cr_assert_eq(ptrace(PTRACE_DETACH, d->pid, NULL, NULL), 0, "PTRACE_DETACH: %s", strerror(errno));
 	cr_expect(!taken, "a helper thread took SIGTERM while the serving thread could not");
@@ -283,7 +276,7 @@ Test(signals, sigterm_ends_the_daemon_when_only_helpers_could_take_it)
  * complete), without reaping it: rd_kill does that. */
 static bool wait_stopped(pid_t pid)
 {
-	uint64_t deadline = mono_ms() + RD_STOP_TIMEOUT_MS;
+	uint64_t deadline = rd_now_ms() + RD_STOP_TIMEOUT_MS;
 
 	for (;;) {
 		siginfo_t si;
@@ -293,7 +286,7 @@ static bool wait_stopped(pid_t pid)
 			return false;
 		if (si.si_pid == pid)
 			return si.si_code == CLD_STOPPED;
-		if (mono_ms() >= deadline)
+		if (rd_now_ms() >= deadline)
 			return false;
 		pause_1ms();
 	}
@@ -319,10 +312,10 @@ Test(signals, sigterm_while_stopped_always_ends_the_daemon)
 		/* Every thread is stopped, so no thread wants SIGTERM now: it
 		 * waits in the process's queue for the first thread to run. */
 		cr_assert_eq(kill(d->pid, SIGTERM), 0, "SIGTERM: %s", strerror(errno));
-		start = mono_ms();
+		start = rd_now_ms();
 		/* rd_kill sends SIGCONT and waits (the limit only detects a hang). */
 		status = rd_kill(d, SIGCONT);
-		if (mono_ms() - start < 1000)
+		if (rd_now_ms() - start < 1000)
 			quick++;
 		cr_assert_eq(status, 0,
 			     "round %d: after SIGSTOP, SIGTERM, SIGCONT ringdevd must exit 0, got %d "
@@ -397,8 +390,8 @@ Test(signals, a_daemonized_ringdevd_keeps_its_timer_and_ends_on_sigterm)
 	cr_assert_gt(pid, 0, "the daemonized ringdevd is found");
 
 	/* From here on the daemon is killed before anything is asserted. */
-	deadline = mono_ms() + RD_START_TIMEOUT_MS;
-	while ((ready = rd_stats_try(d, &st)) < 0 && mono_ms() < deadline)
+	deadline = rd_now_ms() + RD_START_TIMEOUT_MS;
+	while ((ready = rd_stats_try(d, &st)) < 0 && rd_now_ms() < deadline)
 		pause_1ms();
 	helpers = count_helpers(pid);
 	kill(pid, SIGTERM);
